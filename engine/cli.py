@@ -1,0 +1,90 @@
+"""The ``promptbank`` command: global options, then one sub-command per feature.
+
+Sub-commands live in ``engine/commands/<feature>.py``, each with ``register(subparsers)``;
+they are found automatically, so a feature adds a file and touches nothing here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import pkgutil
+import sys
+import traceback
+from collections.abc import Sequence
+
+from engine import __version__
+from engine.errors import PromptbankError
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    # Sub-parsers get the same options with SUPPRESS defaults, so `promptbank model info
+    # --json` and `promptbank --json model info` mean the same and neither overrides the other.
+    def default(value):
+        return value if top else argparse.SUPPRESS
+
+    parser.add_argument("--library", metavar="DIR", default=default(None),
+                        help="library folder (default: $PROMPTBANK_HOME or the user data folder)")
+    parser.add_argument("--model", metavar="SPEC",
+                        default=default(os.environ.get("PROMPTBANK_MODEL", "default")),
+                        help="default | model folder | file.gguf | cached hub id")
+    parser.add_argument("--device", default=default("auto"), help="auto | cpu | cuda[:N] | mps")
+    parser.add_argument("--json", action="store_true", default=default(False),
+                        help="print machine-readable JSON")
+    parser.add_argument("--debug", action="store_true", default=default(False),
+                        help="show tracebacks on errors")
+    parser.add_argument("--trust-remote-code", action="store_true", default=default(False),
+                        help="allow a model folder's own Python code to run (only if trusted)")
+
+
+def _sub_parsers(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                yield child
+                yield from _sub_parsers(child)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every feature's sub-commands."""
+    parser = argparse.ArgumentParser(
+        prog="promptbank",
+        description="A library of trained soft prompts for one local language model. "
+        "With no command, opens the desktop app.",
+    )
+    parser.add_argument("--version", action="version", version=f"promptbank {__version__}")
+    _add_global_options(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    import engine.commands as commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"engine.commands.{info.name}").register(sub)
+    for child in _sub_parsers(parser):
+        _add_global_options(child, top=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``promptbank`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "gui"])
+    try:
+        return int(args.func(args) or 0)
+    except PromptbankError as exc:
+        if args.debug:
+            traceback.print_exc()
+        if args.json:
+            print(json.dumps({"error": str(exc)}))
+        print(f"promptbank: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("promptbank: interrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

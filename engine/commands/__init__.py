@@ -1,0 +1,1 @@
+"""One module per CLI feature; each exposes ``register(subparsers)``."""

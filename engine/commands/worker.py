@@ -1,0 +1,40 @@
+"""``promptbank worker`` (the engine process) and ``promptbank gui`` (the desktop app)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    worker = sub.add_parser("worker", help="run the engine process (JSON lines on stdin/stdout)")
+    worker.set_defaults(func=cmd_worker)
+    gui = sub.add_parser("gui", help="open the desktop app (the default with no command)")
+    gui.add_argument("--examples", action="store_true",
+                     help="on first run, fill an empty library with the shipped examples")
+    gui.set_defaults(func=cmd_gui)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from engine.worker import run
+
+    return run(args)
+
+
+def desktop_argv(args: argparse.Namespace) -> list[str]:
+    """The command line that starts the desktop app with the same global options."""
+    argv = [sys.executable, "-m", "desktop", "--model", args.model, "--device", args.device]
+    if args.library:
+        argv += ["--library", args.library]
+    if getattr(args, "examples", False):
+        argv.append("--examples")
+    return argv
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    # The GUI runs in a fresh interpreter so the engine never imports Qt and the GUI
+    # process never holds torch.
+    argv = desktop_argv(args)
+    os.execv(argv[0], argv)
+    return 0

@@ -1,0 +1,69 @@
+"""Atomic, checksummed file writes: temp file in the same folder, fsync, rename, fsync dir."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from engine.errors import PromptbankError
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of a bytes object."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> str:
+    """Write ``data`` to ``path`` so a reader sees the old file or the whole new one; return sha256.
+
+    A failure (disk full, kill) leaves no partial ``path``; the temp file is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise PromptbankError(
+            f"Could not write {path}: {exc.strerror or exc}.",
+            hint="Free some disk space or choose another folder; nothing was changed.",
+        ) from exc
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return sha256_bytes(data)
+
+
+def atomic_copy(src: Path, dst: Path) -> str:
+    """Copy a file atomically into place and return its sha256."""
+    return atomic_write_bytes(dst, Path(src).read_bytes())

