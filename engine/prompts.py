@@ -8,7 +8,6 @@ Files are safetensors (never pickle) with the metadata in the header. Layouts:
 from __future__ import annotations
 
 import json
-import struct
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,10 +18,10 @@ from safetensors.torch import save as st_save
 
 from engine.errors import PromptbankError
 from engine.fileio import atomic_write_bytes, sha256_bytes
+from engine.st_header import read_header_metadata
 
 FORMAT_VERSION = 1
 METHODS = ("prompt", "prefix")
-MAX_HEADER = 1 << 20
 
 
 def utc_now() -> str:
@@ -180,20 +179,3 @@ def prompt_shape(method: str, length: int, geometry: ModelGeometry) -> tuple[int
     if method == "prompt":
         return (length, geometry.hidden_size)
     return (geometry.layers, 2, geometry.kv_heads, length, geometry.head_dim)
-
-
-def read_header_metadata(data: bytes, *, source: str = "file") -> dict[str, str]:
-    """The ``__metadata__`` of a safetensors blob, validated without trusting its sizes."""
-    if len(data) < 8:
-        raise PromptbankError(f"{source} is empty or truncated.")
-    (size,) = struct.unpack("<Q", data[:8])
-    if size > MAX_HEADER or 8 + size > len(data):
-        raise PromptbankError(f"{source} has a damaged header (truncated or not safetensors).")
-    try:
-        header = json.loads(data[8 : 8 + size])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PromptbankError(f"{source} has a damaged header (not valid JSON).") from exc
-    meta = header.get("__metadata__") if isinstance(header, dict) else None
-    if not isinstance(meta, dict):
-        raise PromptbankError(f"{source} has no Promptbank metadata.")
-    return {str(k): str(v) for k, v in meta.items()}
