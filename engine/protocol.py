@@ -1,7 +1,10 @@
 """The engine process's wire format: one JSON object per line, both ways. Torch-free.
 
 A request is ``{"id": str, "op": str, "args": {...}}``; an event is
-``{"id": str, "type": str, ...fields}``. Events of one request share its id.
+``{"id": str, "type": str, ...fields}``. Events of one request share its id and the last one
+is ``result`` or ``error`` (with ``message``). On start-up the worker sends a ``hello`` event
+with id ``""``. ``OP_SPECS`` lists every op with its arguments; ``validate_args`` checks a
+request against it and names the offending argument.
 """
 
 from __future__ import annotations
@@ -12,15 +15,11 @@ from typing import Any
 
 PROTOCOL_VERSION = 1
 EVENT_TYPES = ("hello", "progress", "token", "result", "error", "log")
-OPS = (
-    "hello", "ping", "load_model", "model_info", "generate", "score", "train", "continue",
-    "cancel", "jobs", "eval", "apply", "nearest_tokens", "similarity", "shutdown",
-)
 MAX_LINE = 16 << 20
 
 
 class ProtocolError(ValueError):
-    """A line that is not a valid request or event."""
+    """A line that is not a valid request or event, or a request with bad arguments."""
 
 
 @dataclass
@@ -32,6 +31,7 @@ class Request:
     args: dict[str, Any] = field(default_factory=dict)
 
     def encode(self) -> str:
+        """The request as one JSON line."""
         return json.dumps({"id": self.id, "op": self.op, "args": self.args}) + "\n"
 
 
@@ -44,6 +44,7 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
 
     def encode(self) -> str:
+        """The event as one JSON line (``id`` and ``type`` win over same-named fields)."""
         return json.dumps({**self.data, "id": self.id, "type": self.type}, default=str) + "\n"
 
     @property
@@ -51,6 +52,183 @@ class Event:
         """True for the event that ends a request (its result or its error)."""
         return self.type in ("result", "error")
 
+    @property
+    def message(self) -> str:
+        """The error message of an ``error`` event (empty otherwise)."""
+        return str(self.data.get("message", ""))
+
+
+def result(rid: str, **fields: Any) -> Event:
+    """The final, successful event of a request."""
+    return Event(rid, "result", fields)
+
+
+def error(rid: str, message: str, **fields: Any) -> Event:
+    """The final event of a request that failed: one readable sentence in ``message``."""
+    return Event(rid, "error", {"message": message, **fields})
+
+
+def progress(rid: str, kind: str, **fields: Any) -> Event:
+    """A progress event; ``kind`` says what moved (load, queued, started, step, eval, rows…)."""
+    return Event(rid, "progress", {"kind": kind, **fields})
+
+
+def token(rid: str, row: int, text: str) -> Event:
+    """A piece of generated text for row ``row`` of a ``generate`` request."""
+    return Event(rid, "token", {"row": row, "text": text})
+
+
+def log(rid: str, level: str, message: str) -> Event:
+    """A log line the client may show (warnings about a request)."""
+    return Event(rid, "log", {"level": level, "message": message})
+
+
+# --- ops and their arguments -------------------------------------------------------------
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "list": (list,),
+    "dict": (dict,),
+    "str|list": (str, list),
+}
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of an op: JSON type name, whether required, default, allowed values."""
+
+    name: str
+    type: str
+    required: bool = False
+    default: Any = None
+    choices: tuple[Any, ...] = ()
+    minimum: float | None = None
+    doc: str = ""
+
+    def check(self, op: str, value: Any) -> Any:
+        """The value if it fits, else a ProtocolError naming the argument."""
+        allowed = _TYPES[self.type]
+        is_bool = isinstance(value, bool)
+        if not isinstance(value, allowed) or (is_bool and bool not in allowed):
+            raise ProtocolError(f"Argument '{self.name}' of '{op}' must be a {self.type}, "
+                                f"not {type(value).__name__}.")
+        if self.choices and value not in self.choices:
+            raise ProtocolError(f"Argument '{self.name}' of '{op}' must be one of "
+                                f"{', '.join(map(str, self.choices))}; got {value!r}.")
+        if self.minimum is not None and value < self.minimum:
+            raise ProtocolError(f"Argument '{self.name}' of '{op}' must be at least "
+                                f"{self.minimum:g}; got {value!r}.")
+        if self.type == "str" and self.required and not value.strip():
+            raise ProtocolError(f"Argument '{self.name}' of '{op}' must not be empty.")
+        return value
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One op: its arguments, what it answers, one line of documentation."""
+
+    name: str
+    doc: str
+    args: tuple[Arg, ...] = ()
+    events: str = "result"
+    kind: str = "quick"  # quick (answered at once) | job (queued training) | long (streams)
+
+
+def _task(required: bool = True) -> Arg:
+    return Arg("task", "str", required=required, doc="task name")
+
+
+_VERSION = Arg("version", "int", minimum=1, doc="version number (default: the active one)")
+_TRAIN_CONFIG = Arg("config", "dict", default={}, doc="TrainConfig fields (method, length, …)")
+
+OP_SPECS: dict[str, OpSpec] = {spec.name: spec for spec in (
+    OpSpec("hello", "Protocol version, engine version, model info (null until loaded)."),
+    OpSpec("ping", "Answers at once; measures the round trip."),
+    OpSpec("load_model", "Load (or switch to) a base model; streams load progress.",
+           (Arg("model", "str", doc="model spec (default: the worker's --model)"),
+            Arg("device", "str", doc="auto | cpu | cuda[:N] | mps")),
+           "progress*, result"),
+    OpSpec("model_info", "The loaded model's description (loads it if needed)."),
+    OpSpec("generate", "Generate text for one or more rows, each with its own task; "
+           "streams tokens.",
+           (Arg("rows", "list", doc="[{text, task?, version?, max_new_tokens?, temperature?, "
+                "top_p?, stop?}]"),
+            Arg("text", "str", doc="shorthand for one row"),
+            _task(required=False), _VERSION,
+            Arg("max_new_tokens", "int", default=64, minimum=1),
+            Arg("temperature", "float", default=0.0, minimum=0.0),
+            Arg("top_p", "float", default=1.0, minimum=0.0),
+            Arg("stop", "list", default=[]),
+            Arg("stream", "bool", default=True, doc="send token events")),
+           "token*, result"),
+    OpSpec("score", "Label probabilities of texts for a classification task.",
+           (_task(), Arg("texts", "list", required=True), _VERSION)),
+    OpSpec("train", "Queue a training job for a task; streams progress until it ends.",
+           (_task(), _TRAIN_CONFIG), "progress*, result", "job"),
+    OpSpec("continue", "Queue continual learning of the active version on new data.",
+           (_task(), Arg("data", "str", required=True, doc="path of the new data file"),
+            _TRAIN_CONFIG), "progress*, result", "job"),
+    OpSpec("resume", "Queue a cancelled or interrupted run again from its last checkpoint.",
+           (Arg("run_id", "int", required=True, minimum=1),), "progress*, result", "job"),
+    OpSpec("cancel", "Stop a job at the next step boundary (checkpointed, resumable).",
+           (Arg("job", "str", required=True, doc="the id of the train/continue/resume/eval/"
+                "apply request"),)),
+    OpSpec("jobs", "Running and queued jobs, and interrupted runs that can be resumed."),
+    OpSpec("eval", "Evaluate a version (or a baseline) on a task's eval split or a file.",
+           (_task(), _VERSION, Arg("data", "str", doc="data file (default: the eval split)"),
+            Arg("baseline", "str", default="none", doc="none | zero-shot | instruction")),
+           "progress*, result", "long"),
+    OpSpec("apply", "Run tasks over a column of a CSV/JSONL file, writing a new file.",
+           (Arg("tasks", "str|list", required=True), Arg("input", "str", required=True),
+            Arg("column", "str", required=True), Arg("output", "str", required=True),
+            Arg("overwrite", "bool", default=False)),
+           "progress*, result", "long"),
+    OpSpec("nearest_tokens", "Per virtual token of a `prompt` version, the k nearest "
+           "vocabulary tokens by cosine.",
+           (_task(), _VERSION, Arg("k", "int", default=5, minimum=1))),
+    OpSpec("similarity", "Task-by-task cosine similarity of prompts of one method (SPoT).",
+           (Arg("tasks", "list", doc="task names (default: all with a version)"),
+            Arg("method", "str", default="prompt", choices=("prompt", "prefix")),
+            Arg("pooling", "str", default="mean", choices=("mean", "tokens")))),
+    OpSpec("shutdown", "Checkpoint the running job, then exit."),
+)}
+OPS = tuple(OP_SPECS)
+
+
+def validate_args(op: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The arguments with defaults filled in; ProtocolError names an unknown op or bad arg."""
+    spec = OP_SPECS.get(op)
+    if spec is None:
+        raise ProtocolError(f"Unknown op '{op}'; known ops: {', '.join(OPS)}.")
+    known = {a.name: a for a in spec.args}
+    for name in args:
+        if name not in known:
+            expected = ", ".join(known) or "none"
+            raise ProtocolError(f"Unknown argument '{name}' for '{op}' (expected: {expected}).")
+    out: dict[str, Any] = {}
+    for arg in spec.args:
+        if arg.name in args and args[arg.name] is not None:
+            out[arg.name] = arg.check(op, args[arg.name])
+        elif arg.required:
+            raise ProtocolError(f"Missing argument '{arg.name}' for '{op}'.")
+        else:
+            out[arg.name] = arg.default
+    return out
+
+
+def ops_table_markdown() -> str:
+    """The op reference as a Markdown table (for the README)."""
+    lines = ["| op | arguments | events | what it does |", "| --- | --- | --- | --- |"]
+    for spec in OP_SPECS.values():
+        args = ", ".join(a.name if a.required else f"{a.name}?" for a in spec.args) or "—"
+        lines.append(f"| `{spec.name}` | {args} | {spec.events} | {spec.doc} |")
+    return "\n".join(lines)
+
+
+# --- decoding ---------------------------------------------------------------------------
 
 def _parse_object(line: str | bytes) -> dict[str, Any]:
     if len(line) > MAX_LINE:
@@ -72,9 +250,20 @@ def decode_request(line: str | bytes) -> Request:
         raise ProtocolError("a request needs a non-empty string 'id'")
     if not isinstance(op, str) or not op:
         raise ProtocolError("a request needs a string 'op'")
+    if args is None:
+        args = {}
     if not isinstance(args, dict):
         raise ProtocolError("'args' must be an object")
     return Request(rid, op, args)
+
+
+def request_id_of(line: str | bytes) -> str:
+    """The id of a line that failed to decode, when one can still be read (else "")."""
+    try:
+        rid = json.loads(line).get("id")
+    except (ValueError, AttributeError, TypeError):
+        return ""
+    return rid if isinstance(rid, str) else ""
 
 
 def decode_event(line: str | bytes) -> Event:
@@ -84,3 +273,36 @@ def decode_event(line: str | bytes) -> Event:
     if not isinstance(rid, str) or kind not in EVENT_TYPES:
         raise ProtocolError("an event needs a string 'id' and a known 'type'")
     return Event(rid, kind, obj)
+
+
+ROW_FIELDS = {"text": str, "task": str, "version": int, "max_new_tokens": int,
+              "temperature": (int, float), "top_p": (int, float), "stop": list}
+
+
+def generate_rows(args: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a validated ``generate`` request: ``rows``, or one row from ``text``.
+
+    Per-row fields fall back to the request's own (task, version, max_new_tokens, …).
+    """
+    if (args.get("rows") is None) == (args.get("text") is None):
+        raise ProtocolError("'generate' needs exactly one of the arguments 'rows' or 'text'.")
+    rows = args["rows"] if args.get("rows") is not None else [{"text": args["text"]}]
+    if not rows:
+        raise ProtocolError("Argument 'rows' of 'generate' must not be empty.")
+    defaults = {k: args.get(k) for k in ROW_FIELDS if k != "text"}
+    out = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise ProtocolError(f"Argument 'rows[{i}]' of 'generate' must be an object.")
+        for name, value in row.items():
+            kind = ROW_FIELDS.get(name)
+            if kind is None:
+                raise ProtocolError(f"Unknown field 'rows[{i}].{name}' for 'generate'.")
+            if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+                raise ProtocolError(f"Field 'rows[{i}].{name}' of 'generate' has the wrong type "
+                                    f"({type(value).__name__}).")
+        if not isinstance(row.get("text"), str):
+            raise ProtocolError(f"Field 'rows[{i}].text' of 'generate' is required.")
+        merged = {**defaults, **{k: v for k, v in row.items() if v is not None}}
+        out.append({k: v for k, v in merged.items() if v is not None})
+    return out

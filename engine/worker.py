@@ -1,88 +1,412 @@
-"""The engine process (``promptbank worker``): one model, requests and events as JSON lines.
+"""The engine process (``promptbank worker``): one model copy, JSON lines on stdin/stdout.
 
-stdout carries only protocol lines; logs go to stderr.
+A reader thread queues requests; the scheduler answers them first and otherwise advances the
+running training job by one step. stdout carries only protocol lines (flushed); logs go to
+stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import os
 import sys
-import traceback
-from typing import TextIO
+import threading
+from pathlib import Path
+from typing import Any, TextIO
 
 from engine import __version__
 from engine.errors import PromptbankError
-from engine.protocol import PROTOCOL_VERSION, Event, ProtocolError, Request, decode_request
+from engine.protocol import (
+    OP_SPECS,
+    PROTOCOL_VERSION,
+    Event,
+    ProtocolError,
+    Request,
+    decode_request,
+    generate_rows,
+    progress,
+    request_id_of,
+    result,
+    token,
+    validate_args,
+)
+from engine.scheduler import END_OF_INPUT, JobEntry, Malformed, Scheduler
 
 log = logging.getLogger("promptbank.worker")
 
 
+def not_available(feature: str) -> PromptbankError:
+    """The error of an op whose engine module is not installed in this build."""
+    return PromptbankError(f"The {feature} is not available yet in this engine build.",
+                           hint="Update Promptbank.")
+
+
+def to_json(value: Any) -> Any:
+    """Dataclasses (also nested) as dicts, so results go on the wire as plain JSON."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
+
+
+class TrainingJobAdapter:
+    """A ``TrainingJob`` seen as a scheduler job (see engine/scheduler.Job)."""
+
+    def __init__(self, job: Any, library: Any, on_finish: Any) -> None:
+        self.job = job
+        self.library = library
+        self.on_finish = on_finish
+
+    @property
+    def done(self) -> bool:
+        return bool(self.job.done)
+
+    def step(self) -> list[dict[str, Any]]:
+        return list(self.job.step())
+
+    def describe(self) -> dict[str, Any]:
+        return {"run_id": self.job.run_id, "step": self.job.step_index,
+                "total": self.job.total_steps}
+
+    def cancel(self) -> dict[str, Any]:
+        self.job.cancel()
+        return self.describe()
+
+    def finish(self) -> dict[str, Any]:
+        done = to_json(self.job.finish())
+        self.on_finish(self.job.task)
+        return done if isinstance(done, dict) else {"value": done}
+
+    def fail(self, message: str) -> None:
+        self.library.finish_run(self.job.run_id, "failed", summary={"error": message})
+
+
 class Worker:
-    """Reads requests, answers them in order with the one loaded model."""
+    """Holds the one model copy, the library and the runtime; answers every op."""
 
     def __init__(self, args: argparse.Namespace, out: TextIO = sys.stdout) -> None:
         self.args = args
         self.out = out
-        self.host = None
-        self.running = True
+        self.host: Any = None
+        self._library: Any = None
+        self._runtime: Any = None
+        self._lock = threading.Lock()
+        self.scheduler = Scheduler(self.send, self.handle,
+                                   quick=lambda op: OP_SPECS[op].kind == "quick"
+                                   if op in OP_SPECS else True,
+                                   on_failure=self._release_memory)
+
+    # --- output ---------------------------------------------------------------------------
 
     def send(self, event: Event) -> None:
-        self.out.write(event.encode())
-        self.out.flush()
+        """Write one protocol line and flush it."""
+        line = event.encode()
+        with self._lock:
+            self.out.write(line)
+            self.out.flush()
 
-    def ensure_model(self, rid: str):
-        if self.host is None:
-            from engine.model import ModelHost
+    # --- shared state -----------------------------------------------------------------
 
-            def progress(stage: str, fraction: float) -> None:
-                self.send(Event(rid, "progress", {"stage": stage, "fraction": fraction}))
+    def ensure_model(self, rid: str = "", spec: str | None = None,
+                     device: str | None = None) -> Any:
+        """The loaded ModelHost, loading it (with progress events on ``rid``) if needed."""
+        wanted = spec or self.args.model
+        if self.host is not None and spec in (None, self.host.spec) and device is None:
+            return self.host
+        if self.host is not None and self.scheduler.jobs:
+            raise PromptbankError("A training job uses the loaded model.",
+                                  hint="Cancel or finish the jobs before switching models.")
+        from engine.model import ModelHost
 
-            self.host = ModelHost(self.args.model, device=self.args.device,
-                                  trust_remote_code=self.args.trust_remote_code,
-                                  progress=progress)
+        def on_progress(stage: str, fraction: float) -> None:
+            self.send(progress(rid, "load", stage=stage, fraction=fraction))
+
+        self.host = ModelHost(wanted, device=device or self.args.device,
+                              trust_remote_code=self.args.trust_remote_code,
+                              progress=on_progress)
+        self._runtime = None
+        if self._library is not None:
+            self._library.record_model(self.host.info().to_dict())
         return self.host
 
-    def hello(self, rid: str) -> dict:
+    @property
+    def library(self) -> Any:
+        """The Library, opened on first use."""
+        if self._library is None:
+            try:
+                from engine.library import Library
+            except ImportError as exc:
+                raise not_available("library") from exc
+            self._library = Library(self.args.library)
+            if self.host is not None:
+                self._library.record_model(self.host.info().to_dict())
+        return self._library
+
+    def runtime(self, rid: str) -> Any:
+        """The Runtime on the loaded model (created on first use)."""
+        if self._runtime is None:
+            host = self.ensure_model(rid)
+            try:
+                from engine.runtime import Runtime
+            except ImportError as exc:
+                raise not_available("runtime (generation and scoring)") from exc
+            self._runtime = Runtime(host, self.library)
+        return self._runtime
+
+    def _invalidate(self, task: str) -> None:
+        if self._runtime is not None:
+            self._runtime.invalidate(task)
+
+    def _release_memory(self, exc: BaseException) -> None:
+        try:
+            import torch
+        except ImportError:
+            return
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    # --- ops ------------------------------------------------------------------------------
+
+    def hello(self) -> dict[str, Any]:
+        """What ``hello`` answers: protocol and engine versions, model info, the ops."""
         info = self.host.info().to_dict() if self.host else None
-        return {"protocol": PROTOCOL_VERSION, "engine": __version__, "model": info}
+        return {"protocol": PROTOCOL_VERSION, "engine": __version__, "model": info,
+                "ops": list(OP_SPECS)}
 
     def handle(self, req: Request) -> None:
-        if req.op == "ping":
-            self.send(Event(req.id, "result", {"pong": True}))
-        elif req.op == "hello":
-            self.send(Event(req.id, "result", self.hello(req.id)))
-        elif req.op in ("model_info", "load_model"):
-            self.send(Event(req.id, "result", self.ensure_model(req.id).info().to_dict()))
-        elif req.op == "shutdown":
-            self.running = False
-            self.send(Event(req.id, "result", {"bye": True}))
-        else:
-            self.send(Event(req.id, "error", {"message": f"Unknown op '{req.op}'."}))
+        """Validate a request and run its op (events go out through ``send``)."""
+        try:
+            args = validate_args(req.op, req.args)
+        except ProtocolError as exc:
+            self.send(Event(req.id, "error", {"message": str(exc)}))
+            return
+        getattr(self, "op_" + req.op)(req.id, args)
 
-    def serve(self, stream: TextIO) -> None:
-        self.send(Event("", "hello", self.hello("")))
+    def op_hello(self, rid: str, args: dict) -> None:
+        self.send(result(rid, **self.hello()))
+
+    def op_ping(self, rid: str, args: dict) -> None:
+        self.send(result(rid, pong=True))
+
+    def op_load_model(self, rid: str, args: dict) -> None:
+        host = self.ensure_model(rid, args["model"], args["device"])
+        self.send(result(rid, **host.info().to_dict()))
+
+    def op_model_info(self, rid: str, args: dict) -> None:
+        self.send(result(rid, **self.ensure_model(rid).info().to_dict()))
+
+    def op_shutdown(self, rid: str, args: dict) -> None:
+        self.scheduler.stop("the worker was shut down")
+        self.send(result(rid, bye=True))
+
+    def op_generate(self, rid: str, args: dict) -> None:
+        rows = generate_rows(args)
+        runtime = self.runtime(rid)
+        from engine.runtime import GenRow
+
+        fields = {f.name for f in dataclasses.fields(GenRow)}
+        gen_rows = [GenRow(**{k: v for k, v in row.items() if k in fields}) for row in rows]
+
+        def on_token(row: int, text: str) -> None:
+            self.send(token(rid, row, text))
+
+        results = runtime.generate(gen_rows, on_token=on_token if args["stream"] else None)
+        self.send(result(rid, results=[to_json(r) for r in results]))
+
+    def op_score(self, rid: str, args: dict) -> None:
+        texts = args["texts"]
+        if not all(isinstance(t, str) for t in texts):
+            raise ProtocolError("Argument 'texts' of 'score' must be a list of strings.")
+        scores = self.runtime(rid).score(args["task"], texts, version=args["version"])
+        self.send(result(rid, results=[to_json(s) for s in scores]))
+
+    def _train_config(self, config: dict) -> Any:
+        try:
+            from engine.train import TrainConfig
+        except ImportError as exc:
+            raise not_available("trainer") from exc
+        try:
+            return TrainConfig(**config)
+        except TypeError as exc:
+            known = ", ".join(f.name for f in dataclasses.fields(TrainConfig))
+            raise ProtocolError(f"Argument 'config' has an unknown field ({exc}); "
+                                f"known fields: {known}.") from exc
+
+    def _submit(self, rid: str, op: str, task: str, start: Any) -> None:
+        def begin() -> TrainingJobAdapter:
+            return TrainingJobAdapter(start(), self.library, self._invalidate)
+
+        self.scheduler.submit(JobEntry(rid, op, task, begin))
+
+    def op_train(self, rid: str, args: dict) -> None:
+        config = self._train_config(args["config"])
+        task = self.library.get_task(args["task"]).name
+        from engine.train import TrainingJob
+
+        self._submit(rid, "train", task,
+                     lambda: TrainingJob.start(self.library, self.ensure_model(rid), task,
+                                               config))
+
+    def op_continue(self, rid: str, args: dict) -> None:
+        config = self._train_config(args["config"])
+        task = self.library.get_task(args["task"]).name
+        data = Path(args["data"]).expanduser()
+        if not data.is_file():
+            raise PromptbankError(f"The data file {data} does not exist.", hint="Check the path.")
+        from engine.train import TrainingJob
+
+        self._submit(rid, "continue", task,
+                     lambda: TrainingJob.start(self.library, self.ensure_model(rid), task,
+                                               config, continue_data=data))
+
+    def op_resume(self, rid: str, args: dict) -> None:
+        run_id = args["run_id"]
+        run = self.library.get_run(run_id)
+        if any(e.job is not None and e.job.describe().get("run_id") == run_id
+               for e in self.scheduler.jobs):
+            raise PromptbankError(f"Run {run_id} is already running in this worker.")
+        if run.status == "done":
+            raise PromptbankError(f"Run {run_id} has already finished.",
+                                  hint="Start a new run with 'train' or 'continue'.")
+        try:
+            from engine.train import TrainingJob
+        except ImportError as exc:
+            raise not_available("trainer") from exc
+        task = self._task_name(run.task_id)
+        self._submit(rid, "resume", task,
+                     lambda: TrainingJob.resume(self.library, self.ensure_model(rid), run_id))
+
+    def _task_name(self, task_id: int) -> str:
+        return next((t.name for t in self.library.list_tasks() if t.id == task_id), "")
+
+    def op_cancel(self, rid: str, args: dict) -> None:
+        was = self.scheduler.cancel(args["job"])
+        self.send(result(rid, job=args["job"], was=was))
+
+    def op_jobs(self, rid: str, args: dict) -> None:
+        listing = self.scheduler.listing()
+        active = {j.get("run_id") for j in listing}
+        resumable = [
+            {"run_id": r.id, "task": self._task_name(r.task_id), "status": r.status}
+            for r in self.library.list_runs()
+            if r.status in ("running", "cancelled") and r.id not in active
+        ]
+        self.send(result(rid, jobs=listing, resumable=resumable))
+
+    def _long(self, rid: str, op: str, task: str, work: Any) -> None:
+        self.scheduler.run_long(rid, op, task, work)
+
+    def op_eval(self, rid: str, args: dict) -> None:
+        try:
+            from engine.evaluate import evaluate
+        except ImportError as exc:
+            raise not_available("evaluation") from exc
+        runtime = self.runtime(rid)
+
+        def work(should_stop: Any) -> None:
+            self.send(progress(rid, "started", task=args["task"]))
+            data = Path(args["data"]).expanduser() if args["data"] else None
+            res = evaluate(runtime, self.library, args["task"], version=args["version"],
+                           data=data, baseline=args["baseline"])
+            self.send(result(rid, **to_json(res)))
+
+        self._long(rid, "eval", args["task"], work)
+
+    def op_apply(self, rid: str, args: dict) -> None:
+        try:
+            from engine.apply import apply_file
+        except ImportError as exc:
+            raise not_available("batch apply") from exc
+        tasks = args["tasks"] if isinstance(args["tasks"], list) else [args["tasks"]]
+        runtime = self.runtime(rid)
+
+        def work(should_stop: Any) -> None:
+            def on_progress(*done: Any) -> None:
+                self.send(progress(rid, "rows", done=list(done)))
+                self.scheduler.serve_pending()
+
+            res = apply_file(runtime, tasks, Path(args["input"]).expanduser(), args["column"],
+                             Path(args["output"]).expanduser(), overwrite=args["overwrite"],
+                             on_progress=on_progress, should_stop=should_stop)
+            self.send(result(rid, **to_json(res)))
+
+        self._long(rid, "apply", ",".join(tasks), work)
+
+    def _soft_prompt(self, task: str, version: int | None) -> tuple[Any, Any]:
+        from engine.prompts import SoftPrompt
+
+        ver = self.library.get_version(task, version)
+        prompt = SoftPrompt.load(self.library.version_path(ver), sha256=ver.sha256)
+        return ver, prompt
+
+    def op_nearest_tokens(self, rid: str, args: dict) -> None:
+        from engine.inspect import nearest_tokens
+
+        ver, prompt = self._soft_prompt(args["task"], args["version"])
+        tokens = nearest_tokens(self.ensure_model(rid), prompt, k=args["k"])
+        self.send(result(rid, task=args["task"], version=ver.number, method=prompt.method,
+                         k=args["k"], tokens=tokens))
+
+    def op_similarity(self, rid: str, args: dict) -> None:
+        from engine.inspect import similarity
+
+        names = args["tasks"] or [t.name for t in self.library.list_tasks()]
+        host = self.ensure_model(rid)
+        prompts, skipped = {}, []
+        for name in names:
+            if not isinstance(name, str):
+                raise ProtocolError("Argument 'tasks' of 'similarity' must list task names.")
+            try:
+                _, prompt = self._soft_prompt(name, None)
+            except PromptbankError as exc:
+                skipped.append({"task": name, "reason": str(exc)})
+                continue
+            if prompt.method != args["method"]:
+                skipped.append({"task": name, "reason": f"its active version is a "
+                                f"{prompt.method}, not a {args['method']}"})
+            elif prompt.geometry.fingerprint != host.fingerprint:
+                skipped.append({"task": name, "reason": "trained on another model"})
+            else:
+                prompts[name] = prompt
+        sim = similarity(prompts, pooling=args["pooling"])
+        self.send(result(rid, method=args["method"], skipped=skipped, **sim))
+
+    # --- the process ------------------------------------------------------------------
+
+    def read(self, stream: TextIO) -> None:
+        """The reader thread: decode lines and queue them for the main loop."""
         for line in stream:
             if not line.strip():
                 continue
             try:
-                req = decode_request(line)
+                self.scheduler.put(decode_request(line))
             except ProtocolError as exc:
-                self.send(Event("", "error", {"message": f"Malformed request: {exc}."}))
-                continue
-            try:
-                self.handle(req)
-            except PromptbankError as exc:
-                self.send(Event(req.id, "error", {"message": str(exc)}))
-            except Exception as exc:
-                log.error("request %s failed:\n%s", req.id, traceback.format_exc())
-                self.send(Event(req.id, "error", {"message": f"{type(exc).__name__}: {exc}"}))
-            if not self.running:
-                break
+                self.scheduler.put(Malformed(request_id_of(line), str(exc)))
+        self.scheduler.put(END_OF_INPUT)
+
+    def serve(self, stream: TextIO) -> None:
+        """Say hello, then serve requests from ``stream`` until shutdown or end of input."""
+        self.send(Event("", "hello", self.hello()))
+        reader = threading.Thread(target=self.read, args=(stream,), name="reader", daemon=True)
+        reader.start()
+        self.scheduler.run()
+
+
+def protocol_stdout() -> TextIO:
+    """A private handle on the real stdout; fd 1 and ``sys.stdout`` then point at stderr.
+
+    Stray prints (ours or a library's, even from C) can then never corrupt the protocol.
+    """
+    sys.stdout.flush()
+    out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
     """Serve stdin/stdout until ``shutdown`` or end of input."""
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="worker: %(message)s")
-    Worker(args).serve(sys.stdin)
+    Worker(args, out=protocol_stdout()).serve(sys.stdin)
     return 0

@@ -1,0 +1,264 @@
+"""The worker's scheduler: answer pending requests first, else advance the running job one step.
+
+Torch-free. Requests arrive on a queue (filled by a reader thread); background jobs (training
+runs) wait in a FIFO and the one at its head advances by one ``step()`` whenever no request is
+pending, so inference on any task is served between two training steps on the same model.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from engine.errors import PromptbankError
+from engine.protocol import Event, ProtocolError, Request, error, progress, result
+
+log = logging.getLogger("promptbank.worker")
+
+
+class Job(Protocol):
+    """Background work advanced in slices (a training run)."""
+
+    @property
+    def done(self) -> bool: ...
+
+    def step(self) -> list[dict[str, Any]]: ...
+
+    def cancel(self) -> dict[str, Any]: ...
+
+    def finish(self) -> dict[str, Any]: ...
+
+    def fail(self, message: str) -> None: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class JobEntry:
+    """A queued or running job, known by the id of the request that asked for it."""
+
+    id: str
+    op: str
+    task: str
+    start: Callable[[], Job]
+    job: Job | None = None
+    submitted: float = field(default_factory=time.time)
+
+    @property
+    def state(self) -> str:
+        return "queued" if self.job is None else "running"
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-friendly line of the ``jobs`` listing."""
+        info = {"job": self.id, "op": self.op, "task": self.task, "state": self.state}
+        if self.job is not None:
+            info.update(self.job.describe())
+        return info
+
+
+@dataclass
+class Malformed:
+    """A line the reader could not decode, answered in order by the main loop."""
+
+    id: str
+    message: str
+
+
+END_OF_INPUT = object()
+Item = Request | Malformed | object
+
+
+def one_line(exc: BaseException) -> str:
+    """A one-line message for an exception (PromptbankError text, else type and text)."""
+    if isinstance(exc, PromptbankError | ProtocolError):
+        return str(exc)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for an accelerator or host out-of-memory failure (fails the request only)."""
+    return isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
+
+
+class Scheduler:
+    """The main loop: pending requests first (through ``handle``), else one job step."""
+
+    def __init__(self, send: Callable[[Event], None], handle: Callable[[Request], None],
+                 *, quick: Callable[[str], bool] = lambda op: True,
+                 on_failure: Callable[[BaseException], None] = lambda exc: None) -> None:
+        self.send = send
+        self.handle = handle
+        self.quick = quick
+        self.on_failure = on_failure
+        self.inbox: queue.Queue[Item] = queue.Queue()
+        self.backlog: deque[Item] = deque()
+        self.jobs: deque[JobEntry] = deque()
+        self.running = True
+        self.long_op: dict[str, Any] | None = None
+        self.long_cancelled = False
+
+    # --- requests ---------------------------------------------------------------------
+
+    def put(self, item: Item) -> None:
+        """Queue a request (thread-safe; the reader thread calls this)."""
+        self.inbox.put(item)
+
+    def _next(self, block: bool) -> Item | None:
+        if self.backlog:
+            return self.backlog.popleft()
+        try:
+            return self.inbox.get(block=block)
+        except queue.Empty:
+            return None
+
+    def dispatch(self, item: Item) -> None:
+        """Answer one request; every failure becomes an ``error`` event, never a crash."""
+        if item is END_OF_INPUT:
+            self.stop("the worker's input closed")
+            return
+        if isinstance(item, Malformed):
+            self.send(error(item.id, f"Malformed request: {item.message}."))
+            return
+        assert isinstance(item, Request)
+        try:
+            self.handle(item)
+        except Exception as exc:
+            self.fail_request(item.id, exc)
+
+    def fail_request(self, rid: str, exc: BaseException) -> None:
+        """Send the one-line error of a failed request; the trace goes to the log."""
+        if isinstance(exc, PromptbankError):
+            log.info("request %s: %s", rid, exc)
+        else:
+            log.error("request %s failed:\n%s", rid, traceback.format_exc())
+        if is_out_of_memory(exc):
+            self.on_failure(exc)
+            self.send(error(rid, f"Out of memory: {one_line(exc)}. The request was dropped; "
+                            "try fewer rows, shorter texts or a smaller batch."))
+            return
+        self.send(error(rid, one_line(exc)))
+
+    def serve_pending(self) -> None:
+        """Answer the quick requests waiting now (called from inside a long op's progress).
+
+        Other requests (jobs, long ops) wait in the backlog until the long op ends.
+        """
+        if self.long_op is None:
+            return
+        while True:
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            if item is END_OF_INPUT or (isinstance(item, Request) and not self.quick(item.op)):
+                self.backlog.append(item)
+            else:
+                self.dispatch(item)
+
+    def run_long(self, rid: str, op: str, task: str,
+                 work: Callable[[Callable[[], bool]], None]) -> None:
+        """Run a long op inline; ``work`` gets a should-stop callable and may call
+        ``serve_pending`` from its progress callback so quick requests are answered meanwhile."""
+        self.long_op = {"job": rid, "op": op, "task": task, "state": "running"}
+        self.long_cancelled = False
+        try:
+            work(lambda: self.long_cancelled)
+        finally:
+            self.long_op = None
+
+    # --- jobs ---------------------------------------------------------------------------
+
+    def submit(self, entry: JobEntry) -> None:
+        """Queue a job behind the others (FIFO) and tell its requester where it stands."""
+        self.jobs.append(entry)
+        self.send(progress(entry.id, "queued", position=len(self.jobs) - 1, task=entry.task))
+
+    def find(self, job_id: str) -> JobEntry | None:
+        return next((e for e in self.jobs if e.id == job_id), None)
+
+    def cancel(self, job_id: str) -> str:
+        """Cancel a queued job or stop the running one (checkpointed); returns its old state."""
+        if self.long_op is not None and self.long_op["job"] == job_id:
+            self.long_cancelled = True
+            return "running"
+        entry = self.find(job_id)
+        if entry is None:
+            raise PromptbankError(f"No job '{job_id}' is queued or running.",
+                                  hint="List them with the 'jobs' op.")
+        state = entry.state
+        self.jobs.remove(entry)
+        if entry.job is None:
+            self.send(result(entry.id, status="cancelled", started=False, task=entry.task))
+            return state
+        try:
+            fields = entry.job.cancel()
+        except Exception as exc:
+            self.fail_request(entry.id, exc)
+            return state
+        self.send(result(entry.id, status="cancelled", started=True, task=entry.task,
+                         **fields))
+        return state
+
+    def advance(self) -> None:
+        """Start the job at the head if needed, then run one of its steps."""
+        entry = self.jobs[0]
+        try:
+            if entry.job is None:
+                entry.job = entry.start()
+                self.send(progress(entry.id, "started", task=entry.task,
+                                   **entry.job.describe()))
+            if not entry.job.done:
+                started = time.perf_counter()
+                events = entry.job.step()
+                step_ms = round((time.perf_counter() - started) * 1000, 2)
+                for info in events:
+                    fields = {k: v for k, v in info.items() if k != "kind"}
+                    self.send(progress(entry.id, str(info.get("kind", "step")), job=entry.id,
+                                       step_ms=step_ms, **fields))
+            if entry.job.done:
+                self.jobs.popleft()
+                self.send(result(entry.id, status="done", **entry.job.finish()))
+        except Exception as exc:
+            if self.jobs and self.jobs[0] is entry:
+                self.jobs.popleft()
+            if entry.job is not None:
+                try:
+                    entry.job.fail(one_line(exc))
+                except Exception:
+                    log.error("could not record the failure of job %s:\n%s", entry.id,
+                              traceback.format_exc())
+            self.fail_request(entry.id, exc)
+
+    def stop(self, reason: str) -> None:
+        """Checkpoint the running job, drop the queued ones, and end the loop."""
+        for entry in list(self.jobs):
+            if entry.job is not None:
+                self.cancel(entry.id)
+            else:
+                self.jobs.remove(entry)
+                self.send(error(entry.id, f"The job did not start: {reason}."))
+        self.long_cancelled = True
+        self.running = False
+
+    def listing(self) -> list[dict[str, Any]]:
+        """Every running and queued job, in order."""
+        listing = [e.describe() for e in self.jobs]
+        return [self.long_op, *listing] if self.long_op is not None else listing
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve until ``stop``: requests first, else one step of the head job."""
+        while self.running:
+            item = self._next(block=not self.jobs)
+            if item is not None:
+                self.dispatch(item)
+            elif self.jobs:
+                self.advance()
