@@ -278,7 +278,7 @@ class Worker:
                      lambda: TrainingJob.resume(self.library, self.ensure_model(rid), run_id))
 
     def _task_name(self, task_id: int) -> str:
-        return next((t.name for t in self.library.list_tasks() if t.id == task_id), "")
+        return self.library.get_task_by_id(task_id).name
 
     def op_cancel(self, rid: str, args: dict) -> None:
         was = self.scheduler.cancel(args["job"])
@@ -337,8 +337,8 @@ class Worker:
         from engine.prompts import SoftPrompt
 
         ver = self.library.get_version(task, version)
-        prompt = SoftPrompt.load(self.library.version_path(ver), sha256=ver.sha256)
-        return ver, prompt
+        data = self.library.read_version_bytes(ver)
+        return ver, SoftPrompt.from_bytes(data, source=str(self.library.version_path(ver)))
 
     def op_nearest_tokens(self, rid: str, args: dict) -> None:
         from engine.inspect import nearest_tokens
