@@ -66,12 +66,15 @@ def data_forward(
     *,
     past_mask: torch.Tensor | None = None,
     prompt_lengths: torch.Tensor | None = None,
+    logits_to_keep: int | torch.Tensor = 0,
 ) -> torch.Tensor:
     """Logits of the data tokens run after the prompt's keys/values.
 
     ``past`` may hold one row (broadcast to the batch) or one row per batch row. For rows
     with prompts of different lengths, ``past_mask`` (batch, past_len) marks the real prompt
     slots and ``prompt_lengths`` gives each row's prompt length (its first data position).
+    ``logits_to_keep`` is passed to the model (a boolean (batch, length) mask returns only
+    those positions' logits, flattened: training needs only the target positions).
     """
     batch = input_ids.shape[0]
     past_len = past[0][0].shape[2] if past else 0
@@ -87,5 +90,6 @@ def data_forward(
         past_key_values=cache,
         position_ids=data_positions(attention_mask, prompt_lengths),
         use_cache=cache is not None,
+        logits_to_keep=logits_to_keep,
     )
     return out.logits

@@ -1,0 +1,102 @@
+"""Starting tensors for new prompts: instruction text, label words, vocabulary, random, transfer.
+
+For ``prefix`` the chosen token embeddings are run through the model once and their per-layer
+keys/values become the prefix, so step 0 already acts like the text placed before the chat.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from engine.errors import PromptbankError
+from engine.kv import prompt_past
+from engine.prompts import ModelGeometry, SoftPrompt, prompt_shape
+
+INITS = ("text", "labels", "vocab", "random")
+#: Vocabulary samples come from the first ids, which BPE tokenizers give to common tokens.
+COMMON_VOCAB = 5000
+
+
+def fit_length(tokens: torch.Tensor, length: int) -> torch.Tensor:
+    """Repeat or cut a sequence (first dimension) to exactly ``length`` items."""
+    reps = -(-length // tokens.shape[0])
+    return tokens.repeat(reps, *([1] * (tokens.dim() - 1)))[:length]
+
+
+def _text_ids(host, text: str) -> torch.Tensor:
+    ids = host.tokenizer(text, add_special_tokens=False)["input_ids"]
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def _task_text(task) -> str:
+    return (task.instruction or task.description or "").strip()
+
+
+def init_token_ids(host, init: str, length: int, task, seed: int) -> torch.Tensor | None:
+    """Token ids for the text/labels/vocab inits (None for random)."""
+    if init == "text":
+        text = _task_text(task)
+        if not text:
+            raise PromptbankError(
+                f"The task '{task.name}' has no instruction or description to start from.",
+                hint="Give the task an instruction, or use --init labels, vocab or random.")
+        return fit_length(_text_ids(host, text), length)
+    if init == "labels":
+        if not task.labels:
+            raise PromptbankError(f"The task '{task.name}' has no labels to start from.",
+                                  hint="Use --init text, vocab or random.")
+        return fit_length(_text_ids(host, " " + " ".join(task.labels)), length)
+    if init == "vocab":
+        gen = torch.Generator().manual_seed(seed)
+        top = min(COMMON_VOCAB, int(host.config.vocab_size))
+        return torch.randint(0, top, (length,), generator=gen)
+    return None
+
+
+def _embeddings(host, init: str, length: int, task, seed: int) -> torch.Tensor:
+    table = host.embeddings().weight.detach().float().cpu()
+    ids = init_token_ids(host, init, length, task, seed)
+    if ids is not None:
+        return table[ids].clone()
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(length, table.shape[1], generator=gen) * table.std()
+
+
+@torch.no_grad()
+def embeddings_to_prefix(host, embeds: torch.Tensor) -> torch.Tensor:
+    """The per-layer keys/values of embeddings: a (layers, 2, kv_heads, n, head_dim) prefix."""
+    past = prompt_past(host, "prompt", embeds)
+    return torch.stack([torch.stack([k[0], v[0]]) for k, v in past]).float().cpu()
+
+
+def transfer_tensor(library, host, other: str, method: str, length: int) -> torch.Tensor:
+    """Another task's active prompt (same method and model), repeated or cut to ``length``."""
+    version = library.get_version(other)
+    if version.method != method:
+        raise PromptbankError(
+            f"The task '{other}' has a {version.method} prompt, not a {method} one.",
+            hint=f"Use --method {version.method}, or another init.")
+    source = SoftPrompt.load(library.version_path(version), sha256=version.sha256)
+    source.check_fits(ModelGeometry.of(host))
+    if method == "prompt":
+        return fit_length(source.tensor, length)
+    return fit_length(source.tensor.permute(3, 0, 1, 2, 4), length).permute(1, 2, 3, 0, 4)
+
+
+def initial_tensor(host, method: str, length: int, init: str, task, *, seed: int = 0,
+                   library=None) -> torch.Tensor:
+    """The starting tensor of a new ``method`` prompt of ``length`` tokens (float32, CPU)."""
+    if length < 1:
+        raise PromptbankError("The prompt length must be at least 1.", hint="Use --length 20.")
+    if init.startswith("task:"):
+        if library is None:
+            raise PromptbankError("Transfer from another task needs the library.")
+        tensor = transfer_tensor(library, host, init.removeprefix("task:"), method, length)
+    elif init in INITS:
+        embeds = _embeddings(host, init, length, task, seed)
+        tensor = embeds if method == "prompt" else embeddings_to_prefix(host, embeds)
+    else:
+        raise PromptbankError(f"Unknown init '{init}'.",
+                              hint="Use text, labels, vocab, random or task:OTHER.")
+    assert tuple(tensor.shape) == prompt_shape(method, length, ModelGeometry.of(host))
+    return tensor.float().contiguous()
