@@ -22,7 +22,7 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/promptbank --library "$${PROMPTBANK_HOME:-$$HOME/.local/share/promptbank}" gui --examples
+	$(BIN)/promptbank gui --examples
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
