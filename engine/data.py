@@ -58,8 +58,18 @@ def read_examples(path: Path | str, *, input_column: str | None = None,
                   output_column: str | None = None) -> ReadResult:
     """Read and validate a dataset file; a defect raises a PromptbankError naming file and line."""
     path = Path(path)
+    return parse_examples(read_dataset_bytes(path), path.name, input_column=input_column,
+                          output_column=output_column)
+
+
+def read_dataset_bytes(path: Path | str) -> bytes:
+    """A dataset file's bytes, or a clear error if it cannot be read."""
+    path = Path(path)
     try:
-        data = path.read_bytes()
+        if path.stat().st_size > MAX_BYTES:
+            raise PromptbankError(f"{path.name} is larger than 1 GiB.",
+                                  hint="Split it into smaller files.")
+        return path.read_bytes()
     except FileNotFoundError as exc:
         raise PromptbankError(f"The dataset file {path} does not exist.",
                               hint="Check the path.") from exc
@@ -69,8 +79,6 @@ def read_examples(path: Path | str, *, input_column: str | None = None,
     except OSError as exc:
         raise PromptbankError(f"The dataset file {path} could not be read ({exc.strerror}).",
                               hint="Check its permissions.") from exc
-    return parse_examples(data, path.name, input_column=input_column,
-                          output_column=output_column)
 
 
 def parse_examples(data: bytes, name: str, *, input_column: str | None = None,

@@ -21,7 +21,7 @@ from typing import Any
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from engine.data import Example, ReadResult, parse_examples, read_examples
+from engine.data import Example, ReadResult, parse_examples, read_dataset_bytes
 from engine.errors import PromptbankError
 from engine.fileio import atomic_write_bytes, sha256_bytes
 from engine.paths import library_dir
@@ -231,6 +231,23 @@ def _evaluation(row: dict) -> Evaluation:
     return Evaluation(**values)
 
 
+@dataclass
+class _Source:
+    """A dataset file read once: its name, bytes (the snapshot) and parsed examples."""
+
+    name: str
+    data: bytes
+    read: ReadResult
+
+    @classmethod
+    def load(cls, path: Path | str, input_column: str | None,
+             output_column: str | None) -> _Source:
+        path = Path(path)
+        data = read_dataset_bytes(path)
+        return cls(path.name, data, parse_examples(data, path.name, input_column=input_column,
+                                                   output_column=output_column))
+
+
 def split_indices(rows: int, eval_fraction: float, seed: int) -> list[int]:
     """The sorted row indices held out for evaluation (deterministic for a seed)."""
     if rows < 2 or eval_fraction <= 0:
@@ -247,6 +264,8 @@ class Library:
     def __init__(self, root: Path | str | None = None) -> None:
         self.root = library_dir(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self._depth = 0
+        self._written: list[Path] = []
         for name in FOLDERS:
             (self.root / name).mkdir(exist_ok=True)
         try:
@@ -278,7 +297,7 @@ class Library:
                 hint="Update Promptbank to open it.")
         if applied == known:
             return
-        with self._write():
+        with self.transaction():
             migrations.apply(self.db)
             self.db.execute(f"PRAGMA user_version = {len(known)}")
 
@@ -296,38 +315,48 @@ class Library:
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @contextmanager
-    def _write(self) -> Iterator[Database]:
-        """One write transaction, taking the lock up front so concurrent writers wait."""
+    def transaction(self) -> Iterator[Database]:
+        """All catalogue writes inside are one transaction; files written for it are removed
+        again if it fails. Nested use is a savepoint, so an inner failure undoes only itself."""
         conn = self.db.conn
+        first_file = len(self._written)
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            if self._depth:
+                savepoint = f"pb_{self._depth}"
+                conn.execute(f"SAVEPOINT {savepoint}")
+            else:
+                conn.execute("BEGIN IMMEDIATE")
+            self._depth += 1
             try:
                 yield self.db
-                conn.execute("COMMIT")
+                if self._depth == 1:
+                    conn.execute("COMMIT")
+                else:
+                    conn.execute(f"RELEASE {savepoint}")
             except BaseException:
-                if conn.in_transaction:
+                if self._depth == 1 and conn.in_transaction:
                     conn.execute("ROLLBACK")
+                elif self._depth > 1:
+                    conn.execute(f"ROLLBACK TO {savepoint}")
+                    conn.execute(f"RELEASE {savepoint}")
+                for path in self._written[first_file:]:
+                    path.unlink(missing_ok=True)
                 raise
+            finally:
+                self._depth -= 1
+                if not self._depth:
+                    self._written.clear()
         except sqlite3.OperationalError as exc:
             raise PromptbankError(f"The library catalogue could not be written ({exc}).",
                                   hint="Free some disk space or close other programs using "
                                   "the library, then try again; nothing was changed.") from exc
 
-    @contextmanager
-    def _files(self) -> Iterator[list[Path]]:
-        """Collects files written for a transaction; removes them if it fails."""
-        written: list[Path] = []
-        try:
-            yield written
-        except BaseException:
-            for path in written:
-                path.unlink(missing_ok=True)
-            raise
-
-    def _write_file(self, written: list[Path], rel: str, data: bytes) -> str:
+    def _write_file(self, rel: str, data: bytes) -> str:
         path = self.root / rel
+        if not self._depth:
+            raise RuntimeError("library files are written inside a transaction")
         digest = atomic_write_bytes(path, data)
-        written.append(path)
+        self._written.append(path)
         return digest
 
     def _rows(self, sql: str, params: tuple = ()) -> list[dict]:
@@ -349,7 +378,7 @@ class Library:
                "hidden_size": info.get("hidden_size"), "layers": info.get("layers"),
                "kv_heads": info.get("kv_heads"), "head_dim": info.get("head_dim"),
                "info": _dumps(info), "seen": utc_now()}
-        with self._write():
+        with self.transaction():
             self.db["models"].upsert(row, pk="fingerprint")
 
     def get_model(self, fingerprint: str) -> dict | None:
@@ -395,19 +424,17 @@ class Library:
         A classify task given data but no labels takes its labels from the data's outputs.
         """
         self._check_task_fields(kind, labels, name)
-        read = read_eval = None
+        source = eval_source = None
         if data is not None:
-            read = read_examples(data, input_column=input_column, output_column=output_column)
+            source = _Source.load(data, input_column, output_column)
             if eval_path is not None:
-                read_eval = read_examples(eval_path, input_column=input_column,
-                                          output_column=output_column)
+                eval_source = _Source.load(eval_path, input_column, output_column)
             if kind == "classify" and not labels:
-                outputs = [e.output for e in read.examples]
-                labels = sorted(set(outputs))
+                labels = sorted({e.output for e in source.read.examples})
         if kind == "classify" and len(labels or []) < 2:
             raise PromptbankError(f"The classify task '{name}' needs at least two labels.",
                                   hint="Give them with --labels a,b or in the data's outputs.")
-        with self._files() as written, self._write():
+        with self.transaction():
             if self._rows("SELECT id FROM tasks WHERE name = ?", (name,)):
                 raise PromptbankError(f"A task named '{name}' already exists.",
                                       hint="Choose another name or add data to that task.")
@@ -417,9 +444,8 @@ class Library:
                 "input_template": input_template, "active_version_id": None,
                 "created": utc_now()})
             task = self.get_task(name)
-            if read is not None:
-                self._insert_dataset(written, task, Path(data), read, eval_path, read_eval,
-                                     eval_fraction, seed, "train")
+            if source is not None:
+                self._insert_dataset(task, source, eval_source, eval_fraction, seed, "train")
         return self.get_task(name)
 
     def get_task(self, name: str) -> Task:
@@ -452,14 +478,14 @@ class Library:
         if "labels" in fields:
             fields["labels"] = _dumps(list(labels or []))
         if fields:
-            with self._write():
+            with self.transaction():
                 self.db["tasks"].update(task.id, fields)
         return self.get_task(name)
 
     def rename_task(self, old: str, new: str) -> Task:
         """Rename a task (its files are kept under the task's id, so none move)."""
         self._check_task_fields("generate", None, new)
-        with self._write():
+        with self.transaction():
             task = self.get_task(old)
             if old != new and self._rows("SELECT id FROM tasks WHERE name = ?", (new,)):
                 raise PromptbankError(f"A task named '{new}' already exists.",
@@ -469,7 +495,7 @@ class Library:
 
     def delete_task(self, name: str) -> None:
         """Delete a task's rows in one transaction, and only then its files."""
-        with self._write():
+        with self.transaction():
             task = self.get_task(name)
             files = [r["path"] for r in self._rows(
                 "SELECT path FROM prompts WHERE task_id = ?", (task.id,))]
@@ -498,13 +524,21 @@ class Library:
             raise PromptbankError(f"Unknown dataset role '{role}'.", hint="Use train or eval.")
         if not 0 <= eval_fraction < 1:
             raise PromptbankError("The eval fraction must be at least 0 and below 1.")
-        read = read_examples(path, input_column=input_column, output_column=output_column)
-        read_eval = (read_examples(eval_path, input_column=input_column,
-                                   output_column=output_column) if eval_path else None)
-        with self._files() as written, self._write():
-            record = self.get_task(task)
-            return self._insert_dataset(written, record, Path(path), read, eval_path, read_eval,
+        source = _Source.load(path, input_column, output_column)
+        eval_source = (_Source.load(eval_path, input_column, output_column)
+                       if eval_path is not None else None)
+        with self.transaction():
+            return self._insert_dataset(self.get_task(task), source, eval_source,
                                         eval_fraction, seed, role)
+
+    def add_dataset_bytes(self, task: str, name: str, data: bytes, *,
+                          role: str = "train", eval_fraction: float = 0.1,
+                          seed: int = 0) -> Dataset:
+        """Like ``add_dataset`` for data held in memory (``name`` picks the format)."""
+        source = _Source(name, data, parse_examples(data, name))
+        with self.transaction():
+            return self._insert_dataset(self.get_task(task), source, None, eval_fraction, seed,
+                                        role)
 
     def _check_labels(self, task: Task, read: ReadResult, source: str) -> None:
         if task.kind != "classify":
@@ -517,29 +551,27 @@ class Library:
                     f"is not one of the task's labels ({', '.join(task.labels)}).",
                     hint="Fix the data or edit the task's labels.")
 
-    def _insert_dataset(self, written: list[Path], task: Task, path: Path, read: ReadResult,
-                        eval_path: Path | str | None, read_eval: ReadResult | None,
+    def _insert_dataset(self, task: Task, source: _Source, eval_source: _Source | None,
                         eval_fraction: float, seed: int, role: str) -> Dataset:
-        self._check_labels(task, read, path.name)
-        data = path.read_bytes()
-        digest = sha256_bytes(data)
+        if role not in ("train", "eval"):
+            raise PromptbankError(f"Unknown dataset role '{role}'.", hint="Use train or eval.")
+        self._check_labels(task, source.read, source.name)
+        digest = sha256_bytes(source.data)
         if self._rows("SELECT id FROM datasets WHERE task_id = ? AND sha256 = ?",
                       (task.id, digest)):
-            raise PromptbankError(f"The task '{task.name}' already has the dataset {path.name}.",
-                                  hint="Nothing to add.")
-        rel = f"datasets/t{task.id}-{digest[:16]}-{_safe_name(path.name)}"
-        self._write_file(written, rel, data)
+            raise PromptbankError(f"The task '{task.name}' already has the dataset "
+                                  f"{source.name}.", hint="Nothing to add.")
+        rel = f"datasets/t{task.id}-{digest[:16]}-{_safe_name(source.name)}"
+        self._write_file(rel, source.data)
         eval_rel = eval_digest = None
-        rows = len(read.examples)
-        if read_eval is not None and eval_path is not None:
-            self._check_labels(task, read_eval, Path(eval_path).name)
-            eval_data = Path(eval_path).read_bytes()
-            eval_digest = sha256_bytes(eval_data)
-            eval_rel = (f"datasets/t{task.id}-{eval_digest[:16]}-eval-"
-                        f"{_safe_name(Path(eval_path).name)}")
-            self._write_file(written, eval_rel, eval_data)
+        rows = len(source.read.examples)
+        if eval_source is not None:
+            self._check_labels(task, eval_source.read, eval_source.name)
+            eval_digest = sha256_bytes(eval_source.data)
+            eval_rel = f"datasets/t{task.id}-{eval_digest[:16]}-eval-{_safe_name(eval_source.name)}"
+            self._write_file(eval_rel, eval_source.data)
             split: list[int] = []
-            train_rows, eval_rows = rows, len(read_eval.examples)
+            train_rows, eval_rows = rows, len(eval_source.read.examples)
         elif role == "eval":
             split = list(range(rows))
             train_rows, eval_rows = 0, rows
@@ -547,11 +579,11 @@ class Library:
             split = split_indices(rows, eval_fraction, seed)
             train_rows, eval_rows = rows - len(split), len(split)
         dataset_id = self.db["datasets"].insert({
-            "task_id": task.id, "name": path.name, "path": rel, "sha256": digest,
-            "format": read.format, "rows": rows, "train_rows": train_rows,
+            "task_id": task.id, "name": source.name, "path": rel, "sha256": digest,
+            "format": source.read.format, "rows": rows, "train_rows": train_rows,
             "eval_rows": eval_rows, "role": role, "eval_path": eval_rel,
-            "eval_sha256": eval_digest, "input_column": read.input_column,
-            "output_column": read.output_column, "split": _dumps(split), "seed": seed,
+            "eval_sha256": eval_digest, "input_column": source.read.input_column,
+            "output_column": source.read.output_column, "split": _dumps(split), "seed": seed,
             "created": utc_now()}).last_pk
         return self.get_dataset(dataset_id)
 
@@ -619,7 +651,7 @@ class Library:
         except (KeyError, ValueError) as exc:
             raise PromptbankError("The prompt file's header lacks its shape or model.",
                                   hint="Save prompts with SoftPrompt.to_bytes().") from exc
-        with self._files() as written, self._write():
+        with self.transaction():
             record = self.get_task(task)
             if parent_id is not None:
                 self._row("SELECT id FROM prompts WHERE id = ?", (parent_id,),
@@ -628,15 +660,13 @@ class Library:
                                      "WHERE task_id = ?", (record.id,)).fetchone()[0]
             digest = sha256_bytes(prompt_bytes)
             rel = f"prompts/t{record.id}-v{number}-{digest[:12]}.safetensors"
-            self._write_file(written, rel, prompt_bytes)
+            self._write_file(rel, prompt_bytes)
             version_id = self.db["prompts"].insert({
                 "task_id": record.id, "number": number, "method": meta["method"],
                 "length": length, "init": meta.get("init", ""), "parent_id": parent_id,
                 "run_id": run_id, "fingerprint": fingerprint, "hidden_size": hidden,
                 "path": rel, "sha256": digest, "metrics": _dumps(metrics or {}),
                 "created": meta.get("created") or utc_now()}).last_pk
-            if record.active_version_id is None:
-                self.db["tasks"].update(record.id, {"active_version_id": version_id})
         return self.version_by_id(version_id)
 
     def version_by_id(self, version_id: int) -> Version:
@@ -669,7 +699,7 @@ class Library:
 
     def set_active(self, task: str, number: int) -> Version:
         """Make version ``number`` the one the task uses."""
-        with self._write():
+        with self.transaction():
             version = self.get_version(task, number)
             self.db["tasks"].update(version.task_id, {"active_version_id": version.id})
         return version
@@ -694,7 +724,7 @@ class Library:
 
     def set_version_metrics(self, version_id: int, metrics: dict) -> Version:
         """Merge ``metrics`` into a version's stored metrics."""
-        with self._write():
+        with self.transaction():
             merged = {**self.version_by_id(version_id).metrics, **metrics}
             self.db["prompts"].update(version_id, {"metrics": _dumps(merged)})
         return self.version_by_id(version_id)
@@ -704,7 +734,7 @@ class Library:
     def create_run(self, task: str, config: dict, *, parent_version_id: int | None = None,
                    kind: str = "train") -> Run:
         """Record a run that is starting."""
-        with self._write():
+        with self.transaction():
             record = self.get_task(task)
             run_id = self.db["runs"].insert({
                 "task_id": record.id, "kind": kind, "status": "running",
@@ -715,7 +745,7 @@ class Library:
 
     def log_metrics(self, run_id: int, step: int, metrics: dict) -> None:
         """Record one step's metrics (a repeated step after a resume replaces the old one)."""
-        with self._write():
+        with self.transaction():
             self.db["run_metrics"].upsert({"run_id": run_id, "step": step,
                                            "metrics": _dumps(metrics), "created": utc_now()},
                                           pk=("run_id", "step"))
@@ -726,7 +756,7 @@ class Library:
         if status not in RUN_STATUSES:
             raise PromptbankError(f"Unknown run status '{status}'.",
                                   hint=f"Use one of: {', '.join(RUN_STATUSES)}.")
-        with self._write():
+        with self.transaction():
             run = self.get_run(run_id)
             self.db["runs"].update(run_id, {
                 "status": status, "version_id": version_id or run.version_id,
@@ -761,7 +791,7 @@ class Library:
     def add_evaluation(self, task: str, version_id: int | None, *, data_sha256: str,
                        baseline: str, metrics: dict, n: int) -> Evaluation:
         """Record an evaluation of a version (or a baseline when ``version_id`` is None)."""
-        with self._write():
+        with self.transaction():
             record = self.get_task(task)
             eval_id = self.db["evaluations"].insert({
                 "task_id": record.id, "version_id": version_id, "baseline": baseline,
