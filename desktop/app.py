@@ -1,4 +1,4 @@
-"""Starts the desktop app: QApplication, the engine process, the main window."""
+"""Starts the desktop app: QApplication, the engine process, the session, the main window."""
 
 from __future__ import annotations
 
@@ -6,27 +6,37 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from desktop.engine.process import EngineProcess
+from desktop.examples import install_examples
 from desktop.main_window import MainWindow
+from desktop.session import Session
+from engine.paths import resources_dir
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="promptbank gui")
-    parser.add_argument("--model", default="default")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--device", default=None)
     parser.add_argument("--library")
-    parser.add_argument("--examples", action="store_true")
+    parser.add_argument("--examples", action="store_true",
+                        help="fill an empty library with the shipped examples")
     return parser.parse_args(argv)
 
 
-def worker_args(args: argparse.Namespace) -> list[str]:
-    """Global options passed on to ``promptbank worker``."""
-    out = ["--model", args.model, "--device", args.device]
-    if args.library:
-        out += ["--library", args.library]
-    return out
+def build(args: argparse.Namespace, settings: QSettings) -> MainWindow:
+    """The session and main window for ``args`` (settings fill what is not given)."""
+    model = args.model or settings.value("engine/model", "default")
+    device = args.device or settings.value("engine/device", "auto")
+    library = args.library or settings.value("library/root", None) or None
+    engine = EngineProcess([])
+    session = Session(engine, library, model_spec=model, device=device)
+    engine.worker_args = session.worker_args()
+    if args.examples:
+        install_examples(session.library, resources_dir() / "examples")
+    return MainWindow(session, settings=settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,10 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Promptbank")
     app.setOrganizationName("Promptbank")
-    engine = EngineProcess(worker_args(args))
-    window = MainWindow(engine)
+    window = build(args, QSettings())
     window.show()
-    engine.start()
+    window.engine.start()
     code = app.exec()
-    engine.stop()
+    window.engine.stop()
     return code

@@ -1,0 +1,1 @@
+"""Batch apply: run tasks over every row of a file."""

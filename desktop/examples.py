@@ -1,0 +1,78 @@
+"""First run: fill an empty library with the shipped example tasks from resources/examples.
+
+``resources/examples/manifest.json`` lists the tasks::
+
+    {"tasks": [{"name": "sentiment", "kind": "classify", "labels": ["positive", "negative"],
+                "description": "...", "instruction": "...", "data": "sentiment.jsonl",
+                "prompts": ["sentiment-v1.safetensors"], "metrics": {...}}]}
+
+Without a manifest every dataset file there becomes a ``generate`` task named after it.
+A missing or empty folder installs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from engine.errors import PromptbankError
+from engine.library import Library
+
+log = logging.getLogger("promptbank.desktop")
+DATA_SUFFIXES = (".jsonl", ".csv", ".tsv")
+
+
+def example_specs(folder: Path) -> list[dict]:
+    """The example tasks described in ``folder`` ([] when there are none)."""
+    manifest = folder / "manifest.json"
+    if manifest.is_file():
+        try:
+            tasks = json.loads(manifest.read_text(encoding="utf-8")).get("tasks", [])
+        except (OSError, ValueError, AttributeError):
+            log.warning("could not read %s; no examples installed", manifest)
+            return []
+        return [t for t in tasks if isinstance(t, dict) and t.get("name") and t.get("data")]
+    if not folder.is_dir():
+        return []
+    return [{"name": p.stem, "data": p.name} for p in sorted(folder.iterdir())
+            if p.suffix.lower() in DATA_SUFFIXES]
+
+
+def install_examples(library: Library, folder: Path) -> list[str]:
+    """Add the example tasks (datasets and trained prompts) to an empty library.
+
+    Returns the names installed; a library that already has tasks is left alone, and an
+    example that fails to install is skipped (and removed) without stopping the others.
+    """
+    if library.list_tasks():
+        return []
+    installed = []
+    for spec in example_specs(folder):
+        try:
+            install_one(library, folder, spec)
+        except (PromptbankError, OSError) as exc:
+            log.warning("example %s skipped: %s", spec.get("name"), exc)
+            continue
+        installed.append(spec["name"])
+    return installed
+
+
+def install_one(library: Library, folder: Path, spec: dict) -> None:
+    """Create one example task with its dataset and prompt versions (all or nothing)."""
+    task = library.create_task(spec["name"], kind=spec.get("kind", "generate"),
+                               labels=spec.get("labels") or None,
+                               description=spec.get("description", ""),
+                               instruction=spec.get("instruction", ""))
+    try:
+        library.add_dataset(task.name, folder / spec["data"],
+                            input_column=spec.get("input_column"),
+                            output_column=spec.get("output_column"))
+        parent = None
+        for name in spec.get("prompts", []):
+            version = library.add_version(task.name, (folder / name).read_bytes(),
+                                          parent_id=parent, metrics=spec.get("metrics"))
+            parent = version.id
+    except BaseException:
+        library.delete_task(task.name)
+        raise

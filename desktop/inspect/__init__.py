@@ -1,0 +1,1 @@
+"""Inspect: nearest tokens, norms and task similarity of prompts."""

@@ -1,0 +1,1 @@
+"""The task library: the searchable list of tasks on the left."""

@@ -1,0 +1,1 @@
+"""The playground: try tasks on one input, stream outputs, compare."""

@@ -1,0 +1,1 @@
+"""Settings: model, device, library location."""

@@ -1,0 +1,1 @@
+"""The task page: details, datasets, versions and their lineage."""

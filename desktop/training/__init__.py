@@ -1,0 +1,1 @@
+"""The training monitor: the job queue, live curves, cancel and resume."""

@@ -1,0 +1,1 @@
+"""The New-task wizard: task, dataset with live preview, training settings."""

@@ -1,0 +1,167 @@
+"""DatasetPreview: choose a dataset file, see its first rows, or its error with file:line."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.threads import run_in_thread
+from engine.data import Example, read_examples
+
+PREVIEW_ROWS = 50
+FILE_FILTER = "Datasets (*.jsonl *.json *.csv *.tsv);;All files (*)"
+AUTO = "(detect)"
+
+
+def table_columns(path: Path) -> list[str]:
+    """Header names of a CSV/TSV file ([] for other formats or unreadable files)."""
+    if path.suffix.lower() not in (".csv", ".tsv"):
+        return []
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            return next(csv.reader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
+    except (OSError, StopIteration, UnicodeDecodeError, csv.Error):
+        return []
+
+
+def fill_examples(table: QTableWidget, examples: list[Example], limit: int = PREVIEW_ROWS) -> None:
+    """Show the first ``limit`` examples in a two-column input/output table."""
+    table.setColumnCount(2)
+    table.setHorizontalHeaderLabels(["input", "output"])
+    table.setRowCount(min(limit, len(examples)))
+    for row, ex in enumerate(examples[:limit]):
+        for col, text in enumerate((ex.input, ex.output)):
+            item = QTableWidgetItem(text.replace("\n", " ⏎ "))
+            item.setToolTip(text[:2000])
+            item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+            table.setItem(row, col, item)
+    table.resizeColumnsToContents()
+    for col in (0, 1):
+        table.setColumnWidth(col, min(table.columnWidth(col), 380))
+
+
+class DatasetPreview(QWidget):
+    """A file picker, column choices for tables, a preview table and an inline error line."""
+
+    sig_validated = Signal(bool)
+    """The chosen file was read: True when it is usable, False when it has an error."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.examples: list[Example] = []
+        self.format = ""
+        self.error = ""
+        self.path = QLineEdit(placeholderText="A .jsonl, .csv or .tsv file")
+        self.path.setToolTip("JSONL with input/output, prompt/completion, chat 'messages' or "
+                             "alpaca fields; or CSV/TSV with an input and an output column.")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        self.input_column = QComboBox()
+        self.output_column = QComboBox()
+        for combo in (self.input_column, self.output_column):
+            combo.addItem(AUTO)
+            combo.setEnabled(False)
+            combo.currentIndexChanged.connect(self._reload)
+        self.status = QLabel("Choose a file to see its first rows.")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.table = QTableWidget(0, 2)
+        self.table.setHorizontalHeaderLabels(["input", "output"])
+        row = QHBoxLayout()
+        row.addWidget(self.path, 1)
+        row.addWidget(browse)
+        form = QFormLayout()
+        form.addRow("Dataset file", row)
+        form.addRow("Input column", self.input_column)
+        form.addRow("Output column", self.output_column)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(form)
+        layout.addWidget(self.status)
+        layout.addWidget(self.table, 1)
+        self.path.editingFinished.connect(lambda: self.load(self.path.text()))
+
+    @property
+    def valid(self) -> bool:
+        """True when a file is chosen and was read without errors."""
+        return bool(self.examples) and not self.error
+
+    def columns(self) -> tuple[str | None, str | None]:
+        """The chosen (input, output) columns; None means detect."""
+        def pick(combo: QComboBox) -> str | None:
+            text = combo.currentText()
+            return None if text == AUTO or not combo.isEnabled() else text
+
+        return pick(self.input_column), pick(self.output_column)
+
+    def load(self, path: str) -> None:
+        """Read ``path`` in the background and show its preview or its error."""
+        path = path.strip()
+        if self.path.text() != path:
+            self.path.setText(path)
+        columns = table_columns(Path(path)) if path else []
+        for combo in (self.input_column, self.output_column):
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems([AUTO, *columns])
+            combo.setEnabled(bool(columns))
+            combo.blockSignals(False)
+        self._reload()
+
+    def _reload(self) -> None:
+        path = self.path.text().strip()
+        self.examples, self.format, self.error = [], "", ""
+        self.table.setRowCount(0)
+        if not path:
+            return
+        self.status.setStyleSheet("")
+        self.status.setText("Reading…")
+        input_col, output_col = self.columns()
+        run_in_thread(lambda: read_examples(Path(path), input_column=input_col,
+                                            output_column=output_col),
+                      lambda result: self._on_read(path, result),
+                      lambda message: self._on_failed(path, message), self)
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a dataset", "", FILE_FILTER)
+        if path:
+            self.load(path)
+
+    def _on_read(self, path: str, result) -> None:
+        if path != self.path.text().strip():
+            return
+        self.examples, self.format = list(result.examples), result.format
+        if not self.examples:
+            self._on_error(f"{path} has no examples.")
+            return
+        self.status.setStyleSheet("color: #166534;")
+        self.status.setText(f"{len(self.examples)} examples, format {self.format}. "
+                            f"The first {min(PREVIEW_ROWS, len(self.examples))} are shown.")
+        fill_examples(self.table, self.examples)
+        self.sig_validated.emit(True)
+
+    def _on_failed(self, path: str, message: str) -> None:
+        if path == self.path.text().strip():
+            self._on_error(message)
+
+    def _on_error(self, message: str) -> None:
+        self.examples, self.error = [], message
+        self.table.setRowCount(0)
+        self.status.setStyleSheet("color: #b91c1c; font-weight: bold;")
+        self.status.setText(message)
+        self.sig_validated.emit(False)

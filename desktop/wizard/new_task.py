@@ -1,0 +1,231 @@
+"""NewTaskWizard: name and kind, then a dataset with live preview, then training settings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+    QWizard,
+    QWizardPage,
+)
+
+from desktop.session import Session
+from desktop.threads import run_in_thread
+from desktop.training.jobs import JobTracker
+from desktop.wizard.dataset_preview import DatasetPreview
+from desktop.wizard.training_settings import TrainingSettings
+from engine.library import Library
+
+KINDS = ("generate", "classify")
+MAX_INFERRED_LABELS = 20
+NAME_PATTERN = re.compile(r"^[\w][\w .\-]{0,63}$")
+
+
+def parse_labels(text: str) -> list[str]:
+    """Comma-separated label words, trimmed, without empties or duplicates."""
+    seen: dict[str, None] = {}
+    for part in text.split(","):
+        if part.strip():
+            seen[part.strip()] = None
+    return list(seen)
+
+
+class TaskPage(QWizardPage):
+    """Step 1: name, kind, labels, description and instruction."""
+
+    def __init__(self, existing: set[str]) -> None:
+        super().__init__()
+        self.existing = existing
+        self.setTitle("New task")
+        self.setSubTitle("Name the task and say what it does. The instruction is also the "
+                         "text the prompt starts from.")
+        self.name = QLineEdit(placeholderText="e.g. sentiment")
+        self.kind = QComboBox()
+        self.kind.addItems(KINDS)
+        self.kind.setToolTip("classify: the output is one of a few labels (scored, with "
+                             "probabilities). generate: free text.")
+        self.labels = QLineEdit(placeholderText="positive, negative (empty: taken from the data)")
+        self.description = QLineEdit()
+        self.instruction = QPlainTextEdit(placeholderText="e.g. Classify the sentiment of the "
+                                          "review as positive or negative.")
+        self.instruction.setMaximumHeight(90)
+        self.error = QLabel()
+        self.error.setStyleSheet("color: #b91c1c;")
+        form = QFormLayout(self)
+        form.addRow("Name", self.name)
+        form.addRow("Kind", self.kind)
+        form.addRow("Labels", self.labels)
+        form.addRow("Description", self.description)
+        form.addRow("Instruction", self.instruction)
+        form.addRow(self.error)
+        self.name.textChanged.connect(self._check)
+        self.kind.currentTextChanged.connect(lambda k: self.labels.setEnabled(k == "classify"))
+        self.labels.setEnabled(False)
+
+    def problem(self) -> str:
+        """Why the page cannot continue, or ""."""
+        name = self.name.text().strip()
+        if not name:
+            return ""
+        if not NAME_PATTERN.match(name):
+            return "Use letters, digits, spaces, dots, dashes or underscores (at most 64)."
+        if name in self.existing:
+            return f"A task called '{name}' already exists; choose another name."
+        return ""
+
+    def _check(self) -> None:
+        self.error.setText(self.problem())
+        self.completeChanged.emit()
+
+    def isComplete(self) -> bool:
+        return bool(self.name.text().strip()) and not self.problem()
+
+
+class DataPage(QWizardPage):
+    """Step 2: the dataset file (live preview, inline errors) and the split."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setTitle("Dataset")
+        self.setSubTitle("Choose a file of examples. Problems are shown with the file and line.")
+        self.preview = DatasetPreview()
+        self.eval_fraction = QDoubleSpinBox(minimum=0.0, maximum=0.5, singleStep=0.05, value=0.1)
+        self.eval_fraction.setToolTip("Share of the rows held out for evaluation.")
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
+        self.seed.setToolTip("Seed of the train/eval split (the same seed gives the same split).")
+        form = QFormLayout()
+        form.addRow("Held out for evaluation", self.eval_fraction)
+        form.addRow("Split seed", self.seed)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.preview, 1)
+        layout.addLayout(form)
+        self.preview.sig_validated.connect(lambda _ok: self.completeChanged.emit())
+
+    def isComplete(self) -> bool:
+        return self.preview.valid
+
+
+class TrainPage(QWizardPage):
+    """Step 3: training settings, and whether to train right away."""
+
+    def __init__(self, task_names: list[str], start_from: str) -> None:
+        super().__init__()
+        self.setTitle("Training")
+        self.setSubTitle("Pick a preset; Advanced shows every setting. Training runs in the "
+                         "background; the Training tab shows its progress.")
+        self.settings = TrainingSettings(task_names, start_from=start_from)
+        self.train_now = QCheckBox("Train the first version now")
+        self.train_now.setChecked(True)
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #b91c1c;")
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.settings, 1)
+        layout.addWidget(self.train_now)
+        layout.addWidget(self.error)
+
+
+class NewTaskWizard(QWizard):
+    """Creates a task and its dataset in the library, then (optionally) starts training."""
+
+    sig_task_created = Signal(str)
+    """The task was created (its name); its dataset is in the library."""
+    sig_failed = Signal(str)
+    """Creating the task failed; nothing was left in the library."""
+
+    def __init__(self, session: Session, jobs: JobTracker, parent: QWidget | None = None,
+                 *, start_from: str = "") -> None:
+        super().__init__(parent)
+        self.session = session
+        self.jobs = jobs
+        self.setWindowTitle("New task")
+        self.setOption(QWizard.WizardOption.NoBackButtonOnLastPage, False)
+        self.resize(820, 620)
+        names = [t.name for t in session.library.list_tasks()]
+        self.task_page = TaskPage(set(names))
+        self.data_page = DataPage()
+        self.train_page = TrainPage(names, start_from)
+        for page in (self.task_page, self.data_page, self.train_page):
+            self.addPage(page)
+        self.setButtonText(QWizard.WizardButton.FinishButton, "Create")
+        self._busy = False
+
+    def labels(self) -> list[str]:
+        """The label words: typed by the user, else the distinct outputs of the data."""
+        if self.task_page.kind.currentText() != "classify":
+            return []
+        typed = parse_labels(self.task_page.labels.text())
+        if typed:
+            return typed
+        outputs = list(dict.fromkeys(ex.output.strip() for ex in self.data_page.preview.examples))
+        return outputs if len(outputs) <= MAX_INFERRED_LABELS else []
+
+    def accept(self) -> None:
+        """Create the task off the GUI thread; close on success, show the error otherwise."""
+        if self._busy:
+            return
+        self._busy = True
+        self.button(QWizard.WizardButton.FinishButton).setEnabled(False)
+        self.train_page.error.setText("Creating the task…")
+        name = self.task_page.name.text().strip()
+        input_col, output_col = self.data_page.preview.columns()
+        spec = {
+            "name": name,
+            "kind": self.task_page.kind.currentText(),
+            "labels": self.labels(),
+            "description": self.task_page.description.text().strip(),
+            "instruction": self.task_page.instruction.toPlainText().strip(),
+            "path": Path(self.data_page.preview.path.text().strip()),
+            "input_column": input_col,
+            "output_column": output_col,
+            "eval_fraction": self.data_page.eval_fraction.value(),
+            "seed": self.data_page.seed.value(),
+        }
+        root = self.session.library.root
+        run_in_thread(lambda: create_task_with_dataset(root, spec),
+                      lambda _res: self._created(name), self._failed, self)
+
+    def _created(self, name: str) -> None:
+        self._busy = False
+        if self.train_page.train_now.isChecked():
+            self.jobs.start(name, self.train_page.settings.config())
+        self.sig_task_created.emit(name)
+        super().accept()
+
+    def _failed(self, message: str) -> None:
+        self._busy = False
+        self.button(QWizard.WizardButton.FinishButton).setEnabled(True)
+        self.train_page.error.setText(message)
+        self.sig_failed.emit(message)
+
+
+def create_task_with_dataset(root: Path, spec: dict) -> str:
+    """Create the task and add its dataset; on any failure remove the task again.
+
+    Runs in a worker thread, so it opens its own Library (sqlite connections are per thread).
+    """
+    library = Library(root)
+    task = library.create_task(spec["name"], kind=spec["kind"], labels=spec["labels"] or None,
+                               description=spec["description"],
+                               instruction=spec["instruction"])
+    try:
+        library.add_dataset(task.name, spec["path"], input_column=spec["input_column"],
+                            output_column=spec["output_column"],
+                            eval_fraction=spec["eval_fraction"], seed=spec["seed"])
+    except BaseException:
+        library.delete_task(task.name)
+        raise
+    return task.name
+

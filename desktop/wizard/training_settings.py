@@ -1,0 +1,136 @@
+"""TrainingSettings: presets (Quick / Standard / Thorough) and an Advanced section."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QRadioButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of training settings."""
+
+    steps: int
+    length: int
+    lr: float
+    batch_size: int
+    eval_every: int
+    blurb: str
+
+
+PRESETS = {
+    # Deep prefixes learn far faster than input-level prompts on small models, so every preset
+    # uses them; the presets differ in how long they train and how many virtual tokens they get.
+    "Quick": Preset(60, 8, 0.03, 8, 20, "a minute or two on a CPU; good to check the data"),
+    "Standard": Preset(300, 16, 0.02, 8, 50, "a solid first version"),
+    "Thorough": Preset(1200, 32, 0.01, 8, 100, "best quality; use a GPU"),
+}
+INITS = ("text", "labels", "vocab", "random")
+
+
+class TrainingSettings(QWidget):
+    """Picks a preset and lets the user adjust every setting under Advanced."""
+
+    sig_changed = Signal()
+    """Any setting changed."""
+
+    def __init__(self, task_names: list[str], parent: QWidget | None = None,
+                 *, start_from: str = "") -> None:
+        super().__init__(parent)
+        self.group = QButtonGroup(self)
+        presets = QHBoxLayout()
+        self.blurb = QLabel()
+        for name in PRESETS:
+            button = QRadioButton(name)
+            button.setToolTip(PRESETS[name].blurb)
+            self.group.addButton(button)
+            presets.addWidget(button)
+        presets.addStretch(1)
+
+        self.method = QComboBox()
+        self.method.addItems(["prefix", "prompt"])
+        self.method.setToolTip("prefix: per-layer keys/values (P-tuning v2), strong on small "
+                               "models. prompt: virtual input tokens only (smallest files).")
+        self.length = QSpinBox(minimum=1, maximum=512)
+        self.length.setToolTip("Number of virtual tokens.")
+        self.init = QComboBox()
+        self.init.addItems([*INITS, *(f"task:{n}" for n in task_names)])
+        self.init.setToolTip("How the prompt starts: from the instruction text, the label "
+                             "words, random vocabulary, random numbers, or another task's prompt.")
+        self.steps = QSpinBox(minimum=1, maximum=1_000_000)
+        self.lr = QDoubleSpinBox(decimals=4, minimum=0.0001, maximum=10.0, singleStep=0.005)
+        self.batch = QSpinBox(minimum=1, maximum=1024)
+        self.eval_every = QSpinBox(minimum=0, maximum=100_000)
+        self.eval_every.setToolTip("Evaluate on the held-out split every N steps (0: only at "
+                                   "the end).")
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
+        advanced = QGroupBox("Advanced")
+        advanced.setCheckable(True)
+        advanced.setChecked(False)
+        form = QFormLayout()
+        for label, widget in (("Method", self.method), ("Length", self.length),
+                              ("Start from", self.init), ("Steps", self.steps),
+                              ("Learning rate", self.lr), ("Batch size", self.batch),
+                              ("Evaluate every", self.eval_every), ("Seed", self.seed)):
+            form.addRow(label, widget)
+        inner = QWidget()
+        inner.setLayout(form)
+        box = QVBoxLayout(advanced)
+        box.addWidget(inner)
+        advanced.toggled.connect(inner.setVisible)
+        inner.setVisible(False)
+        self.advanced = advanced
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(presets)
+        layout.addWidget(self.blurb)
+        layout.addWidget(advanced)
+        layout.addStretch(1)
+        self.group.buttonClicked.connect(lambda b: self.apply_preset(b.text()))
+        for spin in (self.length, self.steps, self.batch, self.eval_every, self.seed):
+            spin.valueChanged.connect(self.sig_changed.emit)
+        self.apply_preset("Quick")
+        if start_from:
+            self.init.setCurrentText(f"task:{start_from}")
+
+    def apply_preset(self, name: str) -> None:
+        """Fill the settings from preset ``name``."""
+        preset = PRESETS[name]
+        for button in self.group.buttons():
+            button.setChecked(button.text() == name)
+        self.blurb.setText(f"{name}: {preset.steps} steps, {preset.length} virtual tokens — "
+                           f"{preset.blurb}.")
+        self.length.setValue(preset.length)
+        self.steps.setValue(preset.steps)
+        self.lr.setValue(preset.lr)
+        self.batch.setValue(preset.batch_size)
+        self.eval_every.setValue(preset.eval_every)
+        self.sig_changed.emit()
+
+    def config(self) -> dict:
+        """The settings as a TrainConfig-shaped dict for the engine's ``train`` op."""
+        return {
+            "method": self.method.currentText(),
+            "length": self.length.value(),
+            "init": self.init.currentText(),
+            "steps": self.steps.value(),
+            "lr": self.lr.value(),
+            "batch_size": self.batch.value(),
+            "eval_every": self.eval_every.value(),
+            "seed": self.seed.value(),
+        }
