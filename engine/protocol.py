@@ -155,13 +155,15 @@ OP_SPECS: dict[str, OpSpec] = {spec.name: spec for spec in (
     OpSpec("generate", "Generate text for one or more rows, each with its own task; "
            "streams tokens.",
            (Arg("rows", "list", doc="[{text, task?, version?, max_new_tokens?, temperature?, "
-                "top_p?, stop?}]"),
+                "top_p?, stop?, seed?, system?, shots?}]"),
             Arg("text", "str", doc="shorthand for one row"),
             _task(required=False), _VERSION,
             Arg("max_new_tokens", "int", default=64, minimum=1),
             Arg("temperature", "float", default=0.0, minimum=0.0),
             Arg("top_p", "float", default=1.0, minimum=0.0),
             Arg("stop", "list", default=[]),
+            Arg("seed", "int", doc="sampling seed"),
+            Arg("system", "str", doc="system message"),
             Arg("stream", "bool", default=True, doc="send token events")),
            "token*, result"),
     OpSpec("score", "Label probabilities of texts for a classification task.",
@@ -276,7 +278,8 @@ def decode_event(line: str | bytes) -> Event:
 
 
 ROW_FIELDS = {"text": str, "task": str, "version": int, "max_new_tokens": int,
-              "temperature": (int, float), "top_p": (int, float), "stop": list}
+              "temperature": (int, float), "top_p": (int, float), "stop": list, "seed": int,
+              "system": str, "shots": list}
 
 
 def generate_rows(args: dict[str, Any]) -> list[dict[str, Any]]:
@@ -289,7 +292,7 @@ def generate_rows(args: dict[str, Any]) -> list[dict[str, Any]]:
     rows = args["rows"] if args.get("rows") is not None else [{"text": args["text"]}]
     if not rows:
         raise ProtocolError("Argument 'rows' of 'generate' must not be empty.")
-    defaults = {k: args.get(k) for k in ROW_FIELDS if k != "text"}
+    defaults = {k: args.get(k) for k in ROW_FIELDS if k not in ("text", "shots")}
     out = []
     for i, row in enumerate(rows):
         if not isinstance(row, dict):

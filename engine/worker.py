@@ -50,6 +50,15 @@ def to_json(value: Any) -> Any:
     return value
 
 
+def shots(value: list) -> list[tuple[str, str]]:
+    """Few-shot examples from JSON: a list of [input, output] pairs."""
+    if not all(isinstance(p, list | tuple) and len(p) == 2 and all(isinstance(x, str) for x in p)
+               for p in value):
+        raise ProtocolError("Field 'shots' of 'generate' must be a list of [input, output] "
+                            "string pairs.")
+    return [(a, b) for a, b in value]
+
+
 class TrainingJobAdapter:
     """A ``TrainingJob`` seen as a scheduler job (see engine/scheduler.Job)."""
 
@@ -74,12 +83,15 @@ class TrainingJobAdapter:
         return self.describe()
 
     def finish(self) -> dict[str, Any]:
-        done = to_json(self.job.finish())
+        done = self.job.finish()
         self.on_finish(self.job.task)
-        return done if isinstance(done, dict) else {"value": done}
+        return {**done.to_dict(), "summary": done.summary}
 
     def fail(self, message: str) -> None:
-        self.library.finish_run(self.job.run_id, "failed", summary={"error": message})
+        # The trainer closes the run itself on the failures it knows (NaN, out of memory).
+        if not getattr(self.job, "finished", False):
+            self.library.finish_run(self.job.run_id, "failed",
+                                    summary={"error": message, "steps": self.job.step_index})
 
 
 class Worker:
@@ -206,7 +218,11 @@ class Worker:
         from engine.runtime import GenRow
 
         fields = {f.name for f in dataclasses.fields(GenRow)}
-        gen_rows = [GenRow(**{k: v for k, v in row.items() if k in fields}) for row in rows]
+        gen_rows = []
+        for row in rows:
+            if "shots" in row:
+                row["shots"] = shots(row["shots"])
+            gen_rows.append(GenRow(**{k: v for k, v in row.items() if k in fields}))
 
         def on_token(row: int, text: str) -> None:
             self.send(token(rid, row, text))
@@ -226,12 +242,17 @@ class Worker:
             from engine.train import TrainConfig
         except ImportError as exc:
             raise not_available("trainer") from exc
+        known = [f.name for f in dataclasses.fields(TrainConfig)]
+        unknown = sorted(set(config) - set(known))
+        if unknown:
+            raise ProtocolError(f"Unknown field 'config.{unknown[0]}' for training; known "
+                                f"fields: {', '.join(known)}.")
         try:
-            return TrainConfig(**config)
-        except TypeError as exc:
-            known = ", ".join(f.name for f in dataclasses.fields(TrainConfig))
-            raise ProtocolError(f"Argument 'config' has an unknown field ({exc}); "
-                                f"known fields: {known}.") from exc
+            parsed = TrainConfig(**config)
+        except (TypeError, ValueError) as exc:
+            raise ProtocolError(f"Argument 'config' is not valid: {exc}.") from exc
+        parsed.check()
+        return parsed
 
     def _submit(self, rid: str, op: str, task: str, start: Any) -> None:
         def begin() -> TrainingJobAdapter:
