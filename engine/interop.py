@@ -71,12 +71,18 @@ def _add_imported(library: Library, task: str, prompt: SoftPrompt, report: Impor
     with library.transaction():
         if task not in names:
             library.create_task(task, description=f"Imported from {source}")
-        digest = sha256_bytes(data)
-        if any(v.sha256 == digest for v in library.list_versions(task)):
+        if any(_same_prompt(library, v, prompt) for v in library.list_versions(task)):
             report.skipped.append(f"{task}: this prompt is already in the library")
             return
         version = library.add_version(task, data)
     report.added.append(f"{task} v{version.number}")
+
+
+def _same_prompt(library: Library, version: Version, prompt: SoftPrompt) -> bool:
+    """Whether a version holds exactly this tensor (files differ in their timestamps)."""
+    if (version.method, version.length) != (prompt.method, prompt.length):
+        return False
+    return torch.equal(load_version(library, version).tensor, prompt.tensor)
 
 
 def _check_tensor_fits(method: str, tensor: torch.Tensor, model: ModelGeometry,

@@ -124,7 +124,7 @@ def test_versions_lineage_active_and_checksum(lib):
     assert lib.read_version_bytes(v2) == data2
     with pytest.raises(PromptbankError, match="no version 9"):
         lib.get_version("t", 9)
-    with pytest.raises(PromptbankError, match="not a Promptbank prompt file|damaged"):
+    with pytest.raises(PromptbankError, match=r"not a Promptbank prompt file|damaged"):
         lib.add_version("t", b"\x10" + bytes(7) + b'{"__metadata__": {}}' + bytes(16))
 
 
