@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -44,9 +43,6 @@ INITS = ("text", "labels", "vocab", "random")
 
 class TrainingSettings(QWidget):
     """Picks a preset and lets the user adjust every setting under Advanced."""
-
-    sig_changed = Signal()
-    """Any setting changed."""
 
     def __init__(self, task_names: list[str], parent: QWidget | None = None,
                  *, start_from: str = "") -> None:
@@ -102,8 +98,6 @@ class TrainingSettings(QWidget):
         layout.addWidget(advanced)
         layout.addStretch(1)
         self.group.buttonClicked.connect(lambda b: self.apply_preset(b.text()))
-        for spin in (self.length, self.steps, self.batch, self.eval_every, self.seed):
-            spin.valueChanged.connect(self.sig_changed.emit)
         self.apply_preset("Quick")
         if start_from:
             self.init.setCurrentText(f"task:{start_from}")
@@ -120,7 +114,6 @@ class TrainingSettings(QWidget):
         self.lr.setValue(preset.lr)
         self.batch.setValue(preset.batch_size)
         self.eval_every.setValue(preset.eval_every)
-        self.sig_changed.emit()
 
     def config(self) -> dict:
         """The settings as a TrainConfig-shaped dict for the engine's ``train`` op."""
