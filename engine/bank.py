@@ -1,0 +1,128 @@
+"""The prompt bank: soft prompts of many tasks held on the device as per-layer keys/values.
+
+Each (task, version)'s prompt keys/values are computed once (``engine.kv.soft_prompt_past``) and
+kept in a bounded LRU; switching tasks is a dictionary lookup. The catalogue stays the source
+of truth: an evicted library prompt is simply read again. Prompts registered in memory (tests,
+benchmarks, prompts not yet saved) are kept until ``invalidate``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from engine.errors import PromptbankError
+from engine.kv import Past, soft_prompt_past
+from engine.prompts import ModelGeometry, SoftPrompt
+
+#: ("lib", task, version id) for catalogue prompts, ("mem", task, number) for registered ones.
+Key = tuple[str, str, int]
+
+
+@dataclass
+class TaskSpec:
+    """What the runtime needs to know about a task besides its prompt."""
+
+    name: str
+    kind: str = "generate"
+    labels: list[str] = field(default_factory=list)
+    input_template: str | None = None
+    instruction: str = ""
+
+
+@dataclass
+class ResolvedPrompt:
+    """A task's prompt ready to serve: its keys/values and which version they are."""
+
+    key: Key
+    past: Past
+    length: int
+    number: int
+    version_id: int | None
+
+
+class PromptBank:
+    """Prompt keys/values of any number of tasks and versions, resident on the host's device."""
+
+    def __init__(self, host, library=None, *, max_prompts: int = 256, force: bool = False):
+        if max_prompts < 1:
+            raise PromptbankError("The prompt bank must hold at least one prompt.",
+                                  hint="Use max_prompts of 1 or more.")
+        self.host = host
+        self.library = library
+        self.max_prompts = max_prompts
+        self.force = force
+        self.geometry = ModelGeometry.of(host)
+        self._cache: OrderedDict[Key, tuple[Past, int]] = OrderedDict()
+        self._pinned: dict[tuple[str, int], SoftPrompt] = {}
+        self._specs: dict[str, TaskSpec] = {}
+
+    def __len__(self) -> int:
+        """Number of prompts whose keys/values are resident now."""
+        return len(self._cache)
+
+    def register(self, spec: TaskSpec | str, prompt: SoftPrompt, *, version: int = 1) -> None:
+        """Hold a prompt that is not (or not yet) in a library, as ``version`` of a task."""
+        spec = TaskSpec(spec) if isinstance(spec, str) else spec
+        prompt.check_fits(self.geometry, force=self.force)
+        self._specs[spec.name] = spec
+        self._pinned[(spec.name, version)] = prompt
+        self._cache.pop(("mem", spec.name, version), None)
+
+    def spec(self, task: str) -> TaskSpec:
+        """The task's kind, labels and template (registered, else from the library)."""
+        if task in self._specs:
+            return self._specs[task]
+        record = self._library_task(task)
+        return TaskSpec(record.name, record.kind, list(record.labels), record.input_template,
+                        record.instruction or "")
+
+    def resolve(self, task: str, version: int | None = None) -> ResolvedPrompt:
+        """The keys/values of ``version`` of ``task`` (None: the active one), computed once."""
+        pinned = sorted(n for t, n in self._pinned if t == task)
+        if pinned:
+            number = pinned[-1] if version is None else version
+            if number not in pinned:
+                raise PromptbankError(f"The task '{task}' has no version {number}.",
+                                      hint=f"Known versions: {', '.join(map(str, pinned))}.")
+            key: Key = ("mem", task, number)
+            return self._serve(key, number, None, lambda: self._pinned[(task, number)])
+        self._library_task(task)
+        record = self.library.get_version(task, version)
+        key = ("lib", task, record.id)
+        return self._serve(key, record.number, record.id, lambda: self._load(record))
+
+    def invalidate(self, task: str | None = None) -> None:
+        """Drop cached keys/values (of one task, or all); the next request recomputes them."""
+        for key in [k for k in self._cache if task is None or k[1] == task]:
+            del self._cache[key]
+
+    def forget(self, task: str) -> None:
+        """Remove a registered task and its prompts from the bank."""
+        self.invalidate(task)
+        self._specs.pop(task, None)
+        for key in [k for k in self._pinned if k[0] == task]:
+            del self._pinned[key]
+
+    def _library_task(self, task: str):
+        if self.library is None:
+            raise PromptbankError(f"Unknown task '{task}'.",
+                                  hint="Open a library or register the task's prompt first.")
+        return self.library.get_task(task)
+
+    def _serve(self, key: Key, number: int, version_id: int | None, load) -> ResolvedPrompt:
+        hit = self._cache.get(key)
+        if hit is None:
+            prompt = load()
+            hit = (soft_prompt_past(self.host, prompt), prompt.length)
+            self._cache[key] = hit
+            while len(self._cache) > self.max_prompts:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        return ResolvedPrompt(key, hit[0], hit[1], number, version_id)
+
+    def _load(self, record) -> SoftPrompt:
+        prompt = SoftPrompt.load(self.library.version_path(record), sha256=record.sha256)
+        prompt.check_fits(self.geometry, force=self.force)
+        return prompt
