@@ -161,6 +161,8 @@ class Client:
 
     def restart(self) -> None:
         """Stop the worker (killing it if it hangs) and start a fresh one."""
+        if self.argv is None:
+            raise PromptbankError("This client was attached to a worker; it cannot start one.")
         self.kill()
         self.launch()
 

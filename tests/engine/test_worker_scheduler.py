@@ -26,7 +26,7 @@ class CountingJob:
 
     def step(self) -> list[dict]:
         if self.index == self.fail_at:
-            raise RuntimeError("boom at step %d\nsecond line" % self.index)
+            raise RuntimeError(f"boom at step {self.index}\nsecond line")
         self.index += 1
         self.trace.append(f"{self.name}:{self.index}")
         if self.on_step:

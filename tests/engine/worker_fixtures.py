@@ -52,7 +52,8 @@ def make_library(root: Path, host) -> Library:
 def start_worker(model_dir: Path, library: Path) -> Client:
     """A worker on the tiny model and ``library`` (CPU)."""
     return Client.start(str(model_dir), library, "cpu", timeout=120,
-                        env={"PROMPTBANK_CACHE": REAL_CACHE, "HF_HUB_OFFLINE": "1"})
+                        env={"PROMPTBANK_CACHE": REAL_CACHE, "HF_HUB_OFFLINE": "1",
+                             "OMP_NUM_THREADS": "1"})
 
 
 def train_config(steps: int, **extra) -> dict:
