@@ -13,6 +13,7 @@ import io
 import json
 import stat
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -343,7 +344,7 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     try:
         with zf.open(info) as fh:
             data = fh.read(MAX_MEMBER_BYTES + 1)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError,
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, RuntimeError,
             NotImplementedError) as exc:
         raise PromptbankError(f"The archive member '{info.filename}' is damaged ({exc}).",
                               hint="Check that the file was copied completely.") from exc
