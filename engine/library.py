@@ -519,6 +519,7 @@ class Library:
         """Snapshot a dataset file into the task (all or nothing) with a fixed-seed split.
 
         ``role="eval"`` keeps every row for evaluation; an ``eval_path`` file replaces the split.
+        A file the task already has gives back that dataset unchanged.
         """
         if role not in ("train", "eval"):
             raise PromptbankError(f"Unknown dataset role '{role}'.", hint="Use train or eval.")
@@ -557,10 +558,10 @@ class Library:
             raise PromptbankError(f"Unknown dataset role '{role}'.", hint="Use train or eval.")
         self._check_labels(task, source.read, source.name)
         digest = sha256_bytes(source.data)
-        if self._rows("SELECT id FROM datasets WHERE task_id = ? AND sha256 = ?",
-                      (task.id, digest)):
-            raise PromptbankError(f"The task '{task.name}' already has the dataset "
-                                  f"{source.name}.", hint="Nothing to add.")
+        same = self._rows("SELECT id FROM datasets WHERE task_id = ? AND sha256 = ?",
+                          (task.id, digest))
+        if same:  # the same file again (e.g. continuing on it twice) is the same snapshot
+            return self.get_dataset(same[0]["id"])
         rel = f"datasets/t{task.id}-{digest[:16]}-{_safe_name(source.name)}"
         self._write_file(rel, source.data)
         eval_rel = eval_digest = None

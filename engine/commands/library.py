@@ -209,11 +209,17 @@ def cmd_task_delete(args: argparse.Namespace) -> int:
 
 def cmd_data_add(args: argparse.Namespace) -> int:
     lib = Library(args.library)
+    known = {d.id for d in lib.list_datasets(args.name)}
     ds = lib.add_dataset(args.name, args.file, eval_path=args.eval_file,
                          input_column=args.input_column, output_column=args.output_column,
                          eval_fraction=args.eval_fraction, seed=args.seed, role=args.role)
-    emit(args, asdict(ds), f"Added {ds.rows} examples from {ds.name} to '{args.name}' "
-         f"(format: {ds.format}); {ds.train_rows} for training, {ds.eval_rows} for evaluation.")
+    if ds.id in known:
+        emit(args, {**asdict(ds), "added": False},
+             f"'{args.name}' already has this file (as {ds.name}); nothing was added.")
+        return 0
+    emit(args, {**asdict(ds), "added": True}, f"Added {ds.rows} examples from {ds.name} to "
+         f"'{args.name}' (format: {ds.format}); {ds.train_rows} for training, "
+         f"{ds.eval_rows} for evaluation.")
     return 0
 
 

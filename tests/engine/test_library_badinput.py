@@ -77,9 +77,9 @@ def test_duplicate_task_name(lib, tmp_path):
     assert snapshot(lib) == before
 
 
-def test_same_dataset_twice(lib, unchanged, tmp_path):
-    with pytest.raises(PromptbankError, match="already has the dataset"):
-        lib.add_dataset("sent", tmp_path / "s.jsonl")
+def test_same_dataset_twice_is_the_same_snapshot(lib, unchanged, tmp_path):
+    (first,) = lib.list_datasets("sent")
+    assert lib.add_dataset("sent", tmp_path / "s.jsonl") == first
 
 
 def test_prompt_for_another_hidden_size(lib, unchanged, tmp_path):
