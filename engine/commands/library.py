@@ -9,10 +9,20 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.commands.common import emit, load_host
 from engine.errors import PromptbankError
-from engine.library import Library, Task, Version
+
+if TYPE_CHECKING:
+    from engine.library import Library, Task, Version
+
+
+def open_library(args: argparse.Namespace) -> Library:
+    """The library of the global --library option (sqlite-utils is imported only when needed)."""
+    from engine.library import Library
+
+    return Library(args.library)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -120,7 +130,7 @@ def _version_dict(lib: Library, version: Version, active_id: int | None) -> dict
 
 
 def cmd_task_create(args: argparse.Namespace) -> int:
-    lib = Library(args.library)
+    lib = open_library(args)
     if args.data is None and (args.eval_file or args.input_column or args.output_column):
         raise PromptbankError("--eval and the column options need --data.",
                               hint="Give the dataset file with --data.")
@@ -144,7 +154,7 @@ def cmd_task_create(args: argparse.Namespace) -> int:
 
 
 def cmd_task_list(args: argparse.Namespace) -> int:
-    lib = Library(args.library)
+    lib = open_library(args)
     tasks = [_task_dict(lib, t) for t in lib.list_tasks()]
     lines = [f"{'name':<24} {'kind':<9} {'versions':>8} {'active':>6}"]
     lines += [f"{t['name']:<24} {t['kind']:<9} {t['versions']:>8} {t['active_version'] or '-':>6}"
@@ -154,7 +164,7 @@ def cmd_task_list(args: argparse.Namespace) -> int:
 
 
 def cmd_task_show(args: argparse.Namespace) -> int:
-    lib = Library(args.library)
+    lib = open_library(args)
     task = lib.get_task(args.name)
     datasets = lib.list_datasets(task.name)
     versions = [_version_dict(lib, v, task.active_version_id) for v in
@@ -176,7 +186,7 @@ def cmd_task_show(args: argparse.Namespace) -> int:
 
 
 def cmd_task_edit(args: argparse.Namespace) -> int:
-    lib = Library(args.library)
+    lib = open_library(args)
     fields = {key: getattr(args, key) for key in ("kind", "description", "instruction",
                                                   "input_template")
               if getattr(args, key) is not None}
@@ -188,14 +198,14 @@ def cmd_task_edit(args: argparse.Namespace) -> int:
 
 
 def cmd_task_rename(args: argparse.Namespace) -> int:
-    lib = Library(args.library)
+    lib = open_library(args)
     task = lib.rename_task(args.name, args.new_name)
     emit(args, _task_dict(lib, task), f"Renamed '{args.name}' to '{task.name}'.")
     return 0
 
 
 def cmd_task_delete(args: argparse.Namespace) -> int:
-    lib = Library(args.library)
+    lib = open_library(args)
     task = lib.get_task(args.name)
     if not args.yes:
         count = len(lib.list_versions(task.name))
@@ -208,7 +218,7 @@ def cmd_task_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_data_add(args: argparse.Namespace) -> int:
-    lib = Library(args.library)
+    lib = open_library(args)
     known = {d.id for d in lib.list_datasets(args.name)}
     ds = lib.add_dataset(args.name, args.file, eval_path=args.eval_file,
                          input_column=args.input_column, output_column=args.output_column,
@@ -224,7 +234,7 @@ def cmd_data_add(args: argparse.Namespace) -> int:
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
-    lib = Library(args.library)
+    lib = open_library(args)
     task = lib.get_task(args.name)
     versions = [_version_dict(lib, v, task.active_version_id)
                 for v in lib.list_versions(task.name)]
@@ -239,7 +249,7 @@ def cmd_versions(args: argparse.Namespace) -> int:
 
 
 def cmd_activate(args: argparse.Namespace) -> int:
-    lib = Library(args.library)
+    lib = open_library(args)
     version = lib.set_active(args.name, args.version)
     emit(args, asdict(version), f"'{args.name}' now uses version {version.number}.")
     return 0
@@ -248,7 +258,7 @@ def cmd_activate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from engine.interop import export_version
 
-    lib = Library(args.library)
+    lib = open_library(args)
     out = export_version(lib, args.name, args.format, args.out, version=args.version,
                          include_eval=not args.no_data)
     emit(args, {"task": args.name, "format": args.format, "path": str(out)},
@@ -260,7 +270,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from engine.interop import detect_import_format, import_any
     from engine.prompts import ModelGeometry
 
-    lib = Library(args.library)
+    lib = open_library(args)
     detect_import_format(args.path)  # a wrong path fails before the model loads
     host = load_host(args)
     fmt, report = import_any(lib, args.path, ModelGeometry.of(host), task=args.task,
