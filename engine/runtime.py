@@ -10,7 +10,7 @@ it computes alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -28,7 +28,8 @@ DEFAULT_BATCH = 16
 
 @dataclass
 class GenRow:
-    """One generation request; ``task`` None runs the base model."""
+    """One generation request; ``task`` None runs the base model, ``prompt`` False runs the
+    task's input template without its soft prompt (baselines)."""
 
     text: str
     task: str | None = None
@@ -40,6 +41,7 @@ class GenRow:
     seed: int | None = None
     system: str | None = None
     shots: list[tuple[str, str]] = field(default_factory=list)
+    prompt: bool = True
 
 
 @dataclass
@@ -121,7 +123,7 @@ class Runtime:
         for i, row in enumerate(rows):
             _check_settings(i, row)
         prepared = [self._prepare(i, r.text, r.task, r.version, r.system, r.shots,
-                                  r.max_new_tokens, use_prompt=True)
+                                  r.max_new_tokens, use_prompt=r.prompt)
                     for i, r in enumerate(rows)]
         results: list[GenResult] = []
         for start in range(0, len(rows), batch_size):
@@ -164,16 +166,18 @@ class Runtime:
         if spec.kind != "classify" or len(spec.labels) < 2:
             raise PromptbankError(f"The task '{task}' is not a classify task with labels.",
                                   hint="Use `promptbank run` to generate text for it instead.")
-        return self.score_rows([(task, t) for t in texts], version=version,
+        return self.score_rows([(task, t) for t in texts], versions={task: version},
                                use_prompt=use_prompt, system=system, shots=shots,
                                batch_size=batch_size)
 
     @torch.no_grad()
-    def score_rows(self, rows: Sequence[tuple[str, str]], *, version: int | None = None,
-                   use_prompt: bool = True, system: str | None = None,
-                   shots: Sequence[tuple[str, str]] = (),
+    def score_rows(self, rows: Sequence[tuple[str, str]], *,
+                   versions: Mapping[str, int | None] | None = None, use_prompt: bool = True,
+                   system: str | None = None, shots: Sequence[tuple[str, str]] = (),
                    batch_size: int = DEFAULT_BATCH) -> list[ScoreResult]:
-        """``score`` for (task, text) rows of several classify tasks in mixed batches."""
+        """``score`` for (task, text) rows of several classify tasks in mixed batches;
+        ``versions`` pins a task's version (default: the active one)."""
+        versions = versions or {}
         tok = self.host.tokenizer
         label_ids: dict[str, list[list[int]]] = {}
         for task, _ in rows:
@@ -181,7 +185,7 @@ class Runtime:
                 labels = self.bank.spec(task).labels
                 label_ids[task] = [tok(label + self.end_of_turn, add_special_tokens=False)
                                    ["input_ids"] for label in labels]
-        prepared = [self._prepare(i, text, task, version, system, list(shots),
+        prepared = [self._prepare(i, text, task, versions.get(task), system, list(shots),
                                   max(map(len, label_ids[task])), use_prompt=use_prompt)
                     for i, (task, text) in enumerate(rows)]
         results: list[ScoreResult] = []
