@@ -38,7 +38,7 @@ screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m desktop.screenshots docs/screenshots
 
 examples: $(STAMP)
-	$(BIN)/python -m engine.examples resources/examples
+	$(BIN)/promptbank --device cpu examples build
 
 clean:
 	rm -rf $(VENV) build *.egg-info
