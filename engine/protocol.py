@@ -175,13 +175,15 @@ OP_SPECS: dict[str, OpSpec] = {spec.name: spec for spec in (
             _TRAIN_CONFIG), "progress*, result", "job"),
     OpSpec("resume", "Queue a cancelled or interrupted run again from its last checkpoint.",
            (Arg("run_id", "int", required=True, minimum=1),), "progress*, result", "job"),
-    OpSpec("cancel", "Stop a job at the next step boundary (checkpointed, resumable).",
+    OpSpec("cancel", "Stop a job at the next step boundary (checkpointed, resumable), "
+           "or a running eval/apply at its next batch.",
            (Arg("job", "str", required=True, doc="the id of the train/continue/resume/eval/"
                 "apply request"),)),
     OpSpec("jobs", "Running and queued jobs, and interrupted runs that can be resumed."),
     OpSpec("eval", "Evaluate a version (or a baseline) on a task's eval split or a file.",
            (_task(), _VERSION, Arg("data", "str", doc="data file (default: the eval split)"),
-            Arg("baseline", "str", default="none", doc="none | zero-shot | instruction")),
+            Arg("baseline", "str", default="none", choices=("none", "instruction", "fewshot"),
+                doc="none (the prompt) | instruction | fewshot")),
            "progress*, result", "long"),
     OpSpec("apply", "Run tasks over a column of a CSV/JSONL file, writing a new file.",
            (Arg("tasks", "str|list", required=True), Arg("input", "str", required=True),

@@ -50,6 +50,10 @@ def to_json(value: Any) -> Any:
     return value
 
 
+class EvalCancelled(Exception):
+    """Raised from an evaluation's progress callback to stop it when cancelled."""
+
+
 def shots(value: list) -> list[tuple[str, str]]:
     """Few-shot examples from JSON: a list of [input, output] pairs."""
     if not all(isinstance(p, list | tuple) and len(p) == 2 and all(isinstance(x, str) for x in p)
@@ -315,24 +319,31 @@ class Worker:
         ]
         self.send(result(rid, jobs=listing, resumable=resumable))
 
-    def _long(self, rid: str, op: str, task: str, work: Any) -> None:
-        self.scheduler.run_long(rid, op, task, work)
-
     def op_eval(self, rid: str, args: dict) -> None:
         try:
             from engine.evaluate import evaluate
         except ImportError as exc:
             raise not_available("evaluation") from exc
         runtime = self.runtime(rid)
+        data = Path(args["data"]).expanduser() if args["data"] else None
 
         def work(should_stop: Any) -> None:
-            self.send(progress(rid, "started", task=args["task"]))
-            data = Path(args["data"]).expanduser() if args["data"] else None
-            res = evaluate(runtime, self.library, args["task"], version=args["version"],
-                           data=data, baseline=args["baseline"])
-            self.send(result(rid, **to_json(res)))
+            def on_progress(done: int, total: int) -> None:
+                self.send(progress(rid, "rows", done=done, total=total))
+                self.scheduler.serve_pending()
+                if should_stop():
+                    raise EvalCancelled
 
-        self._long(rid, "eval", args["task"], work)
+            try:
+                res = evaluate(runtime, self.library, args["task"], version=args["version"],
+                               data=data, baseline=args["baseline"], on_progress=on_progress)
+            except EvalCancelled:
+                # Nothing was stored: an evaluation is recorded only when complete.
+                self.send(result(rid, status="cancelled", task=args["task"]))
+                return
+            self.send(result(rid, status="done", **to_json(res)))
+
+        self.scheduler.run_long(rid, "eval", args["task"], work)
 
     def op_apply(self, rid: str, args: dict) -> None:
         try:
@@ -340,19 +351,24 @@ class Worker:
         except ImportError as exc:
             raise not_available("batch apply") from exc
         tasks = args["tasks"] if isinstance(args["tasks"], list) else [args["tasks"]]
+        if not all(isinstance(t, str) for t in tasks):
+            raise ProtocolError("Argument 'tasks' of 'apply' must be a task name or a list "
+                                "of task names.")
         runtime = self.runtime(rid)
 
         def work(should_stop: Any) -> None:
-            def on_progress(*done: Any) -> None:
-                self.send(progress(rid, "rows", done=list(done)))
+            def on_progress(done: int, total: int, rate: float, eta: float | None) -> None:
+                self.send(progress(rid, "rows", done=done, total=total, rows_per_s=rate,
+                                   eta_s=eta))
                 self.scheduler.serve_pending()
 
             res = apply_file(runtime, tasks, Path(args["input"]).expanduser(), args["column"],
                              Path(args["output"]).expanduser(), overwrite=args["overwrite"],
                              on_progress=on_progress, should_stop=should_stop)
-            self.send(result(rid, **to_json(res)))
+            status = "done" if res.complete else "cancelled"
+            self.send(result(rid, status=status, **res.to_dict()))
 
-        self._long(rid, "apply", ",".join(tasks), work)
+        self.scheduler.run_long(rid, "apply", ",".join(tasks), work)
 
     def _soft_prompt(self, task: str, version: int | None) -> tuple[Any, Any]:
         from engine.prompts import SoftPrompt

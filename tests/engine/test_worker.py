@@ -144,3 +144,30 @@ def test_generate_is_served_while_a_job_trains_then_cancel(setup):
     assert state["step"] == final["step"]
     listing = client.call("jobs")
     assert listing["jobs"] == [] and run_id in [r["run_id"] for r in listing["resumable"]]
+
+
+def test_eval_and_apply_stream_progress(setup, tmp_path):
+    client, root = setup
+    events = list(client.request("eval", {"task": "sent"}))
+    final = events[-1]
+    assert final.type == "result" and final.data["status"] == "done", final.data
+    assert final.data["task"] == "sent" and final.data["n"] > 0
+    assert "accuracy" in final.data["metrics"]
+    rows = [e.data for e in events if e.type == "progress" and e.data["kind"] == "rows"]
+    assert rows and rows[-1]["done"] == rows[-1]["total"] == final.data["n"]
+    assert len(Library(root).list_evaluations("sent")) >= 1
+    with pytest.raises(RequestFailed, match="'baseline' of 'eval' must be one of"):
+        client.call("eval", task="sent", baseline="zero")
+
+    source = tmp_path / "in.csv"
+    source.write_text("text,id\ngreat film,1\nbad jokes,2\nhello world,3\n")
+    out = tmp_path / "out.csv"
+    events = list(client.request("apply", {"tasks": ["sent", "echo"], "input": str(source),
+                                           "column": "text", "output": str(out)}))
+    assert events[-1].type == "result", events[-1].data
+    assert events[-1].data["status"] == "done" and events[-1].data["rows"] == 3
+    assert out.read_text().splitlines()[0].startswith("text,id,")
+    assert any(e.type == "progress" and e.data["kind"] == "rows" for e in events)
+    with pytest.raises(RequestFailed, match="already exists"):
+        client.call("apply", tasks="sent", input=str(source), column="text", output=str(out))
+    assert client.call("jobs")["jobs"] == []
