@@ -228,7 +228,7 @@ class PlaygroundPage(QWidget):
                 edit.setPlainText(text)
             texts.append(text)
         self.run_button.setEnabled(True)
-        tokens = sum(int(r.get("tokens", 0) or 0) for r in results)
+        tokens = sum(_count(r.get("tokens")) for r in results)
         self.status.setText(f"Done · {tokens} tokens")
         self.sig_finished.emit(texts)
 
@@ -242,3 +242,10 @@ class PlaygroundPage(QWidget):
         self.run_button.setEnabled(True)
         self.status.setText(f"<span style='color:#b91c1c'>{message}</span>")
         self.sig_failed.emit(message)
+
+
+def _count(tokens) -> int:
+    """Number of generated tokens, whether the engine sent the ids or a count."""
+    if isinstance(tokens, list):
+        return len(tokens)
+    return int(tokens or 0)

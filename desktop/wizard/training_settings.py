@@ -25,7 +25,6 @@ class Preset:
 
     steps: int
     length: int
-    lr: float
     batch_size: int
     eval_every: int
     blurb: str
@@ -34,9 +33,9 @@ class Preset:
 PRESETS = {
     # Deep prefixes learn far faster than input-level prompts on small models, so every preset
     # uses them; the presets differ in how long they train and how many virtual tokens they get.
-    "Quick": Preset(60, 8, 0.03, 8, 20, "a minute or two on a CPU; good to check the data"),
-    "Standard": Preset(300, 16, 0.02, 8, 50, "a solid first version"),
-    "Thorough": Preset(1200, 32, 0.01, 8, 100, "best quality; use a GPU"),
+    "Quick": Preset(60, 8, 8, 20, "a minute or two on a CPU; good to check the data"),
+    "Standard": Preset(300, 20, 8, 50, "a solid first version"),
+    "Thorough": Preset(1200, 32, 8, 100, "best quality; use a GPU"),
 }
 INITS = ("text", "labels", "vocab", "random")
 
@@ -68,7 +67,9 @@ class TrainingSettings(QWidget):
         self.init.setToolTip("How the prompt starts: from the instruction text, the label "
                              "words, random vocabulary, random numbers, or another task's prompt.")
         self.steps = QSpinBox(minimum=1, maximum=1_000_000)
-        self.lr = QDoubleSpinBox(decimals=4, minimum=0.0001, maximum=10.0, singleStep=0.005)
+        self.lr = QDoubleSpinBox(decimals=4, minimum=0.0, maximum=10.0, singleStep=0.005)
+        self.lr.setSpecialValueText("default for the method")
+        self.lr.setToolTip("0 keeps the engine's measured default (prefix 0.02, prompt 0.3).")
         self.batch = QSpinBox(minimum=1, maximum=1024)
         self.eval_every = QSpinBox(minimum=0, maximum=100_000)
         self.eval_every.setToolTip("Evaluate on the held-out split every N steps (0: only at "
@@ -111,19 +112,21 @@ class TrainingSettings(QWidget):
                            f"{preset.blurb}.")
         self.length.setValue(preset.length)
         self.steps.setValue(preset.steps)
-        self.lr.setValue(preset.lr)
+        self.lr.setValue(0.0)
         self.batch.setValue(preset.batch_size)
         self.eval_every.setValue(preset.eval_every)
 
     def config(self) -> dict:
         """The settings as a TrainConfig-shaped dict for the engine's ``train`` op."""
-        return {
+        config = {
             "method": self.method.currentText(),
             "length": self.length.value(),
             "init": self.init.currentText(),
             "steps": self.steps.value(),
-            "lr": self.lr.value(),
             "batch_size": self.batch.value(),
             "eval_every": self.eval_every.value(),
             "seed": self.seed.value(),
         }
+        if self.lr.value() > 0:
+            config["lr"] = self.lr.value()
+        return config

@@ -63,7 +63,8 @@ def make_window(qtbot, library_root: Path, settings, model: str):
     session = Session(engine, library_root, model_spec=model, device="cpu")
     engine.worker_args = session.worker_args()
     window = MainWindow(session, settings=settings)
-    qtbot.addWidget(window)
+    if qtbot is not None:
+        qtbot.addWidget(window)
     return window
 
 
@@ -76,14 +77,35 @@ def offline_window(qtbot, library_root: Path, settings):
     window.jobs.jobs.clear()
 
 
-@pytest.fixture
-def window(qtbot, library_root: Path, settings, tiny_model_dir: Path):
-    """The main window with the real engine process on the tiny model, model loaded."""
-    window = make_window(qtbot, library_root, settings, str(tiny_model_dir))
+@pytest.fixture(scope="module")
+def engine_window(qapp, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
+    """One main window per module with the real engine process on the tiny model.
+
+    Starting the engine (importing torch) costs seconds, so the engine tests share it and
+    use distinct task names; the library lives in the module's own folder.
+    """
+    from PySide6.QtCore import QSettings
+    from pytestqt.qtbot import QtBot
+
+    folder = tmp_path_factory.mktemp("desktop-engine")
+    settings = QSettings(str(folder / "settings.ini"), QSettings.Format.IniFormat)
+    window = make_window(None, folder / "library", settings, str(tiny_model_dir))
     window.show()
+    qtbot = QtBot(request)
     with qtbot.waitSignal(window.session.sig_model_changed, timeout=ENGINE_START_MS,
                           check_params_cb=bool):
         window.engine.start()
     yield window
     window.jobs.jobs.clear()
     window.engine.stop()
+    window.close()
+
+
+@pytest.fixture
+def window(qtbot, engine_window):
+    """The shared engine window, with the engine running and the model loaded."""
+    if engine_window.session.model == {}:
+        with qtbot.waitSignal(engine_window.session.sig_model_changed, timeout=ENGINE_START_MS,
+                              check_params_cb=bool):
+            engine_window.restart_engine()
+    return engine_window

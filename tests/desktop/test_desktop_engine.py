@@ -1,0 +1,181 @@
+"""The desktop driving the real engine process (tiny model): train, cancel, playground,
+batch apply, crash and restart, responsiveness while training."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from PySide6.QtCore import QTimer
+
+from engine.prompts import ModelGeometry, SoftPrompt
+
+TRAIN_MS = 120_000
+QUICK = {"method": "prompt", "length": 4, "init": "random", "steps": 8, "batch_size": 4,
+         "eval_every": 4, "seed": 0}
+
+
+def add_task_with_data(window, name: str, data, *, kind="classify"):
+    lib = window.session.library
+    lib.create_task(name, kind=kind, labels=["positive", "negative"] if kind == "classify"
+                    else None, instruction="Classify the sentiment.")
+    lib.add_dataset(name, data)
+    window.session.notify_library_changed()
+
+
+def add_random_version(window, host, name: str, seed: int) -> None:
+    """A version with a random prompt for the loaded model (no training needed)."""
+    torch.manual_seed(seed)
+    geometry = ModelGeometry.of(host)
+    prompt = SoftPrompt("prompt", torch.randn(4, geometry.hidden_size) * 0.1, geometry,
+                        task=name, init="random")
+    window.session.library.add_version(name, prompt.to_bytes())
+
+
+class StallMeter:
+    """Measures the longest gap between ticks of a 10 ms QTimer (event-loop stalls)."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.longest = 0.0
+        self.timer = QTimer(interval=10)
+        self.timer.timeout.connect(self._tick)
+        self.timer.start()
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.longest = max(self.longest, now - self.last)
+        self.last = now
+
+    def stop(self) -> float:
+        self.timer.stop()
+        return self.longest
+
+
+def test_train_to_completion_shows_new_version(qtbot, window, sentiment_file, capsys):
+    add_task_with_data(window, "sentiment", sentiment_file)
+    meter = StallMeter()
+    job = window.jobs.start("sentiment", QUICK)
+    with qtbot.waitSignal(window.jobs.sig_job_finished, timeout=TRAIN_MS):
+        pass
+    longest = meter.stop()
+    with capsys.disabled():
+        print(f"\n[desktop] longest event-loop stall while training: {longest * 1000:.1f} ms")
+    assert job.status == "done", job.message
+    assert job.version == 1
+    assert job.losses and job.run_id is not None
+    assert job.step == QUICK["steps"]
+    # The library list now shows the trained version.
+    window.library.select("sentiment")
+    assert "v1" in window.library.list.currentItem().text()
+    assert window.task_page.versions.rowCount() == 1
+    # The finished run keeps its curve in the catalogue.
+    metrics = window.session.library.run_metrics(job.run_id)
+    assert any("loss" in m for m in metrics)
+    assert longest < 2.0  # generous: the GUI never waits on the engine
+
+
+def test_cancel_training_job(qtbot, window, sentiment_file):
+    add_task_with_data(window, "to-cancel", sentiment_file)
+    job = window.jobs.start("to-cancel", {**QUICK, "steps": 5000, "eval_every": 0})
+    qtbot.waitUntil(lambda: job.step >= 1, timeout=TRAIN_MS)
+    window.training.select_job(job)
+    assert window.training.cancel_button.isEnabled()
+    with qtbot.waitSignal(window.jobs.sig_job_finished, timeout=30_000):
+        window.training.cancel_button.click()
+    assert job.status == "cancelled"
+    assert window.session.library.get_run(job.run_id).status == "cancelled"
+    assert window.session.library.list_versions("to-cancel") == []
+    assert window.training.resume_button.isEnabled()
+
+
+def test_playground_switches_tasks(qtbot, window, sentiment_file, tiny_host):
+    add_task_with_data(window, "alpha", sentiment_file)
+    add_task_with_data(window, "beta", sentiment_file, kind="generate")
+    add_random_version(window, tiny_host, "alpha", 1)
+    add_random_version(window, tiny_host, "beta", 2)
+    window.playground.settings.setValue("playground/pinned", ["alpha", "beta"])
+    page = window.playground
+    page.max_tokens.setValue(4)
+    page.input.setPlainText("the movie was great")
+    page.set_task("alpha")
+    with qtbot.waitSignal(page.sig_finished, timeout=60_000) as first:
+        page.run()
+    qtbot.waitUntil(lambda: bool(page.bars.bars), timeout=30_000)
+    probs = {name: bar.value() for name, bar in page.bars.bars.items()}
+    assert set(probs) == {"positive", "negative"}
+    assert abs(sum(probs.values()) - 1000) <= 2
+    page.pick_pinned(2)  # Ctrl+2: the second task, without any reload
+    assert page.task_combo.currentText() == "beta"
+    with qtbot.waitSignal(page.sig_finished, timeout=60_000) as second:
+        page.run()
+    assert len(first.args[0]) == len(second.args[0]) == 1
+    assert "Done" in page.status.text()
+    page.compare.setChecked(True)
+    with qtbot.waitSignal(page.sig_finished, timeout=60_000) as compared:
+        page.run()
+    assert len(compared.args[0]) == 3
+
+
+def test_batch_apply_writes_file(qtbot, window, tmp_path):
+    table = tmp_path / "reviews.csv"
+    table.write_text("id,text\n1,great movie\n2,boring film\n3,wonderful acting\n",
+                     encoding="utf-8")
+    page = window.batch
+    page.load(str(table))
+    assert page.column.currentText() == "text"
+    page.set_tasks(["alpha"])
+    out = tmp_path / "reviews.out.csv"
+    assert page.output.text() == str(out)
+    with qtbot.waitSignal(page.sig_finished, timeout=60_000):
+        page.run()
+    text = out.read_text(encoding="utf-8")
+    assert len(text.strip().splitlines()) == 4
+    assert "alpha" in text.splitlines()[0]
+    assert page.open_folder.isEnabled()
+
+
+def test_batch_apply_failures_show_in_place(qtbot, window, tmp_path, sentiment_file,
+                                            tiny_host):
+    add_task_with_data(window, "delta", sentiment_file)
+    add_random_version(window, tiny_host, "delta", 4)
+    table = tmp_path / "t.csv"
+    table.write_text("a,b\nx,y\n", encoding="utf-8")
+    page = window.batch
+    page.load(str(table))
+    page.set_tasks([])
+    page.run()
+    assert "Tick at least one task" in page.status.text()
+    page.set_tasks(["delta"])
+    table.unlink()  # the file went away after it was chosen: the engine says so
+    with qtbot.waitSignal(page.sig_failed, timeout=30_000) as failed:
+        page.run()
+    assert "t.csv" in failed.args[0]
+    assert failed.args[0] in page.status.text()
+    assert not (tmp_path / "t.out.csv").exists()
+    assert page.run_button.isEnabled()
+
+
+def test_inspect_nearest_tokens(qtbot, window, sentiment_file, tiny_host):
+    add_task_with_data(window, "gamma", sentiment_file)
+    add_random_version(window, tiny_host, "gamma", 3)
+    page = window.inspect
+    page.set_task("gamma")
+    assert page.tokens.rowCount() == 4  # norms read locally, one row per virtual token
+    page.request_tokens()
+    qtbot.waitUntil(lambda: page.tokens.item(0, 1) is not None, timeout=30_000)
+    assert page.tokens.item(0, 1).text()
+
+
+def test_kill_engine_shows_banner_and_restart(qtbot, window):
+    assert not window.banner.isVisible()
+    with qtbot.waitSignal(window.engine.sig_crashed, timeout=10_000):
+        window.engine.kill()
+    assert window.banner.isVisible()
+    assert "killed" in window.banner.label.text() or "crashed" in window.banner.label.text()
+    assert window.status.state.text().startswith("Engine: error")
+    with qtbot.waitSignal(window.session.sig_model_changed, timeout=90_000,
+                          check_params_cb=bool):
+        window.banner.restart.click()
+    assert not window.banner.isVisible()
+    assert window.status.state.text() == "Engine: ready"
