@@ -78,7 +78,8 @@ def offline_window(qtbot, library_root: Path, settings):
 
 
 @pytest.fixture(scope="module")
-def engine_window(qapp, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
+def engine_window(qapp, request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
     """One main window per module with the real engine process on the tiny model.
 
     Starting the engine (importing torch) costs seconds, so the engine tests share it and
