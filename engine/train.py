@@ -131,11 +131,13 @@ class PromptParams(torch.nn.Module):
         self.shape = tuple(init.shape)
         if reparam:
             layers, two, kv, n, hd = self.shape
-            gen = torch.Generator().manual_seed(seed)
             self.register_buffer("base", init.clone())
-            self.seed_tokens = torch.nn.Parameter(torch.randn(n, reparam, generator=gen) * 0.1)
-            self.mlp = torch.nn.Sequential(torch.nn.Linear(reparam, reparam), torch.nn.Tanh(),
-                                           torch.nn.Linear(reparam, layers * two * kv * hd))
+            with torch.random.fork_rng(devices=[]):  # seeded, without touching the global RNG
+                torch.manual_seed(seed)
+                self.seed_tokens = torch.nn.Parameter(torch.randn(n, reparam) * 0.1)
+                self.mlp = torch.nn.Sequential(
+                    torch.nn.Linear(reparam, reparam), torch.nn.Tanh(),
+                    torch.nn.Linear(reparam, layers * two * kv * hd))
             torch.nn.init.zeros_(self.mlp[2].weight)
             torch.nn.init.zeros_(self.mlp[2].bias)
         else:
