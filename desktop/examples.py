@@ -16,7 +16,6 @@ import json
 import logging
 from pathlib import Path
 
-from engine.data import read_examples
 from engine.errors import PromptbankError
 from engine.library import Library
 
@@ -61,19 +60,14 @@ def install_examples(library: Library, folder: Path) -> list[str]:
 
 def install_one(library: Library, folder: Path, spec: dict) -> None:
     """Create one example task with its dataset and prompt versions (all or nothing)."""
-    kind = spec.get("kind", "generate")
-    labels = spec.get("labels") or None
-    if kind == "classify" and not labels:
-        read = read_examples(folder / spec["data"], input_column=spec.get("input_column"),
-                             output_column=spec.get("output_column"))
-        labels = list(dict.fromkeys(ex.output.strip() for ex in read.examples))
-    task = library.create_task(spec["name"], kind=kind, labels=labels,
+    task = library.create_task(spec["name"], kind=spec.get("kind", "generate"),
+                               labels=spec.get("labels") or None,
                                description=spec.get("description", ""),
-                               instruction=spec.get("instruction", ""))
+                               instruction=spec.get("instruction", ""),
+                               data=folder / spec["data"],
+                               input_column=spec.get("input_column"),
+                               output_column=spec.get("output_column"))
     try:
-        library.add_dataset(task.name, folder / spec["data"],
-                            input_column=spec.get("input_column"),
-                            output_column=spec.get("output_column"))
         parent = None
         for name in spec.get("prompts", []):
             version = library.add_version(task.name, (folder / name).read_bytes(),

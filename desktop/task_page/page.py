@@ -27,6 +27,7 @@ from desktop.task_page.dialogs import CompareDialog, TrainDialog
 from desktop.task_page.versions import COLUMNS, fill_lineage, fill_versions, selected_numbers
 from desktop.training.jobs import JobTracker
 from desktop.wizard.dataset_preview import fill_examples
+from desktop.wizard.training_settings import usable_init
 from engine.errors import PromptbankError
 from engine.library import Task
 
@@ -213,13 +214,17 @@ class TaskPage(QWidget):
     def _task_names(self) -> list[str]:
         return [t.name for t in self.session.library.list_tasks()]
 
+    def _config(self, dialog: TrainDialog) -> dict:
+        has_text = bool(self.task.instruction or self.task.description)
+        return usable_init(dialog.settings.config(), has_text=has_text, kind=self.task.kind)
+
     def train(self) -> None:
         """Ask for training settings and queue a training job."""
         if self.task is None:
             return
         dialog = TrainDialog(self.task.name, self._task_names(), self)
         if dialog.exec():
-            self.jobs.start(self.task.name, dialog.settings.config())
+            self.jobs.start(self.task.name, self._config(dialog))
 
     def continue_training(self) -> None:
         """Ask for new data and settings and queue continual training."""
@@ -227,8 +232,7 @@ class TaskPage(QWidget):
             return
         dialog = TrainDialog(self.task.name, self._task_names(), self, continual=True)
         if dialog.exec() and dialog.data.text().strip():
-            self.jobs.start(self.task.name, dialog.settings.config(),
-                            continue_data=dialog.data.text().strip())
+            self.jobs.start(self.task.name, self._config(dialog), continue_data=dialog.data.text().strip())
 
     def set_active(self) -> None:
         """Make the selected version the one served for this task."""

@@ -25,7 +25,7 @@ from desktop.session import Session
 from desktop.threads import run_in_thread
 from desktop.training.jobs import JobTracker
 from desktop.wizard.dataset_preview import DatasetPreview
-from desktop.wizard.training_settings import TrainingSettings
+from desktop.wizard.training_settings import TrainingSettings, usable_init
 from engine.library import Library
 
 KINDS = ("generate", "classify")
@@ -200,7 +200,11 @@ class NewTaskWizard(QWizard):
     def _created(self, name: str) -> None:
         self._busy = False
         if self.train_page.train_now.isChecked():
-            self.jobs.start(name, self.train_page.settings.config())
+            has_text = bool(self.task_page.instruction.toPlainText().strip()
+                            or self.task_page.description.text().strip())
+            config = usable_init(self.train_page.settings.config(), has_text=has_text,
+                                 kind=self.task_page.kind.currentText())
+            self.jobs.start(name, config)
         self.sig_task_created.emit(name)
         super().accept()
 
@@ -212,20 +216,18 @@ class NewTaskWizard(QWizard):
 
 
 def create_task_with_dataset(root: Path, spec: dict) -> str:
-    """Create the task and add its dataset; on any failure remove the task again.
+    """Create the task with its dataset in one library transaction (all or nothing).
 
     Runs in a worker thread, so it opens its own Library (sqlite connections are per thread).
     """
     library = Library(root)
-    task = library.create_task(spec["name"], kind=spec["kind"], labels=spec["labels"] or None,
-                               description=spec["description"],
-                               instruction=spec["instruction"])
     try:
-        library.add_dataset(task.name, spec["path"], input_column=spec["input_column"],
-                            output_column=spec["output_column"],
-                            eval_fraction=spec["eval_fraction"], seed=spec["seed"])
-    except BaseException:
-        library.delete_task(task.name)
-        raise
+        task = library.create_task(
+            spec["name"], kind=spec["kind"], labels=spec["labels"] or None,
+            description=spec["description"], instruction=spec["instruction"],
+            data=spec["path"], input_column=spec["input_column"],
+            output_column=spec["output_column"], eval_fraction=spec["eval_fraction"],
+            seed=spec["seed"])
+    finally:
+        library.close()
     return task.name
-

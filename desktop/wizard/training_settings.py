@@ -130,3 +130,11 @@ class TrainingSettings(QWidget):
         if self.lr.value() > 0:
             config["lr"] = self.lr.value()
         return config
+
+
+def usable_init(config: dict, *, has_text: bool, kind: str) -> dict:
+    """``config`` with an init that can work: 'text' needs an instruction or description, so
+    without one a classify task starts from its labels and a generate task from vocabulary."""
+    if config.get("init") == "text" and not has_text:
+        return {**config, "init": "labels" if kind == "classify" else "vocab"}
+    return config
