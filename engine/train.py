@@ -230,9 +230,9 @@ class TrainingJob:
         parent = parent_tensor = None
         if continue_data is not None:
             parent = library.get_version(task)
-            if parent.method != config.method or parent.length != config.length:
-                config.method, config.length = parent.method, parent.length
-                config.lr = config.lr or DEFAULT_LR[config.method]
+            if parent.method != config.method and config.lr == DEFAULT_LR[config.method]:
+                config.lr = DEFAULT_LR[parent.method]
+            config.method, config.length = parent.method, parent.length
             prompt = SoftPrompt.load(library.version_path(parent), sha256=parent.sha256)
             prompt.check_fits(ModelGeometry.of(host))
             parent_tensor = prompt.tensor

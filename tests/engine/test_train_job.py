@@ -127,7 +127,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_host, lib):
     config = TrainConfig(method="prefix", length=2, steps=20, lr=1e30, batch_size=4,
                          warmup=0.0, checkpoint_every=1, eval_every=0, clip=1e30)
     job = TrainingJob.start(lib, tiny_host, "sentiment", config)
-    with pytest.raises(PromptbankError, match="NaN|infinite|non-finite") as info:
+    with pytest.raises(PromptbankError, match=r"NaN|infinite|non-finite") as info:
         for _ in range(20):
             job.step()
     assert "last good checkpoint" in str(info.value)
