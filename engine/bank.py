@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+import torch
+
 from engine.errors import PromptbankError
 from engine.kv import Past, soft_prompt_past
 from engine.prompts import ModelGeometry, SoftPrompt
@@ -32,13 +34,24 @@ class TaskSpec:
 
 @dataclass
 class ResolvedPrompt:
-    """A task's prompt ready to serve: its keys/values and which version they are."""
+    """A task's prompt ready to serve: its keys/values and which version they are.
+
+    ``packed`` holds all keys/values in one (layers, 2, kv_heads, length, head_dim) tensor;
+    ``past`` is per-layer views of it, so a mixed batch places a row with one copy.
+    """
 
     key: Key
-    past: Past
-    length: int
+    packed: torch.Tensor
     number: int
     version_id: int | None
+
+    @property
+    def length(self) -> int:
+        return int(self.packed.shape[3])
+
+    @property
+    def past(self) -> Past:
+        return [(layer[0].unsqueeze(0), layer[1].unsqueeze(0)) for layer in self.packed]
 
 
 class PromptBank:
@@ -53,7 +66,7 @@ class PromptBank:
         self.max_prompts = max_prompts
         self.force = force
         self.geometry = ModelGeometry.of(host)
-        self._cache: OrderedDict[Key, tuple[Past, int]] = OrderedDict()
+        self._cache: OrderedDict[Key, torch.Tensor] = OrderedDict()
         self._pinned: dict[tuple[str, int], SoftPrompt] = {}
         self._specs: dict[str, TaskSpec] = {}
 
@@ -111,16 +124,16 @@ class PromptBank:
         return self.library.get_task(task)
 
     def _serve(self, key: Key, number: int, version_id: int | None, load) -> ResolvedPrompt:
-        hit = self._cache.get(key)
-        if hit is None:
-            prompt = load()
-            hit = (soft_prompt_past(self.host, prompt), prompt.length)
-            self._cache[key] = hit
+        packed = self._cache.get(key)
+        if packed is None:
+            past = soft_prompt_past(self.host, load())
+            packed = torch.stack([torch.cat([k, v]) for k, v in past])
+            self._cache[key] = packed
             while len(self._cache) > self.max_prompts:
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(key)
-        return ResolvedPrompt(key, hit[0], hit[1], number, version_id)
+        return ResolvedPrompt(key, packed, number, version_id)
 
     def _load(self, record) -> SoftPrompt:
         prompt = SoftPrompt.load(self.library.version_path(record), sha256=record.sha256)

@@ -67,9 +67,9 @@ class ScoreResult:
 
 @dataclass
 class _Prepared:
-    """A row ready for the model: its prompt keys/values and its context token ids."""
+    """A row ready for the model: its packed prompt keys/values and its context token ids."""
 
-    past: Past | None
+    packed: torch.Tensor | None
     length: int
     ids: list[int]
     truncated: bool
@@ -246,15 +246,15 @@ class Runtime:
         if not isinstance(text, str) or not text.strip():
             raise PromptbankError(f"Row {index + 1} has an empty input.",
                                   hint="Give some text to run the task on.")
-        past, length, number, template = None, 0, None, None
+        packed, length, number, template = None, 0, None, None
         if task is not None:
             template = self.bank.spec(task).input_template
             if use_prompt:
                 resolved = self.bank.resolve(task, version)
-                past, length, number = resolved.past, resolved.length, resolved.number
+                packed, length, number = resolved.packed, resolved.length, resolved.number
         ids, truncated = self._fit(text, lambda t: format_input(t, template), system, shots,
                                    self.host.max_positions - length - reserve)
-        return _Prepared(past, length, ids, truncated, number)
+        return _Prepared(packed, length, ids, truncated, number)
 
     def _context_ids(self, user: str, system: str | None,
                      shots: list[tuple[str, str]]) -> list[int]:
@@ -315,21 +315,16 @@ class Runtime:
 
     def _shared_past(self, prepared: list[_Prepared], width: int) -> Past:
         """Every row's prompt keys/values right-aligned in one past of ``width`` slots."""
-        owners = {id(p.past) for p in prepared}
-        if len(owners) == 1 and prepared[0].past is not None:
-            return prepared[0].past  # one task: broadcast views, no copies
+        first = prepared[0].packed
+        if first is not None and all(p.packed is first for p in prepared):
+            return [(k.unsqueeze(0), v.unsqueeze(0)) for k, v in first]  # one task: broadcast
         h = self.host
-        shape = (len(prepared), h.num_kv_heads, width, h.head_dim)
-        past: Past = []
-        for layer in range(h.num_layers):
-            keys = torch.zeros(shape, device=h.device, dtype=h.dtype)
-            values = torch.zeros(shape, device=h.device, dtype=h.dtype)
-            for i, p in enumerate(prepared):
-                if p.past is not None:
-                    keys[i, :, width - p.length:] = p.past[layer][0][0]
-                    values[i, :, width - p.length:] = p.past[layer][1][0]
-            past.append((keys, values))
-        return past
+        shared = torch.zeros((h.num_layers, 2, len(prepared), h.num_kv_heads, width, h.head_dim),
+                             device=h.device, dtype=h.dtype)
+        for i, p in enumerate(prepared):
+            if p.packed is not None:
+                shared[:, :, i, :, width - p.length:] = p.packed
+        return [(layer[0], layer[1]) for layer in shared]
 
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor, cache, positions: torch.Tensor,
                  *, keep_cache: bool = False):

@@ -1,0 +1,203 @@
+"""``promptbank bench serve``: task switching, mixed-task throughput, time to first token and
+a bank of 1,000 prompts, side by side with PEFT prompt tuning and a model reload.
+
+Prompts are random ``prompt``-method tensors scaled like the embedding table (speed does not
+depend on what they say). PEFT gets the same tensors as prompt-tuning adapters on its own copy
+of the model; both sides generate exactly the same number of tokens (no early end of turn).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+
+WORDS = ("the", "service", "was", "slow", "but", "food", "great", "price", "fair", "room",
+         "staff", "kind", "view", "noisy", "clean", "late", "order", "cold", "warm", "again")
+
+
+def register(bsub: argparse._SubParsersAction) -> None:
+    parser = bsub.add_parser("serve", help="switching, mixed-task batches, TTFT, 1,000 prompts")
+    parser.add_argument("--alternations", type=int, default=100,
+                        help="task switches timed (A, B, A, ...)")
+    parser.add_argument("--tasks", type=int, default=16, help="tasks in the mixed batch")
+    parser.add_argument("--new-tokens", type=int, default=16)
+    parser.add_argument("--bank", type=int, default=1000, help="prompts held for the RSS test")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (0: torch's default)")
+    parser.set_defaults(func=cmd_bench_serve)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) by linear interpolation."""
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    low, high = int(pos), min(int(pos) + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def _text(rng: random.Random, words: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(words))
+
+
+def _prompt(host, length: int, seed: int):
+    import torch
+
+    from engine.prompts import ModelGeometry, SoftPrompt
+
+    gen = torch.Generator().manual_seed(seed)
+    scale = float(host.embeddings().weight.std())
+    tensor = torch.randn(length, host.hidden_size, generator=gen) * scale
+    return SoftPrompt("prompt", tensor, ModelGeometry.of(host))
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+class _Peft:
+    """PEFT prompt tuning on its own model copy, one adapter per task."""
+
+    def __init__(self, host, prompts: dict[str, object]) -> None:
+        import torch
+        from peft import PromptTuningConfig, TaskType, get_peft_model
+        from transformers import AutoModelForCausalLM
+
+        base = AutoModelForCausalLM.from_pretrained(host.folder, dtype=host.dtype).to(host.device)
+        base.eval()
+        self.model = None
+        for name, prompt in prompts.items():
+            config = PromptTuningConfig(task_type=TaskType.CAUSAL_LM,
+                                        num_virtual_tokens=prompt.length)
+            if self.model is None:
+                self.model = get_peft_model(base, config, adapter_name=name)
+            else:
+                self.model.add_adapter(name, config)
+            with torch.no_grad():
+                self.model.prompt_encoder[name].embedding.weight.copy_(prompt.tensor)
+        self.model.eval()
+        self.pad_id = host.tokenizer.pad_token_id
+
+    def close(self) -> None:
+        """Free the model copy (so it does not count in the bank's memory)."""
+        self.model = None
+
+    def generate(self, task: str, ids: list[int], new_tokens: int) -> list[int]:
+        import torch
+
+        self.model.set_adapter(task, inference_mode=True)
+        tensor = torch.tensor([ids], device=self.model.device)
+        with torch.no_grad():
+            out = self.model.generate(input_ids=tensor, attention_mask=torch.ones_like(tensor),
+                                      max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                                      do_sample=False, pad_token_id=self.pad_id)
+        return out[0, -new_tokens:].tolist()
+
+
+def _timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def cmd_bench_serve(args: argparse.Namespace) -> int:
+    import torch
+
+    from engine.commands.common import load_host
+    from engine.model import ModelHost
+    from engine.runtime import GenRow, Runtime
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rng = random.Random(0)
+    host = load_host(args)
+    reload_s = _timed(lambda: ModelHost(args.model, device=args.device))
+    runtime = Runtime(host, max_prompts=max(256, args.tasks + 2))
+    runtime.eos_ids = set()  # every row makes exactly the tokens asked for
+    names = [f"task{i}" for i in range(args.tasks)]
+    prompts = {n: _prompt(host, 20, i) for i, n in enumerate(names)}
+    prompts["long"] = _prompt(host, 100, 999)
+    for name, prompt in prompts.items():
+        runtime.register(name, prompt)
+    peft = _Peft(host, prompts)
+    tok = host.tokenizer
+
+    def ids_of(text: str) -> list[int]:
+        return tok(host.chat_text(text), add_special_tokens=False)["input_ids"]
+
+    # Switch latency: first token of B right after A.
+    short = _text(rng, 8)
+    a, b = names[0], names[1]
+    runtime.generate([GenRow(short, a, max_new_tokens=1), GenRow(short, b, max_new_tokens=1)])
+    switch = [_timed(lambda t=t: runtime.generate([GenRow(short, t, max_new_tokens=1)]))
+              for t in [a, b] * (args.alternations // 2)]
+    peft_switch = [_timed(lambda t=t: peft.generate(t, ids_of(short), 1))
+                   for t in [a, b] * (args.alternations // 2)]
+
+    # Mixed-task throughput: one request per task.
+    texts = [_text(rng, 30) for _ in names]
+    mixed_rows = [GenRow(t, n, max_new_tokens=args.new_tokens)
+                  for t, n in zip(texts, names, strict=True)]
+    single_rows = [GenRow(t, names[0], max_new_tokens=args.new_tokens) for t in texts]
+    runtime.generate(mixed_rows[:2])
+    mixed_s = _timed(lambda: runtime.generate(mixed_rows, batch_size=len(mixed_rows)))
+    single_s = _timed(lambda: runtime.generate(single_rows, batch_size=len(single_rows)))
+    peft_s = _timed(lambda: [peft.generate(n, ids_of(t), args.new_tokens)
+                             for t, n in zip(texts, names, strict=True)])
+    input_tokens = statistics.mean(len(ids_of(t)) for t in texts)
+
+    # Time to first token with a 100-token prompt.
+    question = _text(rng, 30)
+    runtime.generate([GenRow(question, "long", max_new_tokens=1)])
+
+    def ttft(fn) -> float:
+        return statistics.median(_timed(fn) for _ in range(5))
+
+    base_ttft = ttft(lambda: runtime.generate([GenRow(question, max_new_tokens=1)]))
+    cached_ttft = ttft(lambda: runtime.generate([GenRow(question, "long", max_new_tokens=1)]))
+    peft_ttft = ttft(lambda: peft.generate("long", ids_of(question), 1))
+
+    # A bank of many prompts: held in memory, switched among with no reload.
+    peft.close()
+    rss_before = _rss_mb()
+    bank = Runtime(host)
+    for i in range(args.bank):
+        bank.register(f"bank{i}", _prompt(host, 20, 10_000 + i))
+    picks = [f"bank{rng.randrange(args.bank)}" for _ in range(30)]
+    bank_switch = [_timed(lambda t=t: bank.generate([GenRow(short, t, max_new_tokens=1)]))
+                   for t in picks]
+    rss_after = _rss_mb()
+
+    ms = 1000.0
+    result = {
+        "device": str(host.device), "model": host.name, "threads": torch.get_num_threads(),
+        "switch_p50_ms": round(percentile(switch, 50) * ms, 2),
+        "switch_p99_ms": round(percentile(switch, 99) * ms, 2),
+        "reload_s": round(reload_s, 3),
+        "peft_switch_p50_ms": round(percentile(peft_switch, 50) * ms, 2),
+        "peft_switch_p99_ms": round(percentile(peft_switch, 99) * ms, 2),
+        "mixed_batch_s": round(mixed_s, 3), "single_task_batch_s": round(single_s, 3),
+        "peft_one_at_a_time_s": round(peft_s, 3),
+        "mixed_vs_peft_speedup": round(peft_s / mixed_s, 2),
+        "mixed_vs_single_task_ratio": round(single_s / mixed_s, 3),
+        "mixed_tokens_per_s": round(args.tasks * args.new_tokens / mixed_s, 1),
+        "mixed_input_tokens_mean": round(input_tokens, 1),
+        "ttft_base_ms": round(base_ttft * ms, 2), "ttft_cached_ms": round(cached_ttft * ms, 2),
+        "ttft_peft_ms": round(peft_ttft * ms, 2),
+        "ttft_cached_vs_base_ratio": round(cached_ttft / base_ttft, 3),
+        "ttft_peft_vs_base_ratio": round(peft_ttft / base_ttft, 3),
+        "bank_prompts": args.bank, "bank_kv_resident": len(bank.bank),
+        "bank_switch_p50_ms": round(percentile(bank_switch, 50) * ms, 2),
+        "bank_1000_rss_mb": round(rss_after, 1),
+        "bank_added_rss_mb": round(rss_after - rss_before, 1),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:<28} {value}")
+    return 0
