@@ -134,7 +134,9 @@ class OpSpec:
     doc: str
     args: tuple[Arg, ...] = ()
     events: str = "result"
-    kind: str = "quick"  # quick (answered at once) | job (queued training) | long (streams)
+    # quick: answered at once, also while an eval/apply runs; job: queued training;
+    # long: runs inline and waits for a running eval/apply to end.
+    kind: str = "quick"
 
 
 def _task(required: bool = True) -> Arg:
@@ -150,7 +152,7 @@ OP_SPECS: dict[str, OpSpec] = {spec.name: spec for spec in (
     OpSpec("load_model", "Load (or switch to) a base model; streams load progress.",
            (Arg("model", "str", doc="model spec (default: the worker's --model)"),
             Arg("device", "str", doc="auto | cpu | cuda[:N] | mps")),
-           "progress*, result"),
+           "progress*, result", "long"),
     OpSpec("model_info", "The loaded model's description (loads it if needed)."),
     OpSpec("generate", "Generate text for one or more rows, each with its own task; "
            "streams tokens.",
