@@ -61,6 +61,9 @@ def test_generate_eval_and_data_file(setup, tmp_path):
     assert set(result.metrics) == {"exact_match", "token_f1", "rouge_l", "chrf"}
     assert result.n == 2
     assert all(0 <= v <= 1 for v in result.metrics.values())
+    fewshot = evaluate(rt, lib, "describe", data=data, baseline="fewshot")
+    assert fewshot.version is None and fewshot.data_sha256 == result.data_sha256
+    assert [e.baseline for e in lib.list_evaluations("describe")] == ["none", "fewshot"]
 
 
 def test_bad_evaluations_leave_the_catalogue_alone(setup, tmp_path):
