@@ -122,8 +122,9 @@ class Runtime:
         """Generate for every row (mixed tasks allowed), streaming text through ``on_token``."""
         for i, row in enumerate(rows):
             _check_settings(i, row)
+        memo: dict = {}
         prepared = [self._prepare(i, r.text, r.task, r.version, r.system, r.shots,
-                                  r.max_new_tokens, use_prompt=r.prompt)
+                                  r.max_new_tokens, use_prompt=r.prompt, memo=memo)
                     for i, r in enumerate(rows)]
         results: list[GenResult] = []
         for start in range(0, len(rows), batch_size):
@@ -162,10 +163,6 @@ class Runtime:
               batch_size: int = DEFAULT_BATCH) -> list[ScoreResult]:
         """Rank classification: each label's log-likelihood (answer and end of turn) after
         the input, normalised over the labels. Labels sharing token prefixes are exact."""
-        spec = self.bank.spec(task)
-        if spec.kind != "classify" or len(spec.labels) < 2:
-            raise PromptbankError(f"The task '{task}' is not a classify task with labels.",
-                                  hint="Use `promptbank run` to generate text for it instead.")
         return self.score_rows([(task, t) for t in texts], versions={task: version},
                                use_prompt=use_prompt, system=system, shots=shots,
                                batch_size=batch_size)
@@ -179,14 +176,22 @@ class Runtime:
         ``versions`` pins a task's version (default: the active one)."""
         versions = versions or {}
         tok = self.host.tokenizer
+        labels_of: dict[str, list[str]] = {}
         label_ids: dict[str, list[list[int]]] = {}
         for task, _ in rows:
             if task not in label_ids:
-                labels = self.bank.spec(task).labels
+                spec = self.bank.spec(task)
+                if spec.kind != "classify" or len(spec.labels) < 2:
+                    raise PromptbankError(
+                        f"The task '{task}' is not a classify task with labels.",
+                        hint="Use `promptbank run` to generate text for it instead.")
+                labels_of[task] = spec.labels
                 label_ids[task] = [tok(label + self.end_of_turn, add_special_tokens=False)
-                                   ["input_ids"] for label in labels]
+                                   ["input_ids"] for label in labels_of[task]]
+        memo: dict = {}
         prepared = [self._prepare(i, text, task, versions.get(task), system, list(shots),
-                                  max(map(len, label_ids[task])), use_prompt=use_prompt)
+                                  max(map(len, label_ids[task])), use_prompt=use_prompt,
+                                  memo=memo)
                     for i, (task, text) in enumerate(rows)]
         results: list[ScoreResult] = []
         for start in range(0, len(rows), batch_size):
@@ -195,7 +200,7 @@ class Runtime:
                                        [label_ids[task] for task, _ in chunk])
             for (task, _), row_scores, prep in zip(chunk, scores, prepared[start:],
                                                     strict=False):
-                labels = self.bank.spec(task).labels
+                labels = labels_of[task]
                 probs = torch.softmax(torch.tensor(row_scores, dtype=torch.float64), dim=0)
                 best = int(torch.argmax(probs))
                 results.append(ScoreResult(labels[best], dict(zip(labels, probs.tolist(),
@@ -241,20 +246,29 @@ class Runtime:
 
     def _prepare(self, index: int, text: str, task: str | None, version: int | None,
                  system: str | None, shots: list[tuple[str, str]], reserve: int, *,
-                 use_prompt: bool) -> _Prepared:
-        """Validate a row, resolve its prompt, and tokenise its context to fit the model."""
+                 use_prompt: bool, memo: dict) -> _Prepared:
+        """Validate a row, resolve its prompt (once per request: ``memo``), and tokenise its
+        context to fit the model."""
         if not isinstance(text, str) or not text.strip():
             raise PromptbankError(f"Row {index + 1} has an empty input.",
                                   hint="Give some text to run the task on.")
-        packed, length, number, template = None, 0, None, None
-        if task is not None:
-            template = self.bank.spec(task).input_template
-            if use_prompt:
-                resolved = self.bank.resolve(task, version)
-                packed, length, number = resolved.packed, resolved.length, resolved.number
+        key = (task, version, use_prompt)
+        if key not in memo:
+            memo[key] = self._row_prompt(task, version, use_prompt)
+        template, packed, length, number = memo[key]
         ids, truncated = self._fit(text, lambda t: format_input(t, template), system, shots,
                                    self.host.max_positions - length - reserve)
         return _Prepared(packed, length, ids, truncated, number)
+
+    def _row_prompt(self, task: str | None, version: int | None, use_prompt: bool) -> tuple:
+        """(input template, packed keys/values, prompt length, version number) of a row."""
+        if task is None:
+            return None, None, 0, None
+        template = self.bank.spec(task).input_template
+        if not use_prompt:
+            return template, None, 0, None
+        resolved = self.bank.resolve(task, version)
+        return template, resolved.packed, resolved.length, resolved.number
 
     def _context_ids(self, user: str, system: str | None,
                      shots: list[tuple[str, str]]) -> list[int]:
