@@ -7,6 +7,7 @@ and the real engine; a view whose engine work fails or times out is still captur
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import tempfile
@@ -75,8 +76,11 @@ def shoot(window: MainWindow, out: Path, *, steps: int, timeout_s: float) -> Non
 
     if first and session.model:
         task = session.library.get_task(first)
+        # Evaluating a generate task means generating text, slow on a CPU: only classify
+        # tasks get an evaluation curve in the shot.
+        every = max(1, steps // 2) if task.kind == "classify" else 0
         config = usable_init({"method": "prefix", "length": 8, "init": "text", "steps": steps,
-                              "batch_size": 4, "eval_every": max(1, steps // 3)},
+                              "batch_size": 4, "eval_every": every},
                              has_text=bool(task.instruction or task.description),
                              kind=task.kind)
         job = window.jobs.start(first, config)
@@ -130,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m desktop.screenshots")
     parser.add_argument("out", type=Path)
     parser.add_argument("--model", default="default")
-    parser.add_argument("--steps", type=int, default=12, help="steps of the live training shot")
+    parser.add_argument("--steps", type=int, default=6, help="steps of the live training shot")
     parser.add_argument("--timeout", type=float, default=180.0)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -150,7 +154,12 @@ def main(argv: list[str] | None = None) -> int:
             window.jobs.jobs.clear()
             window.engine.stop()
             window.close()
+            # Tear the widgets down while Qt is alive; leaving it to interpreter exit can
+            # crash in PySide6's finaliser.
+            window.deleteLater()
             app.processEvents()
+            del window
+            gc.collect()
     return 0
 
 

@@ -63,6 +63,7 @@ class PlaygroundPage(QWidget):
         self.temperature = QDoubleSpinBox(minimum=0.0, maximum=2.0, singleStep=0.1, value=0.0)
         self.temperature.setToolTip("0 is greedy (the same output every time).")
         self.input = QPlainTextEdit(placeholderText="Type an input, then Ctrl+Enter.")
+        self.input.setMaximumHeight(140)
         self.run_button = QPushButton("Run")
         self.run_button.setToolTip("Run the task on the input (Ctrl+Enter)")
         self.run_button.clicked.connect(self.run)
@@ -89,13 +90,13 @@ class PlaygroundPage(QWidget):
         top.addWidget(self.temperature)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
-        layout.addWidget(self.input, 1)
+        layout.addWidget(self.input)
         run_row = QHBoxLayout()
         run_row.addWidget(self.status, 1)
         run_row.addWidget(self.run_button)
         layout.addLayout(run_row)
         layout.addWidget(self.bars)
-        layout.addLayout(out_row, 2)
+        layout.addLayout(out_row, 1)
 
         shortcut = QShortcut(QKeySequence("Ctrl+Return"), self, self.run)
         shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -168,17 +169,23 @@ class PlaygroundPage(QWidget):
         self.run_button.setEnabled(False)
         common = {"max_new_tokens": self.max_tokens.value(),
                   "temperature": self.temperature.value()}
+        trained = task is not None and bool(self.session.library.list_versions(task.name))
         if self.compare.isChecked() and task is not None:
-            rows = [{"text": text}, {"text": instruction_text(task, text)},
-                    {"text": text, "task": task.name}]
-            self.boxes_in_use = [0, 1, 2]
+            rows = [{"text": text}, {"text": instruction_text(task, text)}]
+            self.boxes_in_use = [0, 1]
+            if trained:
+                rows.append({"text": text, "task": task.name})
+                self.boxes_in_use.append(2)
+            else:
+                self.outputs[2].setPlainText("Not trained yet: train a version on the task "
+                                             "page to compare it here.")
         else:
             rows = [{"text": text, **({"task": task.name} if task else {})}]
             self.boxes_in_use = [2 if self.compare.isChecked() else 0]
         self.op = (self.session.op("generate", {"rows": rows, **common})
                    .on_token(self._on_token).on_success(self._on_generated)
                    .on_failure(self._on_failed).run())
-        if task is not None and task.kind == "classify" and task.labels:
+        if trained and task.kind == "classify" and task.labels:
             self.session.op("score", {"task": task.name, "texts": [text]}).on_success(
                 self._on_scored).on_failure(self._on_failed).run()
 

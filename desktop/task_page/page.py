@@ -232,7 +232,8 @@ class TaskPage(QWidget):
             return
         dialog = TrainDialog(self.task.name, self._task_names(), self, continual=True)
         if dialog.exec() and dialog.data.text().strip():
-            self.jobs.start(self.task.name, self._config(dialog), continue_data=dialog.data.text().strip())
+            self.jobs.start(self.task.name, self._config(dialog),
+                            continue_data=dialog.data.text().strip())
 
     def set_active(self) -> None:
         """Make the selected version the one served for this task."""

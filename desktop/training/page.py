@@ -21,7 +21,7 @@ from desktop.training.jobs import JobState, JobTracker
 from engine.errors import PromptbankError
 from engine.library import Run
 
-STATUS_MARK = {"queued": "⏳", "running": "▶", "done": "✓", "cancelled": "■", "failed": "✗"}
+STATUS_MARK = {"queued": "…", "running": "▶", "done": "✓", "cancelled": "■", "failed": "✗"}
 LIVE, RUN = "live", "run"
 
 
@@ -102,8 +102,7 @@ class TrainingPage(QWidget):
         live_runs = set()
         for job in reversed(self.jobs.jobs):
             live_runs.add(job.run_id)
-            self._add(LIVE, job, f"{STATUS_MARK.get(job.status, '')} {job.task} · {job.kind} "
-                      f"· {job.status}")
+            self._add(LIVE, job, _job_text(job))
         try:
             runs = self.session.library.list_runs()
         except PromptbankError:
@@ -144,8 +143,11 @@ class TrainingPage(QWidget):
                 return
 
     def _on_job(self, job: JobState) -> None:
-        known = any(self.list.item(r).data(Qt.ItemDataRole.UserRole) == (LIVE, job)
-                    for r in range(self.list.count()))
+        item = next((self.list.item(r) for r in range(self.list.count())
+                     if self.list.item(r).data(Qt.ItemDataRole.UserRole) == (LIVE, job)), None)
+        known = item is not None
+        if known:
+            item.setText(_job_text(job))
         if not known or not job.active:
             self.refresh()
             if not known:
@@ -244,3 +246,7 @@ def _short(value) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {_short(v)}" for k, v in value.items()) + "}"
     return str(value)
+
+
+def _job_text(job: JobState) -> str:
+    return f"{STATUS_MARK.get(job.status, '')} {job.task} · {job.kind} · {job.status}"
