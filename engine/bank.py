@@ -67,7 +67,7 @@ class PromptBank:
         self.force = force
         self.geometry = ModelGeometry.of(host)
         self._cache: OrderedDict[Key, torch.Tensor] = OrderedDict()
-        self._pinned: dict[tuple[str, int], SoftPrompt] = {}
+        self._pinned: dict[str, dict[int, SoftPrompt]] = {}
         self._specs: dict[str, TaskSpec] = {}
 
     def __len__(self) -> int:
@@ -79,7 +79,7 @@ class PromptBank:
         spec = TaskSpec(spec) if isinstance(spec, str) else spec
         prompt.check_fits(self.geometry, force=self.force)
         self._specs[spec.name] = spec
-        self._pinned[(spec.name, version)] = prompt
+        self._pinned.setdefault(spec.name, {})[version] = prompt
         self._cache.pop(("mem", spec.name, version), None)
 
     def spec(self, task: str) -> TaskSpec:
@@ -92,14 +92,15 @@ class PromptBank:
 
     def resolve(self, task: str, version: int | None = None) -> ResolvedPrompt:
         """The keys/values of ``version`` of ``task`` (None: the active one), computed once."""
-        pinned = sorted(n for t, n in self._pinned if t == task)
+        pinned = self._pinned.get(task)
         if pinned:
-            number = pinned[-1] if version is None else version
+            number = max(pinned) if version is None else version
             if number not in pinned:
+                known = ", ".join(map(str, sorted(pinned)))
                 raise PromptbankError(f"The task '{task}' has no version {number}.",
-                                      hint=f"Known versions: {', '.join(map(str, pinned))}.")
+                                      hint=f"Known versions: {known}.")
             key: Key = ("mem", task, number)
-            return self._serve(key, number, None, lambda: self._pinned[(task, number)])
+            return self._serve(key, number, None, lambda: pinned[number])
         self._library_task(task)
         record = self.library.get_version(task, version)
         key = ("lib", task, record.id)
@@ -114,8 +115,7 @@ class PromptBank:
         """Remove a registered task and its prompts from the bank."""
         self.invalidate(task)
         self._specs.pop(task, None)
-        for key in [k for k in self._pinned if k[0] == task]:
-            del self._pinned[key]
+        self._pinned.pop(task, None)
 
     def _library_task(self, task: str):
         if self.library is None:

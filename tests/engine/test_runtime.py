@@ -77,7 +77,7 @@ def test_mixed_batch_equals_each_row_alone(runtime):
 
 @pytest.mark.parametrize("name", list(TASKS))
 def test_row_equals_naive_concatenation(runtime, lively_host, name):
-    prompt = None if TASKS[name] is None else runtime.bank._pinned[(name, 1)]
+    prompt = None if TASKS[name] is None else runtime.bank._pinned[name][1]
     rows = [GenRow(text, _task(name), max_new_tokens=6) for text in TEXTS[1:3]]
     for row, result in zip(rows, runtime.generate(rows), strict=True):
         assert result.tokens == naive_greedy(lively_host, prompt, row.text, 6, runtime.eos_ids)
