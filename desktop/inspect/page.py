@@ -50,6 +50,7 @@ class InspectPage(QWidget):
         note.setStyleSheet("color: #6b7280; font-style: italic;")
         self.tokens = QTableWidget(0, 2)
         self.tokens.setHorizontalHeaderLabels(["norm", "nearest tokens (cosine)"])
+        self.tokens.horizontalHeader().setStretchLastSection(True)
         self.norm_plot = pg.PlotWidget(title="Norm per virtual token")
         self.norm_plot.setLabel("bottom", "position")
         self.norm_plot.setMaximumHeight(220)

@@ -183,10 +183,16 @@ class TrainingPage(QWidget):
         text = " · ".join(parts)
         if job.message:
             text += f"<br><span style='color:#b91c1c'>{job.message}</span>"
-        summary = {k: v for k, v in job.result.items()
-                   if k not in ("status", "task", "version", "run_id", "job")}
-        if summary:
-            text += "<br>" + ", ".join(f"{k}: {_short(v)}" for k, v in summary.items())
+        result = job.result
+        if result.get("best_metric") is not None:
+            text += (f"<br>best {str(result.get('metric_name', 'metric')).replace('_', ' ')} "
+                     f"{_short(result['best_metric'])}")
+        reason = (result.get("summary") or {}).get("stop_reason")
+        if reason:
+            text += f" · stopped: {reason}"
+        for key in ("before", "after"):  # continual learning: metrics on old and new data
+            if key in (result.get("summary") or {}):
+                text += f"<br>{key}: {_short(result['summary'][key])}"
         self.stats.setText(text)
         self.curves.set_data(job.losses, job.evals, job.metric_name)
         self.cancel_button.setEnabled(job.active)
