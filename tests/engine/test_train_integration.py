@@ -17,8 +17,8 @@ def test_prefix_training_improves_the_embedded_model(default_host, tmp_path):
                     instruction="Is this review positive or negative?")
     lib.add_dataset("sentiment", resources_dir() / "examples" / "sentiment.csv",
                     eval_fraction=0.2, seed=0)
-    config = TrainConfig(method="prefix", length=4, init="vocab", steps=12, lr=3e-2,
-                         batch_size=4, eval_every=6, eval_size=12, warmup=0.0)
+    config = TrainConfig(method="prefix", length=4, init="vocab", steps=8, lr=3e-2,
+                         batch_size=4, eval_every=8, eval_size=8, warmup=0.0)
     job = TrainingJob.start(lib, default_host, "sentiment", config)
     before = job.evaluate(job.params.value().detach(), job.eval_set)
     result = run_job(job)
