@@ -199,6 +199,12 @@ OP_SPECS: dict[str, OpSpec] = {spec.name: spec for spec in (
            (Arg("tasks", "list", doc="task names (default: all with a version)"),
             Arg("method", "str", default="prompt", choices=("prompt", "prefix")),
             Arg("pooling", "str", default="mean", choices=("mean", "tokens")))),
+    OpSpec("export", "Export a version as a PEFT folder, KoboldAI zip, prompt pack or "
+           "safetensors file.",
+           (_task(), _VERSION,
+            Arg("format", "str", required=True, choices=("peft", "kobold", "pack", "safetensors")),
+            Arg("out", "str", required=True, doc="output path"),
+            Arg("include_eval", "bool", default=True, doc="packs: add the eval data"))),
     OpSpec("shutdown", "Checkpoint the running job, then exit."),
 )}
 OPS = tuple(OP_SPECS)

@@ -409,6 +409,13 @@ class Worker:
         sim = similarity(prompts, pooling=args["pooling"])
         self.send(result(rid, method=args["method"], skipped=skipped, **sim))
 
+    def op_export(self, rid: str, args: dict) -> None:
+        from engine.interop import export_version
+
+        out = export_version(self.library, args["task"], args["format"], Path(args["out"]),
+                             version=args["version"], include_eval=args["include_eval"])
+        self.send(result(rid, task=args["task"], format=args["format"], path=str(out)))
+
     # --- the process ------------------------------------------------------------------
 
     def read(self, stream: TextIO) -> None:

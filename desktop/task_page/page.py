@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -32,6 +31,13 @@ from engine.errors import PromptbankError
 from engine.library import Task
 
 DATASET_COLUMNS = ("name", "format", "rows", "train", "eval", "added")
+#: File-dialog filter → export format of the engine's ``export`` op.
+EXPORT_FILTERS = {
+    "Prompt pack to share (*.pbpack)": "pack",
+    "PEFT adapter folder (*)": "peft",
+    "KoboldAI soft prompt (*.zip)": "kobold",
+    "Prompt file (*.safetensors)": "safetensors",
+}
 
 
 def _button(text: str, tip: str, slot) -> QPushButton:
@@ -104,7 +110,8 @@ class TaskPage(QWidget):
         for b in (_button("Set active", "Serve this version for the task", self.set_active),
                   _button("Compare", "Select two or more versions to compare their metrics",
                           self.compare),
-                  _button("Export…", "Save the selected version as a prompt file",
+                  _button("Export…", "Save the selected version as a prompt pack, a PEFT "
+                          "adapter, a KoboldAI soft prompt or a prompt file",
                           self.export)):
             version_buttons.addWidget(b)
         version_buttons.addStretch(1)
@@ -258,21 +265,26 @@ class TaskPage(QWidget):
         CompareDialog(versions, self).open()
 
     def export(self) -> None:
-        """Save a copy of the selected version's prompt file (safetensors with metadata)."""
+        """Export the selected version in the format the user picks (the engine writes it)."""
         numbers = selected_numbers(self.versions)
         if self.task is None or not numbers:
             self.error.setText("Select a version to export.")
             return
-        version = self.session.library.get_version(self.task.name, numbers[0])
-        default = f"{self.task.name}-v{version.number}.safetensors"
-        target, _ = QFileDialog.getSaveFileName(self, "Export prompt", default,
-                                                "Prompt files (*.safetensors)")
-        if not target:
-            return
-        try:
-            shutil.copyfile(self.session.library.version_path(version), Path(target))
-        except OSError as exc:
-            self.error.setText(f"Could not export to {target}: {exc.strerror or exc}.")
+        default = f"{self.task.name}-v{numbers[0]}"
+        target, chosen = QFileDialog.getSaveFileName(
+            self, "Export prompt version", default, ";;".join(EXPORT_FILTERS))
+        if target:
+            self.start_export(numbers[0], EXPORT_FILTERS[chosen], Path(target))
+
+    def start_export(self, number: int, fmt: str, target: Path) -> None:
+        """Ask the engine to export version ``number`` as ``fmt`` to ``target``."""
+        assert self.task is not None
+        self.error.setText(f"Exporting v{number}…")
+        (self.session.op("export", {"task": self.task.name, "version": number, "format": fmt,
+                                    "out": str(target)})
+         .on_success(lambda d: self.error.setText(f"Exported to {d['path']}."))
+         .on_failure(lambda message: self.error.setText(f"Export failed: {message}"))
+         .run())
 
     def delete_task(self) -> None:
         """Delete the task after the user confirms (it cannot be undone)."""

@@ -167,6 +167,22 @@ def test_inspect_nearest_tokens(qtbot, window, sentiment_file, tiny_host):
     assert page.tokens.item(0, 1).text()
 
 
+def test_export_version_as_pack_through_the_engine(qtbot, window, sentiment_file, tiny_host,
+                                                   tmp_path):
+    add_task_with_data(window, "delta", sentiment_file)
+    add_random_version(window, tiny_host, "delta", 4)
+    page = window.task_page
+    page.show_task("delta")
+    target = tmp_path / "delta.pbpack"
+    page.start_export(1, "pack", target)
+    qtbot.waitUntil(lambda: "Exported to" in page.error.text(), timeout=30_000)
+    assert target.is_file() and str(target) in page.error.text()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    page.start_export(1, "kobold", blocker / "delta.zip")
+    qtbot.waitUntil(lambda: "Export failed" in page.error.text(), timeout=30_000)
+
+
 def test_kill_engine_shows_banner_and_restart(qtbot, window):
     assert not window.banner.isVisible()
     with qtbot.waitSignal(window.engine.sig_crashed, timeout=10_000):

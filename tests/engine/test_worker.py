@@ -171,3 +171,18 @@ def test_eval_and_apply_stream_progress(setup, tmp_path):
     with pytest.raises(RequestFailed, match="already exists"):
         client.call("apply", tasks="sent", input=str(source), column="text", output=str(out))
     assert client.call("jobs")["jobs"] == []
+
+
+def test_export_op_writes_each_format_and_refuses_bad_ones(setup, tmp_path):
+    client, _ = setup
+    for fmt, name in (("pack", "sent.pbpack"), ("peft", "sent-peft"),
+                      ("kobold", "sent.zip"), ("safetensors", "sent.safetensors")):
+        out = tmp_path / name
+        res = client.call("export", task="sent", format=fmt, out=str(out))
+        assert res["format"] == fmt and out.exists()
+    assert (tmp_path / "sent-peft" / "adapter_config.json").is_file()
+    with pytest.raises(RequestFailed, match="KoboldAI cannot use"):
+        client.call("export", task="deep", format="kobold", out=str(tmp_path / "deep.zip"))
+    assert not (tmp_path / "deep.zip").exists()
+    with pytest.raises(RequestFailed, match="'format'"):
+        client.call("export", task="sent", format="onnx", out=str(tmp_path / "x"))
