@@ -571,10 +571,16 @@ class TrainingJob:
                                            run_id=self.run_id, metrics=metrics)
         if self.parent is not None:
             self._record_continual(tensor, version)
+        # A task's first version is served at once; later ones wait for the user to compare
+        # them (and, after continual learning, to check the forgetting) and activate them.
+        activated = self.library.get_task(self.task).active_version_id is None
+        if activated:
+            self.library.set_active(self.task, version.number)
         tokens_per_s = self.tokens / max(self.train_seconds, 1e-9)
         self.summary.update({"steps": self.step_index, "best": self.best,
                              "stop_reason": self.stop_reason or "steps done",
-                             "tokens_per_s": tokens_per_s, "version": version.number})
+                             "tokens_per_s": tokens_per_s, "version": version.number,
+                             "activated": activated})
         self.library.finish_run(self.run_id, "done", version_id=version.id,
                                 summary=self.summary)
         self.finished = True

@@ -110,6 +110,9 @@ def _run(args: argparse.Namespace, start) -> int:
     metric = "n/a" if result.best_metric is None else f"{result.best_metric:.4f}"
     text = (f"Saved {result.task} version {result.version} after {result.steps} steps "
             f"({result.metric_name} {metric}, {result.tokens_per_s:.0f} data tokens/s).")
+    if not result.summary.get("activated"):
+        text += (f"\nThe active version is unchanged; use `promptbank activate {result.task} "
+                 f"{result.version}` to serve this one.")
     if "gain_new" in payload:
         text += (f"\nGain on the new data: {payload['gain_new']:+.4f}; forgetting on the old: "
                  f"{payload.get('forgetting_old', 0.0):+.4f}.")

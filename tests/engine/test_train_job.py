@@ -199,3 +199,13 @@ def test_cancel_through_should_stop(tiny_host, lib):
     assert run_job(job, should_stop=lambda: next(calls) >= 3) is None
     assert job.step_index == 3 and lib.get_run(job.run_id).status == "cancelled"
     assert lib.list_versions("sentiment") == []
+
+
+def test_first_version_becomes_active_and_later_ones_wait(tiny_host, lib):
+    config = TrainConfig(method="prompt", length=2, steps=2, batch_size=4, eval_every=0)
+    first = run_job(TrainingJob.start(lib, host=tiny_host, task="sentiment", config=config))
+    assert first.summary["activated"] is True
+    assert lib.get_task("sentiment").active_version_id == lib.get_version("sentiment", 1).id
+    second = run_job(TrainingJob.start(lib, host=tiny_host, task="sentiment", config=config))
+    assert second.version == 2 and second.summary["activated"] is False
+    assert lib.get_version("sentiment").number == 1
