@@ -169,10 +169,10 @@ def test_inspect_nearest_tokens(qtbot, window, sentiment_file, tiny_host):
 
 def test_export_version_as_pack_through_the_engine(qtbot, window, sentiment_file, tiny_host,
                                                    tmp_path):
-    add_task_with_data(window, "delta", sentiment_file)
-    add_random_version(window, tiny_host, "delta", 4)
+    add_task_with_data(window, "to-export", sentiment_file)
+    add_random_version(window, tiny_host, "to-export", 4)
     page = window.task_page
-    page.show_task("delta")
+    page.show_task("to-export")
     target = tmp_path / "delta.pbpack"
     page.start_export(1, "pack", target)
     qtbot.waitUntil(lambda: "Exported to" in page.error.text(), timeout=30_000)
