@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.data import jsonl_records
 from engine.errors import PromptbankError
 from engine.fileio import atomic_write_bytes, sha256_file
 
@@ -76,19 +77,7 @@ def read_table(path: Path | str) -> Table:
         raise PromptbankError(f"{path.name} is not UTF-8 text.",
                               hint="Save the file as UTF-8 and try again.") from exc
     if kind == "jsonl":
-        rows: list[dict] = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise PromptbankError(f"{path.name} line {number} is not valid JSON ({exc.msg}).",
-                                      hint="Fix that line and try again.") from exc
-            if not isinstance(record, dict):
-                raise PromptbankError(f"{path.name} line {number} is not a JSON object.",
-                                      hint="Each line must be one {...} object.")
-            rows.append(record)
+        rows = [record for _, record in jsonl_records(text, path.name)]
         columns = list(dict.fromkeys(k for r in rows for k in r))
         return Table(columns, rows, kind)
     reader = csv.DictReader(io.StringIO(text, newline=""),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,11 +197,8 @@ def _jsonl_example(record: dict, fmt: str, name: str, line: int, keys: tuple[str
 FORMAT_KEYS = {"input/output": ("input", "output"), "prompt/completion": ("prompt", "completion")}
 
 
-def _read_jsonl(text: str, name: str, input_column: str | None,
-                output_column: str | None) -> ReadResult:
-    examples: list[Example] = []
-    fmt = "columns" if input_column or output_column else ""
-    keys = (input_column or "input", output_column or "output")
+def jsonl_records(text: str, name: str) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line; malformed lines name file and line."""
     for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
@@ -212,6 +210,15 @@ def _read_jsonl(text: str, name: str, input_column: str | None,
         if not isinstance(record, dict):
             raise PromptbankError(f"Line {number} of {name} is not a JSON object.",
                                   hint="Each line must be one JSON object.")
+        yield number, record
+
+
+def _read_jsonl(text: str, name: str, input_column: str | None,
+                output_column: str | None) -> ReadResult:
+    examples: list[Example] = []
+    fmt = "columns" if input_column or output_column else ""
+    keys = (input_column or "input", output_column or "output")
+    for number, record in jsonl_records(text, name):
         if not fmt:
             fmt = _detect_jsonl_format(record, name, number)
             keys = FORMAT_KEYS.get(fmt, keys)

@@ -26,8 +26,8 @@ from safetensors.torch import save as st_save
 from engine.data import parse_examples
 from engine.errors import PromptbankError
 from engine.fileio import atomic_write_bytes, sha256_bytes
-from engine.library import Library, Version
-from engine.prompts import ModelGeometry, SoftPrompt, utc_now
+from engine.library import Library, Version, utc_now
+from engine.prompts import ModelGeometry, SoftPrompt
 
 FORMATS = ("peft", "kobold", "pack", "safetensors")
 PACK_FORMAT = "promptbank-pack"

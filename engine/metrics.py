@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from engine.errors import PromptbankError
 
@@ -34,10 +34,17 @@ def _check(predictions: Sequence[str], references: Sequence[str]) -> None:
                               hint="Give at least one example.")
 
 
+def _mean(score: Callable[[str, str], float], predictions: Sequence[str],
+          references: Sequence[str]) -> float:
+    """Mean of ``score(prediction, reference)`` over the pairs, after checking them."""
+    _check(predictions, references)
+    return sum(score(p, r) for p, r in zip(predictions, references, strict=True)) / len(
+        references)
+
+
 def accuracy(predictions: Sequence[str], references: Sequence[str]) -> float:
     """Share of predictions equal to their reference."""
-    _check(predictions, references)
-    return sum(p == r for p, r in zip(predictions, references, strict=True)) / len(references)
+    return _mean(lambda p, r: float(p == r), predictions, references)
 
 
 def macro_f1(predictions: Sequence[str], references: Sequence[str],
@@ -62,9 +69,8 @@ def normalize_answer(text: str) -> str:
 
 def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
     """Share of predictions equal to their reference after ``normalize_answer``."""
-    _check(predictions, references)
-    return sum(normalize_answer(p) == normalize_answer(r)
-               for p, r in zip(predictions, references, strict=True)) / len(references)
+    return _mean(lambda p, r: float(normalize_answer(p) == normalize_answer(r)), predictions,
+                 references)
 
 
 def _token_f1(prediction: str, reference: str) -> float:
@@ -80,9 +86,7 @@ def _token_f1(prediction: str, reference: str) -> float:
 
 def token_f1(predictions: Sequence[str], references: Sequence[str]) -> float:
     """Mean SQuAD token-overlap F1."""
-    _check(predictions, references)
-    return sum(_token_f1(p, r) for p, r in zip(predictions, references, strict=True)) / len(
-        references)
+    return _mean(_token_f1, predictions, references)
 
 
 def _lcs(a: list[str], b: list[str]) -> int:
@@ -108,9 +112,7 @@ def _rouge_l(prediction: str, reference: str) -> float:
 
 def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
     """Mean ROUGE-L F-measure (as rouge-score's ``rougeL`` without stemming)."""
-    _check(predictions, references)
-    return sum(_rouge_l(p, r) for p, r in zip(predictions, references, strict=True)) / len(
-        references)
+    return _mean(_rouge_l, predictions, references)
 
 
 def _char_ngrams(text: str, n: int) -> Counter:

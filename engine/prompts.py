@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -18,15 +17,11 @@ from safetensors.torch import save as st_save
 
 from engine.errors import PromptbankError
 from engine.fileio import atomic_write_bytes, sha256_bytes
+from engine.library import utc_now
 from engine.st_header import read_header_metadata
 
 FORMAT_VERSION = 1
 METHODS = ("prompt", "prefix")
-
-
-def utc_now() -> str:
-    """An ISO-8601 UTC timestamp with seconds."""
-    return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 @dataclass
