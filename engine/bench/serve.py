@@ -14,6 +14,8 @@ import random
 import statistics
 import time
 
+from engine.bench._stats import percentile
+
 WORDS = ("the", "service", "was", "slow", "but", "food", "great", "price", "fair", "room",
          "staff", "kind", "view", "noisy", "clean", "late", "order", "cold", "warm", "again")
 
@@ -29,13 +31,6 @@ def register(bsub: argparse._SubParsersAction) -> None:
                         help="torch CPU threads (0: torch's default)")
     parser.set_defaults(func=cmd_bench_serve)
 
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0-100) by linear interpolation."""
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    low, high = int(pos), min(int(pos) + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
 def _text(rng: random.Random, words: int) -> str:

@@ -13,4 +13,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("bench", help="measure speed, memory and quality")
     bsub = bench.add_subparsers(dest="bench_name", metavar="NAME", required=True)
     for info in sorted(pkgutil.iter_modules(benches.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):  # shared helpers, not benchmarks
+            continue
         importlib.import_module(f"engine.bench.{info.name}").register(bsub)

@@ -1,0 +1,57 @@
+"""Each benchmark runs end to end on the tiny model and prints the fields its issue names.
+
+Only the output's shape and exactness checks are asserted, never a timing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def bench(model_dir: Path, *args: str) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "--model", str(model_dir), "--device", "cpu",
+         "bench", *args, "--json"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_bench_train_fields_and_equal_step0_loss(tiny_model_dir, tmp_path):
+    out = bench(tiny_model_dir, "train", "--lengths", "3,5", "--steps", "2", "--data",
+                str(tmp_path / "no-data"))
+    assert {"device", "model", "runs"} <= set(out)
+    assert [r["length"] for r in out["runs"]] == [3, 5]
+    for run in out["runs"]:
+        assert {"batch_size", "ours_tokens_per_s", "peft_tokens_per_s", "speedup",
+                "step0_loss_diff"} <= set(run)
+        assert run["step0_loss_diff"] < 1e-4
+
+
+def test_bench_serve_fields(tiny_model_dir):
+    out = bench(tiny_model_dir, "serve", "--alternations", "3", "--tasks", "3",
+                "--new-tokens", "2", "--bank", "5")
+    for key in ("device", "switch_p50_ms", "switch_p99_ms", "reload_s", "peft_switch_p99_ms",
+                "mixed_vs_peft_speedup", "mixed_vs_single_task_ratio",
+                "ttft_cached_vs_base_ratio", "ttft_peft_vs_base_ratio", "bank_1000_rss_mb"):
+        assert key in out, key
+
+
+def test_bench_worker_fields(tiny_model_dir):
+    out = bench(tiny_model_dir, "worker", "--requests", "3", "--pings", "5",
+                "--max-new-tokens", "2", "--length", "3")
+    for key in ("generate_p50_ms", "generate_p95_ms", "train_step_ms", "train_step_p95_ms",
+                "ping_p95_ms"):
+        assert key in out, key
+
+
+@pytest.mark.parametrize("name", ["quality"])
+def test_bench_on_real_data_skips_cleanly_without_it(tiny_model_dir, tmp_path, name):
+    out = bench(tiny_model_dir, name, "--data", str(tmp_path / "absent"))
+    assert "skipped" in out and "absent" in out["skipped"]
