@@ -183,16 +183,10 @@ class TrainingPage(QWidget):
         text = " · ".join(parts)
         if job.message:
             text += f"<br><span style='color:#b91c1c'>{job.message}</span>"
-        result = job.result
-        if result.get("best_metric") is not None:
-            text += (f"<br>best {str(result.get('metric_name', 'metric')).replace('_', ' ')} "
-                     f"{_short(result['best_metric'])}")
-        reason = (result.get("summary") or {}).get("stop_reason")
-        if reason:
-            text += f" · stopped: {reason}"
-        for key in ("before", "after"):  # continual learning: metrics on old and new data
-            if key in (result.get("summary") or {}):
-                text += f"<br>{key}: {_short(result['summary'][key])}"
+        described = describe_summary(job.result.get("summary") or {},
+                                     str(job.result.get("metric_name") or job.metric_name or ""))
+        if described:
+            text += "<br>" + described
         self.stats.setText(text)
         self.curves.set_data(job.losses, job.evals, job.metric_name)
         self.cancel_button.setEnabled(job.active)
@@ -208,7 +202,7 @@ class TrainingPage(QWidget):
         steps = int(run.config.get("steps", 0) or 0)
         last = metrics[-1]["step"] if metrics else 0
         self.progress.setValue(int(1000 * last / steps) if steps else 0)
-        summary = ", ".join(f"{k}: {_short(v)}" for k, v in run.summary.items())
+        summary = describe_summary(run.summary, name)
         self.stats.setText(f"started {run.started.replace('T', ' ')[:16]} · "
                            f"{run.kind} · step {last} of {steps or '?'}"
                            + (f"<br>{summary}" if summary else ""))
@@ -246,12 +240,33 @@ class TrainingPage(QWidget):
             self.sig_open_version.emit(names.get(obj.task_id, ""))
 
 
-def _short(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_short(v)}" for k, v in value.items()) + "}"
-    return str(value)
+def _metric(result: dict | None) -> str:
+    value = (result or {}).get("metric")
+    return f"{value:.4g}" if isinstance(value, int | float) else "?"
+
+
+def describe_summary(summary: dict, metric_name: str) -> str:
+    """A run's summary in words: best metric, why it stopped, and continual gain/forgetting."""
+    name = (metric_name or "metric").replace("_", " ")
+    parts = []
+    best = summary.get("best") or {}
+    if isinstance(best.get("metric"), int | float):
+        parts.append(f"best {name} {best['metric']:.4g} at step {best.get('step', '?')}")
+    if summary.get("stop_reason"):
+        parts.append(f"stopped: {summary['stop_reason']}")
+    if isinstance(summary.get("tokens_per_s"), int | float):
+        parts.append(f"{summary['tokens_per_s']:,.0f} data tokens/s")
+    lines = [" · ".join(parts)] if parts else []
+    before, after = summary.get("before") or {}, summary.get("after") or {}
+    for data, change, sign in (("new", "gain_new", "gain"), ("old", "forgetting_old",
+                                                              "forgetting")):
+        if data in before or data in after:
+            line = (f"{data} data: {name} {_metric(before.get(data))} → "
+                    f"{_metric(after.get(data))}")
+            if isinstance(summary.get(change), int | float):
+                line += f" ({sign} {summary[change]:+.4g})"
+            lines.append(line)
+    return "<br>".join(lines)
 
 
 def _job_text(job: JobState) -> str:

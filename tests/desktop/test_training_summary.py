@@ -1,0 +1,27 @@
+"""The training page describes a run's summary in words, not as a raw dictionary."""
+
+from __future__ import annotations
+
+from desktop.training.page import describe_summary
+
+
+def test_plain_run_summary():
+    text = describe_summary({"steps": 40, "best": {"step": 30, "metric": 0.875, "n": 8},
+                             "stop_reason": "steps done", "tokens_per_s": 1234.5,
+                             "version": 2}, "accuracy")
+    assert text == "best accuracy 0.875 at step 30 · stopped: steps done · 1,234 data tokens/s"
+    assert "{" not in text
+
+
+def test_continual_summary_shows_gain_and_forgetting():
+    summary = {"best": {"step": 2, "metric": 0.9}, "before": {"new": {"metric": 0.5},
+                                                              "old": {"metric": 0.8}},
+               "after": {"new": {"metric": 0.9}, "old": {"metric": 0.75}},
+               "gain_new": 0.4, "forgetting_old": 0.05}
+    lines = describe_summary(summary, "accuracy").split("<br>")
+    assert lines[1] == "new data: accuracy 0.5 → 0.9 (gain +0.4)"
+    assert lines[2] == "old data: accuracy 0.8 → 0.75 (forgetting +0.05)"
+
+
+def test_empty_summary_says_nothing():
+    assert describe_summary({}, "") == ""
