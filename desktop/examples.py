@@ -68,11 +68,13 @@ def install_one(library: Library, folder: Path, spec: dict) -> None:
                                input_column=spec.get("input_column"),
                                output_column=spec.get("output_column"))
     try:
-        parent = None
+        version = None
         for name in spec.get("prompts", []):
             version = library.add_version(task.name, (folder / name).read_bytes(),
-                                          parent_id=parent, metrics=spec.get("metrics"))
-            parent = version.id
+                                          parent_id=version.id if version else None,
+                                          metrics=spec.get("metrics"))
+        if version is not None:
+            library.set_active(task.name, version.number)
     except BaseException:
         library.delete_task(task.name)
         raise
