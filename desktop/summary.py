@@ -35,6 +35,9 @@ class TaskSummary:
 
 def headline_metric(metrics: dict) -> str:
     """The most telling metric of a version as 'name value', or ""."""
+    best, name = metrics.get("best_metric"), metrics.get("metric_name")
+    if isinstance(best, int | float) and isinstance(name, str) and name:
+        return f"{name.replace('_', ' ')} {best:.3g}"
     for key in PREFERRED_METRICS:
         value = metrics.get(key)
         if isinstance(value, int | float):

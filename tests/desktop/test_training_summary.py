@@ -25,3 +25,12 @@ def test_continual_summary_shows_gain_and_forgetting():
 
 def test_empty_summary_says_nothing():
     assert describe_summary({}, "") == ""
+
+
+def test_headline_metric_prefers_the_trainers_own_metric():
+    from desktop.summary import headline_metric
+
+    trained = {"metric_name": "accuracy", "best_metric": 0.92, "eval_loss": 0.2, "steps": 300}
+    assert headline_metric(trained) == "accuracy 0.92"
+    assert headline_metric({"eval_loss": 0.5}) == "eval loss 0.5"
+    assert headline_metric({"notes": "x"}) == ""
