@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
@@ -62,6 +63,11 @@ class PlaygroundPage(QWidget):
         self.max_tokens.setToolTip("Most tokens to generate.")
         self.temperature = QDoubleSpinBox(minimum=0.0, maximum=2.0, singleStep=0.1, value=0.0)
         self.temperature.setToolTip("0 is greedy (the same output every time).")
+        self.top_p = QDoubleSpinBox(minimum=0.05, maximum=1.0, singleStep=0.05, value=1.0)
+        self.top_p.setToolTip("Nucleus sampling: keep the smallest set of tokens whose "
+                              "probabilities add up to this (used when temperature > 0).")
+        self.stop = QLineEdit(placeholderText="stop strings, comma-separated")
+        self.stop.setToolTip("Generation ends when the output contains one of these strings.")
         self.input = QPlainTextEdit(placeholderText="Type an input, then Ctrl+Enter.")
         self.input.setMaximumHeight(140)
         self.run_button = QPushButton("Run")
@@ -88,6 +94,9 @@ class PlaygroundPage(QWidget):
         top.addWidget(self.max_tokens)
         top.addWidget(QLabel("Temperature"))
         top.addWidget(self.temperature)
+        top.addWidget(QLabel("Top-p"))
+        top.addWidget(self.top_p)
+        top.addWidget(self.stop)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.input)
@@ -167,8 +176,7 @@ class PlaygroundPage(QWidget):
         self.bars.clear()
         self.status.setText("Running…")
         self.run_button.setEnabled(False)
-        common = {"max_new_tokens": self.max_tokens.value(),
-                  "temperature": self.temperature.value()}
+        common = self.generation_settings()
         trained = task is not None and bool(self.session.library.list_versions(task.name))
         if self.compare.isChecked() and task is not None:
             rows = [{"text": text}, {"text": instruction_text(task, text)}]
@@ -188,6 +196,13 @@ class PlaygroundPage(QWidget):
         if trained and task.kind == "classify" and task.labels:
             self.session.op("score", {"task": task.name, "texts": [text]}).on_success(
                 self._on_scored).on_failure(self._on_failed).run()
+
+    def generation_settings(self) -> dict:
+        """The per-row generation settings the engine's ``generate`` op takes."""
+        stops = [part for part in (p.strip() for p in self.stop.text().split(",")) if part]
+        return {"max_new_tokens": self.max_tokens.value(),
+                "temperature": self.temperature.value(), "top_p": self.top_p.value(),
+                "stop": stops}
 
     def _layout_outputs(self) -> None:
         on = self.compare.isChecked()

@@ -115,6 +115,16 @@ def test_playground_switches_tasks(qtbot, window, sentiment_file, tiny_host):
     with qtbot.waitSignal(page.sig_finished, timeout=60_000) as compared:
         page.run()
     assert len(compared.args[0]) == 3
+    page.compare.setChecked(False)
+    page.temperature.setValue(0.7)
+    page.top_p.setValue(0.9)
+    page.stop.setText("zzz, ,  qq ")
+    assert page.generation_settings() == {"max_new_tokens": 4, "temperature": 0.7,
+                                          "top_p": 0.9, "stop": ["zzz", "qq"]}
+    with qtbot.waitSignal(page.sig_finished, timeout=60_000) as sampled:
+        page.run()
+    assert len(sampled.args[0]) == 1 and "zzz" not in sampled.args[0][0]
+    assert "Done" in page.status.text()
 
 
 def test_batch_apply_writes_file(qtbot, window, tmp_path):
