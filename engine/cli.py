@@ -1,7 +1,8 @@
 """The ``promptbank`` command: global options, then one sub-command per feature.
 
 Sub-commands live in ``engine/commands/<feature>.py``, each with ``register(subparsers)``;
-they are found automatically, so a feature adds a file and touches nothing here.
+they are found automatically (modules starting with ``_`` are helpers), so a feature adds a
+file and touches nothing here.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     import engine.commands as commands
 
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):  # shared helpers, not commands
+            continue
         importlib.import_module(f"engine.commands.{info.name}").register(sub)
     for child in _sub_parsers(parser):
         _add_global_options(child, top=False)

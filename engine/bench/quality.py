@@ -177,7 +177,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
-    from engine.commands.common import emit, load_host
+    from engine.commands._common import emit, load_host
     from engine.train import TrainConfig
 
     data_dir = Path(args.data)

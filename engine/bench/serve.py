@@ -102,7 +102,7 @@ def _timed(fn) -> float:
 def cmd_bench_serve(args: argparse.Namespace) -> int:
     import torch
 
-    from engine.commands.common import load_host
+    from engine.commands._common import load_host
     from engine.model import ModelHost
     from engine.runtime import GenRow, Runtime
 

@@ -100,7 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_train_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from engine.commands.common import emit, load_host
+    from engine.commands._common import emit, load_host
 
     host = load_host(args)
     rows = _rows(host, Path(args.data), args.batch_size * (args.steps + 1) * 4)

@@ -125,7 +125,7 @@ def measure(client: Any, tasks: list[str], args: argparse.Namespace) -> dict[str
 
 def cmd_bench_worker(args: argparse.Namespace) -> int:
     from engine.client import Client
-    from engine.commands.common import emit, load_host
+    from engine.commands._common import emit, load_host
 
     host = load_host(args)
     with tempfile.TemporaryDirectory(prefix="pb-bench-worker-") as tmp:

@@ -11,7 +11,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from engine.commands.common import emit, load_host, stderr_progress
+from engine.commands._common import emit, load_host, stderr_progress
 from engine.paths import resources_dir
 
 EXAMPLE_TASKS = [

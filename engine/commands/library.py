@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.commands.common import emit, load_host
+from engine.commands._common import emit, load_host
 from engine.errors import PromptbankError
 
 if TYPE_CHECKING:

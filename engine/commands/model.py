@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine.commands.common import emit, load_host
+from engine.commands._common import emit, load_host
 
 
 def register(sub: argparse._SubParsersAction) -> None:

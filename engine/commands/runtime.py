@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine.commands.common import emit, load_host
+from engine.commands._common import emit, load_host
 from engine.errors import PromptbankError
 
 TRUNCATION_WARNING = ("warning: {n} input(s) were longer than the model's context; their start "

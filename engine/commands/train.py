@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from engine.commands.common import emit, load_host
+from engine.commands._common import emit, load_host
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -8,10 +8,6 @@ import sys
 from typing import Any
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """This module holds helpers only."""
-
-
 def stderr_progress(stage: str, fraction: float) -> None:
     """A one-line progress display on stderr (the model conversion, long loads)."""
     width = 24
