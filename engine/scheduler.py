@@ -3,6 +3,9 @@
 Torch-free. Requests arrive on a queue (filled by a reader thread); background jobs (training
 runs) wait in a FIFO and the one at its head advances by one ``step()`` whenever no request is
 pending, so inference on any task is served between two training steps on the same model.
+A job's start, steps and finish call back between their forward/backward passes and evaluation
+batches, where quick requests are answered too, so a request waits for one pass rather than a
+whole step or evaluation.
 """
 
 from __future__ import annotations
@@ -28,11 +31,11 @@ class Job(Protocol):
     @property
     def done(self) -> bool: ...
 
-    def step(self) -> list[dict[str, Any]]: ...
+    def step(self, between: Callable[[], None]) -> list[dict[str, Any]]: ...
 
     def cancel(self) -> dict[str, Any]: ...
 
-    def finish(self) -> dict[str, Any]: ...
+    def finish(self, between: Callable[[], None]) -> dict[str, Any]: ...
 
     def fail(self, message: str) -> None: ...
 
@@ -46,7 +49,7 @@ class JobEntry:
     id: str
     op: str
     task: str
-    start: Callable[[], Job]
+    start: Callable[[Callable[[], None]], Job]
     job: Job | None = None
     submitted: float = field(default_factory=time.time)
 
@@ -72,6 +75,9 @@ class Malformed:
 
 END_OF_INPUT = object()
 Item = Request | Malformed | object
+#: Ops that change the jobs themselves: inside a job's start, step or finish they wait for its
+#: end, so a job is cancelled or checkpointed only at a step boundary.
+STEP_BOUNDARY_OPS = frozenset({"cancel", "shutdown"})
 
 
 def one_line(exc: BaseException) -> str:
@@ -103,6 +109,8 @@ class Scheduler:
         self.running = True
         self.long_op: dict[str, Any] | None = None
         self.long_cancelled = False
+        self.in_job = False  # inside a job's start, step or finish
+        self.served_s = 0.0  # time spent answering requests from inside long ops and jobs
 
     # --- requests ---------------------------------------------------------------------
 
@@ -146,21 +154,31 @@ class Scheduler:
         self.send(error(rid, one_line(exc)))
 
     def serve_pending(self) -> None:
-        """Answer the quick requests waiting now (called from inside a long op's progress).
+        """Answer the quick requests waiting now (called from inside a long op or a job).
 
-        Other requests (jobs, long ops) wait in the backlog until the long op ends.
+        Other requests (jobs, long ops; inside a job also cancel and shutdown) wait in the
+        backlog until the long op or the job's slice ends.
         """
-        if self.long_op is None:
+        if self.long_op is None and not self.in_job:
             return
+        started = time.perf_counter()
         while True:
             try:
                 item = self.inbox.get_nowait()
             except queue.Empty:
-                return
-            if item is END_OF_INPUT or (isinstance(item, Request) and not self.quick(item.op)):
+                break
+            if self._must_wait(item):
                 self.backlog.append(item)
             else:
                 self.dispatch(item)
+        self.served_s += time.perf_counter() - started
+
+    def _must_wait(self, item: Item) -> bool:
+        if item is END_OF_INPUT:
+            return True
+        if not isinstance(item, Request):
+            return False
+        return not self.quick(item.op) or (self.in_job and item.op in STEP_BOUNDARY_OPS)
 
     def run_long(self, rid: str, op: str, task: str,
                  work: Callable[[Callable[[], bool]], None]) -> None:
@@ -206,25 +224,37 @@ class Scheduler:
                          **fields))
         return state
 
+    def _inside_job(self, call: Callable[[Callable[[], None]], Any]) -> Any:
+        """Run a slice of a job, answering quick requests wherever it calls back."""
+        self.in_job = True
+        try:
+            return call(self.serve_pending)
+        finally:
+            self.in_job = False
+
     def advance(self) -> None:
-        """Start the job at the head if needed, then run one of its steps."""
+        """Start the job at the head, or run one of its steps (finishing it after the last)."""
         entry = self.jobs[0]
         try:
             if entry.job is None:
-                entry.job = entry.start()
+                entry.job = self._inside_job(entry.start)
                 self.send(progress(entry.id, "started", task=entry.task,
                                    **entry.job.describe()))
+                return  # requests that came in while it started go first
             if not entry.job.done:
-                started = time.perf_counter()
-                events = entry.job.step()
-                step_ms = round((time.perf_counter() - started) * 1000, 2)
+                started, served = time.perf_counter(), self.served_s
+                events = self._inside_job(entry.job.step)
+                # The step's own time: requests answered inside it do not count.
+                busy = time.perf_counter() - started - (self.served_s - served)
+                step_ms = round(busy * 1000, 2)
                 for info in events:
                     fields = {k: v for k, v in info.items() if k != "kind"}
                     self.send(progress(entry.id, str(info.get("kind", "step")), job=entry.id,
                                        step_ms=step_ms, **fields))
             if entry.job.done:
+                fields = self._inside_job(entry.job.finish)
                 self.jobs.popleft()
-                self.send(result(entry.id, status="done", **entry.job.finish()))
+                self.send(result(entry.id, status="done", **fields))
         except Exception as exc:
             if self.jobs and self.jobs[0] is entry:
                 self.jobs.popleft()

@@ -31,7 +31,7 @@ from engine.errors import PromptbankError
 from engine.kv import prompt_past
 from engine.prompt_init import initial_tensor
 from engine.prompts import METHODS, ModelGeometry, SoftPrompt
-from engine.scoring import batch_loss, label_logliks, rank_accuracy
+from engine.scoring import batch_loss, label_logliks, no_break, rank_accuracy, target_logprobs
 
 #: Learning rates measured on the embedded model (see the README): KV prefixes move in a
 #: different scale from input embeddings.
@@ -49,6 +49,10 @@ class TrainConfig:
     lr: float | None = None  # None: DEFAULT_LR[method]
     batch_size: int = 8
     grad_accum: int = 1
+    # Rows per forward/backward pass (0: the whole batch). The passes' gradients add up to the
+    # whole batch's, so this changes no result; it lets the worker answer requests between
+    # passes and bounds activation memory.
+    micro_batch: int = 4
     eval_every: int = 50
     eval_size: int = 200
     seed: int = 0
@@ -76,6 +80,7 @@ class TrainConfig:
             (self.steps < 1, "The number of steps must be at least 1."),
             (self.batch_size < 1, "The batch size must be at least 1."),
             (self.grad_accum < 1, "Gradient accumulation must be at least 1."),
+            (self.micro_batch < 0, "The micro-batch cannot be negative (0: the whole batch)."),
             (not self.lr or self.lr <= 0 or not math.isfinite(self.lr),
              "The learning rate must be a positive number."),
             (self.eval_every < 0 or self.checkpoint_every < 0,
@@ -95,7 +100,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        # Runs saved before micro-batches existed ran each batch in one pass; resume them so.
+        return cls(**{"micro_batch": 0, **{k: v for k, v in data.items() if k in known}})
 
 
 @dataclass
@@ -220,10 +226,12 @@ class TrainingJob:
     # ---- construction -------------------------------------------------------------------
     @classmethod
     def start(cls, library, host, task: str, config: TrainConfig, *,
-              continue_data: Path | None = None) -> TrainingJob:
+              continue_data: Path | None = None,
+              between: Callable[[], None] = no_break) -> TrainingJob:
         """Validate, create the run row and return a job ready to step.
 
-        With ``continue_data`` the job continues the task's active version on that file.
+        With ``continue_data`` the job continues the task's active version on that file;
+        ``between`` is called between the batches of its evaluation before training.
         """
         config.check()
         record = library.get_task(task)
@@ -256,7 +264,7 @@ class TrainingJob:
         job = cls._build(library, host, record, config, run.id, run_config, init, parent,
                          parent_tensor)
         if parent is not None:
-            job.summary["before"] = job._evaluate_sets(parent_tensor)
+            job.summary["before"] = job._evaluate_sets(parent_tensor, between)
         job.save_checkpoint()
         return job
 
@@ -383,29 +391,64 @@ class TrainingJob:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _micro_step(self, rows: list[Row]) -> float:
-        batch = collate(rows, self.host.tokenizer.pad_token_id).to(self.host.device)
+    def _accumulate(self, rows: list[Row], between: Callable[[], None]) -> float:
+        """Add one batch's gradients, in passes of ``micro_batch`` rows; returns its mean loss.
+
+        Each pass's summed answer-token loss is divided by the whole batch's answer-token
+        count, so the passes' gradients add up to the whole batch's; ``between`` runs between
+        passes.
+        """
+        size = self.config.micro_batch or len(rows)
+        pad, device = self.host.tokenizer.pad_token_id, self.host.device
+        parts = [collate(rows[i:i + size], pad).to(device) for i in range(0, len(rows), size)]
+        count = sum(len(part.targets()) for part in parts)
         with self._autocast():
             value = self.params.value()
-            loss = batch_loss(self.host, prompt_past(self.host, self.config.method, value), batch)
-            total = loss
-            if self.config.anchor and self.parent_tensor is not None:
-                pull = (value - self.parent_tensor.to(value.device)).pow(2).mean()
-                total = loss + self.config.anchor * pull
-        (total / self.config.grad_accum).backward()
-        self.tokens += batch.tokens
-        return float(loss.detach())
+            past = prompt_past(self.host, self.config.method, value)
+        loss = 0.0
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if i:
+                between()
+            with self._autocast():
+                part_loss = -target_logprobs(self.host, past, part)[0].sum() / count
+                total = part_loss
+                if last and self.config.anchor and self.parent_tensor is not None:
+                    pull = (value - self.parent_tensor.to(value.device)).pow(2).mean()
+                    total = part_loss + self.config.anchor * pull
+            # The prompt's keys/values are shared by every pass: keep their graph until the last.
+            (total / self.config.grad_accum).backward(retain_graph=not last)
+            self.tokens += part.tokens
+            loss += float(part_loss.detach())
+        return loss
 
-    def step(self) -> list[dict]:
-        """One optimiser step, then evaluation/checkpoint when due; returns progress events."""
+    def step(self, between: Callable[[], None] | None = None) -> list[dict]:
+        """One optimiser step, then evaluation/checkpoint when due; returns progress events.
+
+        ``between`` is called between forward/backward passes and evaluation batches (the
+        worker answers requests there); its time does not count as training time.
+        """
         if self.done:
             return []
         started = time.perf_counter()
+        paused = 0.0
+
+        def pause() -> None:
+            nonlocal paused
+            if between is not None:
+                begun = time.perf_counter()
+                between()
+                paused += time.perf_counter() - begun
+
         lr = self.lr_at(self.step_index)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         try:
-            losses = [self._micro_step(self._next_batch()) for _ in range(self.config.grad_accum)]
+            losses = []
+            for k in range(self.config.grad_accum):
+                if k:
+                    pause()
+                losses.append(self._accumulate(self._next_batch(), pause))
         except RuntimeError as exc:
             if _is_oom(exc):
                 self.optimizer.zero_grad(set_to_none=True)
@@ -422,7 +465,7 @@ class TrainingJob:
         self.optimizer.zero_grad(set_to_none=True)
         self.step_index += 1
         self.last_loss = loss
-        self.train_seconds += time.perf_counter() - started
+        self.train_seconds += time.perf_counter() - started - paused
         events = [self._step_event(loss, lr)]
         if self.config.stop_at_loss is not None and loss <= self.config.stop_at_loss:
             self.stop_reason = f"train loss reached {self.config.stop_at_loss}"
@@ -431,7 +474,7 @@ class TrainingJob:
             self.stop_reason = f"time budget of {budget:g} s used"
         every = self.config.eval_every
         if (every and self.step_index % every == 0) or self.done:
-            events.append(self._eval_event())
+            events.append(self._eval_event(pause))
         every = self.config.checkpoint_every
         if every and self.step_index % every == 0 and not self.done:
             self.save_checkpoint()
@@ -463,12 +506,17 @@ class TrainingJob:
             f"Lower the learning rate (now {self.config.lr:g}) and start again.")
 
     def _fail_oom(self) -> None:
-        size = self.config.batch_size
-        smaller = max(1, size // 2)
-        self._fail(f"Out of memory at batch size {size}; run {self.run_id} stopped and its last "
-                   "checkpoint is kept.",
-                   f"Use --batch-size {smaller} (and --grad-accum {2 * self.config.grad_accum} "
-                   "for the same effective batch).")
+        size, accum = self.config.batch_size, self.config.grad_accum
+        rows = min(self.config.micro_batch or size, size)
+        if rows > 1:
+            hint = (f"Use --micro-batch {rows // 2}: the same training in smaller passes "
+                    "(slower, same result).")
+        else:
+            hint = (f"Use --batch-size {max(1, size // 2)} (and --grad-accum {2 * accum} for "
+                    "the same effective batch), or shorter texts.")
+        per_pass = "1 row" if rows == 1 else f"{rows} rows"
+        self._fail(f"Out of memory at batch size {size} ({per_pass} per pass); run "
+                   f"{self.run_id} stopped and its last checkpoint is kept.", hint)
 
     # ---- evaluation ---------------------------------------------------------------------
     @property
@@ -478,8 +526,12 @@ class TrainingJob:
         return "eval_loss"
 
     @torch.no_grad()
-    def evaluate(self, tensor: torch.Tensor, data: EvalSet) -> dict:
-        """Eval loss and the task's metric of a prompt tensor on an evaluation set."""
+    def evaluate(self, tensor: torch.Tensor, data: EvalSet,
+                 between: Callable[[], None] = no_break) -> dict:
+        """Eval loss and the task's metric of a prompt tensor on an evaluation set.
+
+        ``between`` is called between batches (the worker answers requests there).
+        """
         host, config = self.host, self.config
         past = prompt_past(host, config.method, tensor)
         template = self.task_record.input_template
@@ -487,6 +539,8 @@ class TrainingJob:
                 for i, o in zip(data.inputs, data.outputs, strict=True)]
         total = count = 0.0
         for start in range(0, len(rows), 16):
+            if start:
+                between()
             batch = collate(rows[start:start + 16], host.tokenizer.pad_token_id).to(host.device)
             n = len(batch.targets())
             total += float(batch_loss(host, past, batch)) * n
@@ -494,8 +548,9 @@ class TrainingJob:
         result = {"eval_loss": total / max(count, 1.0), "n": len(rows)}
         if self.metric_name == "accuracy":
             labels = self.task_record.labels
+            between()
             scores = label_logliks(host, past, data.inputs, labels, template=template,
-                                   max_length=config.max_length)
+                                   max_length=config.max_length, between=between)
             result["accuracy"] = rank_accuracy(scores, labels, data.outputs)
         result["metric"] = result[self.metric_name]
         return result
@@ -507,9 +562,9 @@ class TrainingJob:
             return metric < self.best["metric"]
         return metric > self.best["metric"]
 
-    def _eval_event(self) -> dict:
+    def _eval_event(self, between: Callable[[], None] = no_break) -> dict:
         value = self.params.value().detach()
-        result = self.evaluate(value, self.eval_set)
+        result = self.evaluate(value, self.eval_set, between)
         if self._better(result["metric"]):
             self.best = {"step": self.step_index, **result}
             self.best_tensor = value.clone().cpu()
@@ -524,11 +579,12 @@ class TrainingJob:
         return {"kind": "eval", "step": self.step_index, "eval_loss": result["eval_loss"],
                 "metric": result["metric"], "metric_name": self.metric_name}
 
-    def _evaluate_sets(self, tensor: torch.Tensor) -> dict:
+    def _evaluate_sets(self, tensor: torch.Tensor,
+                       between: Callable[[], None] = no_break) -> dict:
         sets = {"new": self.eval_set}
         if self.old_eval is not None and len(self.old_eval):
             sets["old"] = self.old_eval
-        return {name: self.evaluate(tensor, data) for name, data in sets.items()}
+        return {name: self.evaluate(tensor, data, between) for name, data in sets.items()}
 
     # ---- ending -------------------------------------------------------------------------
     def cancel(self) -> None:
@@ -547,12 +603,15 @@ class TrainingJob:
             return self.best_tensor
         return self.params.value().detach().cpu()
 
-    def finish(self) -> TrainResult:
-        """Save the kept prompt as a new version (never overwriting) and close the run."""
+    def finish(self, between: Callable[[], None] = no_break) -> TrainResult:
+        """Save the kept prompt as a new version (never overwriting) and close the run.
+
+        ``between`` is called between the batches of the final evaluations.
+        """
         if self.finished:
             raise PromptbankError(f"Run {self.run_id} is already closed.")
         if self.best is None and self.step_index > 0:
-            self._eval_event()
+            self._eval_event(between)
         tensor = self.final_tensor()
         config = self.config
         prompt = SoftPrompt(
@@ -570,7 +629,7 @@ class TrainingJob:
                                            parent_id=self.parent.id if self.parent else None,
                                            run_id=self.run_id, metrics=metrics)
         if self.parent is not None:
-            self._record_continual(tensor, version)
+            self._record_continual(tensor, version, between)
         # A task's first version is served at once; later ones wait for the user to compare
         # them (and, after continual learning, to check the forgetting) and activate them.
         activated = self.library.get_task(self.task).active_version_id is None
@@ -587,9 +646,10 @@ class TrainingJob:
         return TrainResult(self.task, version.number, self.step_index, best.get("metric"),
                            self.metric_name, tokens_per_s, self.run_id, self.summary)
 
-    def _record_continual(self, tensor: torch.Tensor, version) -> None:
+    def _record_continual(self, tensor: torch.Tensor, version,
+                          between: Callable[[], None]) -> None:
         before = self.summary.get("before", {})
-        after = self._evaluate_sets(tensor.to(self.host.device))
+        after = self._evaluate_sets(tensor.to(self.host.device), between)
         sets = {"new": self.eval_set, "old": self.old_eval}
         for name, result in after.items():
             for label, version_id, res in (("before", self.parent.id, before.get(name)),

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -75,8 +76,8 @@ class TrainingJobAdapter:
     def done(self) -> bool:
         return bool(self.job.done)
 
-    def step(self) -> list[dict[str, Any]]:
-        return list(self.job.step())
+    def step(self, between: Callable[[], None]) -> list[dict[str, Any]]:
+        return list(self.job.step(between))
 
     def describe(self) -> dict[str, Any]:
         return {"run_id": self.job.run_id, "step": self.job.step_index,
@@ -86,8 +87,8 @@ class TrainingJobAdapter:
         self.job.cancel()
         return self.describe()
 
-    def finish(self) -> dict[str, Any]:
-        done = self.job.finish()
+    def finish(self, between: Callable[[], None]) -> dict[str, Any]:
+        done = self.job.finish(between)
         self.on_finish(self.job.task)
         return {**done.to_dict(), "summary": done.summary}
 
@@ -259,8 +260,8 @@ class Worker:
         return parsed
 
     def _submit(self, rid: str, op: str, task: str, start: Any) -> None:
-        def begin() -> TrainingJobAdapter:
-            return TrainingJobAdapter(start(), self.library, self._invalidate)
+        def begin(between: Callable[[], None]) -> TrainingJobAdapter:
+            return TrainingJobAdapter(start(between), self.library, self._invalidate)
 
         self.scheduler.submit(JobEntry(rid, op, task, begin))
 
@@ -270,8 +271,8 @@ class Worker:
         from engine.train import TrainingJob
 
         self._submit(rid, "train", task,
-                     lambda: TrainingJob.start(self.library, self.ensure_model(rid), task,
-                                               config))
+                     lambda between: TrainingJob.start(self.library, self.ensure_model(rid),
+                                                       task, config, between=between))
 
     def op_continue(self, rid: str, args: dict) -> None:
         config = self._train_config(args["config"])
@@ -282,8 +283,9 @@ class Worker:
         from engine.train import TrainingJob
 
         self._submit(rid, "continue", task,
-                     lambda: TrainingJob.start(self.library, self.ensure_model(rid), task,
-                                               config, continue_data=data))
+                     lambda between: TrainingJob.start(self.library, self.ensure_model(rid),
+                                                       task, config, continue_data=data,
+                                                       between=between))
 
     def op_resume(self, rid: str, args: dict) -> None:
         run_id = args["run_id"]
@@ -300,7 +302,8 @@ class Worker:
             raise not_available("trainer") from exc
         task = self._task_name(run.task_id)
         self._submit(rid, "resume", task,
-                     lambda: TrainingJob.resume(self.library, self.ensure_model(rid), run_id))
+                     lambda between: TrainingJob.resume(self.library, self.ensure_model(rid),
+                                                        run_id))
 
     def _task_name(self, task_id: int) -> str:
         return self.library.get_task_by_id(task_id).name

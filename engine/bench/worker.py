@@ -1,8 +1,9 @@
 """``promptbank bench worker``: request latency while a training job runs in the same worker.
 
 A worker process trains one task while short ``generate`` requests for other tasks arrive
-one after another; each waits at most for the training step in progress. Also measures the
-``ping`` round trip, idle and busy. Runs in a temporary library; synthetic data only.
+one after another; each waits at most for the forward/backward pass in progress (a step runs
+in passes of ``--micro-batch`` rows). Also measures the ``ping`` round trip, idle and busy.
+Runs in a temporary library; synthetic data only.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ def register(bsub: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=8, help="training batch size")
     parser.add_argument("--length", type=int, default=20, help="virtual tokens of every prompt")
+    parser.add_argument("--micro-batch", type=int, default=None,
+                        help="rows per forward/backward pass (default: the trainer's)")
     parser.set_defaults(func=cmd_bench_worker)
-
 
 
 def _sentences(rng: random.Random, n: int) -> list[str]:
@@ -93,6 +95,8 @@ def measure(client: Any, tasks: list[str], args: argparse.Namespace) -> dict[str
 
     config = {"method": "prefix", "length": args.length, "init": "random", "steps": 100000,
               "batch_size": args.batch_size, "eval_every": 0, "checkpoint_every": 0}
+    if args.micro_batch is not None:
+        config["micro_batch"] = args.micro_batch
     train = client.request("train", {"task": "train-me", "config": config})
     steps_seen = 0
     while steps_seen < 3:
@@ -111,7 +115,8 @@ def measure(client: Any, tasks: list[str], args: argparse.Namespace) -> dict[str
         "generate_max_ms": round(max(busy_gen), 2),
         **_summary("generate_idle", idle_gen),
         "train_step_ms": round(train_step_ms, 2),
-        # Steps differ in length (length-grouped batches); the budget below uses the median.
+        # The step's own time (requests answered between its passes do not count). Steps
+        # differ in length (length-grouped batches); the budget below uses the median.
         "train_step_p95_ms": round(percentile(step_ms, 95), 2) if step_ms else float("nan"),
         "train_steps_during": len(step_ms),
         **_summary("ping", idle_ping),
@@ -126,6 +131,7 @@ def measure(client: Any, tasks: list[str], args: argparse.Namespace) -> dict[str
 def cmd_bench_worker(args: argparse.Namespace) -> int:
     from engine.client import Client
     from engine.commands._common import emit, load_host
+    from engine.train import TrainConfig
 
     host = load_host(args)
     with tempfile.TemporaryDirectory(prefix="pb-bench-worker-") as tmp:
@@ -138,6 +144,8 @@ def cmd_bench_worker(args: argparse.Namespace) -> int:
             out = {"bench": "worker", "model": info["name"], "device": info["device"],
                    "requests": args.requests, "max_new_tokens": args.max_new_tokens,
                    "train_batch_size": args.batch_size, "prompt_length": args.length,
+                   "train_micro_batch": (TrainConfig().micro_batch if args.micro_batch is None
+                                         else args.micro_batch),
                    **measure(client, tasks, args)}
     emit(args, out)
     return 0

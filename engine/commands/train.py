@@ -37,6 +37,9 @@ def _common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--grad-accum", type=int, default=None)
+    p.add_argument("--micro-batch", type=int, default=None,
+                   help="rows per forward/backward pass; same result, less memory (default 4, "
+                        "0: the whole batch)")
     p.add_argument("--eval-every", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--patience", type=int, default=None,
@@ -49,6 +52,7 @@ def _common_options(p: argparse.ArgumentParser) -> None:
 
 OPTION_FIELDS = {"method": "method", "length": "length", "init": "init", "steps": "steps",
                  "lr": "lr", "batch_size": "batch_size", "grad_accum": "grad_accum",
+                 "micro_batch": "micro_batch",
                  "eval_every": "eval_every", "seed": "seed", "patience": "patience",
                  "stop_at_loss": "stop_at_loss", "time_budget": "time_budget_s",
                  "reparam": "reparam", "replay": "replay", "anchor": "anchor"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -140,17 +142,24 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_host, lib):
     assert lib.list_versions("sentiment") == []
 
 
-def test_out_of_memory_names_the_batch_size(tiny_host, lib, monkeypatch):
-    config = TrainConfig(method="prompt", length=2, steps=3, batch_size=8, eval_every=0)
+@pytest.mark.parametrize(("micro_batch", "words", "hint"), [
+    (0, "batch size 8 (8 rows per pass)", "--micro-batch 4"),
+    (4, "batch size 8 (4 rows per pass)", "--micro-batch 2"),
+    (1, "batch size 8 (1 row per pass)", "--batch-size 4 (and --grad-accum 2"),
+])
+def test_out_of_memory_names_the_batch_size(tiny_host, lib, monkeypatch, micro_batch, words,
+                                            hint):
+    config = TrainConfig(method="prompt", length=2, steps=3, batch_size=8, eval_every=0,
+                         micro_batch=micro_batch)
     job = TrainingJob.start(lib, tiny_host, "sentiment", config)
 
-    def boom(rows):
+    def boom(rows, between):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(job, "_micro_step", boom)
-    with pytest.raises(PromptbankError, match="batch size 8") as info:
+    monkeypatch.setattr(job, "_accumulate", boom)
+    with pytest.raises(PromptbankError, match=re.escape(words)) as info:
         job.step()
-    assert "--batch-size 4" in info.value.hint
+    assert hint in info.value.hint
     assert lib.get_run(job.run_id).status == "failed"
 
 

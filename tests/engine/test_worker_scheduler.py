@@ -13,10 +13,11 @@ class CountingJob:
     """A job of ``total`` steps that records what the scheduler did to it."""
 
     def __init__(self, name: str, total: int, trace: list[str], *,
-                 on_step: Any = None, fail_at: int | None = None) -> None:
+                 on_step: Any = None, mid_step: Any = None, fail_at: int | None = None) -> None:
         self.name, self.total, self.trace = name, total, trace
         self.index = 0
         self.on_step = on_step
+        self.mid_step = mid_step
         self.fail_at = fail_at
         self.failed: str | None = None
 
@@ -24,9 +25,11 @@ class CountingJob:
     def done(self) -> bool:
         return self.index >= self.total
 
-    def step(self) -> list[dict]:
+    def step(self, between: Any) -> list[dict]:
         if self.index == self.fail_at:
             raise RuntimeError(f"boom at step {self.index}\nsecond line")
+        if self.mid_step:
+            self.mid_step(self.index + 1, between)
         self.index += 1
         self.trace.append(f"{self.name}:{self.index}")
         if self.on_step:
@@ -37,7 +40,9 @@ class CountingJob:
         self.trace.append(f"{self.name}:cancelled@{self.index}")
         return {"step": self.index}
 
-    def finish(self) -> dict:
+    def finish(self, between: Any) -> dict:
+        if self.mid_step:
+            self.mid_step("finish", between)
         self.trace.append(f"{self.name}:finished")
         return {"steps": self.index}
 
@@ -77,7 +82,7 @@ class Harness:
 
     def job(self, name: str, total: int, **kw: Any) -> CountingJob:
         job = CountingJob(name, total, self.trace, **kw)
-        self.sched.submit(JobEntry(name, "train", "t", lambda: job))
+        self.sched.submit(JobEntry(name, "train", "t", lambda between: job))
         return job
 
     def of(self, rid: str) -> list[Event]:
@@ -169,7 +174,7 @@ def test_end_of_input_checkpoints_the_running_job_and_drops_queued_ones():
 def test_a_job_that_cannot_start_reports_an_error():
     h = Harness()
 
-    def start() -> CountingJob:
+    def start(between) -> CountingJob:
         raise PromptbankError("The task 't' has no data.", hint="Add a dataset.")
 
     h.sched.submit(JobEntry("a", "train", "t", start))
@@ -199,3 +204,71 @@ def test_long_op_serves_quick_requests_and_defers_the_rest():
     h.sched.run()
     assert h.trace[-1] == "req:slow:s1"
     assert h.of("c1")[0].data == {"was": "running"}
+
+
+def test_a_step_serves_quick_requests_between_passes_and_defers_the_rest(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr("engine.scheduler.time.perf_counter", lambda: clock[0])
+    h = Harness()
+    answer = h.handle
+
+    def slow_answer(req: Request) -> None:
+        clock[0] += 5.0  # serving takes "long"; it is not the step's time
+        answer(req)
+
+    h.sched.handle = slow_answer
+
+    def mid_step(index: int, between) -> None:
+        clock[0] += 0.25  # the step's own first pass
+        if index == 2:
+            for req in (Request("p1", "ping"), Request("c1", "cancel", {"job": "a"}),
+                        Request("s1", "slow"), Request("bye", "shutdown"), Request("p2", "ping")):
+                h.sched.put(req)
+            h.sched.put(END_OF_INPUT)
+            between()
+            assert h.sched.listing()[0]["state"] == "running"
+        clock[0] += 0.25  # its second pass
+
+    h.job("a", 10, mid_step=mid_step)
+    h.sched.run()
+    # Pings are answered inside step 2; cancel, the slow op and shutdown wait for its end, so
+    # the job is cancelled at a step boundary, and in the order they came.
+    assert h.trace == ["a:1", "req:ping:p1", "req:ping:p2", "a:2", "req:cancel:c1",
+                       "a:cancelled@2", "req:slow:s1", "req:shutdown:bye"]
+    assert h.of("a")[-1].data["status"] == "cancelled" and h.of("a")[-1].data["step"] == 2
+    steps = [e.data for e in h.of("a") if e.data.get("kind") == "step"]
+    assert [s["step_ms"] for s in steps] == [500.0, 500.0]
+    assert h.sched.served_s == 10.0
+
+
+def test_serve_pending_outside_a_step_or_long_op_leaves_requests_queued():
+    h = Harness()
+    h.sched.put(Request("p1", "ping"))
+    h.sched.serve_pending()
+    assert h.trace == [] and h.sched.inbox.qsize() == 1
+
+
+def test_requests_are_served_while_a_job_starts_and_finishes():
+    h = Harness()
+    a = CountingJob("a", 5, h.trace)
+
+    def start(between) -> CountingJob:
+        h.sched.put(Request("p1", "ping"))
+        h.sched.put(Request("c1", "cancel", {"job": "a"}))
+        between()  # e.g. the evaluation before continual learning
+        h.trace.append("a:started")
+        return a
+
+    def finishing(when, between) -> None:
+        if when == "finish":
+            h.sched.put(Request("p2", "ping"))
+            h.sched.put(END_OF_INPUT)
+            between()  # e.g. the evaluations after continual learning
+
+    h.sched.submit(JobEntry("a", "train", "t", start))
+    h.job("b", 1, mid_step=finishing)
+    h.sched.run()
+    assert h.trace == ["req:ping:p1", "a:started", "req:cancel:c1", "a:cancelled@0",
+                       "b:1", "req:ping:p2", "b:finished"]
+    assert h.of("a")[-1].data["status"] == "cancelled"
+    assert h.of("b")[-1].data == {"status": "done", "steps": 1}

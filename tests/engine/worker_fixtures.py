@@ -59,4 +59,5 @@ def start_worker(model_dir: Path, library: Path) -> Client:
 def train_config(steps: int, **extra) -> dict:
     """A fast training configuration for the tiny model."""
     return {"method": "prompt", "length": 4, "init": "random", "steps": steps,
-            "batch_size": 4, "eval_every": 0, "checkpoint_every": 5, "eval_size": 8, **extra}
+            "batch_size": 4, "micro_batch": 2, "eval_every": 0, "checkpoint_every": 5,
+            "eval_size": 8, **extra}
