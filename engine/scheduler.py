@@ -3,9 +3,9 @@
 Torch-free. Requests arrive on a queue (filled by a reader thread); background jobs (training
 runs) wait in a FIFO and the one at its head advances by one ``step()`` whenever no request is
 pending, so inference on any task is served between two training steps on the same model.
-A job's start, steps and finish call back between their forward/backward passes and evaluation
-batches, where quick requests are answered too, so a request waits for one pass rather than a
-whole step or evaluation.
+A job's start, steps and finish call back between the model's layers (engine.breaks), where
+quick requests are answered too, so a request waits for about one layer of a step or an
+evaluation rather than the whole of it.
 """
 
 from __future__ import annotations

@@ -6,17 +6,13 @@ projection on every other position.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from engine.batching import DEFAULT_MAX_LENGTH, collate, encode_row
 from engine.kv import Past, data_forward
-
-
-def no_break() -> None:
-    """The default ``between`` callback: nothing to do between batches."""
 
 
 def target_logprobs(host, past: Past, batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,12 +35,11 @@ def batch_loss(host, past: Past, batch) -> torch.Tensor:
 @torch.no_grad()
 def label_logliks(host, past: Past, inputs: Sequence[str], labels: Sequence[str], *,
                   template: str | None = None, batch_size: int = 16,
-                  max_length: int = DEFAULT_MAX_LENGTH,
-                  between: Callable[[], None] = no_break) -> torch.Tensor:
+                  max_length: int = DEFAULT_MAX_LENGTH) -> torch.Tensor:
     """Summed log-likelihood of each label (plus end-of-turn) for each input: (inputs, labels).
 
     Whole label sequences are scored, so labels that share their first tokens are still told
-    apart exactly. ``between`` is called between batches.
+    apart exactly.
     """
     rows = [encode_row(host, text, label, template=template, max_length=max_length)
             for text in inputs for label in labels]
@@ -52,8 +47,6 @@ def label_logliks(host, past: Past, inputs: Sequence[str], labels: Sequence[str]
     scores = torch.empty(len(rows))
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
     for start in range(0, len(order), batch_size):
-        if start:
-            between()
         idx = order[start:start + batch_size]
         batch = collate([rows[i] for i in idx], pad).to(host.device)
         logp, row = target_logprobs(host, past, batch)

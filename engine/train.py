@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from engine.batching import DEFAULT_MAX_LENGTH, Row, collate, encode_row, length_grouped_order
+from engine.breaks import layer_breaks
 from engine.checkpoint import (
     load_checkpoint,
     optimizer_tensors,
@@ -31,7 +32,7 @@ from engine.errors import PromptbankError
 from engine.kv import prompt_past
 from engine.prompt_init import initial_tensor
 from engine.prompts import METHODS, ModelGeometry, SoftPrompt
-from engine.scoring import batch_loss, label_logliks, no_break, rank_accuracy, target_logprobs
+from engine.scoring import batch_loss, label_logliks, rank_accuracy, target_logprobs
 
 #: Learning rates measured on the embedded model (see the README): KV prefixes move in a
 #: different scale from input embeddings.
@@ -50,9 +51,8 @@ class TrainConfig:
     batch_size: int = 8
     grad_accum: int = 1
     # Rows per forward/backward pass (0: the whole batch). The passes' gradients add up to the
-    # whole batch's, so this changes no result; it lets the worker answer requests between
-    # passes and bounds activation memory.
-    micro_batch: int = 4
+    # whole batch's, so this bounds activation memory without changing the result.
+    micro_batch: int = 0
     eval_every: int = 50
     eval_size: int = 200
     seed: int = 0
@@ -100,8 +100,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
-        # Runs saved before micro-batches existed ran each batch in one pass; resume them so.
-        return cls(**{"micro_batch": 0, **{k: v for k, v in data.items() if k in known}})
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass
@@ -227,11 +226,11 @@ class TrainingJob:
     @classmethod
     def start(cls, library, host, task: str, config: TrainConfig, *,
               continue_data: Path | None = None,
-              between: Callable[[], None] = no_break) -> TrainingJob:
+              between: Callable[[], None] | None = None) -> TrainingJob:
         """Validate, create the run row and return a job ready to step.
 
         With ``continue_data`` the job continues the task's active version on that file;
-        ``between`` is called between the batches of its evaluation before training.
+        ``between`` is called between the model's layers (engine.breaks) while it evaluates.
         """
         config.check()
         record = library.get_task(task)
@@ -264,7 +263,8 @@ class TrainingJob:
         job = cls._build(library, host, record, config, run.id, run_config, init, parent,
                          parent_tensor)
         if parent is not None:
-            job.summary["before"] = job._evaluate_sets(parent_tensor, between)
+            with layer_breaks(host.model, between):
+                job.summary["before"] = job._evaluate_sets(parent_tensor)
         job.save_checkpoint()
         return job
 
@@ -391,12 +391,11 @@ class TrainingJob:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _accumulate(self, rows: list[Row], between: Callable[[], None]) -> float:
+    def _accumulate(self, rows: list[Row]) -> float:
         """Add one batch's gradients, in passes of ``micro_batch`` rows; returns its mean loss.
 
         Each pass's summed answer-token loss is divided by the whole batch's answer-token
-        count, so the passes' gradients add up to the whole batch's; ``between`` runs between
-        passes.
+        count, so the passes' gradients add up to the whole batch's.
         """
         size = self.config.micro_batch or len(rows)
         pad, device = self.host.tokenizer.pad_token_id, self.host.device
@@ -408,8 +407,6 @@ class TrainingJob:
         loss = 0.0
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
-            if i:
-                between()
             with self._autocast():
                 part_loss = -target_logprobs(self.host, past, part)[0].sum() / count
                 total = part_loss
@@ -425,8 +422,8 @@ class TrainingJob:
     def step(self, between: Callable[[], None] | None = None) -> list[dict]:
         """One optimiser step, then evaluation/checkpoint when due; returns progress events.
 
-        ``between`` is called between forward/backward passes and evaluation batches (the
-        worker answers requests there); its time does not count as training time.
+        ``between`` is called between the model's layers (engine.breaks), where the worker
+        answers requests; its time does not count as training time.
         """
         if self.done:
             return []
@@ -435,20 +432,22 @@ class TrainingJob:
 
         def pause() -> None:
             nonlocal paused
-            if between is not None:
-                begun = time.perf_counter()
-                between()
-                paused += time.perf_counter() - begun
+            begun = time.perf_counter()
+            between()
+            paused += time.perf_counter() - begun
 
+        with layer_breaks(self.host.model, pause if between is not None else None):
+            loss, lr = self._optimise()
+            self.train_seconds += time.perf_counter() - started - paused
+            return self._after_step(loss, lr)
+
+    def _optimise(self) -> tuple[float, float]:
+        """Gradients of ``grad_accum`` batches, then the optimiser step; (mean loss, lr)."""
         lr = self.lr_at(self.step_index)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         try:
-            losses = []
-            for k in range(self.config.grad_accum):
-                if k:
-                    pause()
-                losses.append(self._accumulate(self._next_batch(), pause))
+            losses = [self._accumulate(self._next_batch()) for _ in range(self.config.grad_accum)]
         except RuntimeError as exc:
             if _is_oom(exc):
                 self.optimizer.zero_grad(set_to_none=True)
@@ -465,7 +464,10 @@ class TrainingJob:
         self.optimizer.zero_grad(set_to_none=True)
         self.step_index += 1
         self.last_loss = loss
-        self.train_seconds += time.perf_counter() - started - paused
+        return loss, lr
+
+    def _after_step(self, loss: float, lr: float) -> list[dict]:
+        """The step's events; stop conditions, evaluation and checkpoint when due."""
         events = [self._step_event(loss, lr)]
         if self.config.stop_at_loss is not None and loss <= self.config.stop_at_loss:
             self.stop_reason = f"train loss reached {self.config.stop_at_loss}"
@@ -474,7 +476,7 @@ class TrainingJob:
             self.stop_reason = f"time budget of {budget:g} s used"
         every = self.config.eval_every
         if (every and self.step_index % every == 0) or self.done:
-            events.append(self._eval_event(pause))
+            events.append(self._eval_event())
         every = self.config.checkpoint_every
         if every and self.step_index % every == 0 and not self.done:
             self.save_checkpoint()
@@ -526,12 +528,8 @@ class TrainingJob:
         return "eval_loss"
 
     @torch.no_grad()
-    def evaluate(self, tensor: torch.Tensor, data: EvalSet,
-                 between: Callable[[], None] = no_break) -> dict:
-        """Eval loss and the task's metric of a prompt tensor on an evaluation set.
-
-        ``between`` is called between batches (the worker answers requests there).
-        """
+    def evaluate(self, tensor: torch.Tensor, data: EvalSet) -> dict:
+        """Eval loss and the task's metric of a prompt tensor on an evaluation set."""
         host, config = self.host, self.config
         past = prompt_past(host, config.method, tensor)
         template = self.task_record.input_template
@@ -539,8 +537,6 @@ class TrainingJob:
                 for i, o in zip(data.inputs, data.outputs, strict=True)]
         total = count = 0.0
         for start in range(0, len(rows), 16):
-            if start:
-                between()
             batch = collate(rows[start:start + 16], host.tokenizer.pad_token_id).to(host.device)
             n = len(batch.targets())
             total += float(batch_loss(host, past, batch)) * n
@@ -548,9 +544,8 @@ class TrainingJob:
         result = {"eval_loss": total / max(count, 1.0), "n": len(rows)}
         if self.metric_name == "accuracy":
             labels = self.task_record.labels
-            between()
             scores = label_logliks(host, past, data.inputs, labels, template=template,
-                                   max_length=config.max_length, between=between)
+                                   max_length=config.max_length)
             result["accuracy"] = rank_accuracy(scores, labels, data.outputs)
         result["metric"] = result[self.metric_name]
         return result
@@ -562,9 +557,9 @@ class TrainingJob:
             return metric < self.best["metric"]
         return metric > self.best["metric"]
 
-    def _eval_event(self, between: Callable[[], None] = no_break) -> dict:
+    def _eval_event(self) -> dict:
         value = self.params.value().detach()
-        result = self.evaluate(value, self.eval_set, between)
+        result = self.evaluate(value, self.eval_set)
         if self._better(result["metric"]):
             self.best = {"step": self.step_index, **result}
             self.best_tensor = value.clone().cpu()
@@ -579,12 +574,11 @@ class TrainingJob:
         return {"kind": "eval", "step": self.step_index, "eval_loss": result["eval_loss"],
                 "metric": result["metric"], "metric_name": self.metric_name}
 
-    def _evaluate_sets(self, tensor: torch.Tensor,
-                       between: Callable[[], None] = no_break) -> dict:
+    def _evaluate_sets(self, tensor: torch.Tensor) -> dict:
         sets = {"new": self.eval_set}
         if self.old_eval is not None and len(self.old_eval):
             sets["old"] = self.old_eval
-        return {name: self.evaluate(tensor, data, between) for name, data in sets.items()}
+        return {name: self.evaluate(tensor, data) for name, data in sets.items()}
 
     # ---- ending -------------------------------------------------------------------------
     def cancel(self) -> None:
@@ -603,15 +597,19 @@ class TrainingJob:
             return self.best_tensor
         return self.params.value().detach().cpu()
 
-    def finish(self, between: Callable[[], None] = no_break) -> TrainResult:
+    def finish(self, between: Callable[[], None] | None = None) -> TrainResult:
         """Save the kept prompt as a new version (never overwriting) and close the run.
 
-        ``between`` is called between the batches of the final evaluations.
+        ``between`` is called between the model's layers while it evaluates.
         """
         if self.finished:
             raise PromptbankError(f"Run {self.run_id} is already closed.")
+        with layer_breaks(self.host.model, between):
+            return self._save_version()
+
+    def _save_version(self) -> TrainResult:
         if self.best is None and self.step_index > 0:
-            self._eval_event(between)
+            self._eval_event()
         tensor = self.final_tensor()
         config = self.config
         prompt = SoftPrompt(
@@ -629,7 +627,7 @@ class TrainingJob:
                                            parent_id=self.parent.id if self.parent else None,
                                            run_id=self.run_id, metrics=metrics)
         if self.parent is not None:
-            self._record_continual(tensor, version, between)
+            self._record_continual(tensor, version)
         # A task's first version is served at once; later ones wait for the user to compare
         # them (and, after continual learning, to check the forgetting) and activate them.
         activated = self.library.get_task(self.task).active_version_id is None
@@ -646,10 +644,9 @@ class TrainingJob:
         return TrainResult(self.task, version.number, self.step_index, best.get("metric"),
                            self.metric_name, tokens_per_s, self.run_id, self.summary)
 
-    def _record_continual(self, tensor: torch.Tensor, version,
-                          between: Callable[[], None]) -> None:
+    def _record_continual(self, tensor: torch.Tensor, version) -> None:
         before = self.summary.get("before", {})
-        after = self._evaluate_sets(tensor.to(self.host.device), between)
+        after = self._evaluate_sets(tensor.to(self.host.device))
         sets = {"new": self.eval_set, "old": self.old_eval}
         for name, result in after.items():
             for label, version_id, res in (("before", self.parent.id, before.get(name)),

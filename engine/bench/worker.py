@@ -98,27 +98,40 @@ def measure(client: Any, tasks: list[str], args: argparse.Namespace) -> dict[str
     if args.micro_batch is not None:
         config["micro_batch"] = args.micro_batch
     train = client.request("train", {"task": "train-me", "config": config})
-    steps_seen = 0
-    while steps_seen < 3:
-        event = train.next_event(600)
-        if event.final:
-            raise RuntimeError(f"training ended early: {event.data}")
-        steps_seen += event.data.get("kind") == "step"
+    step_ms: list[float] = []
+
+    def next_steps(count: int) -> None:
+        goal = len(step_ms) + count
+        while len(step_ms) < goal:
+            event = train.next_event(600)
+            if event.final:
+                raise RuntimeError(f"training ended early: {event.data}")
+            if event.data.get("kind") == "step":
+                step_ms.append(event.data["step_ms"])
+
+    def job_step() -> int:
+        return next(j["step"] for j in client.call("jobs")["jobs"] if j["job"] == train.id)
+
+    next_steps(3)
+    step_before = job_step()
     busy_gen = [_timed(client, "generate", gen_args(i)) for i in range(args.requests)]
     busy_ping = [_timed(client, "ping", {}) for _ in range(min(50, args.pings))]
+    # Requests come first, so back-to-back requests hold the job; it goes on once they stop.
+    steps_during = job_step() - step_before
+    next_steps(3)
     client.call("cancel", job=train.id)
-    events = list(train)
-    step_ms = [e.data["step_ms"] for e in events if e.data.get("kind") == "step"]
-    train_step_ms = statistics.median(step_ms) if step_ms else float("nan")
+    step_ms += [e.data["step_ms"] for e in train if e.data.get("kind") == "step"]
+    train_step_ms = statistics.median(step_ms)
     out: dict[str, Any] = {
         **_summary("generate", busy_gen),
         "generate_max_ms": round(max(busy_gen), 2),
         **_summary("generate_idle", idle_gen),
-        "train_step_ms": round(train_step_ms, 2),
-        # The step's own time (requests answered between its passes do not count). Steps
+        # The step's own time (requests answered between its layers do not count). Steps
         # differ in length (length-grouped batches); the budget below uses the median.
-        "train_step_p95_ms": round(percentile(step_ms, 95), 2) if step_ms else float("nan"),
-        "train_steps_during": len(step_ms),
+        "train_step_ms": round(train_step_ms, 2),
+        "train_step_p95_ms": round(percentile(step_ms, 95), 2),
+        "train_steps_timed": len(step_ms),
+        "train_steps_during": steps_during,
         **_summary("ping", idle_ping),
         **_summary("ping_busy", busy_ping),
     }

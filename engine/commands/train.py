@@ -38,8 +38,8 @@ def _common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--grad-accum", type=int, default=None)
     p.add_argument("--micro-batch", type=int, default=None,
-                   help="rows per forward/backward pass; same result, less memory (default 4, "
-                        "0: the whole batch)")
+                   help="rows per forward/backward pass: the same training in less memory "
+                        "(default 0: the whole batch at once)")
     p.add_argument("--eval-every", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--patience", type=int, default=None,

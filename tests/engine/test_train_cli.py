@@ -27,7 +27,8 @@ def _cli(capsys, tiny_model_dir, lib_dir, *argv):
 def test_train_json_summary(capsys, tiny_model_dir, lib_dir):
     code, payload = _cli(capsys, tiny_model_dir, lib_dir, "train", "sentiment", "--method",
                          "prompt", "--length", "3", "--init", "labels", "--steps", "4",
-                         "--lr", "0.2", "--batch-size", "4", "--eval-every", "2", "--seed", "1")
+                         "--lr", "0.2", "--batch-size", "4", "--micro-batch", "2",
+                         "--eval-every", "2", "--seed", "1")
     assert code == 0
     assert set(payload) >= {"task", "version", "steps", "best_metric", "metric_name",
                             "tokens_per_s"}
@@ -38,6 +39,7 @@ def test_train_json_summary(capsys, tiny_model_dir, lib_dir):
 
     version = Library(lib_dir).get_version("sentiment")
     assert version.method == "prompt" and version.length == 3 and version.init == "labels"
+    assert Library(lib_dir).get_run(payload["run_id"]).config["train"]["micro_batch"] == 2
 
     data = write_jsonl(Path(lib_dir).parent / "more.jsonl",
                        [("great acting", "positive"), ("bad film", "negative")] * 4)

@@ -153,7 +153,7 @@ def test_out_of_memory_names_the_batch_size(tiny_host, lib, monkeypatch, micro_b
                          micro_batch=micro_batch)
     job = TrainingJob.start(lib, tiny_host, "sentiment", config)
 
-    def boom(rows, between):
+    def boom(rows):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(job, "_accumulate", boom)
