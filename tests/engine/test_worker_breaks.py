@@ -1,0 +1,52 @@
+"""The worker in-process: requests that arrive during a training step are answered inside it."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+
+from engine.checkpoint import load_checkpoint
+from engine.library import Library
+from engine.protocol import Request
+from engine.worker import Worker
+from tests.engine.worker_fixtures import make_library, train_config
+
+
+def test_requests_during_a_step_are_answered_between_its_layers(tiny_model_dir, tiny_host,
+                                                                tmp_path):
+    root = tmp_path / "library"
+    make_library(root, tiny_host)
+    out = io.StringIO()
+    worker = Worker(argparse.Namespace(model=str(tiny_model_dir), device="cpu", library=root,
+                                       trust_remote_code=False), out=out)
+    sched = worker.scheduler
+    sched.dispatch(Request("t", "train", {"task": "sent", "config": train_config(50)}))
+    sched.advance()  # the job starts
+    sched.advance()  # step 1
+    for req in (Request("g", "generate", {"text": "hello", "task": "echo", "max_new_tokens": 3}),
+                Request("c", "cancel", {"job": "t"}),
+                Request("p", "ping")):
+        sched.put(req)
+    sched.advance()  # step 2, with the requests waiting when it begins
+
+    def events() -> list[tuple[str, str, str | None]]:
+        lines = [json.loads(line) for line in out.getvalue().splitlines()]
+        return [(e["id"], e["type"], e.get("kind")) for e in lines]
+
+    seen = events()
+    step2 = seen.index(("t", "progress", "step"), seen.index(("t", "progress", "step")) + 1)
+    # generate and ping were answered inside step 2, before its progress event...
+    assert seen.index(("g", "result", None)) < step2 and seen.index(("p", "result", None)) < step2
+    assert ("g", "token", None) in seen[:step2]
+    # ...and cancel waits for the step boundary.
+    assert [getattr(item, "id", None) for item in sched.backlog] == ["c"]
+    assert not any(rid == "c" for rid, _, _ in seen)
+    sched.dispatch(sched.backlog.popleft())
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    final = next(e for e in lines if e["id"] == "t" and e["type"] == "result")
+    assert final["status"] == "cancelled" and final["step"] == 2
+    assert next(e for e in lines if e["id"] == "c")["was"] == "running"
+    run_id = final["run_id"]
+    _, state = load_checkpoint(Library(root).checkpoint_dir(run_id))
+    assert state["step"] == 2 and Library(root).get_run(run_id).status == "cancelled"
