@@ -1,8 +1,8 @@
 """``promptbank bench worker``: request latency while a training job runs in the same worker.
 
 A worker process trains one task while short ``generate`` requests for other tasks arrive
-one after another; each waits at most for the forward/backward pass in progress (a step runs
-in passes of ``--micro-batch`` rows). Also measures the ``ping`` round trip, idle and busy.
+one after another; each waits for the decoder layer in progress (engine.breaks). Also
+measures the ``ping`` round trip, idle and busy, and how many steps the job made meanwhile.
 Runs in a temporary library; synthetic data only.
 """
 
