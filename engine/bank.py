@@ -1,9 +1,10 @@
 """The prompt bank: soft prompts of many tasks held on the device as per-layer keys/values.
 
-Each (task, version)'s prompt keys/values are computed once (``engine.kv.soft_prompt_past``) and
-kept in a bounded LRU; switching tasks is a dictionary lookup. The catalogue stays the source
-of truth: an evicted library prompt is simply read again. Prompts registered in memory (tests,
-benchmarks, prompts not yet saved) are kept until ``invalidate``.
+Each (task, version)'s prompt keys/values are computed once and kept in a bounded LRU, and so
+are the keys/values of the template head its rows start with (``engine.forward.start``), so a
+request runs only its own tokens; switching tasks is a dictionary lookup. The catalogue stays
+the source of truth: an evicted library prompt is simply read again. Prompts registered in
+memory (tests, benchmarks, prompts not yet saved) are kept until ``invalidate``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from dataclasses import dataclass, field
 import torch
 
 from engine.errors import PromptbankError
-from engine.kv import Past, soft_prompt_past
+from engine.forward.start import Start
+from engine.methods import get_method
+from engine.passes import Past, embeddings_past, extend_past, unpack
 from engine.prompts import ModelGeometry, SoftPrompt
 
 #: ("lib", task, version id) for catalogue prompts, ("mem", task, number) for registered ones.
@@ -51,7 +54,7 @@ class ResolvedPrompt:
 
     @property
     def past(self) -> Past:
-        return [(layer[0].unsqueeze(0), layer[1].unsqueeze(0)) for layer in self.packed]
+        return unpack(self.packed)
 
 
 class PromptBank:
@@ -67,6 +70,7 @@ class PromptBank:
         self.force = force
         self.geometry = ModelGeometry.of(host)
         self._cache: OrderedDict[Key, torch.Tensor] = OrderedDict()
+        self._heads: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self._pinned: dict[str, dict[int, SoftPrompt]] = {}
         self._specs: dict[str, TaskSpec] = {}
 
@@ -81,6 +85,10 @@ class PromptBank:
         self._specs[spec.name] = spec
         self._pinned.setdefault(spec.name, {})[version] = prompt
         self._cache.pop(("mem", spec.name, version), None)
+
+    def describe(self, spec: TaskSpec) -> None:
+        """Know a task that is not in a library, without a prompt (baselines run it)."""
+        self._specs[spec.name] = spec
 
     def spec(self, task: str) -> TaskSpec:
         """The task's kind, labels and template (registered, else from the library)."""
@@ -110,6 +118,8 @@ class PromptBank:
         """Drop cached keys/values (of one task, or all); the next request recomputes them."""
         for key in [k for k in self._cache if task is None or k[1] == task]:
             del self._cache[key]
+        for key in [k for k in self._heads if task is None or (k[0] and k[0][1] == task)]:
+            del self._heads[key]
 
     def forget(self, task: str) -> None:
         """Remove a registered task and its prompts from the bank."""
@@ -126,14 +136,33 @@ class PromptBank:
     def _serve(self, key: Key, number: int, version_id: int | None, load) -> ResolvedPrompt:
         packed = self._cache.get(key)
         if packed is None:
-            past = soft_prompt_past(self.host, load())
-            packed = torch.stack([torch.cat([k, v]) for k, v in past])
+            prompt = load()
+            with torch.no_grad():
+                packed = get_method(prompt.method).keys_values(self.host, prompt.tensor)
             self._cache[key] = packed
             while len(self._cache) > self.max_prompts:
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(key)
         return ResolvedPrompt(key, packed, number, version_id)
+
+    def start(self, resolved: ResolvedPrompt | None, head: list[int]) -> Start:
+        """What rows of a prompt (None: no prompt) whose contexts begin with ``head`` start
+        from; the head's keys/values after the prompt are computed once and kept."""
+        key = (resolved.key if resolved is not None else None, tuple(head))
+        packed = resolved.packed if resolved is not None else None
+        headed = self._heads.get(key)
+        if headed is None and head:
+            ids = torch.tensor(head, device=self.host.device)
+            with torch.no_grad():
+                headed = (extend_past(self.host, packed, ids) if packed is not None else
+                          embeddings_past(self.host, self.host.embeddings()(ids)))
+            self._heads[key] = headed
+            while len(self._heads) > self.max_prompts:
+                self._heads.popitem(last=False)
+        elif headed is not None:
+            self._heads.move_to_end(key)
+        return Start(packed, list(head), headed)
 
     def _load(self, record) -> SoftPrompt:
         prompt = SoftPrompt.load(self.library.version_path(record), sha256=record.sha256)

@@ -32,6 +32,10 @@ def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
                         default=default(os.environ.get("PROMPTBANK_MODEL", "default")),
                         help="default | model folder | file.gguf | cached hub id")
     parser.add_argument("--device", default=default("auto"), help="auto | cpu | cuda[:N] | mps")
+    parser.add_argument("--dtype", default=default(os.environ.get("PROMPTBANK_DTYPE", "auto")),
+                        choices=["auto", "float32", "bfloat16", "float16"],
+                        help="model precision (auto: bfloat16 on a GPU that has it, else "
+                             "float32)")
     parser.add_argument("--json", action="store_true", default=default(False),
                         help="print machine-readable JSON")
     parser.add_argument("--debug", action="store_true", default=default(False),

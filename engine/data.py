@@ -9,6 +9,7 @@ chosen keys), ``csv`` and ``tsv`` (chosen or well-known columns).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Iterator
@@ -38,6 +39,13 @@ class Example:
 
     input: str
     output: str
+
+
+def examples_sha256(examples: list[Example]) -> str:
+    """A hash of examples' content, the same whichever file or split they came from: the one
+    key under which evaluations on the same data line up."""
+    payload = json.dumps([[e.input, e.output] for e in examples], ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 @dataclass

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.errors import PromptbankError
+from engine.methods import get_method
 
 POOLINGS = ("mean", "tokens")
 
@@ -18,10 +19,10 @@ POOLINGS = ("mean", "tokens")
 def nearest_tokens(host: Any, prompt: Any, k: int = 5) -> list[list[dict[str, Any]]]:
     """For each virtual token of a ``prompt``-method SoftPrompt, the ``k`` vocabulary tokens
     whose input embeddings are nearest by cosine: ``[[{id, token, score}, …], …]``."""
-    if prompt.method != "prompt":
+    if not get_method(prompt.method).input_embeddings:
         raise PromptbankError(
-            "Nearest tokens do not apply to a prefix: its vectors are per-layer keys and "
-            "values, not input embeddings.",
+            f"Nearest tokens do not apply to a {prompt.method}: its vectors are per-layer "
+            "keys and values, not input embeddings.",
             hint="Use a version trained with the 'prompt' method.")
     table = host.embeddings().weight.detach().to("cpu", torch.float32)
     if prompt.tensor.shape[1] != table.shape[1]:
@@ -41,15 +42,9 @@ def nearest_tokens(host: Any, prompt: Any, k: int = 5) -> list[list[dict[str, An
 
 
 def token_vectors(prompt: Any) -> torch.Tensor:
-    """A prompt's tensor as one vector per virtual token: (length, features).
-
-    ``prompt``: the embeddings; ``prefix``: every layer's key and value of that position.
-    """
-    tensor = prompt.tensor.float()
-    if prompt.method == "prompt":
-        return tensor
-    layers, two, heads, length, head_dim = tensor.shape
-    return tensor.permute(3, 0, 1, 2, 4).reshape(length, layers * two * heads * head_dim)
+    """A prompt's tensor as one vector per virtual token: (length, features); for a prefix a
+    token's vector is every layer's key and value at that position."""
+    return get_method(prompt.method).token_rows(prompt.tensor.float())
 
 
 def prompt_similarity(a: torch.Tensor, b: torch.Tensor, pooling: str = "mean") -> float:

@@ -27,6 +27,8 @@ from engine.data import parse_examples
 from engine.errors import PromptbankError
 from engine.fileio import atomic_write_bytes, sha256_bytes
 from engine.library import Library, Version, utc_now
+from engine.methods import by_peft_type, get_method
+from engine.methods.base import PromptMethod
 from engine.prompts import ModelGeometry, SoftPrompt
 
 FORMATS = ("peft", "kobold", "pack", "safetensors")
@@ -86,14 +88,11 @@ def _same_prompt(library: Library, version: Version, prompt: SoftPrompt) -> bool
     return torch.equal(load_version(library, version).tensor, prompt.tensor)
 
 
-def _check_tensor_fits(method: str, tensor: torch.Tensor, model: ModelGeometry,
-                       source: str) -> None:
-    if method == "prompt" and (tensor.ndim != 2 or tensor.shape[1] != model.hidden_size):
-        raise PromptbankError(
-            f"{source} holds prompt embeddings of shape {tuple(tensor.shape)}, but the loaded "
-            f"model has hidden size {model.hidden_size}, so it cannot be used.",
-            hint="Load the model the prompt was trained for.")
-    if not torch.isfinite(tensor).all():
+def _check_rows(method: PromptMethod, rows: torch.Tensor, model: ModelGeometry,
+                source: str) -> None:
+    """Refuse token rows (PEFT's or KoboldAI's layout) that do not fit the loaded model."""
+    method.check_peft_rows(rows, model, source)
+    if not torch.isfinite(rows).all():
         raise PromptbankError(f"{source} holds NaN or infinite values.")
 
 
@@ -139,45 +138,23 @@ def _read_capped(path: Path) -> bytes:
 
 
 def peft_tensor(prompt: SoftPrompt) -> torch.Tensor:
-    """Our tensor in PEFT's ``prompt_embeddings`` layout."""
-    if prompt.method == "prompt":
-        return prompt.tensor.clone()
-    # (layers, 2, kv, n, hd) → (n, layers·2·kv·hd): PEFT views rows as (layers·2, kv, hd).
-    return prompt.tensor.permute(3, 0, 1, 2, 4).reshape(prompt.length, -1).contiguous()
-
-
-def from_peft_tensor(method: str, tensor: torch.Tensor, model: ModelGeometry) -> torch.Tensor:
-    """PEFT's ``prompt_embeddings`` in our layout."""
-    if method == "prompt":
-        return tensor
-    n = tensor.shape[0]
-    shaped = tensor.reshape(n, model.layers, 2, model.kv_heads, model.head_dim)
-    return shaped.permute(1, 2, 3, 0, 4).contiguous()
+    """Our tensor in PEFT's ``prompt_embeddings`` layout (one row per virtual token)."""
+    return get_method(prompt.method).token_rows(prompt.tensor).contiguous().clone()
 
 
 def export_peft(library: Library, version: Version, out: Path) -> Path:
     """Write a PEFT adapter folder (PROMPT_TUNING or PREFIX_TUNING) for a version."""
     prompt = load_version(library, version)
     g = prompt.geometry
+    method = get_method(prompt.method)
     info = library.get_model(g.fingerprint) or {}
     config = {
-        "task_type": "CAUSAL_LM", "peft_type": "PROMPT_TUNING", "auto_mapping": None,
+        "task_type": "CAUSAL_LM", "peft_type": method.peft_type, "auto_mapping": None,
         "base_model_name_or_path": info.get("path") or info.get("name"), "revision": None,
         "inference_mode": True, "num_virtual_tokens": prompt.length,
-        "token_dim": g.hidden_size, "num_transformer_submodules": 1,
-        "num_attention_heads": _model_heads(library, prompt), "num_layers": g.layers,
-        "modules_to_save": None, "prompt_tuning_init": "RANDOM",
-        "prompt_tuning_init_text": None, "tokenizer_name_or_path": None,
-        "tokenizer_kwargs": None,
+        "num_transformer_submodules": 1, "num_layers": g.layers, "modules_to_save": None,
+        **method.peft_config(g, _model_heads(library, prompt)),
     }
-    if prompt.method == "prefix":
-        token_dim = g.kv_heads * g.head_dim
-        for key in ("prompt_tuning_init", "prompt_tuning_init_text", "tokenizer_name_or_path",
-                    "tokenizer_kwargs"):
-            config.pop(key)
-        config.update(peft_type="PREFIX_TUNING", token_dim=token_dim,
-                      num_attention_heads=g.kv_heads, encoder_hidden_size=token_dim,
-                      prefix_projection=False, init_weights=None)
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise PromptbankError(f"The folder {out} is not empty.",
@@ -201,8 +178,8 @@ def read_peft(folder: Path, model: ModelGeometry) -> tuple[str, torch.Tensor]:
         peft_type = config["peft_type"]
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise PromptbankError(f"{config_path} is not a valid adapter config.") from exc
-    methods = {"PROMPT_TUNING": "prompt", "PREFIX_TUNING": "prefix"}
-    if peft_type not in methods:
+    method = by_peft_type(peft_type) if isinstance(peft_type, str) else None
+    if method is None:
         raise PromptbankError(f"{folder} is a {peft_type} adapter; only PROMPT_TUNING and "
                               "PREFIX_TUNING adapters are soft prompts.",
                               hint="Import a prompt-tuning or prefix-tuning adapter.")
@@ -215,21 +192,9 @@ def read_peft(folder: Path, model: ModelGeometry) -> tuple[str, torch.Tensor]:
         raise PromptbankError(f"{weights_path} is damaged ({exc}).") from exc
     if "prompt_embeddings" not in tensors:
         raise PromptbankError(f"{weights_path} has no 'prompt_embeddings' tensor.")
-    tensor = tensors["prompt_embeddings"].float()
-    method = methods[peft_type]
-    source = str(weights_path)
-    if method == "prefix":
-        width = model.layers * 2 * model.kv_heads * model.head_dim
-        if tensor.ndim != 2 or tensor.shape[1] != width:
-            raise PromptbankError(
-                f"{source} holds a prefix of shape {tuple(tensor.shape)}, but the loaded model "
-                f"needs rows of {width} values, so it cannot be used.",
-                hint="Load the model the prefix was trained for.")
-        if not torch.isfinite(tensor).all():
-            raise PromptbankError(f"{source} holds NaN or infinite values.")
-    else:
-        _check_tensor_fits(method, tensor, model, source)
-    return method, from_peft_tensor(method, tensor, model)
+    rows = tensors["prompt_embeddings"].float()
+    _check_rows(method, rows, model, str(weights_path))
+    return method.name, method.from_token_rows(rows, model).contiguous()
 
 
 def import_peft(library: Library, folder: Path, model: ModelGeometry, *,
@@ -250,10 +215,10 @@ def import_peft(library: Library, folder: Path, model: ModelGeometry, *,
 def export_kobold(library: Library, version: Version, out: Path, *, task_name: str = "") -> Path:
     """Write a KoboldAI soft-prompt zip (``tensor.npy`` + ``meta.json``); method prompt only."""
     prompt = load_version(library, version)
-    if prompt.method != "prompt":
+    if not get_method(prompt.method).input_embeddings:
         raise PromptbankError(
-            "KoboldAI soft prompts hold input embeddings only; this version is a prefix "
-            "(per-layer keys/values), which KoboldAI cannot use.",
+            f"KoboldAI soft prompts hold input embeddings only; this version is a "
+            f"{prompt.method} (per-layer keys/values), which KoboldAI cannot use.",
             hint="Export it as peft, pack or safetensors instead.")
     info = library.get_model(prompt.geometry.fingerprint) or {}
     meta = {"name": task_name or prompt.task or "soft prompt", "author": "Promptbank",
@@ -287,7 +252,7 @@ def import_kobold(library: Library, path: Path, model: ModelGeometry, *,
     if array.dtype.kind not in "fiu":
         raise PromptbankError(f"The tensor.npy in {path} does not hold numbers.")
     tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-    _check_tensor_fits("prompt", tensor, model, str(path))
+    _check_rows(get_method("prompt"), tensor, model, str(path))
     if tensor.shape[0] == 0:
         raise PromptbankError(f"The tensor.npy in {path} has no virtual tokens.")
     name = task or str(meta.get("name") or "").strip() or Path(path).stem

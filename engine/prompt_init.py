@@ -9,18 +9,13 @@ from __future__ import annotations
 import torch
 
 from engine.errors import PromptbankError
-from engine.kv import prompt_past
+from engine.methods import get_method
+from engine.methods.base import fit_length
 from engine.prompts import ModelGeometry, SoftPrompt, prompt_shape
 
 INITS = ("text", "labels", "vocab", "random")
 #: Vocabulary samples come from the first ids, which BPE tokenizers give to common tokens.
 COMMON_VOCAB = 5000
-
-
-def fit_length(tokens: torch.Tensor, length: int) -> torch.Tensor:
-    """Repeat or cut a sequence (first dimension) to exactly ``length`` items."""
-    reps = -(-length // tokens.shape[0])
-    return tokens.repeat(reps, *([1] * (tokens.dim() - 1)))[:length]
 
 
 def _text_ids(host, text: str) -> torch.Tensor:
@@ -62,13 +57,6 @@ def _embeddings(host, init: str, length: int, task, seed: int) -> torch.Tensor:
     return torch.randn(length, table.shape[1], generator=gen) * table.std()
 
 
-@torch.no_grad()
-def embeddings_to_prefix(host, embeds: torch.Tensor) -> torch.Tensor:
-    """The per-layer keys/values of embeddings: a (layers, 2, kv_heads, n, head_dim) prefix."""
-    past = prompt_past(host, "prompt", embeds)
-    return torch.stack([torch.stack([k[0], v[0]]) for k, v in past]).float().cpu()
-
-
 def transfer_tensor(library, host, other: str, method: str, length: int) -> torch.Tensor:
     """Another task's active prompt (same method and model), repeated or cut to ``length``."""
     version = library.get_version(other)
@@ -77,10 +65,9 @@ def transfer_tensor(library, host, other: str, method: str, length: int) -> torc
             f"The task '{other}' has a {version.method} prompt, not a {method} one.",
             hint=f"Use --method {version.method}, or another init.")
     source = SoftPrompt.load(library.version_path(version), sha256=version.sha256)
-    source.check_fits(ModelGeometry.of(host))
-    if method == "prompt":
-        return fit_length(source.tensor, length)
-    return fit_length(source.tensor.permute(3, 0, 1, 2, 4), length).permute(1, 2, 3, 0, 4)
+    geometry = ModelGeometry.of(host)
+    source.check_fits(geometry)
+    return get_method(method).fit_length(source.tensor, length, geometry)
 
 
 def initial_tensor(host, method: str, length: int, init: str, task, *, seed: int = 0,
@@ -94,7 +81,7 @@ def initial_tensor(host, method: str, length: int, init: str, task, *, seed: int
         tensor = transfer_tensor(library, host, init.removeprefix("task:"), method, length)
     elif init in INITS:
         embeds = _embeddings(host, init, length, task, seed)
-        tensor = embeds if method == "prompt" else embeddings_to_prefix(host, embeds)
+        tensor = get_method(method).from_embeddings(host, embeds)
     else:
         raise PromptbankError(f"Unknown init '{init}'.",
                               hint="Use text, labels, vocab, random or task:OTHER.")

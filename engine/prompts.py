@@ -1,8 +1,7 @@
 """SoftPrompt: the trained tensor of one prompt version, its metadata and its file format.
 
-Files are safetensors (never pickle) with the metadata in the header. Layouts:
-``prompt``: (length, hidden_size) virtual-token embeddings;
-``prefix``: (layers, 2, kv_heads, length, head_dim) per-layer keys (0) and values (1).
+Files are safetensors (never pickle) with the metadata in the header; the tensor's layout is
+its method's (``engine.methods``).
 """
 
 from __future__ import annotations
@@ -18,10 +17,10 @@ from safetensors.torch import save as st_save
 from engine.errors import PromptbankError
 from engine.fileio import atomic_write_bytes, sha256_bytes
 from engine.library import utc_now
+from engine.methods import METHODS, get_method
 from engine.st_header import read_header_metadata
 
 FORMAT_VERSION = 1
-METHODS = ("prompt", "prefix")
 
 
 @dataclass
@@ -57,7 +56,7 @@ class SoftPrompt:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise PromptbankError(f"Unknown prompt method '{self.method}'.",
-                                  hint="Use 'prompt' or 'prefix'.")
+                                  hint=f"Use one of: {', '.join(METHODS)}.")
         self.tensor = self.tensor.detach().to("cpu", torch.float32).contiguous()
         expected = self.expected_shape(self.length)
         if tuple(self.tensor.shape) != expected:
@@ -70,7 +69,7 @@ class SoftPrompt:
     @property
     def length(self) -> int:
         """Number of virtual tokens."""
-        return int(self.tensor.shape[0] if self.method == "prompt" else self.tensor.shape[3])
+        return get_method(self.method).length_of(self.tensor)
 
     def expected_shape(self, length: int) -> tuple[int, ...]:
         return prompt_shape(self.method, length, self.geometry)
@@ -171,6 +170,4 @@ class SoftPrompt:
 
 def prompt_shape(method: str, length: int, geometry: ModelGeometry) -> tuple[int, ...]:
     """The tensor shape a prompt of ``method`` and ``length`` has on a model."""
-    if method == "prompt":
-        return (length, geometry.hidden_size)
-    return (geometry.layers, 2, geometry.kv_heads, length, geometry.head_dim)
+    return get_method(method).shape(length, geometry)

@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.methods import METHODS
+
 PROTOCOL_VERSION = 1
 EVENT_TYPES = ("hello", "progress", "token", "result", "error", "log")
 MAX_LINE = 16 << 20
@@ -197,7 +199,7 @@ OP_SPECS: dict[str, OpSpec] = {spec.name: spec for spec in (
            (_task(), _VERSION, Arg("k", "int", default=5, minimum=1))),
     OpSpec("similarity", "Task-by-task cosine similarity of prompts of one method (SPoT).",
            (Arg("tasks", "list", doc="task names (default: all with a version)"),
-            Arg("method", "str", default="prompt", choices=("prompt", "prefix")),
+            Arg("method", "str", default="prompt", choices=METHODS),
             Arg("pooling", "str", default="mean", choices=("mean", "tokens")))),
     OpSpec("export", "Export a version as a PEFT folder, KoboldAI zip, prompt pack or "
            "safetensors file.",

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engine.errors import PromptbankError
+from engine.faults import is_out_of_memory
 from engine.protocol import Event, ProtocolError, Request, error, progress, result
 
 log = logging.getLogger("promptbank.worker")
@@ -86,11 +87,6 @@ def one_line(exc: BaseException) -> str:
         return str(exc)
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """True for an accelerator or host out-of-memory failure (fails the request only)."""
-    return isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
 
 
 class Scheduler:

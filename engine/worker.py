@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from engine import __version__
 from engine.errors import PromptbankError
+from engine.faults import release_memory
 from engine.protocol import (
     OP_SPECS,
     PROTOCOL_VERSION,
@@ -112,7 +113,7 @@ class Worker:
         self.scheduler = Scheduler(self.send, self.handle,
                                    quick=lambda op: OP_SPECS[op].kind == "quick"
                                    if op in OP_SPECS else True,
-                                   on_failure=self._release_memory)
+                                   on_failure=lambda exc: release_memory())
 
     # --- output ---------------------------------------------------------------------------
 
@@ -140,6 +141,7 @@ class Worker:
             self.send(progress(rid, "load", stage=stage, fraction=fraction))
 
         self.host = ModelHost(wanted, device=device or self.args.device,
+                              dtype=self.args.dtype,
                               trust_remote_code=self.args.trust_remote_code,
                               progress=on_progress)
         self._runtime = None
@@ -174,14 +176,6 @@ class Worker:
     def _invalidate(self, task: str) -> None:
         if self._runtime is not None:
             self._runtime.invalidate(task)
-
-    def _release_memory(self, exc: BaseException) -> None:
-        try:
-            import torch
-        except ImportError:
-            return
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
 
     # --- ops ------------------------------------------------------------------------------
 
@@ -244,7 +238,7 @@ class Worker:
 
     def _train_config(self, config: dict) -> Any:
         try:
-            from engine.train import TrainConfig
+            from engine.training.config import TrainConfig
         except ImportError as exc:
             raise not_available("trainer") from exc
         known = [f.name for f in dataclasses.fields(TrainConfig)]
@@ -268,7 +262,7 @@ class Worker:
     def op_train(self, rid: str, args: dict) -> None:
         config = self._train_config(args["config"])
         task = self.library.get_task(args["task"]).name
-        from engine.train import TrainingJob
+        from engine.training.job import TrainingJob
 
         self._submit(rid, "train", task,
                      lambda between: TrainingJob.start(self.library, self.ensure_model(rid),
@@ -280,7 +274,7 @@ class Worker:
         data = Path(args["data"]).expanduser()
         if not data.is_file():
             raise PromptbankError(f"The data file {data} does not exist.", hint="Check the path.")
-        from engine.train import TrainingJob
+        from engine.training.job import TrainingJob
 
         self._submit(rid, "continue", task,
                      lambda between: TrainingJob.start(self.library, self.ensure_model(rid),
@@ -297,7 +291,7 @@ class Worker:
             raise PromptbankError(f"Run {run_id} has already finished.",
                                   hint="Start a new run with 'train' or 'continue'.")
         try:
-            from engine.train import TrainingJob
+            from engine.training.job import TrainingJob
         except ImportError as exc:
             raise not_available("trainer") from exc
         task = self._task_name(run.task_id)

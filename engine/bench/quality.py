@@ -89,20 +89,30 @@ def _write_jsonl(path: Path, rows: list[tuple[str, str]]) -> Path:
     return path
 
 
+def _accuracy(host, task: QualityTask, prompt=None, template: str | None = None) -> float:
+    """Rank-classification accuracy on the task's eval rows, served like any task."""
+    from engine.bank import TaskSpec
+    from engine.runtime import Runtime
+
+    runtime = Runtime(host)
+    spec = TaskSpec(task.name, "classify", task.labels, template)
+    if prompt is None:
+        runtime.bank.describe(spec)
+    else:
+        runtime.register(spec, prompt)
+    results = runtime.score(task.name, [i for i, _ in task.eval], use_prompt=prompt is not None)
+    return sum(r.label == o for r, (_, o) in zip(results, task.eval, strict=True)) / len(task.eval)
+
+
 def zero_shot_accuracy(host, task: QualityTask) -> float:
     """Rank-classification accuracy of the instruction in the user turn, no soft prompt."""
-    from engine.scoring import label_logliks, rank_accuracy
-
-    inputs = [i for i, _ in task.eval]
-    scores = label_logliks(host, [], inputs, task.labels,
-                           template=task.instruction + "\n\n{input}")
-    return rank_accuracy(scores, task.labels, [o for _, o in task.eval])
+    return _accuracy(host, task, template=task.instruction + "\n\n{input}")
 
 
 def train_ours(host, task: QualityTask, config, folder: Path) -> dict:
     """Train a prompt with our trainer and return its held-out accuracy and timing."""
     from engine.library import Library
-    from engine.train import TrainingJob, run_job
+    from engine.training.job import TrainingJob, run_job
 
     lib = Library(folder / "lib")
     lib.create_task(task.name, kind="classify", labels=task.labels,
@@ -118,21 +128,15 @@ def train_ours(host, task: QualityTask, config, folder: Path) -> dict:
 def train_peft(host, task: QualityTask, config) -> dict:
     """PEFT prompt tuning (text init from the instruction) on the same batches and schedule."""
     import torch
-    from peft import PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
-    from transformers import AutoModelForCausalLM
 
-    from engine.batching import collate, encode_row, length_grouped_order
-    from engine.scoring import label_logliks, rank_accuracy
+    from engine.bench._peft import peft_batch, peft_model
+    from engine.prompts import ModelGeometry, SoftPrompt
+    from engine.training.data import length_grouped_order
 
-    base = AutoModelForCausalLM.from_pretrained(host.folder, dtype=host.dtype).to(host.device)
-    peft_config = PromptTuningConfig(
-        task_type=TaskType.CAUSAL_LM, num_virtual_tokens=config.length,
-        prompt_tuning_init=PromptTuningInit.TEXT, prompt_tuning_init_text=task.instruction,
-        tokenizer_name_or_path=str(host.folder))
-    model = get_peft_model(base, peft_config)
+    model = peft_model(host, config.length, init_text=task.instruction)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
-    rows = [encode_row(host, i, o) for i, o in task.train]
+    rows = host.chat.rows(task.train)
     order = length_grouped_order([len(r) for r in rows], config.batch_size, config.seed)
     warm = max(1, int(config.warmup * config.steps))
     started = time.perf_counter()
@@ -141,23 +145,15 @@ def train_peft(host, task: QualityTask, config) -> dict:
                           else max(0.0, 1 - (step - warm) / max(1, config.steps - warm)))
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = collate([rows[i] for i in order[step % len(order)]],
-                        host.tokenizer.pad_token_id).to(host.device)
-        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                    labels=batch.labels)
-        out.loss.backward()
+        ids, mask, labels = peft_batch(host, [rows[i] for i in order[step % len(order)]])
+        model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
         torch.nn.utils.clip_grad_norm_(params, config.clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
     seconds = time.perf_counter() - started
-    prompt = model.prompt_encoder["default"].embedding.weight.detach()
-    from engine.kv import prompt_past
-
-    with torch.no_grad():
-        scores = label_logliks(host, prompt_past(host, "prompt", prompt),
-                               [i for i, _ in task.eval], task.labels)
-    return {"accuracy": rank_accuracy(scores, task.labels, [o for _, o in task.eval]),
-            "seconds": round(seconds, 1)}
+    tensor = model.prompt_encoder["default"].embedding.weight.detach()
+    prompt = SoftPrompt("prompt", tensor, ModelGeometry.of(host), task=task.name)
+    return {"accuracy": _accuracy(host, task, prompt), "seconds": round(seconds, 1)}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -178,7 +174,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_quality(args: argparse.Namespace) -> int:
     from engine.commands._common import emit, load_host
-    from engine.train import TrainConfig
+    from engine.training.config import TrainConfig
 
     data_dir = Path(args.data)
     if not data_dir.is_dir():

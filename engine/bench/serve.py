@@ -14,6 +14,7 @@ import random
 import statistics
 import time
 
+from engine.bench._geometry import add_option, bench_host
 from engine.bench._stats import percentile
 
 WORDS = ("the", "service", "was", "slow", "but", "food", "great", "price", "fair", "room",
@@ -29,8 +30,8 @@ def register(bsub: argparse._SubParsersAction) -> None:
     parser.add_argument("--bank", type=int, default=1000, help="prompts held for the RSS test")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (0: torch's default)")
+    add_option(parser)
     parser.set_defaults(func=cmd_bench_serve)
-
 
 
 def _text(rng: random.Random, words: int) -> str:
@@ -58,11 +59,17 @@ class _Peft:
     """PEFT prompt tuning on its own model copy, one adapter per task."""
 
     def __init__(self, host, prompts: dict[str, object]) -> None:
+        import copy
+
         import torch
         from peft import PromptTuningConfig, TaskType, get_peft_model
         from transformers import AutoModelForCausalLM
 
-        base = AutoModelForCausalLM.from_pretrained(host.folder, dtype=host.dtype).to(host.device)
+        if host.resolved.source == "random":
+            base = copy.deepcopy(host.model)
+        else:
+            base = AutoModelForCausalLM.from_pretrained(host.folder, dtype=host.dtype)
+        base = base.to(host.device)
         base.eval()
         self.model = None
         for name, prompt in prompts.items():
@@ -102,17 +109,17 @@ def _timed(fn) -> float:
 def cmd_bench_serve(args: argparse.Namespace) -> int:
     import torch
 
-    from engine.commands._common import load_host
     from engine.model import ModelHost
     from engine.runtime import GenRow, Runtime
 
     if args.threads:
         torch.set_num_threads(args.threads)
     rng = random.Random(0)
-    host = load_host(args)
-    reload_s = _timed(lambda: ModelHost(args.model, device=args.device))
+    host = bench_host(args)
+    reload_s = (None if args.geometry else
+                _timed(lambda: ModelHost(args.model, device=args.device, dtype=args.dtype)))
     runtime = Runtime(host, max_prompts=max(256, args.tasks + 2))
-    runtime.eos_ids = set()  # every row makes exactly the tokens asked for
+    runtime.chat.stop_ids = set()  # every row makes exactly the tokens asked for
     names = [f"task{i}" for i in range(args.tasks)]
     prompts = {n: _prompt(host, 20, i) for i, n in enumerate(names)}
     prompts["long"] = _prompt(host, 100, 999)
@@ -122,7 +129,7 @@ def cmd_bench_serve(args: argparse.Namespace) -> int:
     tok = host.tokenizer
 
     def ids_of(text: str) -> list[int]:
-        return tok(host.chat_text(text), add_special_tokens=False)["input_ids"]
+        return tok(host.chat.context_text(text), add_special_tokens=False)["input_ids"]
 
     # Switch latency: first token of B right after A.
     short = _text(rng, 8)
@@ -152,6 +159,13 @@ def cmd_bench_serve(args: argparse.Namespace) -> int:
         peft_s = min(peft_s, _timed(lambda: [peft.generate(n, ids_of(t), args.new_tokens)
                                              for t, n in zip(texts, names, strict=True)]))
     input_tokens = statistics.mean(len(ids_of(t)) for t in texts)
+    # One decoding step of the mixed batch: the time of N new tokens less that of one.
+    first_rows = [GenRow(t, n, max_new_tokens=1) for t, n in zip(texts, names, strict=True)]
+    first_s = min(_timed(lambda: runtime.generate(first_rows, batch_size=len(first_rows)))
+                  for _ in range(3))
+    mixed_again = min(_timed(lambda: runtime.generate(mixed_rows, batch_size=len(mixed_rows)))
+                      for _ in range(3))
+    decode_step_s = (mixed_again - first_s) / max(1, args.new_tokens - 1)
 
     # Time to first token with a 100-token prompt.
     question = _text(rng, 30)
@@ -180,12 +194,14 @@ def cmd_bench_serve(args: argparse.Namespace) -> int:
 
     ms = 1000.0
     result = {
-        "device": str(host.device), "model": host.name, "threads": torch.get_num_threads(),
+        "device": str(host.device), "model": host.name, "dtype": str(host.dtype),
+        "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(host.device) if host.device.type == "cuda" else None,
         "switch_lookup_p50_us": round(percentile(lookup, 50) * 1e6, 1),
         "peft_set_adapter_p50_us": round(percentile(set_adapter, 50) * 1e6, 1),
         "switch_p50_ms": round(percentile(switch, 50) * ms, 2),
         "switch_p99_ms": round(percentile(switch, 99) * ms, 2),
-        "reload_s": round(reload_s, 3),
+        "reload_s": None if reload_s is None else round(reload_s, 3),
         "peft_switch_p50_ms": round(percentile(peft_switch, 50) * ms, 2),
         "peft_switch_p99_ms": round(percentile(peft_switch, 99) * ms, 2),
         "mixed_batch_s": round(mixed_s, 3), "single_task_batch_s": round(single_s, 3),
@@ -194,6 +210,8 @@ def cmd_bench_serve(args: argparse.Namespace) -> int:
         "mixed_vs_single_task_ratio": round(single_s / mixed_s, 3),
         "mixed_tokens_per_s": round(args.tasks * args.new_tokens / mixed_s, 1),
         "mixed_input_tokens_mean": round(input_tokens, 1),
+        "mixed_first_token_s": round(first_s, 4),
+        "mixed_decode_step_ms": round(decode_step_s * ms, 3),
         "ttft_base_ms": round(base_ttft * ms, 2), "ttft_cached_ms": round(cached_ttft * ms, 2),
         "ttft_peft_ms": round(peft_ttft * ms, 2),
         "ttft_cached_vs_base_ratio": round(cached_ttft / base_ttft, 3),

@@ -1,110 +1,192 @@
-"""``promptbank bench train``: our shared-prefix trainer vs PEFT ``PromptTuningConfig``.
+"""``promptbank bench train``: our trainer vs PEFT ``PromptTuningConfig``, step by step.
 
-Same model, data, batches, prompt length and initial prompt; data tokens/s of a training step
-(forward, backward, AdamW) and the difference of the two step-0 losses.
+Ours is the real ``TrainingJob`` step (prompt method), PEFT's the usual concatenated pass; both
+see the same batches from the same initial prompt. Reported: data tokens/s of a full step
+(forward, backward, clipping, AdamW), the step-0 losses, and on a GPU the GPU-busy share of a
+step, kernels per step and peak memory. PEFT runs twice on a GPU, with torch's default
+attention backends and with cuDNN attention off as we run, and the speed-up is taken over the
+faster of the two. ``--default-run`` adds the wall time of a default ``promptbank train``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import tempfile
 import time
+from pathlib import Path
 
+from engine.bench._geometry import add_option, bench_host
+from engine.bench._gpu import busy_share, peak_memory_mb, reset_peak, synchronize
+from engine.bench._peft import peft_batch, peft_model
 from engine.bench.quality import DATA_DIR, load_task
 
 FALLBACK = [("a gripping , funny and moving film", "positive"),
             ("the plot is thin and the jokes fall flat", "negative")] * 64
+TASK = "bench"
 
 
-def _rows(host, data_dir, count: int):
-    from engine.batching import encode_row
-
-    pairs = (load_task("sst2", data_dir, count, 1).train if (data_dir / "sst2").is_dir()
-             else FALLBACK[:count])
-    return [encode_row(host, i, o) for i, o in pairs]
+def _pairs(data_dir: Path, count: int) -> list[tuple[str, str]]:
+    if (data_dir / "sst2").is_dir():
+        return load_task("sst2", data_dir, count, 1).train
+    return (FALLBACK * (count // len(FALLBACK) + 1))[:count]
 
 
-def _time_steps(step, batches, warmup: int = 1) -> float:
-    for batch in batches[:warmup]:
-        step(batch)
+def _library(folder: Path, pairs: list[tuple[str, str]], labels: list[str]):
+    from engine.library import Library
+
+    data = folder / "train.jsonl"
+    data.write_text("".join(json.dumps({"input": i, "output": o}) + "\n" for i, o in pairs))
+    lib = Library(folder / "lib")
+    lib.create_task(TASK, kind="classify", labels=labels,
+                    instruction="Is the sentiment of this review positive or negative?")
+    lib.add_dataset(TASK, data, eval_fraction=0.0)
+    return lib
+
+
+def _timed(device, step, batches: int) -> float:
+    synchronize(device)
     started = time.perf_counter()
-    for batch in batches[warmup:]:
-        step(batch)
-    seconds = time.perf_counter() - started
-    return sum(b.tokens for b in batches[warmup:]) / seconds
+    for _ in range(batches):
+        step()
+    synchronize(device)
+    return time.perf_counter() - started
 
 
-def compare(host, rows, length: int, batch_size: int, steps: int) -> dict:
-    """One length: tokens/s of ours and PEFT's, their ratio, and the step-0 loss difference."""
+def ours(host, lib, length: int, batch_size: int, steps: int, warmup: int) -> dict:
+    """Our trainer's steps: step-0 loss, tokens/s, and the batches and init it used."""
+    from engine.training.config import TrainConfig
+    from engine.training.job import TrainingJob
+
+    config = TrainConfig(method="prompt", length=length, init="vocab", lr=1e-3,
+                         batch_size=batch_size, steps=10_000, eval_every=0,
+                         checkpoint_every=0)
+    job = TrainingJob.start(lib, host, TASK, config)
+    batches = [[job.rows[i] for i in b] for b in job.order if len(b) == batch_size]
+    init = job.params.initial().detach().clone()
+    reset_peak(host.device)
+    loss0 = job.step()[0]["loss"]
+    for _ in range(warmup - 1):
+        job.step()
+    tokens = job.tokens
+    seconds = _timed(host.device, job.step, steps)
+    result = {"ours_tokens_per_s": round((job.tokens - tokens) / seconds, 1),
+              "ours_step_ms": round(1000 * seconds / steps, 2), "ours_loss0": loss0,
+              **{f"ours_{k}": v for k, v in busy_share(host.device, job.step).items()}}
+    result["ours_peak_mb"] = peak_memory_mb(host.device)
+    result["ours_graphs"] = job.passes.graphs.captures
+    return {**result, "batches": batches, "init": init}
+
+
+def peft(host, model, init, batches, steps: int, warmup: int, cudnn: bool) -> dict:
+    """PEFT prompt tuning on the same batches from the same initial prompt."""
     import torch
-    from peft import PromptTuningConfig, TaskType, get_peft_model
-    from transformers import AutoModelForCausalLM
 
-    from engine.batching import collate, length_grouped_order
-    from engine.kv import prompt_past
-    from engine.scoring import batch_loss
-
-    order = length_grouped_order([len(r) for r in rows], batch_size, seed=0)
-    pad = host.tokenizer.pad_token_id
-    batches = [collate([rows[i] for i in b], pad).to(host.device)
-               for b in order[: steps + 1] if len(b) == batch_size]
-    init = host.embeddings().weight.detach()[:length].float().clone()
-
-    ours = torch.nn.Parameter(init.clone())
-    ours_opt = torch.optim.AdamW([ours], lr=1e-3)
-
-    def our_step(batch):
-        loss = batch_loss(host, prompt_past(host, "prompt", ours), batch)
-        loss.backward()
-        ours_opt.step()
-        ours_opt.zero_grad(set_to_none=True)
-        return float(loss.detach())
-
-    base = AutoModelForCausalLM.from_pretrained(host.folder, dtype=host.dtype).to(host.device)
-    model = get_peft_model(base, PromptTuningConfig(task_type=TaskType.CAUSAL_LM,
-                                                    num_virtual_tokens=length))
     with torch.no_grad():
         model.prompt_encoder["default"].embedding.weight.copy_(init)
-    peft_params = [p for p in model.parameters() if p.requires_grad]
-    peft_opt = torch.optim.AdamW(peft_params, lr=1e-3)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-3)
+    prepared = [peft_batch(host, rows) for rows in batches]
+    position = [0]
 
-    def peft_step(batch):
-        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                    labels=batch.labels)
-        out.loss.backward()
-        peft_opt.step()
-        peft_opt.zero_grad(set_to_none=True)
-        return float(out.loss.detach())
+    def step() -> float:
+        ids, mask, labels = prepared[position[0] % len(prepared)]
+        position[0] += 1
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return float(loss.detach())
 
-    with torch.no_grad():
-        ours_loss0 = float(batch_loss(host, prompt_past(host, "prompt", ours), batches[0]))
-        peft_loss0 = float(model(input_ids=batches[0].input_ids,
-                                 attention_mask=batches[0].attention_mask,
-                                 labels=batches[0].labels).loss)
-    ours_tps = _time_steps(our_step, batches)
-    peft_tps = _time_steps(peft_step, batches)
-    return {"length": length, "batch_size": batch_size,
-            "ours_tokens_per_s": round(ours_tps, 1), "peft_tokens_per_s": round(peft_tps, 1),
-            "speedup": round(ours_tps / peft_tps, 3),
-            "step0_loss_diff": abs(ours_loss0 - peft_loss0)}
+    previous = None
+    if host.device.type == "cuda":
+        previous = torch.backends.cuda.cudnn_sdp_enabled()
+        torch.backends.cuda.enable_cudnn_sdp(cudnn)
+    try:
+        reset_peak(host.device)
+        loss0 = step()
+        for _ in range(warmup - 1):
+            step()
+        tokens = sum(len(r) for rows in batches[warmup:warmup + steps] for r in rows)
+        seconds = _timed(host.device, step, steps)
+        busy = busy_share(host.device, step)
+    finally:
+        if previous is not None:
+            torch.backends.cuda.enable_cudnn_sdp(previous)
+    return {"tokens_per_s": round(tokens / seconds, 1), "step_ms": round(1000 * seconds / steps, 2),
+            "loss0": loss0, **busy, "peak_mb": peak_memory_mb(host.device)}
+
+
+def default_run(host, data_dir: Path) -> dict:
+    """Wall time of ``promptbank train`` with every default, model load excluded."""
+    from engine.training.config import TrainConfig
+    from engine.training.job import TrainingJob, run_job
+
+    task = load_task("agnews", data_dir, 1000, 200) if (data_dir / "agnews").is_dir() else None
+    pairs = task.train + task.eval if task else _pairs(data_dir, 1100)
+    labels = task.labels if task else ["positive", "negative"]
+    with tempfile.TemporaryDirectory() as tmp:
+        lib = _library(Path(tmp), pairs, labels)
+        synchronize(host.device)
+        started = time.perf_counter()
+        result = run_job(TrainingJob.start(lib, host, TASK, TrainConfig()))
+        seconds = time.perf_counter() - started
+    return {"task": "agnews (1,000 train + 200 eval rows)" if task else "sst2 rows",
+            "seconds": round(seconds, 1), "steps": result.steps,
+            "best_metric": result.best_metric, "metric_name": result.metric_name}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="our trainer vs PEFT prompt tuning: data tokens/s")
-    p.add_argument("--lengths", default="20,100")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lengths", default="20,100", help="prompt lengths to compare")
+    p.add_argument("--batch-sizes", default="8", help="batch sizes to compare")
     p.add_argument("--steps", type=int, default=4, help="timed steps per trainer")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (CUDA graphs)")
     p.add_argument("--data", default=str(DATA_DIR))
+    p.add_argument("--no-peft", action="store_true", help="skip the PEFT baseline")
+    p.add_argument("--default-run", action="store_true",
+                   help="also time a default `promptbank train` run")
+    add_option(p)
     p.set_defaults(func=cmd_train_bench)
 
 
 def cmd_train_bench(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    import torch
 
-    from engine.commands._common import emit, load_host
+    from engine.commands._common import emit
 
-    host = load_host(args)
-    rows = _rows(host, Path(args.data), args.batch_size * (args.steps + 1) * 4)
-    runs = [compare(host, rows, int(n), args.batch_size, args.steps)
-            for n in args.lengths.split(",")]
-    emit(args, {"device": str(host.device), "model": host.name, "runs": runs})
+    host = bench_host(args)
+    data = Path(args.data)
+    sizes = [int(b) for b in args.batch_sizes.split(",")]
+    cases = [(int(n), b) for b in sizes for n in args.lengths.split(",")]
+    need = max(sizes) * (args.steps + args.warmup + 6) * 4
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        lib = _library(Path(tmp), _pairs(data, need), ["positive", "negative"])
+        for length, batch in cases:
+            run = ours(host, lib, length, batch, args.steps, args.warmup)
+            batches, init = run.pop("batches"), run.pop("init")
+            run = {"length": length, "batch_size": batch, **run}
+            if not args.no_peft:
+                model = peft_model(host, length)
+                for name, cudnn in (("peft", True), ("peft_no_cudnn", False))[
+                        : 2 if host.device.type == "cuda" else 1]:
+                    result = peft(host, model, init, batches, args.steps, args.warmup, cudnn)
+                    run.update({f"{name}_{k}": v for k, v in result.items()})
+                best = max(v for k, v in run.items() if k.startswith("peft")
+                           and k.endswith("tokens_per_s"))
+                run["speedup"] = round(run["ours_tokens_per_s"] / best, 3)
+                run["step0_loss_diff"] = abs(run["ours_loss0"] - run["peft_loss0"])
+            print(json.dumps(run), file=sys.stderr, flush=True)
+            runs.append(run)
+    out = {"device": str(host.device), "model": host.name, "dtype": str(host.dtype),
+           "torch": torch.__version__, "runs": runs}
+    if host.device.type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(host.device)
+    if args.default_run:
+        out["default_train"] = default_run(host, data)
+    emit(args, out)
     return 0
+

@@ -144,7 +144,7 @@ def measure(client: Any, tasks: list[str], args: argparse.Namespace) -> dict[str
 def cmd_bench_worker(args: argparse.Namespace) -> int:
     from engine.client import Client
     from engine.commands._common import emit, load_host
-    from engine.train import TrainConfig
+    from engine.training.config import TrainConfig
 
     host = load_host(args)
     with tempfile.TemporaryDirectory(prefix="pb-bench-worker-") as tmp:

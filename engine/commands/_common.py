@@ -22,8 +22,8 @@ def load_host(args: argparse.Namespace):
     from engine.model import ModelHost
 
     progress = (lambda s, f: None) if args.json else stderr_progress
-    return ModelHost(args.model, device=args.device, trust_remote_code=args.trust_remote_code,
-                     progress=progress)
+    return ModelHost(args.model, device=args.device, dtype=args.dtype,
+                     trust_remote_code=args.trust_remote_code, progress=progress)
 
 
 def emit(args: argparse.Namespace, payload: Any, text: str | None = None) -> None:

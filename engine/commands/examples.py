@@ -58,7 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from engine.library import Library
-    from engine.train import TrainConfig, TrainingJob, run_job
+    from engine.training.config import TrainConfig
+    from engine.training.job import TrainingJob, run_job
 
     host = load_host(args)
     out: Path = args.out

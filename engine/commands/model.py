@@ -25,7 +25,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    host = load_host(args)
-    answer = host.generate(args.text, max_new_tokens=args.max_new_tokens)
+    from engine.runtime import GenRow, Runtime
+
+    runtime = Runtime(load_host(args))
+    answer = runtime.generate([GenRow(args.text, max_new_tokens=args.max_new_tokens)])[0].text
     emit(args, {"text": answer}, answer)
     return 0

@@ -7,12 +7,14 @@ import sys
 import time
 
 from engine.commands._common import emit, load_host
+from engine.methods import METHODS
+from engine.training.config import DEFAULT_REPLAY
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train a new soft prompt version of TASK")
     train.add_argument("task")
-    train.add_argument("--method", choices=["prompt", "prefix"], default=None)
+    train.add_argument("--method", choices=METHODS, default=None)
     train.add_argument("--length", type=int, default=None, help="virtual tokens")
     train.add_argument("--init", default=None,
                        help="text | labels | vocab | random | task:OTHER (transfer)")
@@ -24,8 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     cont = sub.add_parser("continue", help="continue TASK's active version on new data")
     cont.add_argument("task")
     cont.add_argument("--data", required=True, metavar="FILE", help="the new dataset file")
-    cont.add_argument("--replay", type=float, default=0.2,
-                      help="share of the training pool drawn from earlier data (default 0.2)")
+    cont.add_argument("--replay", type=float, default=DEFAULT_REPLAY,
+                      help="share of the training pool drawn from earlier data "
+                           f"(default {DEFAULT_REPLAY})")
     cont.add_argument("--anchor", type=float, default=0.0,
                       help="weight of the pull towards the parent prompt (default 0)")
     _common_options(cont)
@@ -60,7 +63,7 @@ OPTION_FIELDS = {"method": "method", "length": "length", "init": "init", "steps"
 
 def config_from_args(args: argparse.Namespace):
     """A TrainConfig with the options the user gave over the defaults."""
-    from engine.train import TrainConfig
+    from engine.training.config import TrainConfig
 
     given = {field: getattr(args, option) for option, field in OPTION_FIELDS.items()
              if getattr(args, option, None) is not None}
@@ -90,7 +93,7 @@ class ProgressBar:
 
 def _run(args: argparse.Namespace, start) -> int:
     from engine.library import Library
-    from engine.train import run_job
+    from engine.training.job import run_job
 
     library = Library(args.library)
     host = load_host(args)
@@ -125,7 +128,7 @@ def _run(args: argparse.Namespace, start) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from engine.train import TrainingJob
+    from engine.training.job import TrainingJob
 
     if args.resume is not None:
         return _run(args, lambda lib, host: TrainingJob.resume(lib, host, args.resume))
@@ -136,7 +139,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_continue(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from engine.train import TrainingJob
+    from engine.training.job import TrainingJob
 
     config = config_from_args(args)
     return _run(args, lambda lib, host: TrainingJob.start(

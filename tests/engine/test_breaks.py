@@ -8,7 +8,8 @@ import torch
 from engine.breaks import layer_breaks
 from engine.prompts import SoftPrompt
 from engine.runtime import GenRow, Runtime
-from engine.train import TrainConfig, TrainingJob, run_job
+from engine.training.config import TrainConfig
+from engine.training.job import TrainingJob, run_job
 from tests.engine.train_helpers import make_library, sentiment_rows, write_jsonl
 
 
@@ -100,7 +101,7 @@ def test_generating_inside_every_break_changes_no_step(tiny_host, tmp_path, meth
 
 def test_time_in_breaks_is_not_training_time(tiny_host, tmp_path, monkeypatch):
     clock = [0.0]
-    monkeypatch.setattr("engine.train.time.perf_counter", lambda: clock[0])
+    monkeypatch.setattr("engine.training.job.time.perf_counter", lambda: clock[0])
     job = TrainingJob.start(make_library(tmp_path), tiny_host, "sentiment", TrainConfig(
         method="prompt", length=2, steps=4, batch_size=8, eval_every=0))
     calls: list[int] = []

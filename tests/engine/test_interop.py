@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from engine import kv
 from engine.errors import PromptbankError
 from engine.interop import (
     export_kobold,
@@ -53,9 +52,17 @@ def make_prompt(geometry, method, length=5, seed=0, task="t") -> SoftPrompt:
 
 
 def our_logits(host, method, tensor, ids):
-    past = kv.prompt_past(host, method, tensor)
+    from engine.forward.past import gather
+    from engine.forward.rows import place
+    from engine.forward.state import data_hidden
+    from engine.methods import get_method
+    from engine.passes import logits
+
     with torch.no_grad():
-        return kv.data_forward(host, past, ids, torch.ones_like(ids))
+        packed = get_method(method).keys_values(host, tensor)
+        past, valid, lengths = gather(host, [packed], [0] * ids.shape[0])
+        placed = place(ids.tolist(), lengths.tolist(), pad_id=0)
+        return logits(host, data_hidden(host, past, valid, placed))
 
 
 def peft_logits(model, ids):

@@ -51,24 +51,38 @@ def test_fingerprint_is_stable_and_changes_with_weights(tiny_model_dir, tiny_hos
 
 
 def test_chat_template_is_applied(tiny_host):
-    text = tiny_host.chat_text("hello")
+    text = tiny_host.chat.context_text("hello")
     assert text == "<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n"
-
-
-def test_generate_is_greedy_and_deterministic(tiny_host):
-    first = tiny_host.generate("hello world", max_new_tokens=6)
-    assert first == tiny_host.generate("hello world", max_new_tokens=6)
-    assert isinstance(first, str)
 
 
 def test_device_and_dtype_choice():
     assert pick_device("cpu") == torch.device("cpu")
     assert pick_dtype(torch.device("cpu")) == torch.float32
+    assert pick_dtype(torch.device("cpu"), "bfloat16") == torch.bfloat16
     with pytest.raises(PromptbankError, match="Unknown device 'tpu'"):
         pick_device("tpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(PromptbankError, match="no CUDA GPU"):
-            pick_device("cuda")
+    with pytest.raises(PromptbankError, match="Unknown dtype 'half'"):
+        pick_dtype(torch.device("cpu"), "half")
+    with pytest.raises(PromptbankError, match="float16 is not supported on the CPU"):
+        pick_dtype(torch.device("cpu"), "float16")
+
+
+def test_missing_or_absent_gpus_get_one_line_errors(monkeypatch):
+    """No CUDA at all, a CUDA build without a usable driver, and a GPU number that does not
+    exist each say what is wrong and what to do."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    with pytest.raises(PromptbankError, match="no CUDA support") as info:
+        pick_device("cuda")
+    assert "--device cpu" in info.value.hint
+    monkeypatch.setattr(torch.version, "cuda", "12.6")
+    with pytest.raises(PromptbankError, match="finds no usable GPU"):
+        pick_device("cuda:0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(PromptbankError, match=r"'cuda:3' does not exist: this machine has 1 "
+                                              r"CUDA GPU \(cuda:0\)"):
+        pick_device("cuda:3")
 
 
 def test_missing_path_is_refused(tmp_path):
@@ -156,7 +170,10 @@ def test_default_model_fingerprint_stable_and_answers(default_host):
     assert again.fingerprint == default_host.fingerprint
     info = default_host.info()
     assert info.source == "default" and info.hidden_size == 576 and info.layers == 30
-    answer = default_host.generate("What is the capital of France?", max_new_tokens=12)
+    from engine.runtime import GenRow, Runtime
+
+    answer = Runtime(default_host).generate([GenRow("What is the capital of France?",
+                                                    max_new_tokens=12)])[0].text
     assert answer.strip()
 
 

@@ -37,7 +37,7 @@ def _task(name: str) -> str | None:
 def naive_greedy(host, prompt, text: str, steps: int, eos: set[int]) -> list[int]:
     """Greedy decoding that recomputes everything each step: prompt embeddings concatenated
     in front of the tokens (method prompt) or the prefix given as a fresh cache."""
-    ids = host.tokenizer(host.chat_text(text), add_special_tokens=False)["input_ids"]
+    ids = host.tokenizer(host.chat.context_text(text), add_special_tokens=False)["input_ids"]
     out: list[int] = []
     for _ in range(steps):
         current = torch.tensor([ids + out])
@@ -80,7 +80,8 @@ def test_row_equals_naive_concatenation(runtime, lively_host, name):
     prompt = None if TASKS[name] is None else runtime.bank._pinned[name][1]
     rows = [GenRow(text, _task(name), max_new_tokens=6) for text in TEXTS[1:3]]
     for row, result in zip(rows, runtime.generate(rows), strict=True):
-        assert result.tokens == naive_greedy(lively_host, prompt, row.text, 6, runtime.eos_ids)
+        stops = runtime.chat.stop_ids
+        assert result.tokens == naive_greedy(lively_host, prompt, row.text, 6, stops)
 
 
 def test_streaming_pieces_add_up_per_row(runtime):
@@ -129,7 +130,7 @@ def test_sampling_is_reproducible_and_top_p_tiny_is_greedy(runtime):
 
 def _label_logprob(host, prompt, text: str, label: str, eot: str) -> float:
     tok = host.tokenizer
-    ctx = tok(host.chat_text(text), add_special_tokens=False)["input_ids"]
+    ctx = tok(host.chat.context_text(text), add_special_tokens=False)["input_ids"]
     answer = tok(label + eot, add_special_tokens=False)["input_ids"]
     ids = torch.tensor([ctx + answer])
     embeds = torch.cat([prompt.tensor.unsqueeze(0), host.embeddings()(ids)], dim=1)
@@ -146,7 +147,7 @@ def test_score_is_exact_for_labels_sharing_prefixes(lively_host):
     texts = ["the movie was great", "bad jokes and a terrible boring film"]
     results = rt.score("cls", texts)
     for text, result in zip(texts, results, strict=True):
-        ref = torch.tensor([_label_logprob(lively_host, prompt, text, lb, rt.end_of_turn)
+        ref = torch.tensor([_label_logprob(lively_host, prompt, text, lb, rt.chat.end_of_turn)
                             for lb in labels], dtype=torch.float64)
         expected = torch.softmax(ref, dim=0).tolist()
         assert [result.probs[lb] for lb in labels] == pytest.approx(expected, abs=1e-4)

@@ -51,7 +51,8 @@ def test_train_json_summary(capsys, tiny_model_dir, lib_dir):
 
 def test_resume_from_the_cli(capsys, tiny_model_dir, lib_dir, tiny_host):
     from engine.library import Library
-    from engine.train import TrainConfig, TrainingJob
+    from engine.training.config import TrainConfig
+    from engine.training.job import TrainingJob
 
     lib = Library(lib_dir)
     job = TrainingJob.start(lib, tiny_host, "sentiment", TrainConfig(

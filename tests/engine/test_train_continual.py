@@ -5,13 +5,12 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-import torch
 
 from engine.errors import PromptbankError
-from engine.kv import prompt_past
 from engine.prompts import SoftPrompt
-from engine.scoring import label_logliks
-from engine.train import TrainConfig, TrainingJob, run_job
+from engine.runtime import Runtime
+from engine.training.config import TrainConfig
+from engine.training.job import TrainingJob, run_job
 from tests.engine.train_helpers import make_library, write_jsonl
 
 NEW_ROWS = [("fine acting today", "positive"), ("bad day", "negative"),
@@ -27,10 +26,7 @@ def _model_digest(host) -> str:
 
 
 def _scores(host, lib, task):
-    version = lib.get_version(task)
-    prompt = SoftPrompt.load(lib.version_path(version), sha256=version.sha256)
-    past = prompt_past(host, prompt.method, prompt.tensor)
-    return label_logliks(host, past, ["great movie", "bad jokes"], ["positive", "negative"])
+    return Runtime(host, lib).logliks([(task, "great movie"), (task, "bad jokes")])[1]
 
 
 def test_continue_makes_a_child_and_touches_nothing_else(tiny_host, tmp_path):
@@ -73,7 +69,7 @@ def test_continue_makes_a_child_and_touches_nothing_else(tiny_host, tmp_path):
 
     assert lib.read_version_bytes(lib.get_version("other")) == other_bytes
     assert lib.get_version("other").id == other.id
-    assert torch.equal(_scores(tiny_host, lib, "other"), other_scores)
+    assert _scores(tiny_host, lib, "other") == other_scores
     assert _model_digest(tiny_host) == model_before
     assert all(not p.requires_grad for p in tiny_host.model.parameters())
 

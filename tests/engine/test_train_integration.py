@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from engine.paths import resources_dir
-from engine.train import TrainConfig, TrainingJob, run_job
+from engine.training.config import TrainConfig
+from engine.training.job import TrainingJob, run_job
 
 
 @pytest.mark.integration

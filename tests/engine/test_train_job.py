@@ -10,7 +10,8 @@ import torch
 from engine.errors import PromptbankError
 from engine.prompt_init import initial_tensor
 from engine.prompts import SoftPrompt
-from engine.train import TrainConfig, TrainingJob, run_job
+from engine.training.config import TrainConfig
+from engine.training.job import TrainingJob, run_job
 from tests.engine.train_helpers import make_library
 
 
@@ -135,7 +136,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_host, lib):
     assert "last good checkpoint" in str(info.value)
     run = lib.get_run(job.run_id)
     assert run.status == "failed" and "error" in run.summary
-    from engine.checkpoint import load_checkpoint
+    from engine.training.checkpointing import load_checkpoint
 
     tensors, state = load_checkpoint(lib.checkpoint_dir(job.run_id))
     assert torch.isfinite(tensors["param.tensor"]).all() and state["step"] < 20
@@ -143,7 +144,6 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_host, lib):
 
 
 @pytest.mark.parametrize(("micro_batch", "words", "hint"), [
-    (0, "batch size 8 (8 rows per pass)", "--micro-batch 4"),
     (4, "batch size 8 (4 rows per pass)", "--micro-batch 2"),
     (1, "batch size 8 (1 row per pass)", "--batch-size 4 (and --grad-accum 2"),
 ])
@@ -153,20 +153,43 @@ def test_out_of_memory_names_the_batch_size(tiny_host, lib, monkeypatch, micro_b
                          micro_batch=micro_batch)
     job = TrainingJob.start(lib, tiny_host, "sentiment", config)
 
-    def boom(rows):
+    def boom(part, scale=1.0):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(job, "_accumulate", boom)
+    monkeypatch.setattr(job.passes, "run", boom)
     with pytest.raises(PromptbankError, match=re.escape(words)) as info:
         job.step()
     assert hint in info.value.hint
     assert lib.get_run(job.run_id).status == "failed"
 
 
+def test_automatic_passes_shrink_when_memory_runs_out(tiny_host, lib, monkeypatch):
+    """Passes sized by the engine (micro-batch 0) halve after an out-of-memory error and the
+    step is retried on the same batch, with the same result as a run that fits."""
+    config = TrainConfig(method="prompt", length=2, steps=2, batch_size=8, eval_every=0)
+    fits = TrainingJob.start(lib, tiny_host, "sentiment", config)
+    run_job(fits)
+    job = TrainingJob.start(lib, tiny_host, "sentiment", TrainConfig(**config.to_dict()))
+    real = job.passes.run
+    sizes: list[int] = []
+
+    def tight(part, scale=1.0):
+        sizes.append(len(part.rows))
+        if len(part.rows) > 2:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(part, scale)
+
+    monkeypatch.setattr(job.passes, "run", tight)
+    run_job(job)
+    assert sizes[:3] == [8, 4, 2] and set(sizes[3:]) == {2}
+    assert job.pass_rows == 2
+    assert torch.allclose(job.params.value(), fits.params.value(), atol=1e-6)
+
+
 def test_bad_settings_leave_the_library_unchanged(tiny_host, lib):
     runs_before = lib.list_runs()
     for bad in [TrainConfig(method="lora"), TrainConfig(steps=0), TrainConfig(lr=-1.0),
-                TrainConfig(method="prompt", reparam=8), TrainConfig(init="task:nope")]:
+                TrainConfig(method="prompt", reparam=-1), TrainConfig(init="task:nope")]:
         with pytest.raises(PromptbankError):
             TrainingJob.start(lib, tiny_host, "sentiment", bad)
     with pytest.raises(PromptbankError):

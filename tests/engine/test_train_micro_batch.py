@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from engine.errors import PromptbankError
-from engine.train import TrainConfig, TrainingJob, run_job
+from engine.training.config import TrainConfig
+from engine.training.job import TrainingJob, run_job
 from tests.engine.train_helpers import make_library, sentiment_rows, write_jsonl
 
 

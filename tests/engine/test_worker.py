@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.checkpoint import load_checkpoint
 from engine.client import RequestFailed
 from engine.library import Library
+from engine.training.checkpointing import load_checkpoint
 from tests.engine.worker_fixtures import make_library, start_worker, train_config
 
 

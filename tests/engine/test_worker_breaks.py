@@ -6,9 +6,9 @@ import argparse
 import io
 import json
 
-from engine.checkpoint import load_checkpoint
 from engine.library import Library
 from engine.protocol import Request
+from engine.training.checkpointing import load_checkpoint
 from engine.worker import Worker
 from tests.engine.worker_fixtures import make_library, train_config
 
@@ -18,8 +18,8 @@ def test_requests_during_a_step_are_answered_between_its_layers(tiny_model_dir, 
     root = tmp_path / "library"
     make_library(root, tiny_host)
     out = io.StringIO()
-    worker = Worker(argparse.Namespace(model=str(tiny_model_dir), device="cpu", library=root,
-                                       trust_remote_code=False), out=out)
+    worker = Worker(argparse.Namespace(model=str(tiny_model_dir), device="cpu", dtype="auto",
+                                       library=root, trust_remote_code=False), out=out)
     sched = worker.scheduler
     sched.dispatch(Request("t", "train", {"task": "sent", "config": train_config(50)}))
     sched.advance()  # the job starts

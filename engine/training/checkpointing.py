@@ -1,5 +1,8 @@
 """Training checkpoints: tensors in safetensors, the rest in JSON; never pickle.
 
+A run's checkpoint holds its prompt parameters, optimiser state, step, data order, RNG state
+and best tensor, so a resumed run ends exactly where an uninterrupted one does.
+
 The JSON file is written last and names the tensor file's sha256, so a checkpoint is either
 complete and consistent or refused.
 """
@@ -62,3 +65,15 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch
             _, index, key = name.split(".", 2)
             state.setdefault(int(index), {})[key] = value
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_state(folder: Path, tensors: dict[str, torch.Tensor], state: dict,
+               optimizer: torch.optim.Optimizer) -> None:
+    """A run's checkpoint: its tensors and state plus the optimiser's."""
+    opt_tensors, opt_meta = optimizer_tensors(optimizer)
+    save_checkpoint(folder, {**opt_tensors, **tensors}, {**state, "optimizer": opt_meta})
+
+
+def restore_state(folder: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """What ``save_state`` wrote (the optimiser's part is restored with ``restore_optimizer``)."""
+    return load_checkpoint(folder)

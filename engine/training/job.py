@@ -1,106 +1,38 @@
-"""Training soft prompts: one optimiser step at a time, with evaluation, checkpoints and resume.
+"""A training run, driven one optimiser step at a time, with evaluation, checkpoints and resume.
 
-``TrainingJob`` is driven step by step (the worker interleaves steps with requests; the CLI
-uses ``run_job``). The prompt's keys/values are computed once per step and shared by the
-batch (engine.kv), which is exact. Continual learning starts from the task's active version,
-mixes in replayed earlier data and pulls towards the parent, and records gain and forgetting.
+``TrainingJob`` is stepped by its caller (the worker interleaves steps with requests; the CLI
+uses ``run_job``). Continual learning starts from the task's active version, mixes in replayed
+earlier data, pulls towards the parent, and records gain and forgetting
+(``engine.training.continual``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import math
-import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from engine.batching import DEFAULT_MAX_LENGTH, Row, collate, encode_row, length_grouped_order
 from engine.breaks import layer_breaks
-from engine.checkpoint import (
-    load_checkpoint,
-    optimizer_tensors,
-    restore_optimizer,
-    save_checkpoint,
-)
+from engine.chat import Row
 from engine.errors import PromptbankError
-from engine.kv import prompt_past
+from engine.faults import is_out_of_memory, release_memory
+from engine.methods import get_method
 from engine.prompt_init import initial_tensor
-from engine.prompts import METHODS, ModelGeometry, SoftPrompt
-from engine.scoring import batch_loss, label_logliks, rank_accuracy, target_logprobs
+from engine.prompts import ModelGeometry, SoftPrompt
+from engine.training import continual
+from engine.training.checkpointing import restore_optimizer, restore_state, save_state
+from engine.training.config import TrainConfig
+from engine.training.data import EvalSet, encode, eval_set, length_grouped_order
+from engine.training.evaluation import Evaluator
+from engine.training.params import PromptParams
+from engine.training.passes import Pass, Passes
 
-#: Learning rates measured on the embedded model (see the README): KV prefixes move in a
-#: different scale from input embeddings.
-DEFAULT_LR = {"prefix": 2e-2, "prompt": 0.3}
-
-
-@dataclass
-class TrainConfig:
-    """Settings of one training run (defaults chosen by measurement on the embedded model)."""
-
-    method: str = "prefix"
-    length: int = 20
-    init: str = "text"
-    steps: int = 300
-    lr: float | None = None  # None: DEFAULT_LR[method]
-    batch_size: int = 8
-    grad_accum: int = 1
-    # Rows per forward/backward pass (0: the whole batch). The passes' gradients add up to the
-    # whole batch's, so this bounds activation memory without changing the result.
-    micro_batch: int = 0
-    eval_every: int = 50
-    eval_size: int = 200
-    seed: int = 0
-    checkpoint_every: int = 50
-    patience: int = 0  # evaluations without improvement before stopping; 0: never
-    stop_at_loss: float | None = None
-    time_budget_s: float | None = None
-    warmup: float = 0.1  # share of the steps spent warming up
-    weight_decay: float = 0.0
-    clip: float = 1.0
-    max_length: int = DEFAULT_MAX_LENGTH
-    reparam: int = 0  # prefix only: hidden width of an MLP reparameterisation; 0: none
-    replay: float = 0.0  # continual: share of the training pool drawn from earlier data
-    anchor: float = 0.0  # continual: weight of the mean squared distance to the parent
-
-    def __post_init__(self) -> None:
-        if self.lr is None:
-            self.lr = DEFAULT_LR.get(self.method, 0.1)
-
-    def check(self) -> None:
-        """Refuse settings that cannot work, before anything is written."""
-        problems = [
-            (self.method not in METHODS, f"Unknown method '{self.method}'; use prompt or prefix."),
-            (self.length < 1, "The prompt length must be at least 1."),
-            (self.steps < 1, "The number of steps must be at least 1."),
-            (self.batch_size < 1, "The batch size must be at least 1."),
-            (self.grad_accum < 1, "Gradient accumulation must be at least 1."),
-            (self.micro_batch < 0, "The micro-batch cannot be negative (0: the whole batch)."),
-            (not self.lr or self.lr <= 0 or not math.isfinite(self.lr),
-             "The learning rate must be a positive number."),
-            (self.eval_every < 0 or self.checkpoint_every < 0,
-             "Evaluation and checkpoint intervals cannot be negative."),
-            (not 0.0 <= self.replay < 1.0, "The replay fraction must be in [0, 1)."),
-            (self.anchor < 0, "The anchor weight cannot be negative."),
-            (self.reparam and self.method != "prefix",
-             "The MLP reparameterisation applies to prefix prompts only."),
-        ]
-        for bad, message in problems:
-            if bad:
-                raise PromptbankError(message, hint="Fix the setting and start again.")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+#: Progress while rows are tokenised: (rows done, rows in all).
+OnRows = Callable[[int, int], None]
 
 
 @dataclass
@@ -123,67 +55,11 @@ class TrainResult:
                 "tokens_per_s": round(self.tokens_per_s, 1), "run_id": self.run_id}
 
 
-class PromptParams(torch.nn.Module):
-    """The trainable prompt; for prefixes optionally an MLP on top of the initial keys/values.
-
-    The MLP's last layer starts at zero, so step 0 is exactly the initial tensor; ``value()``
-    folds everything into the plain tensor that is saved.
-    """
-
-    def __init__(self, method: str, init: torch.Tensor, reparam: int = 0, seed: int = 0) -> None:
-        super().__init__()
-        self.method = method
-        self.shape = tuple(init.shape)
-        if reparam:
-            layers, two, kv, n, hd = self.shape
-            self.register_buffer("base", init.clone())
-            with torch.random.fork_rng(devices=[]):  # seeded, without touching the global RNG
-                torch.manual_seed(seed)
-                self.seed_tokens = torch.nn.Parameter(torch.randn(n, reparam) * 0.1)
-                self.mlp = torch.nn.Sequential(
-                    torch.nn.Linear(reparam, reparam), torch.nn.Tanh(),
-                    torch.nn.Linear(reparam, layers * two * kv * hd))
-            torch.nn.init.zeros_(self.mlp[2].weight)
-            torch.nn.init.zeros_(self.mlp[2].bias)
-        else:
-            self.tensor = torch.nn.Parameter(init.clone())
-
-    def value(self) -> torch.Tensor:
-        if not hasattr(self, "mlp"):
-            return self.tensor
-        layers, two, kv, n, hd = self.shape
-        delta = self.mlp(self.seed_tokens).reshape(n, layers, two, kv, hd).permute(1, 2, 3, 0, 4)
-        return self.base + delta
-
-
-@dataclass
-class EvalSet:
-    """Evaluation examples with a name and a checksum (for the library's evaluations)."""
-
-    name: str
-    inputs: list[str]
-    outputs: list[str]
-
-    @property
-    def sha256(self) -> str:
-        payload = json.dumps([self.inputs, self.outputs]).encode()
-        return hashlib.sha256(payload).hexdigest()
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-
-def _eval_set(name: str, examples, size: int, seed: int) -> EvalSet:
-    examples = list(examples)
-    if len(examples) > size:
-        examples = random.Random(seed).sample(examples, size)
-    return EvalSet(name, [e.input for e in examples], [e.output for e in examples])
-
-
-def _is_oom(exc: BaseException) -> bool:
-    oom_type = getattr(torch, "OutOfMemoryError", ())
-    text = str(exc).lower()
-    return isinstance(exc, oom_type) or "out of memory" in text or "can't allocate memory" in text
+def _optimizer(params: list[torch.nn.Parameter], config: TrainConfig,
+               device: torch.device) -> torch.optim.Optimizer:
+    # Fused AdamW is one kernel on a GPU instead of a dozen per step.
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay,
+                             fused=device.type == "cuda")
 
 
 class TrainingJob:
@@ -201,10 +77,16 @@ class TrainingJob:
         self.old_eval = old_eval
         self.parent = parent
         self.parent_tensor = parent_tensor
-        self.params = PromptParams(config.method, init_tensor, config.reparam, config.seed)
+        self.method = get_method(config.method)
+        self.params = PromptParams(self.method, init_tensor, ModelGeometry.of(host),
+                                   config.reparam, config.seed)
         self.params.to(host.device)
-        self.optimizer = torch.optim.AdamW(self.params.parameters(), lr=config.lr,
-                                           weight_decay=config.weight_decay)
+        self.passes = Passes(host, [self.params],
+                             [host.chat.head(template=task.input_template)],
+                             graphs=config.graphs)
+        self.optimizer = _optimizer(self.passes.parameters(0), config, host.device)
+        self.evaluator = Evaluator(host, task, max_length=config.max_length,
+                                   graphs=config.graphs)
         self.total_steps = config.steps
         self.step_index = 0
         self.epoch = 0
@@ -220,31 +102,27 @@ class TrainingJob:
         self.cancelled = False
         self.finished = False
         self.history: list[dict] = []
-        self.summary: dict = {}
+        self.summary: dict = {"truncated_rows": sum(r.truncated for r in train_rows)}
+        self.pass_rows = config.micro_batch
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
     def start(cls, library, host, task: str, config: TrainConfig, *,
               continue_data: Path | None = None,
-              between: Callable[[], None] | None = None) -> TrainingJob:
+              between: Callable[[], None] | None = None,
+              on_rows: OnRows | None = None) -> TrainingJob:
         """Validate, create the run row and return a job ready to step.
 
         With ``continue_data`` the job continues the task's active version on that file;
-        ``between`` is called between the model's layers (engine.breaks) while it evaluates.
+        ``between`` is called between the model's layers (engine.breaks) while it evaluates;
+        ``on_rows`` follows the tokenising of the training rows.
         """
         config.check()
         record = library.get_task(task)
         parent = parent_tensor = None
         if continue_data is not None:
-            parent = library.get_version(task)
-            if parent.method != config.method and config.lr == DEFAULT_LR[config.method]:
-                config.lr = DEFAULT_LR[parent.method]
-            config.method, config.length = parent.method, parent.length
-            prompt = SoftPrompt.load(library.version_path(parent), sha256=parent.sha256)
-            prompt.check_fits(ModelGeometry.of(host))
-            parent_tensor = prompt.tensor
-        if hasattr(library, "record_model"):
-            library.record_model(host.info().to_dict())
+            parent, parent_tensor = continual.parent_of(library, host, task, config)
+        library.record_model(host.info().to_dict())
         init = (parent_tensor.clone() if parent_tensor is not None else
                 initial_tensor(host, config.method, config.length, config.init, record,
                                seed=config.seed, library=library))
@@ -255,54 +133,36 @@ class TrainingJob:
             run_config["continue_data"] = str(continue_data)
             config.init = f"continue:v{parent.number}"
             run_config["train"] = config.to_dict()
-        else:
-            cls._check_examples(library, task)
+        elif not library.examples(task, "train"):
+            raise PromptbankError(f"The task '{task}' has no training examples.",
+                                  hint="Add a dataset to it first (promptbank data add).")
         run = library.create_run(task, run_config,
                                  parent_version_id=parent.id if parent else None,
                                  kind="continue" if parent else "train")
         job = cls._build(library, host, record, config, run.id, run_config, init, parent,
-                         parent_tensor)
+                         parent_tensor, on_rows)
         if parent is not None:
             with layer_breaks(host.model, between):
-                job.summary["before"] = job._evaluate_sets(parent_tensor)
+                job.summary["before"] = job.evaluate_sets(parent_tensor)
         job.save_checkpoint()
         return job
 
-    @staticmethod
-    def _check_examples(library, task: str) -> None:
-        if not library.examples(task, "train"):
-            raise PromptbankError(f"The task '{task}' has no training examples.",
-                                  hint="Add a dataset to it first (promptbank dataset add).")
-
     @classmethod
     def _build(cls, library, host, record, config: TrainConfig, run_id: int, run_config: dict,
-               init: torch.Tensor, parent, parent_tensor) -> TrainingJob:
-        template = record.input_template
-        new_id = run_config.get("continue_dataset_id")
-        if new_id is None:
-            train = library.examples(record.name, "train")
-            evals = library.examples(record.name, "eval") or train
-            old_eval = None
-        else:
-            train = library.examples(record.name, "train", dataset_id=new_id)
-            evals = library.examples(record.name, "eval", dataset_id=new_id) or train
-            old_ids = [d.id for d in library.list_datasets(record.name) if d.id != new_id]
-            old_train = [e for i in old_ids for e in library.examples(record.name, "train",
-                                                                      dataset_id=i)]
-            old_evals = [e for i in old_ids for e in library.examples(record.name, "eval",
-                                                                      dataset_id=i)]
-            train = train + _replay_sample(old_train, len(train), config.replay, config.seed)
-            old_eval = _eval_set("old", old_evals or old_train, config.eval_size, config.seed)
-        rows = [encode_row(host, e.input, e.output, template=template,
-                           max_length=config.max_length) for e in train]
-        eval_set = _eval_set("new" if new_id is not None else "eval", evals, config.eval_size,
-                             config.seed)
-        return cls(library, host, record, config, run_id, train_rows=rows, eval_set=eval_set,
+               init: torch.Tensor, parent, parent_tensor,
+               on_rows: OnRows | None = None) -> TrainingJob:
+        pools = continual.pools(library, record.name, config,
+                                run_config.get("continue_dataset_id"))
+        rows = encode(host, pools.train, template=record.input_template,
+                      max_length=config.max_length, on_rows=on_rows)
+        evals = eval_set(pools.eval_name, pools.evals, config.eval_size, config.seed)
+        return cls(library, host, record, config, run_id, train_rows=rows, eval_set=evals,
                    init_tensor=init, parent=parent, parent_tensor=parent_tensor,
-                   old_eval=old_eval)
+                   old_eval=pools.old_eval)
 
     @classmethod
-    def resume(cls, library, host, run_id: int) -> TrainingJob:
+    def resume(cls, library, host, run_id: int, *,
+               on_rows: OnRows | None = None) -> TrainingJob:
         """Continue a cancelled or interrupted run from its last checkpoint."""
         run = library.get_run(run_id)
         if run.status == "done":
@@ -311,7 +171,7 @@ class TrainingJob:
         if run.config.get("model") not in (None, host.fingerprint):
             raise PromptbankError(f"Run {run_id} was trained on another model.",
                                   hint="Load that model to resume it.")
-        tensors, state = load_checkpoint(library.checkpoint_dir(run_id))
+        tensors, state = restore_state(library.checkpoint_dir(run_id))
         config = TrainConfig.from_dict(run.config["train"])
         record = library.get_task_by_id(run.task_id)
         parent = parent_tensor = None
@@ -320,7 +180,7 @@ class TrainingJob:
             parent_tensor = SoftPrompt.load(library.version_path(parent),
                                             sha256=parent.sha256).tensor
         job = cls._build(library, host, record, config, run_id, run.config,
-                         tensors["init"], parent, parent_tensor)
+                         tensors["init"], parent, parent_tensor, on_rows)
         job._restore(tensors, state)
         library.finish_run(run_id, "running")
         return job
@@ -331,18 +191,15 @@ class TrainingJob:
                                     self.config.seed * 100_003 + epoch)
 
     def _state(self) -> tuple[dict[str, torch.Tensor], dict]:
-        tensors, opt_meta = optimizer_tensors(self.optimizer)
-        for name, value in self.params.state_dict().items():
-            tensors[f"param.{name}"] = value
-        tensors["init"] = (self.params.base if hasattr(self.params, "mlp")
-                           else self.params.tensor).detach()
+        tensors = {f"param.{name}": value for name, value in self.params.state_dict().items()}
+        tensors["init"] = self.params.initial().detach()
         tensors["rng"] = torch.get_rng_state()
         if self.best_tensor is not None:
             tensors["best"] = self.best_tensor
         state = {"step": self.step_index, "epoch": self.epoch, "cursor": self.cursor,
                  "order": self.order, "best": self.best, "evals_since_best": self.evals_since_best,
                  "tokens": self.tokens, "train_seconds": self.train_seconds,
-                 "history": self.history, "summary": self.summary, "optimizer": opt_meta}
+                 "history": self.history, "summary": self.summary}
         return tensors, state
 
     def _restore(self, tensors: dict[str, torch.Tensor], state: dict) -> None:
@@ -361,7 +218,7 @@ class TrainingJob:
     def save_checkpoint(self) -> None:
         """Write the full training state to the run's checkpoint folder."""
         tensors, state = self._state()
-        save_checkpoint(self.library.checkpoint_dir(self.run_id), tensors, state)
+        save_state(self.library.checkpoint_dir(self.run_id), tensors, state, self.optimizer)
 
     # ---- stepping -----------------------------------------------------------------------
     @property
@@ -386,37 +243,24 @@ class TrainingJob:
         self.cursor += 1
         return [self.rows[i] for i in idx]
 
-    def _autocast(self):
-        if self.host.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    def _accumulate(self, rows: list[Row], grads: list[torch.Tensor | None]) -> torch.Tensor:
+        """Add one batch's gradients to ``grads``, in passes; return its mean loss (device).
 
-    def _accumulate(self, rows: list[Row]) -> float:
-        """Add one batch's gradients, in passes of ``micro_batch`` rows; returns its mean loss.
-
-        Each pass's summed answer-token loss is divided by the whole batch's answer-token
-        count, so the passes' gradients add up to the whole batch's.
+        Every answer token weighs 1 / (the batch's answer tokens × accumulation), so the
+        passes' gradients add up to the whole batch's mean over the accumulated batches.
         """
-        size = self.config.micro_batch or len(rows)
-        pad, device = self.host.tokenizer.pad_token_id, self.host.device
-        parts = [collate(rows[i:i + size], pad).to(device) for i in range(0, len(rows), size)]
-        count = sum(len(part.targets()) for part in parts)
-        with self._autocast():
-            value = self.params.value()
-            past = prompt_past(self.host, self.config.method, value)
-        loss = 0.0
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            with self._autocast():
-                part_loss = -target_logprobs(self.host, past, part)[0].sum() / count
-                total = part_loss
-                if last and self.config.anchor and self.parent_tensor is not None:
-                    pull = (value - self.parent_tensor.to(value.device)).pow(2).mean()
-                    total = part_loss + self.config.anchor * pull
-            # The prompt's keys/values are shared by every pass: keep their graph until the last.
-            (total / self.config.grad_accum).backward(retain_graph=not last)
-            self.tokens += part.tokens
-            loss += float(part_loss.detach())
+        count = sum(len(r.answer_ids) for r in rows)
+        weight = 1.0 / (count * self.config.grad_accum)
+        width = max(len(r) for r in rows)
+        size = self.pass_rows or self.passes.rows_per_pass(len(rows), width)
+        loss = torch.zeros((), device=self.host.device)
+        for begin in range(0, len(rows), size):
+            part = rows[begin:begin + size]
+            sums, part_grads = self.passes.run(Pass(part, [0] * len(part), [weight] * len(part)))
+            loss = loss + sums[0] * self.config.grad_accum
+            for i, g in enumerate(part_grads):
+                grads[i] = g.clone() if grads[i] is None else grads[i].add_(g)
+            self.tokens += sum(len(r) for r in part)
         return loss
 
     def step(self, between: Callable[[], None] | None = None) -> list[dict]:
@@ -441,25 +285,45 @@ class TrainingJob:
             self.train_seconds += time.perf_counter() - started - paused
             return self._after_step(loss, lr)
 
+    def _gradients(self, batches: list[list[Row]]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The summed gradients and mean loss of ``batches``. When the passes were sized
+        automatically and run out of GPU memory, they are halved and the step retried."""
+        while True:
+            grads: list[torch.Tensor | None] = [None] * len(self.passes.parameters(0))
+            try:
+                losses = [self._accumulate(rows, grads) for rows in batches]
+                return grads, sum(losses) / len(losses)
+            except RuntimeError as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                del grads
+                self.passes.reset()
+                release_memory()
+                planned = self.pass_rows or self.passes.rows_per_pass(
+                    max(map(len, batches)), max(len(r) for b in batches for r in b))
+                if self.config.micro_batch or planned <= 1:
+                    self._fail_oom(planned)
+                self.pass_rows = planned // 2
+
     def _optimise(self) -> tuple[float, float]:
         """Gradients of ``grad_accum`` batches, then the optimiser step; (mean loss, lr)."""
         lr = self.lr_at(self.step_index)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        try:
-            losses = [self._accumulate(self._next_batch()) for _ in range(self.config.grad_accum)]
-        except RuntimeError as exc:
-            if _is_oom(exc):
-                self.optimizer.zero_grad(set_to_none=True)
-                self._fail_oom()
-            raise
-        loss = sum(losses) / len(losses)
-        grads_ok = all(p.grad is None or torch.isfinite(p.grad).all()
-                       for p in self.params.parameters())
-        if not math.isfinite(loss) or not grads_ok:
+        params = self.passes.parameters(0)
+        grads, mean_loss = self._gradients([self._next_batch()
+                                            for _ in range(self.config.grad_accum)])
+        for param, grad in zip(params, grads, strict=True):
+            param.grad = grad
+        if self.config.anchor and self.parent_tensor is not None:
+            value = self.params.value()
+            pull = (value - self.parent_tensor.to(value.device)).pow(2).mean()
+            (self.config.anchor * pull).backward()
+        norm = torch.nn.utils.clip_grad_norm_(params, self.config.clip)
+        loss, norm_value = torch.stack([mean_loss, norm.float()]).tolist()
+        if not math.isfinite(loss) or not math.isfinite(norm_value):
             self.optimizer.zero_grad(set_to_none=True)
             self._fail_non_finite(loss)
-        torch.nn.utils.clip_grad_norm_(self.params.parameters(), self.config.clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step_index += 1
@@ -507,15 +371,15 @@ class TrainingJob:
             f"stopped; its last good checkpoint (run {self.run_id}) is kept.",
             f"Lower the learning rate (now {self.config.lr:g}) and start again.")
 
-    def _fail_oom(self) -> None:
+    def _fail_oom(self, rows: int) -> None:
         size, accum = self.config.batch_size, self.config.grad_accum
-        rows = min(self.config.micro_batch or size, size)
+        rows = min(rows, size)
         if rows > 1:
             hint = (f"Use --micro-batch {rows // 2}: the same training in smaller passes "
                     "(slower, same result).")
         else:
             hint = (f"Use --batch-size {max(1, size // 2)} (and --grad-accum {2 * accum} for "
-                    "the same effective batch), or shorter texts.")
+                    "the same effective batch), or shorter texts (--max-length).")
         per_pass = "1 row" if rows == 1 else f"{rows} rows"
         self._fail(f"Out of memory at batch size {size} ({per_pass} per pass); run "
                    f"{self.run_id} stopped and its last checkpoint is kept.", hint)
@@ -523,32 +387,11 @@ class TrainingJob:
     # ---- evaluation ---------------------------------------------------------------------
     @property
     def metric_name(self) -> str:
-        if self.task_record.kind == "classify" and self.task_record.labels:
-            return "accuracy"
-        return "eval_loss"
+        return self.evaluator.metric_name
 
-    @torch.no_grad()
     def evaluate(self, tensor: torch.Tensor, data: EvalSet) -> dict:
         """Eval loss and the task's metric of a prompt tensor on an evaluation set."""
-        host, config = self.host, self.config
-        past = prompt_past(host, config.method, tensor)
-        template = self.task_record.input_template
-        rows = [encode_row(host, i, o, template=template, max_length=config.max_length)
-                for i, o in zip(data.inputs, data.outputs, strict=True)]
-        total = count = 0.0
-        for start in range(0, len(rows), 16):
-            batch = collate(rows[start:start + 16], host.tokenizer.pad_token_id).to(host.device)
-            n = len(batch.targets())
-            total += float(batch_loss(host, past, batch)) * n
-            count += n
-        result = {"eval_loss": total / max(count, 1.0), "n": len(rows)}
-        if self.metric_name == "accuracy":
-            labels = self.task_record.labels
-            scores = label_logliks(host, past, data.inputs, labels, template=template,
-                                   max_length=config.max_length)
-            result["accuracy"] = rank_accuracy(scores, labels, data.outputs)
-        result["metric"] = result[self.metric_name]
-        return result
+        return self.evaluator(self.config.method, tensor, data)
 
     def _better(self, metric: float) -> bool:
         if self.best is None:
@@ -572,9 +415,10 @@ class TrainingJob:
         self.library.log_metrics(self.run_id, self.step_index,
                                  {"eval_loss": result["eval_loss"], "metric": result["metric"]})
         return {"kind": "eval", "step": self.step_index, "eval_loss": result["eval_loss"],
-                "metric": result["metric"], "metric_name": self.metric_name}
+                "metric": result["metric"], "metric_name": self.metric_name, "n": result["n"]}
 
-    def _evaluate_sets(self, tensor: torch.Tensor) -> dict:
+    def evaluate_sets(self, tensor: torch.Tensor) -> dict:
+        """The tensor evaluated on the new (and, in continual runs, the old) evaluation set."""
         sets = {"new": self.eval_set}
         if self.old_eval is not None and len(self.old_eval):
             sets["old"] = self.old_eval
@@ -622,12 +466,12 @@ class TrainingJob:
         best = self.best or {}
         metrics = {"metric_name": self.metric_name, "best_metric": best.get("metric"),
                    "eval_loss": best.get("eval_loss"), "best_step": best.get("step"),
-                   "steps": self.step_index, "init": config.init}
+                   "eval_n": best.get("n"), "steps": self.step_index, "init": config.init}
         version = self.library.add_version(self.task, prompt.to_bytes(),
                                            parent_id=self.parent.id if self.parent else None,
                                            run_id=self.run_id, metrics=metrics)
         if self.parent is not None:
-            self._record_continual(tensor, version)
+            continual.record(self, tensor, version)
         # A task's first version is served at once; later ones wait for the user to compare
         # them (and, after continual learning, to check the forgetting) and activate them.
         activated = self.library.get_task(self.task).active_version_id is None
@@ -637,41 +481,12 @@ class TrainingJob:
         self.summary.update({"steps": self.step_index, "best": self.best,
                              "stop_reason": self.stop_reason or "steps done",
                              "tokens_per_s": tokens_per_s, "version": version.number,
-                             "activated": activated})
+                             "activated": activated, "train_seconds": self.train_seconds})
         self.library.finish_run(self.run_id, "done", version_id=version.id,
                                 summary=self.summary)
         self.finished = True
         return TrainResult(self.task, version.number, self.step_index, best.get("metric"),
                            self.metric_name, tokens_per_s, self.run_id, self.summary)
-
-    def _record_continual(self, tensor: torch.Tensor, version) -> None:
-        before = self.summary.get("before", {})
-        after = self._evaluate_sets(tensor.to(self.host.device))
-        sets = {"new": self.eval_set, "old": self.old_eval}
-        for name, result in after.items():
-            for label, version_id, res in (("before", self.parent.id, before.get(name)),
-                                           ("after", version.id, result)):
-                if res is None:
-                    continue
-                self.library.add_evaluation(self.task, version_id,
-                                            data_sha256=sets[name].sha256,
-                                            baseline=f"continual-{label}-{name}",
-                                            metrics=res, n=res["n"])
-        sign = -1.0 if self.metric_name == "eval_loss" else 1.0
-        self.summary["after"] = after
-        if "new" in before:
-            self.summary["gain_new"] = sign * (after["new"]["metric"] - before["new"]["metric"])
-        if "old" in before and "old" in after:
-            self.summary["forgetting_old"] = sign * (before["old"]["metric"]
-                                                     - after["old"]["metric"])
-
-
-def _replay_sample(old: list, new_count: int, replay: float, seed: int) -> list:
-    """Earlier examples making up ``replay`` of the pool (as far as there are enough)."""
-    if not replay or not old:
-        return []
-    want = min(len(old), round(new_count * replay / (1.0 - replay)))
-    return random.Random(seed).sample(old, want)
 
 
 def run_job(job: TrainingJob, on_event: Callable[[dict], None] | None = None,

@@ -1,0 +1,194 @@
+"""Decoding prefilled rows token by token: greedy or nucleus sampling, stop strings, streaming.
+
+Each step feeds one token per row into fixed-size key/value tensors (a workspace per batch
+size and width), so on a GPU the step is replayed from a CUDA graph once that shape has been
+seen a few times. Rows that finish stay in the batch until half of it is done; then the
+rest move to a smaller workspace.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from engine.forward.graphs import Graphs, Inputs
+from engine.forward.rows import bucket
+from engine.forward.state import Prefilled, empty_state
+from engine.passes import logits
+
+#: Streaming callback: (row index in the request, new text).
+OnToken = Callable[[int, str], None]
+#: Workspace widths are rounded up to this many columns, so shapes repeat across requests.
+WIDTH_STEP = 128
+WORKSPACES = 6
+
+
+@dataclass
+class Sampling:
+    """How one row is decoded: length, temperature, nucleus, stop strings, seed."""
+
+    max_new_tokens: int = 64
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+
+
+class Stream:
+    """One row's generated tokens and text, its stop rules, and what it has streamed."""
+
+    def __init__(self, tokenizer, sampling: Sampling, stop_ids: set[int], index: int,
+                 on_token: OnToken | None) -> None:
+        self.tokenizer, self.sampling, self.stop_ids = tokenizer, sampling, stop_ids
+        self.index, self.on_token = index, on_token
+        self.ids: list[int] = []
+        self.text = ""
+        self.sent = 0
+        self.finish_reason = ""
+
+    @property
+    def done(self) -> bool:
+        return bool(self.finish_reason)
+
+    def push(self, token: int) -> bool:
+        """Take the next token; return True when the row is finished."""
+        if token in self.stop_ids:
+            return self._finish("eos")
+        self.ids.append(token)
+        self.text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        hits = [self.text.find(s) for s in self.sampling.stop if s and s in self.text]
+        if hits:
+            self.text = self.text[: min(hits)]
+            return self._finish("stop")
+        if len(self.ids) >= self.sampling.max_new_tokens:
+            return self._finish("length")
+        self._send(self._safe_end())
+        return False
+
+    def _safe_end(self) -> int:
+        """How much text can be streamed: not a half character, not a possible stop's start."""
+        end = len(self.text.rstrip("\ufffd"))
+        for stop in self.sampling.stop:
+            for size in range(min(len(stop) - 1, end), 0, -1):
+                if self.text[:end].endswith(stop[:size]):
+                    end -= size
+                    break
+        return end
+
+    def _send(self, end: int) -> None:
+        if self.on_token is not None and end > self.sent:
+            self.on_token(self.index, self.text[self.sent:end])
+        self.sent = max(self.sent, end)
+
+    def _finish(self, reason: str) -> bool:
+        self.finish_reason = reason
+        self._send(len(self.text))
+        return True
+
+
+def generator(sampling: Sampling, device: torch.device) -> torch.Generator | None:
+    """A seeded random generator for a sampled row (None for greedy)."""
+    if sampling.temperature <= 0:
+        return None
+    gen = torch.Generator(device=device)
+    if sampling.seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(sampling.seed)
+    return gen
+
+
+def pick(scores: torch.Tensor, samplings: Sequence[Sampling],
+         generators: Sequence[torch.Generator | None]) -> torch.Tensor:
+    """Greedy for temperature 0, else nucleus sampling, row by row."""
+    chosen = scores.argmax(dim=-1)
+    for j, (sampling, gen) in enumerate(zip(samplings, generators, strict=True)):
+        if gen is None:
+            continue
+        probs = torch.softmax(scores[j] / sampling.temperature, dim=-1)
+        ordered, order = probs.sort(descending=True)
+        drop = ordered.cumsum(0) - ordered >= sampling.top_p
+        ordered[drop] = 0
+        choice = torch.multinomial(ordered / ordered.sum(), 1, generator=gen)
+        chosen[j] = order[choice[0]]
+    return chosen
+
+
+class Decoder:
+    """Decoding steps over workspaces of fixed shape, replayed from CUDA graphs on a GPU."""
+
+    def __init__(self, host, *, graphs: bool = True) -> None:
+        self.host = host
+        self.workspaces: OrderedDict[Hashable, Prefilled] = OrderedDict()
+        self.graphs = Graphs(self._step_fn, host.device, enabled=graphs, warm=2,
+                             limit=WORKSPACES)
+
+    def workspace(self, batch: int, width: int) -> Prefilled:
+        """The (cleared) workspace for ``batch`` rows and at least ``width`` columns."""
+        key = (batch, bucket(width, WIDTH_STEP))
+        state = self.workspaces.get(key)
+        if state is None:
+            state = empty_state(self.host, *key)
+            self.workspaces[key] = state
+            while len(self.workspaces) > WORKSPACES:
+                old, _ = self.workspaces.popitem(last=False)
+                self.graphs.forget(old)
+        self.workspaces.move_to_end(key)
+        state.valid.zero_()
+        state.filled = 0
+        return state
+
+    def _step_fn(self, key: Hashable):
+        state = self.workspaces[key]
+        every = torch.ones((state.batch, 1), dtype=torch.bool, device=self.host.device)
+
+        def step(inputs: Inputs) -> tuple[torch.Tensor]:
+            hidden = state.advance(self.host, inputs["tokens"], every, inputs["cols"],
+                                   inputs["positions"])
+            return (logits(self.host, hidden[:, -1]),)
+
+        return step
+
+    def _shrink(self, state: Prefilled, keep: list[int]) -> Prefilled:
+        rows = torch.tensor(keep, device=self.host.device)
+        smaller = state.select(rows)
+        target = self.workspace(len(keep), state.width)
+        target.copy_from(smaller)
+        return target
+
+    def run(self, state: Prefilled, last: torch.Tensor, streams: Sequence[Stream]) -> None:
+        """Decode until every stream is finished; ``state`` comes from ``workspace``."""
+        device = self.host.device
+        samplings = [s.sampling for s in streams]
+        gens = [generator(s, device) for s in samplings]
+        active = list(range(len(streams)))
+        scores = logits(self.host, last)
+        positions = state.next_pos.clone()
+        while True:
+            tokens = pick(scores, [samplings[a] for a in active], [gens[a] for a in active])
+            for a, token in zip(active, tokens.tolist(), strict=True):
+                if not streams[a].done:
+                    streams[a].push(token)
+            alive = [j for j, a in enumerate(active) if not streams[a].done]
+            if not alive:
+                return
+            if state.filled >= state.width:
+                for a in active:
+                    if not streams[a].done:
+                        streams[a]._finish("length")
+                return
+            if len(alive) <= len(active) // 2:
+                state = self._shrink(state, alive)
+                index = torch.tensor(alive, device=device)
+                tokens, positions = tokens[index], positions[index]
+                active = [active[j] for j in alive]
+            cols = torch.tensor([state.filled], device=device)
+            (scores,) = self.graphs((state.batch, state.width),
+                                    {"tokens": tokens.unsqueeze(1), "cols": cols,
+                                     "positions": positions.unsqueeze(1)})
+            scores = scores.clone()
+            state.filled += 1
+            positions = positions + 1

@@ -1,0 +1,140 @@
+"""Model passes after per-layer keys/values: the one place that calls the decoder stack.
+
+Every pass gets an explicit 4-D boolean attention mask and explicit position ids, so the
+model's own mask logic (which varies between versions and can synchronise with the host)
+never runs, and a pass has the same shapes every time its inputs do (CUDA graphs).
+
+Keys/values of a prompt are "packed": one tensor (layers, 2, kv_heads, length, head_dim),
+keys at index 0 and values at index 1 of the second dimension.
+"""
+
+from __future__ import annotations
+
+import inspect
+from functools import cache
+from typing import Any
+
+import torch
+from transformers.cache_utils import Cache
+
+#: One (keys, values) pair per layer, each (batch, kv_heads, length, head_dim).
+Past = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+class PastCache(Cache):
+    """Keys/values the model attends to before its input.
+
+    Without ``write_at`` a pass appends its own keys/values (training, prefill); with it, they
+    are written in place at those columns of fixed-size tensors (decoding, scoring), so the
+    tensors keep their addresses from one step to the next.
+    """
+
+    def __init__(self, past: Past, write_at: torch.Tensor | None = None) -> None:
+        super().__init__(layers=[])
+        self.keys = [k for k, _ in past]
+        self.values = [v for _, v in past]
+        self.write_at = write_at
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int,
+               *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.write_at is None:
+            self.keys[layer_idx] = torch.cat([self.keys[layer_idx], key_states], dim=-2)
+            self.values[layer_idx] = torch.cat([self.values[layer_idx], value_states], dim=-2)
+        else:
+            self.keys[layer_idx].index_copy_(2, self.write_at, key_states)
+            self.values[layer_idx].index_copy_(2, self.write_at, value_states)
+        return self.keys[layer_idx], self.values[layer_idx]
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return int(self.keys[layer_idx].shape[-2])
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def past(self) -> Past:
+        """The keys/values per layer after the pass."""
+        return list(zip(self.keys, self.values, strict=True))
+
+
+@cache
+def _cache_argument(model_class: type) -> str:
+    """The name the model's forward gives its cache argument (renamed in transformers 5)."""
+    params = inspect.signature(model_class.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def decoder(host: Any) -> torch.nn.Module:
+    """The model without its output head (hidden states out)."""
+    return host.model.base_model
+
+
+def run(host: Any, past: Past, mask: torch.Tensor, positions: torch.Tensor, *,
+        ids: torch.Tensor | None = None, embeds: torch.Tensor | None = None,
+        write_at: torch.Tensor | None = None) -> tuple[torch.Tensor, PastCache]:
+    """Run tokens (ids or embeddings) after ``past``; return the last hidden states and the cache.
+
+    ``mask`` is (batch, 1, tokens, past + tokens) or, with ``write_at``, (batch, 1, tokens,
+    width of the fixed tensors); True where a query may attend to a key.
+    """
+    model = decoder(host)
+    cache_ = PastCache(past, write_at)
+    out = model(input_ids=ids, inputs_embeds=embeds, attention_mask=mask,
+                position_ids=positions, use_cache=True,
+                **{_cache_argument(type(model)): cache_})
+    return out.last_hidden_state, cache_
+
+
+def logits(host: Any, hidden: torch.Tensor) -> torch.Tensor:
+    """Vocabulary logits (float32) of hidden states."""
+    return host.model.get_output_embeddings()(hidden).float()
+
+
+def empty_past(host: Any, batch: int) -> Past:
+    """A past of no tokens, for rows that start from nothing."""
+    shape = (batch, host.num_kv_heads, 0, host.head_dim)
+    blank = torch.empty(shape, device=host.device, dtype=host.dtype)
+    return [(blank, blank) for _ in range(host.num_layers)]
+
+
+def unpack(packed: torch.Tensor) -> Past:
+    """Per-layer (keys, values) of one packed prompt, as a batch of one."""
+    return [(layer[0].unsqueeze(0), layer[1].unsqueeze(0)) for layer in packed]
+
+
+def pack(past: Past) -> torch.Tensor:
+    """The packed form of a batch-of-one past."""
+    return torch.stack([torch.stack([k[0], v[0]]) for k, v in past])
+
+
+def causal_mask(valid: torch.Tensor, past_valid: torch.Tensor) -> torch.Tensor:
+    """(batch, 1, T, P + T) mask: each query sees the valid past slots and the valid tokens
+    up to itself. A padding query always sees at least its row's first token, so no row of
+    the softmax is empty."""
+    width = valid.shape[1]
+    causal = torch.ones(width, width, dtype=torch.bool, device=valid.device).tril()
+    data = causal.unsqueeze(0) & valid.unsqueeze(1)
+    past = past_valid.unsqueeze(1).expand(-1, width, -1)
+    return torch.cat([past, data], dim=2).unsqueeze(1)
+
+
+def _single_row(host: Any, past: Past, length: int, *, ids: torch.Tensor | None = None,
+                embeds: torch.Tensor | None = None) -> torch.Tensor:
+    """Packed keys/values of ``past`` followed by one row of ``length`` tokens."""
+    offset = past[0][0].shape[2]
+    device = host.device
+    valid = torch.ones(1, length, dtype=torch.bool, device=device)
+    mask = causal_mask(valid, torch.ones(1, offset, dtype=torch.bool, device=device))
+    positions = torch.arange(offset, offset + length, device=device).unsqueeze(0)
+    _, grown = run(host, past, mask, positions, ids=ids, embeds=embeds)
+    return pack(grown.past())
+
+
+def embeddings_past(host: Any, embeds: torch.Tensor) -> torch.Tensor:
+    """Packed keys/values of input embeddings (length, hidden) run as one row from position 0."""
+    return _single_row(host, empty_past(host, 1), embeds.shape[0], embeds=embeds.unsqueeze(0))
+
+
+def extend_past(host: Any, packed: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Packed keys/values of a prompt followed by those of the token ids run after it."""
+    return _single_row(host, unpack(packed), int(ids.shape[0]), ids=ids.unsqueeze(0))
+

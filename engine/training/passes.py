@@ -1,0 +1,139 @@
+"""The loss and gradients of training rows run after their prompts, one pass per micro-batch.
+
+A pass runs each prompt once (batch of one) together with the head of tokens its task's rows
+all start with (``engine.forward.start``), then only the rest of every row, with the loss on
+the answer tokens (``engine.forward``). Rows of several prompts may share a pass (joint
+training); each token carries its task's weight, so every prompt gets exactly the gradient of
+its own task's mean loss.
+
+On a GPU, row widths and target counts are rounded up to a few sizes and each pass shape is
+captured once as a CUDA graph (forward and backward) and replayed, so a step costs a few
+launches instead of thousands; on a CPU nothing is padded and passes run eagerly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from engine.chat import Row
+from engine.forward.graphs import Graphs, Inputs
+from engine.forward.past import layout, stack
+from engine.forward.rows import Targets, bucket, place, power_bucket, targets
+from engine.forward.state import token_logprobs
+from engine.passes import causal_mask, run
+from engine.training.params import PromptParams
+
+#: Row widths on a GPU are rounded up to a multiple of this, target counts to a power of two.
+WIDTH_STEP = 16
+#: Share of free GPU memory a pass may plan to use for activations.
+MEMORY_SHARE = 0.6
+
+
+@dataclass
+class Pass:
+    """Rows of one pass: the prompt each starts from, and each row's per-token loss weight."""
+
+    rows: Sequence[Row]
+    owners: Sequence[int]
+    weights: Sequence[float]
+
+
+class Passes:
+    """Runs training passes for a fixed set of prompts (one per task being trained)."""
+
+    def __init__(self, host, prompts: Sequence[PromptParams], heads: Sequence[Sequence[int]],
+                 *, graphs: bool = True) -> None:
+        self.host = host
+        self.prompts = list(prompts)
+        self.heads = [list(h) for h in heads]
+        self.head_ids = [torch.tensor(h, dtype=torch.long, device=host.device)
+                         for h in self.heads]
+        self.lengths = [p.method.length_of(p.value()) for p in self.prompts]
+        self.pad = host.chat.pad_id
+        self.padded = host.device.type == "cuda"
+        self.graphs = Graphs(self._fn_for, host.device, enabled=graphs, warm=1)
+
+    def reset(self) -> None:
+        """Drop the captured graphs (and the memory they hold)."""
+        self.graphs = Graphs(self._fn_for, self.host.device, enabled=self.graphs.enabled,
+                             warm=self.graphs.warm)
+
+    def parameters(self, index: int) -> list[torch.nn.Parameter]:
+        return [p for p in self.prompts[index].parameters() if p.requires_grad]
+
+    def _headed(self, owner: int, row: Row) -> bool:
+        head = self.heads[owner]
+        # The last context token stays in the pass: the first answer token is predicted there.
+        return bool(head) and len(row.prompt_ids) > len(head) and \
+            row.prompt_ids[:len(head)] == head
+
+    def run(self, part: Pass, scale: float = 1.0) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Each prompt's weighted loss sum (device) and the gradients of every prompt's
+        parameters, in ``parameters`` order, prompt after prompt."""
+        slots: dict[tuple[int, bool], int] = {}
+        row_slot, sequences, starts, row_lengths = [], [], [], []
+        for row, owner in zip(part.rows, part.owners, strict=True):
+            headed = self._headed(owner, row)
+            slot = slots.setdefault((owner, headed), len(slots))
+            cut = len(self.heads[owner]) if headed else 0
+            row_slot.append(slot)
+            sequences.append(row.ids[cut:])
+            starts.append(len(row.prompt_ids) - cut)
+        slot_lengths = [self.lengths[o] + (len(self.heads[o]) if h else 0) for o, h in slots]
+        past_valid, row_lengths = layout(slot_lengths, row_slot)
+        longest = max(len(s) for s in sequences)
+        width = bucket(longest, WIDTH_STEP) if self.padded else longest
+        placed = place(sequences, row_lengths.tolist(), pad_id=self.pad, width=width)
+        count = sum(len(s) - max(st, 1) for s, st in zip(sequences, starts, strict=True))
+        goal = targets(sequences, starts, width, row_weights=part.weights,
+                       row_groups=part.owners,
+                       size=power_bucket(count) if self.padded else None)
+        key: Hashable = (tuple(slots), len(sequences), width, len(goal))
+        inputs = {"ids": placed.ids, "valid": placed.valid, "positions": placed.positions,
+                  "past_valid": past_valid, "row_slot": torch.tensor(row_slot),
+                  "gather": goal.gather, "tokens": goal.tokens, "weights": goal.weights,
+                  "groups": goal.groups, "scale": torch.tensor([scale])}
+        sums, *grads = self.graphs(key, inputs)
+        return sums, list(grads)
+
+    def _fn_for(self, key: Hashable):
+        slots = list(key[0])
+        width = max(self.lengths[o] + (len(self.heads[o]) if h else 0) for o, h in slots)
+        params = [p for i in range(len(self.prompts)) for p in self.parameters(i)]
+        host = self.host
+
+        def fn(x: Inputs) -> tuple[torch.Tensor, ...]:
+            packed = [self.prompts[o].method.keys_values(
+                host, self.prompts[o].value(), self.head_ids[o] if headed else None)
+                for o, headed in slots]
+            past = stack(host, packed, x["row_slot"], width)
+            mask = causal_mask(x["valid"], x["past_valid"])
+            hidden, _ = run(host, past, mask, x["positions"], ids=x["ids"])
+            logp = token_logprobs(host, hidden, Targets(x["gather"], x["tokens"], x["weights"],
+                                                        x["groups"]))
+            weighted = -logp * x["weights"]
+            grads = torch.autograd.grad(weighted.sum() * x["scale"][0], params,
+                                        allow_unused=True)
+            sums = torch.zeros(len(self.prompts), device=logp.device).index_add(
+                0, x["groups"], weighted.detach())
+            return (sums, *(torch.zeros_like(p) if g is None else g
+                            for p, g in zip(params, grads, strict=True)))
+
+        return fn
+
+    def rows_per_pass(self, batch: int, width: int) -> int:
+        """How many rows of ``width`` tokens a pass can hold: all on a CPU; on a GPU as many
+        as the free memory holds for their activations (estimated per token)."""
+        if not self.padded:
+            return batch
+        free, _ = torch.cuda.mem_get_info(self.host.device)
+        free += torch.cuda.memory_reserved(self.host.device) - \
+            torch.cuda.memory_allocated(self.host.device)
+        config = self.host.config
+        inner = int(getattr(config, "intermediate_size", 4 * self.host.hidden_size))
+        size = torch.finfo(self.host.dtype).bits // 8
+        per_token = self.host.num_layers * (12 * self.host.hidden_size + 3 * inner) * size
+        return max(1, min(batch, int(MEMORY_SHARE * free / (per_token * max(width, 1)))))
