@@ -15,9 +15,9 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from engine.clock import utc_now
 from engine.errors import PromptbankError
 from engine.fileio import atomic_write_bytes, sha256_bytes
-from engine.library import utc_now
 from engine.st_header import read_header_metadata
 
 FORMAT_VERSION = 1
