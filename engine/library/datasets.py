@@ -133,16 +133,8 @@ class DatasetRepository(TaskRepository):
 
     def _snapshot(self, rel: str, sha256: str,
                   columns: tuple[str | None, str | None]) -> ReadResult:
-        path = self.root / rel
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError as exc:
-            raise PromptbankError(f"The dataset snapshot {path} is missing.",
-                                  hint="Restore the library folder from a backup.") from exc
-        if sha256_bytes(data) != sha256:
-            raise PromptbankError(f"The dataset snapshot {path} does not match its checksum.",
-                                  hint="Restore the library folder from a backup.")
-        return parse_examples(data, path.name, input_column=columns[0],
+        data = self.files.read(rel, sha256, "The dataset snapshot")
+        return parse_examples(data, self.files.path(rel).name, input_column=columns[0],
                               output_column=columns[1])
 
     def examples(self, task: str, split: str = "train",

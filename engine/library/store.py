@@ -1,11 +1,11 @@
-"""The library's file store: files written atomically for a catalogue transaction, and
-removed again when that transaction fails."""
+"""The library's file store: files written atomically for a catalogue transaction (removed
+again when that transaction fails) and read back checked against their checksum."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from engine.fileio import atomic_write_bytes
+from engine.fileio import atomic_write_bytes, read_verified
 
 
 class FileStore:
@@ -25,6 +25,10 @@ class FileStore:
         digest = atomic_write_bytes(path, data)
         self._written.append(path)
         return digest
+
+    def read(self, rel: str, sha256: str, what: str) -> bytes:
+        """A library file's bytes, checked against the sha256 the catalogue keeps for it."""
+        return read_verified(self.path(rel), sha256, what=what)
 
     def mark(self) -> int:
         """A position to ``discard`` back to if the transaction starting now fails."""

@@ -87,21 +87,4 @@ class VersionRepository(TaskRepository):
 
     def read_version_bytes(self, version: Version) -> bytes:
         """A version's file, checked against the catalogue's sha256."""
-        path = self.version_path(version)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError as exc:
-            raise PromptbankError(f"The prompt file {path} is missing.",
-                                  hint="Restore the library folder from a backup.") from exc
-        if sha256_bytes(data) != version.sha256:
-            raise PromptbankError(
-                f"The prompt file {path} does not match its checksum: it was changed or "
-                "truncated after it was saved.", hint="Restore it from a backup or retrain.")
-        return data
-
-    def set_version_metrics(self, version_id: int, metrics: dict) -> Version:
-        """Merge ``metrics`` into a version's stored metrics."""
-        with self.transaction():
-            merged = {**self.version_by_id(version_id).metrics, **metrics}
-            self.db["prompts"].update(version_id, {"metrics": dumps(merged)})
-        return self.version_by_id(version_id)
+        return self.files.read(version.path, version.sha256, "The prompt file")
