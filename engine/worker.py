@@ -293,9 +293,7 @@ class Worker:
         if any(e.job is not None and e.job.describe().get("run_id") == run_id
                for e in self.scheduler.jobs):
             raise PromptbankError(f"Run {run_id} is already running in this worker.")
-        if run.status == "done":
-            raise PromptbankError(f"Run {run_id} has already finished.",
-                                  hint="Start a new run with 'train' or 'continue'.")
+        self.library.claim_run(run_id)  # refuses a finished run and one another process trains
         try:
             from engine.train import TrainingJob
         except ImportError as exc:
@@ -313,12 +311,16 @@ class Worker:
         self.send(result(rid, job=args["job"], was=was))
 
     def op_jobs(self, rid: str, args: dict) -> None:
+        from engine.library.owner import RunOwner
+
         listing = self.scheduler.listing()
         active = {j.get("run_id") for j in listing}
+        me = RunOwner.this_process()
         resumable = [
             {"run_id": r.id, "task": self._task_name(r.task_id), "status": r.status}
             for r in self.library.list_runs()
             if r.status in ("running", "cancelled") and r.id not in active
+            and not (r.owner and r.owner.blocks(me))
         ]
         self.send(result(rid, jobs=listing, resumable=resumable))
 

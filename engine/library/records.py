@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.library.owner import RunOwner
+
 
 @dataclass
 class Task:
@@ -78,6 +80,7 @@ class Run:
     summary: dict
     started: str
     finished: str | None
+    owner: RunOwner | None = None
 
 
 @dataclass
@@ -125,10 +128,14 @@ def version_from_row(row: dict) -> Version:
 
 def run_from_row(row: dict) -> Run:
     """A Run from its ``runs`` row."""
-    values = {k: row[k] for k in Run.__dataclass_fields__}
+    values = {k: row[k] for k in Run.__dataclass_fields__ if k != "owner"}
     values["config"] = loads(row["config"], {})
     values["summary"] = loads(row["summary"], {})
-    return Run(**values)
+    owner = None
+    if row["owner_pid"] is not None:
+        owner = RunOwner(row["owner_pid"], row["owner_host"], row["owner_since"],
+                         row["owner_token"])
+    return Run(**values, owner=owner)
 
 
 def evaluation_from_row(row: dict) -> Evaluation:

@@ -75,3 +75,14 @@ def m002_indexes(db: Database) -> None:
     CREATE INDEX idx_evaluations_task ON evaluations(task_id);
     CREATE INDEX idx_prompts_parent ON prompts(parent_id);
     """)
+
+
+@migrations()
+def m003_run_owner(db: Database) -> None:
+    """The process that trains a running run, so no second process trains it too."""
+    _script(db, """
+    ALTER TABLE runs ADD COLUMN owner_pid INTEGER;
+    ALTER TABLE runs ADD COLUMN owner_host TEXT;
+    ALTER TABLE runs ADD COLUMN owner_since TEXT;
+    ALTER TABLE runs ADD COLUMN owner_token TEXT;
+    """)
