@@ -11,6 +11,7 @@ from engine.data import Example, ReadResult, parse_examples, read_dataset_bytes
 from engine.errors import PromptbankError
 from engine.fileio import sha256_bytes
 from engine.library.records import Dataset, Task, dataset_from_row, dumps, loads
+from engine.library.store import dataset_file
 from engine.library.tasks import TaskRepository
 
 
@@ -94,14 +95,14 @@ class DatasetRepository(TaskRepository):
                           (task.id, digest))
         if same:  # the same file again (e.g. continuing on it twice) is the same snapshot
             return self.get_dataset(same[0]["id"])
-        rel = f"datasets/t{task.id}-{digest[:16]}-{_safe_name(source.name)}"
+        rel = dataset_file(task.id, digest, source.name)
         self._write_file(rel, source.data)
         eval_rel = eval_digest = None
         rows = len(source.read.examples)
         if eval_source is not None:
             self._check_labels(task, eval_source.read, eval_source.name)
             eval_digest = sha256_bytes(eval_source.data)
-            eval_rel = f"datasets/t{task.id}-{eval_digest[:16]}-eval-{_safe_name(eval_source.name)}"
+            eval_rel = dataset_file(task.id, eval_digest, eval_source.name, eval_file=True)
             self._write_file(eval_rel, eval_source.data)
             split: list[int] = []
             train_rows, eval_rows = rows, len(eval_source.read.examples)
@@ -161,8 +162,3 @@ class DatasetRepository(TaskRepository):
             out += [e for i, e in enumerate(examples) if (i in held) == (split == "eval")]
         return out
 
-
-def _safe_name(name: str) -> str:
-    """A file name reduced to safe characters (the snapshot keeps the original's extension)."""
-    cleaned = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[-80:]
-    return cleaned.lstrip(".") or "data"

@@ -3,9 +3,34 @@ again when that transaction fails) and read back checked against their checksum.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from engine.fileio import atomic_write_bytes, read_verified
+
+CONTENT_FOLDERS = ("prompts", "datasets")
+# Files are named by task id and checksum, so a rename moves nothing and a lost catalogue can
+# be rebuilt from the names (see engine.library.recovery).
+PROMPT_FILE = re.compile(r"prompts/t(?P<task>\d+)-v(?P<number>\d+)-(?P<sha>[0-9a-f]{12})"
+                         r"\.safetensors")
+DATASET_FILE = re.compile(r"datasets/t(?P<task>\d+)-(?P<sha>[0-9a-f]{16})-(?P<eval>eval-)?"
+                          r"(?P<name>.+)")
+
+
+def prompt_file(task_id: int, number: int, sha256: str) -> str:
+    """The library path of a task's prompt version file."""
+    return f"prompts/t{task_id}-v{number}-{sha256[:12]}.safetensors"
+
+
+def dataset_file(task_id: int, sha256: str, name: str, *, eval_file: bool = False) -> str:
+    """The library path of a dataset snapshot (``name``: the original file's name)."""
+    return f"datasets/t{task_id}-{sha256[:16]}-{'eval-' if eval_file else ''}{_safe_name(name)}"
+
+
+def _safe_name(name: str) -> str:
+    """A file name reduced to safe characters (the snapshot keeps the original's extension)."""
+    cleaned = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[-80:]
+    return cleaned.lstrip(".") or "data"
 
 
 class FileStore:
@@ -18,6 +43,14 @@ class FileStore:
     def path(self, rel: str) -> Path:
         """The absolute path of a library file."""
         return self.root / rel
+
+    def content_files(self) -> list[str]:
+        """The prompt files and dataset snapshots present (relative paths; temp files left
+        out), whether or not the catalogue names them."""
+        return sorted(f"{folder}/{p.name}" for folder in CONTENT_FOLDERS
+                      if (self.root / folder).is_dir()
+                      for p in (self.root / folder).iterdir()
+                      if p.is_file() and not p.name.startswith("."))
 
     def write(self, rel: str, data: bytes) -> str:
         """Write a file atomically, remember it until its transaction ends; return sha256."""

@@ -8,6 +8,7 @@ from engine.clock import utc_now
 from engine.errors import PromptbankError
 from engine.fileio import sha256_bytes
 from engine.library.records import Version, dumps, version_from_row
+from engine.library.store import prompt_file
 from engine.library.tasks import TaskRepository
 from engine.st_header import read_header_metadata
 
@@ -36,7 +37,7 @@ class VersionRepository(TaskRepository):
             number = self.db.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM prompts "
                                      "WHERE task_id = ?", (record.id,)).fetchone()[0]
             digest = sha256_bytes(prompt_bytes)
-            rel = f"prompts/t{record.id}-v{number}-{digest[:12]}.safetensors"
+            rel = prompt_file(record.id, number, digest)
             self._write_file(rel, prompt_bytes)
             version_id = self.db["prompts"].insert({
                 "task_id": record.id, "number": number, "method": meta["method"],
