@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from engine import __version__
 from engine.errors import PromptbankError
+from engine.library_requests import LibraryRequests
 from engine.protocol import (
     OP_SPECS,
     PROTOCOL_VERSION,
@@ -99,7 +100,7 @@ class TrainingJobAdapter:
                                     summary={"error": message, "steps": self.job.step_index})
 
 
-class Worker:
+class Worker(LibraryRequests):
     """Holds the one model copy, the library and the runtime; answers every op."""
 
     def __init__(self, args: argparse.Namespace, out: TextIO = sys.stdout) -> None:

@@ -44,6 +44,7 @@ class Catalogue:
                  empty: bool = False) -> None:
         self.root = library_dir(root)
         self.read_only = read_only or empty
+        self.stand_in = empty
         self.files = FileStore(self.root)
         self._depth = 0
         if empty:
@@ -59,8 +60,9 @@ class Catalogue:
             self.root.mkdir(parents=True, exist_ok=True)
             for name in FOLDERS:
                 (self.root / name).mkdir(exist_ok=True)
-            if not (self.root / DB_NAME).exists():
-                self._refuse_lost()
+            db_file = self.root / DB_NAME
+            if not db_file.exists() or not db_file.stat().st_size:
+                self._refuse_lost()  # before anything is written into an empty catalogue
             self._open(self._connect(str(self.root / DB_NAME)), self._migrate)
 
     def _connect(self, target: str) -> sqlite3.Connection:

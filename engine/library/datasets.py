@@ -43,6 +43,14 @@ def split_indices(rows: int, eval_fraction: float, seed: int) -> list[int]:
     return sorted(order[:n_eval])
 
 
+def _check_split_options(role: str, eval_fraction: float) -> None:
+    if role not in ("train", "eval"):
+        raise PromptbankError(f"Unknown dataset role '{role}'.", hint="Use train or eval.")
+    if not 0 <= eval_fraction < 1:
+        raise PromptbankError(f"The eval fraction must be at least 0 and below 1, not "
+                              f"{eval_fraction:g}.", hint="Use e.g. 0.1 to hold out 10%.")
+
+
 class DatasetRepository(TaskRepository):
     """The ``datasets`` table and the snapshot files it names."""
 
@@ -54,10 +62,7 @@ class DatasetRepository(TaskRepository):
         ``role="eval"`` keeps every row for evaluation; an ``eval_path`` file replaces the split.
         A file the task already has gives back that dataset unchanged.
         """
-        if role not in ("train", "eval"):
-            raise PromptbankError(f"Unknown dataset role '{role}'.", hint="Use train or eval.")
-        if not 0 <= eval_fraction < 1:
-            raise PromptbankError("The eval fraction must be at least 0 and below 1.")
+        _check_split_options(role, eval_fraction)
         source = DatasetSource.load(path, input_column, output_column)
         eval_source = (DatasetSource.load(eval_path, input_column, output_column)
                        if eval_path is not None else None)
@@ -87,8 +92,7 @@ class DatasetRepository(TaskRepository):
 
     def _insert_dataset(self, task: Task, source: DatasetSource, eval_source: DatasetSource | None,
                         eval_fraction: float, seed: int, role: str) -> Dataset:
-        if role not in ("train", "eval"):
-            raise PromptbankError(f"Unknown dataset role '{role}'.", hint="Use train or eval.")
+        _check_split_options(role, eval_fraction)
         self._check_labels(task, source.read, source.name)
         digest = sha256_bytes(source.data)
         same = self._rows("SELECT id FROM datasets WHERE task_id = ? AND sha256 = ?",

@@ -8,7 +8,8 @@ from typing import Any
 from engine.clock import utc_now
 from engine.errors import PromptbankError
 from engine.library.catalogue import Catalogue
-from engine.library.records import Task, dumps, task_from_row
+from engine.library.owner import RunOwner
+from engine.library.records import Task, dumps, run_from_row, task_from_row
 from engine.library.schema import KINDS
 
 
@@ -88,16 +89,31 @@ class TaskRepository(Catalogue):
         self._check_task_fields("generate", None, new)
         with self.transaction():
             task = self.get_task(old)
+            self._refuse_if_trained_elsewhere(task, "renamed")
             if old != new and self._rows("SELECT id FROM tasks WHERE name = ?", (new,)):
                 raise PromptbankError(f"A task named '{new}' already exists.",
                                       hint="Choose another name.")
             self.db["tasks"].update(task.id, {"name": new})
         return self.get_task(new)
 
+    def _refuse_if_trained_elsewhere(self, task: Task, change: str) -> None:
+        """Refuse to rename or delete a task while another live process trains it (its
+        trainer would fail at the end and lose the run)."""
+        me = RunOwner.this_process()
+        for row in self._rows("SELECT * FROM runs WHERE task_id = ? AND owner_pid IS NOT NULL",
+                              (task.id,)):
+            run = run_from_row(row)
+            if run.owner is not None and run.owner.blocks(me):
+                raise PromptbankError(
+                    f"The task '{task.name}' cannot be {change} while {run.owner.describe()} "
+                    f"trains it (run {run.id}).",
+                    hint="Wait for the run to end or cancel it there, then try again.")
+
     def delete_task(self, name: str) -> None:
         """Delete a task's rows in one transaction, and only then its files."""
         with self.transaction():
             task = self.get_task(name)
+            self._refuse_if_trained_elsewhere(task, "deleted")
             files = [r["path"] for r in self._rows(
                 "SELECT path FROM prompts WHERE task_id = ?", (task.id,))]
             for row in self._rows("SELECT path, eval_path FROM datasets WHERE task_id = ?",
