@@ -144,3 +144,23 @@ def test_runs_of_an_older_library_have_no_owner(tmp_path):
     (run,) = lib.list_runs()
     assert run.status == "running" and run.owner is None
     assert lib.claim_run(run.id).owner.pid == os.getpid()
+
+
+def test_a_task_another_process_trains_is_neither_renamed_nor_deleted(lib):
+    run = lib.create_run("t", {})
+    lib.release_run(run.id)
+    proc = holder(lib.root, run.id)
+    try:
+        for change, word in ((lambda: lib.rename_task("t", "u"), "renamed"),
+                             (lambda: lib.delete_task("t"), "deleted")):
+            with pytest.raises(PromptbankError, match=f"cannot be {word} while process "
+                               f"{proc.pid}"):
+                change()
+        assert [t.name for t in lib.list_tasks()] == ["t"]
+        lib.update_task("t", description="fields may change")  # the trainer keeps going
+    finally:
+        proc.stdin.close()
+        proc.wait()
+    lib.rename_task("t", "u")  # its trainer is gone
+    lib.delete_task("u")
+    assert lib.list_tasks() == []
