@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     """Exit 0 when every file matches the catalogue, 1 when something is wrong."""
     from engine.library import Library
-    from engine.library.recovery import check_library
+    from engine.library.check import check_library
 
     report = check_library(Library(args.library))
     lines = [f"Checked {report.checked} file(s) in {report.root} against the catalogue."]
@@ -45,7 +45,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
-    from engine.library.recovery import rebuild_catalogue
+    from engine.library.rebuild import rebuild_catalogue
 
     report = rebuild_catalogue(args.library, force=args.force)
     lines = [f"Rebuilt the catalogue of {report.root}: {len(report.tasks)} task(s), "

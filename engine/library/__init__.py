@@ -1,9 +1,10 @@
 """The library: a SQLite catalogue (sqlite-utils, migrations, WAL) and a checksummed file store.
 
-Torch-free, so the desktop reads it directly. ``schema`` holds the migrations, ``records``
-the dataclasses, ``store`` the files, ``catalogue`` the connection and transactions, and one
-module per repository (tasks, datasets, versions, runs, evaluations, models) the queries;
-``Library`` is composed from them.
+Torch-free, so the desktop reads it (read-only) directly. ``schema`` holds the migrations,
+``records`` the dataclasses, ``owner`` who trains a run, ``store`` the files, ``catalogue``
+the connection and transactions, and one module per repository (tasks, datasets, versions,
+runs, evaluations, models) the queries; ``Library`` is composed from them. ``check`` and
+``rebuild`` verify the files and recreate a lost catalogue.
 """
 
 from engine.clock import utc_now

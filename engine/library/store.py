@@ -10,7 +10,7 @@ from engine.fileio import atomic_write_bytes, read_verified
 
 CONTENT_FOLDERS = ("prompts", "datasets")
 # Files are named by task id and checksum, so a rename moves nothing and a lost catalogue can
-# be rebuilt from the names (see engine.library.recovery).
+# be rebuilt from the names (see engine.library.rebuild).
 PROMPT_FILE = re.compile(r"prompts/t(?P<task>\d+)-v(?P<number>\d+)-(?P<sha>[0-9a-f]{12})"
                          r"\.safetensors")
 DATASET_FILE = re.compile(r"datasets/t(?P<task>\d+)-(?P<sha>[0-9a-f]{16})-(?P<eval>eval-)?"

@@ -15,7 +15,8 @@ from engine.cli import main
 from engine.errors import PromptbankError
 from engine.library import Library
 from engine.library.catalogue import CatalogueLost, CatalogueMissing
-from engine.library.recovery import check_library, rebuild_catalogue
+from engine.library.check import check_library
+from engine.library.rebuild import rebuild_catalogue
 from engine.prompts import ModelGeometry, SoftPrompt
 from tests.engine.library_helpers import TINY_GEOMETRY, prompt_bytes, snapshot, write_jsonl
 
@@ -198,7 +199,7 @@ def test_a_failed_rebuild_leaves_the_library_as_it_was(root, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("engine.library.recovery._insert_datasets", broken)
+    monkeypatch.setattr("engine.library.rebuild._insert_datasets", broken)
     with pytest.raises(OSError, match="disk full"):
         rebuild_catalogue(root)
     assert sorted(p.name for p in root.iterdir()) == listing
