@@ -10,7 +10,6 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from desktop.engine.process import EngineProcess
-from desktop.examples import install_examples
 from desktop.main_window import MainWindow
 from desktop.session import Session
 from engine.paths import resources_dir
@@ -22,7 +21,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default=None)
     parser.add_argument("--library")
     parser.add_argument("--examples", action="store_true",
-                        help="fill an empty library with the shipped examples")
+                        help="fill an empty library with the shipped examples (the engine "
+                        "does it once it has started)")
     return parser.parse_args(argv)
 
 
@@ -32,10 +32,9 @@ def build(args: argparse.Namespace, settings: QSettings) -> MainWindow:
     device = args.device or settings.value("engine/device", "auto")
     library = args.library or settings.value("library/root", None) or None
     engine = EngineProcess([])
-    session = Session(engine, library, model_spec=model, device=device)
+    examples = resources_dir() / "examples" if args.examples else None
+    session = Session(engine, library, model_spec=model, device=device, examples=examples)
     engine.worker_args = session.worker_args()
-    if args.examples:
-        install_examples(session.library, resources_dir() / "examples")
     return MainWindow(session, settings=settings)
 
 

@@ -1,4 +1,8 @@
-"""Session: what every page shares — the engine process, the library, the loaded model."""
+"""Session: what every page shares — the engine process, the library, the loaded model.
+
+The desktop reads the catalogue read-only; every change goes to the engine as an operation
+(``Session.op``), so the engine process is the library's one writer.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,20 @@ from PySide6.QtCore import QObject, Signal
 
 from desktop.engine.operation import EngineOp
 from desktop.engine.process import EngineProcess
+from engine.errors import PromptbankError
 from engine.library import Library, Version
+from engine.library.catalogue import CatalogueMissing
+
+
+def open_catalogue(root: Path | str | None) -> tuple[Library, str]:
+    """The library's catalogue, read-only; else an empty stand-in and why (no reason for a
+    library that simply has no catalogue yet: the engine creates it)."""
+    try:
+        return Library(root, read_only=True), ""
+    except CatalogueMissing:
+        return Library(root, empty=True), ""
+    except PromptbankError as exc:
+        return Library(root, empty=True), str(exc)
 
 
 class Session(QObject):
@@ -23,12 +40,13 @@ class Session(QObject):
 
     def __init__(self, engine: EngineProcess, library_root: Path | str | None,
                  model_spec: str = "default", device: str = "auto",
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None, *, examples: Path | None = None) -> None:
         super().__init__(parent)
         self.engine = engine
         self.model_spec = model_spec
         self.device = device
-        self.library = Library(library_root)
+        self.library, self.library_problem = open_catalogue(library_root)
+        self.examples = examples  # installed by the engine once it is ready, then forgotten
         self.model: dict = {}
         self.model_error = ""
         engine.sig_state.connect(self._on_engine_state)
@@ -44,7 +62,8 @@ class Session(QObject):
 
     def open_library(self, root: Path | str) -> None:
         """Switch to another library folder and restart the engine on it."""
-        self.library = Library(root)
+        self.library.close()
+        self.library, self.library_problem = open_catalogue(root)
         self.engine.restart(self.worker_args())
         self.sig_library_changed.emit()
 
@@ -56,7 +75,10 @@ class Session(QObject):
         self.engine.restart(self.worker_args())
 
     def notify_library_changed(self) -> None:
-        """Tell every list that the catalogue changed."""
+        """Tell every list that the catalogue changed (opening it first if only its empty
+        stand-in was open: the engine has since created, updated or rebuilt it)."""
+        if self.library.stand_in:
+            self.library, self.library_problem = open_catalogue(self.library.root)
         self.sig_library_changed.emit()
 
     def fit_problem(self, version: Version | None) -> str:
@@ -73,11 +95,27 @@ class Session(QObject):
 
     def _on_engine_state(self, state: str, detail: str) -> None:
         if state == "ready":
+            # The engine answers in order: the library is open (created or updated) and the
+            # examples are in before the model, which takes longest, is loaded.
+            self.op("library_info").on_success(
+                lambda _info: self.notify_library_changed()).on_failure(
+                self._on_library_failed).run()
+            if self.examples is not None:
+                self.op("install_examples", {"folder": str(self.examples)}).on_success(
+                    self._on_examples).on_failure(self._on_library_failed).run()
             self.op("model_info").on_success(self._on_model).on_failure(
                 self._on_model_failed).run()
         elif state in ("error", "stopped", "starting") and self.model:
             self.model = {}
             self.sig_model_changed.emit({})
+
+    def _on_library_failed(self, message: str) -> None:
+        self.library_problem = message
+        self.sig_library_changed.emit()
+
+    def _on_examples(self, _report: dict) -> None:
+        self.examples = None
+        self.notify_library_changed()
 
     def _on_model(self, info: dict) -> None:
         self.model = info

@@ -1,4 +1,5 @@
-"""Atomic, checksummed file writes: temp file in the same folder, fsync, rename, fsync dir."""
+"""Atomic, checksummed file writes (temp file in the same folder, fsync, rename, fsync dir)
+and checksummed reads."""
 
 from __future__ import annotations
 
@@ -22,6 +23,22 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_verified(path: Path, sha256: str | None, *, what: str) -> bytes:
+    """A file's bytes, refused with one clear sentence when it is missing or, given the
+    ``sha256`` it was saved with, changed or truncated since; ``what`` names the file's role."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise PromptbankError(f"{what} {path} is missing.",
+                              hint="Restore the library folder from a backup.") from exc
+    if sha256 is not None and sha256_bytes(data) != sha256:
+        raise PromptbankError(
+            f"{what} {path} does not match its checksum: it was changed or truncated after it "
+            "was saved.", hint="Restore it from a backup, or retrain it if it is a prompt.")
+    return data
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -62,8 +79,3 @@ def atomic_write_bytes(path: Path, data: bytes) -> str:
         raise
     _fsync_dir(path.parent)
     return sha256_bytes(data)
-
-
-def atomic_copy(src: Path, dst: Path) -> str:
-    """Copy a file atomically into place and return its sha256."""
-    return atomic_write_bytes(dst, Path(src).read_bytes())

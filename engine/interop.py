@@ -23,10 +23,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from engine.clock import utc_now
 from engine.data import parse_examples
 from engine.errors import PromptbankError
 from engine.fileio import atomic_write_bytes, sha256_bytes
-from engine.library import Library, Version, utc_now
+from engine.library import Library, Version
 from engine.methods import by_peft_type, get_method
 from engine.methods.base import PromptMethod
 from engine.prompts import ModelGeometry, SoftPrompt

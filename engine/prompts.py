@@ -14,9 +14,9 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from engine.clock import utc_now
 from engine.errors import PromptbankError
-from engine.fileio import atomic_write_bytes, sha256_bytes
-from engine.library import utc_now
+from engine.fileio import atomic_write_bytes, read_verified
 from engine.methods import METHODS, get_method
 from engine.st_header import read_header_metadata
 
@@ -139,16 +139,7 @@ class SoftPrompt:
     @classmethod
     def load(cls, path: Path, *, sha256: str | None = None) -> SoftPrompt:
         """Read a prompt file, checking its sha256 first when the catalogue gives one."""
-        path = Path(path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError as exc:
-            raise PromptbankError(f"The prompt file {path} is missing.",
-                                  hint="Restore the library folder from a backup.") from exc
-        if sha256 is not None and sha256_bytes(data) != sha256:
-            raise PromptbankError(
-                f"The prompt file {path} does not match its checksum: it was changed or "
-                "truncated after it was saved.", hint="Restore it from a backup or retrain.")
+        data = read_verified(Path(path), sha256, what="The prompt file")
         return cls.from_bytes(data, source=str(path))
 
     def check_fits(self, model: ModelGeometry, *, force: bool = False) -> None:

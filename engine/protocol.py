@@ -146,6 +146,13 @@ def _task(required: bool = True) -> Arg:
 
 
 _VERSION = Arg("version", "int", minimum=1, doc="version number (default: the active one)")
+_LABELS = Arg("labels", "list", doc="label words (classify; default: the data's outputs)")
+_DATA_OPTIONS = (
+    Arg("eval", "str", doc="a separate evaluation file (default: hold out eval_fraction)"),
+    Arg("input_column", "str"), Arg("output_column", "str"),
+    Arg("eval_fraction", "float", default=0.1, minimum=0.0),
+    Arg("seed", "int", default=0, doc="seed of the train/eval split"),
+)
 _TRAIN_CONFIG = Arg("config", "dict", default={}, doc="TrainConfig fields (method, length, …)")
 
 OP_SPECS: dict[str, OpSpec] = {spec.name: spec for spec in (
@@ -207,6 +214,37 @@ OP_SPECS: dict[str, OpSpec] = {spec.name: spec for spec in (
             Arg("format", "str", required=True, choices=("peft", "kobold", "pack", "safetensors")),
             Arg("out", "str", required=True, doc="output path"),
             Arg("include_eval", "bool", default=True, doc="packs: add the eval data"))),
+    # The library's changes: the desktop only reads the catalogue and sends these.
+    OpSpec("library_info", "Open (create or update) the library; its folder, schema version "
+           "and task count.", kind="long"),
+    OpSpec("create_task", "Create a task, with its first dataset if given, in one transaction.",
+           (_task(), Arg("kind", "str", default="generate", choices=("generate", "classify")),
+            _LABELS, Arg("description", "str", default=""),
+            Arg("instruction", "str", default=""), Arg("input_template", "str"),
+            Arg("data", "str", doc="dataset file"), *_DATA_OPTIONS),
+           kind="long"),
+    OpSpec("edit_task", "Rename a task and/or change its fields, in one transaction.",
+           (_task(), Arg("new_name", "str"),
+            Arg("kind", "str", choices=("generate", "classify")), _LABELS,
+            Arg("description", "str"), Arg("instruction", "str"), Arg("input_template", "str")),
+           kind="long"),
+    OpSpec("delete_task", "Delete a task with its datasets, versions and runs.", (_task(),),
+           kind="long"),
+    OpSpec("activate", "Make a version the one a task serves.",
+           (_task(), Arg("version", "int", required=True, minimum=1)), kind="long"),
+    OpSpec("add_dataset", "Snapshot another dataset file into a task.",
+           (_task(), Arg("data", "str", required=True, doc="dataset file"),
+            Arg("role", "str", default="train", choices=("train", "eval")), *_DATA_OPTIONS),
+           kind="long"),
+    OpSpec("import", "Import a prompt pack, PEFT folder, KoboldAI zip or prompt file.",
+           (Arg("path", "str", required=True),
+            Arg("task", "str", doc="task for a single prompt (default: its own name)"),
+            Arg("force", "bool", default=False,
+                doc="accept prompts of another model of the same size")),
+           kind="long"),
+    OpSpec("install_examples", "Fill an empty library with the example tasks.",
+           (Arg("folder", "str", doc="examples folder (default: the shipped examples)"),),
+           kind="long"),
     OpSpec("shutdown", "Checkpoint the running job, then exit."),
 )}
 OPS = tuple(OP_SPECS)

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from engine import __version__
 from engine.errors import PromptbankError
 from engine.faults import release_memory
+from engine.library_requests import LibraryRequests
 from engine.protocol import (
     OP_SPECS,
     PROTOCOL_VERSION,
@@ -100,7 +101,7 @@ class TrainingJobAdapter:
                                     summary={"error": message, "steps": self.job.step_index})
 
 
-class Worker:
+class Worker(LibraryRequests):
     """Holds the one model copy, the library and the runtime; answers every op."""
 
     def __init__(self, args: argparse.Namespace, out: TextIO = sys.stdout) -> None:
@@ -287,9 +288,7 @@ class Worker:
         if any(e.job is not None and e.job.describe().get("run_id") == run_id
                for e in self.scheduler.jobs):
             raise PromptbankError(f"Run {run_id} is already running in this worker.")
-        if run.status == "done":
-            raise PromptbankError(f"Run {run_id} has already finished.",
-                                  hint="Start a new run with 'train' or 'continue'.")
+        self.library.claim_run(run_id)  # refuses a finished run and one another process trains
         try:
             from engine.training.job import TrainingJob
         except ImportError as exc:
@@ -307,12 +306,16 @@ class Worker:
         self.send(result(rid, job=args["job"], was=was))
 
     def op_jobs(self, rid: str, args: dict) -> None:
+        from engine.library.owner import RunOwner
+
         listing = self.scheduler.listing()
         active = {j.get("run_id") for j in listing}
+        me = RunOwner.this_process()
         resumable = [
             {"run_id": r.id, "task": self._task_name(r.task_id), "status": r.status}
             for r in self.library.list_runs()
             if r.status in ("running", "cancelled") and r.id not in active
+            and not (r.owner and r.owner.blocks(me))
         ]
         self.send(result(rid, jobs=listing, resumable=resumable))
 

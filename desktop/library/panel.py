@@ -18,6 +18,7 @@ from desktop.summary import TaskSummary, summarize_tasks
 
 KIND_COLOURS = {"classify": "#3b82f6", "generate": "#10b981", "extract": "#f59e0b"}
 FIT_ROLE = Qt.ItemDataRole.UserRole + 1
+NO_TASKS = "No tasks yet. Press Ctrl+N to create one from a dataset file."
 
 
 def kind_badge(kind: str) -> QIcon:
@@ -51,9 +52,10 @@ class LibraryPanel(QWidget):
         self.list = QListWidget()
         self.list.setToolTip("Your tasks. Greyed-out tasks have prompts that do not fit the "
                              "loaded model; hover one to see why.")
-        self.empty = QLabel("No tasks yet. Press Ctrl+N to create one from a dataset file.")
+        self.empty = QLabel(NO_TASKS)
         self.empty.setWordWrap(True)
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.search)
@@ -83,7 +85,11 @@ class LibraryPanel(QWidget):
             self.list.addItem(item)
         self.list.blockSignals(False)
         self._apply_filter(self.search.text())
-        self.empty.setVisible(not self.summaries)
+        # A catalogue that cannot be read is said so, with its remedy, not shown as empty.
+        problem = self.session.library_problem
+        self.empty.setText(problem or NO_TASKS)
+        self.empty.setStyleSheet("color: #b91c1c;" if problem else "")
+        self.empty.setVisible(bool(problem) or not self.summaries)
         if current:
             self.select(current, emit=False)
 

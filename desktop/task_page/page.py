@@ -48,7 +48,7 @@ def _button(text: str, tip: str, slot) -> QPushButton:
 
 
 class TaskPage(QWidget):
-    """Shows the selected task; every change goes through the library, then refreshes."""
+    """Shows the selected task; every change goes to the engine, then the page refreshes."""
 
     sig_open_playground = Signal(str)
     """Open this task in the playground (its name)."""
@@ -248,12 +248,7 @@ class TaskPage(QWidget):
         if self.task is None or not numbers:
             self.error.setText("Select a version first.")
             return
-        try:
-            self.session.library.set_active(self.task.name, numbers[0])
-        except PromptbankError as exc:
-            self.error.setText(str(exc))
-            return
-        self.session.notify_library_changed()
+        self.run_change("activate", {"task": self.task.name, "version": numbers[0]})
 
     def compare(self) -> None:
         """Show the selected versions' metrics side by side."""
@@ -299,10 +294,12 @@ class TaskPage(QWidget):
             QMessageBox.StandardButton.Cancel)
         if answer != QMessageBox.StandardButton.Yes:
             return
-        try:
-            self.session.library.delete_task(self.task.name)
-        except PromptbankError as exc:
-            self.error.setText(str(exc))
-            return
-        self.task = None
-        self.session.notify_library_changed()
+        self.run_change("delete_task", {"task": self.task.name})
+
+    def run_change(self, op: str, args: dict) -> None:
+        """Ask the engine to change the library; the lists re-read it once it has."""
+        self.error.setText("")
+        (self.session.op(op, args)
+         .on_success(lambda _res: self.session.notify_library_changed())
+         .on_failure(self.error.setText)
+         .run())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -22,11 +21,9 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.session import Session
-from desktop.threads import run_in_thread
 from desktop.training.jobs import JobTracker
 from desktop.wizard.dataset_preview import DatasetPreview
 from desktop.wizard.training_settings import TrainingSettings, usable_init
-from engine.library import Library
 
 KINDS = ("generate", "classify")
 MAX_INFERRED_LABELS = 20
@@ -173,7 +170,7 @@ class NewTaskWizard(QWizard):
         return outputs if len(outputs) <= MAX_INFERRED_LABELS else []
 
     def accept(self) -> None:
-        """Create the task off the GUI thread; close on success, show the error otherwise."""
+        """Ask the engine to create the task; close on success, show the error otherwise."""
         if self._busy:
             return
         self._busy = True
@@ -181,21 +178,22 @@ class NewTaskWizard(QWizard):
         self.train_page.error.setText("Creating the task…")
         name = self.task_page.name.text().strip()
         input_col, output_col = self.data_page.preview.columns()
-        spec = {
-            "name": name,
+        args = {
+            "task": name,
             "kind": self.task_page.kind.currentText(),
-            "labels": self.labels(),
+            "labels": self.labels() or None,
             "description": self.task_page.description.text().strip(),
             "instruction": self.task_page.instruction.toPlainText().strip(),
-            "path": Path(self.data_page.preview.path.text().strip()),
+            "data": self.data_page.preview.path.text().strip() or None,
             "input_column": input_col,
             "output_column": output_col,
             "eval_fraction": self.data_page.eval_fraction.value(),
             "seed": self.data_page.seed.value(),
         }
-        root = self.session.library.root
-        run_in_thread(lambda: create_task_with_dataset(root, spec),
-                      lambda _res: self._created(name), self._failed, self)
+        (self.session.op("create_task", args)
+         .on_success(lambda _res: self._created(name))
+         .on_failure(self._failed)
+         .run())
 
     def _created(self, name: str) -> None:
         self._busy = False
@@ -214,20 +212,3 @@ class NewTaskWizard(QWizard):
         self.train_page.error.setText(message)
         self.sig_failed.emit(message)
 
-
-def create_task_with_dataset(root: Path, spec: dict) -> str:
-    """Create the task with its dataset in one library transaction (all or nothing).
-
-    Runs in a worker thread, so it opens its own Library (sqlite connections are per thread).
-    """
-    library = Library(root)
-    try:
-        task = library.create_task(
-            spec["name"], kind=spec["kind"], labels=spec["labels"] or None,
-            description=spec["description"], instruction=spec["instruction"],
-            data=spec["path"], input_column=spec["input_column"],
-            output_column=spec["output_column"], eval_fraction=spec["eval_fraction"],
-            seed=spec["seed"])
-    finally:
-        library.close()
-    return task.name

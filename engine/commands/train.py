@@ -131,6 +131,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from engine.training.job import TrainingJob
 
     if args.resume is not None:
+        from engine.library import Library
+
+        Library(args.library).claim_run(args.resume)  # refused at once while another trains it
         return _run(args, lambda lib, host: TrainingJob.resume(lib, host, args.resume))
     config = config_from_args(args)
     return _run(args, lambda lib, host: TrainingJob.start(lib, host, args.task, config))

@@ -53,6 +53,14 @@ def library_root(tmp_path: Path) -> Path:
     return tmp_path / "library"
 
 
+def writer(window):
+    """A second, writable handle on the window's library: test set-up plays another process
+    (the command line) changing the library; the desktop itself only reads it."""
+    from engine.library import Library
+
+    return Library(window.session.library.root)
+
+
 def make_window(qtbot, library_root: Path, settings, model: str):
     """A main window whose session would run ``model``; the engine is not started."""
     from desktop.engine.process import EngineProcess

@@ -9,6 +9,7 @@ import torch
 from PySide6.QtCore import QTimer
 
 from engine.prompts import ModelGeometry, SoftPrompt
+from tests.desktop.conftest import writer
 
 TRAIN_MS = 120_000
 QUICK = {"method": "prompt", "length": 4, "init": "random", "steps": 8, "batch_size": 4,
@@ -16,7 +17,7 @@ QUICK = {"method": "prompt", "length": 4, "init": "random", "steps": 8, "batch_s
 
 
 def add_task_with_data(window, name: str, data, *, kind="classify"):
-    lib = window.session.library
+    lib = writer(window)
     lib.create_task(name, kind=kind, labels=["positive", "negative"] if kind == "classify"
                     else None, instruction="Classify the sentiment.")
     lib.add_dataset(name, data)
@@ -29,7 +30,7 @@ def add_random_version(window, host, name: str, seed: int) -> None:
     geometry = ModelGeometry.of(host)
     prompt = SoftPrompt("prompt", torch.randn(4, geometry.hidden_size) * 0.1, geometry,
                         task=name, init="random")
-    window.session.library.add_version(name, prompt.to_bytes())
+    writer(window).add_version(name, prompt.to_bytes())
 
 
 class StallMeter:

@@ -1,14 +1,23 @@
-"""Library-side behaviour of the desktop: the wizard, the task list, the task page."""
+"""Library-side behaviour of the desktop: the wizard, the task list, the task page. The
+desktop reads the catalogue read-only; its changes go through the engine process."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
+import pytest
+import torch
 from PySide6.QtWidgets import QMessageBox
 
 from desktop.wizard.new_task import NewTaskWizard, parse_labels
+from engine.errors import PromptbankError
 from engine.library import Library
+from engine.prompts import ModelGeometry, SoftPrompt
+from tests.desktop.conftest import ENGINE_START_MS, make_window, writer
+
+ENGINE_MS = 30_000
 
 
 def open_wizard(window) -> NewTaskWizard:
@@ -28,49 +37,233 @@ def fill_wizard(qtbot, wizard: NewTaskWizard, name: str, path: Path, *, kind="cl
     return blocker.args[0]
 
 
-def test_create_task_from_file_is_listed(qtbot, offline_window, sentiment_file, library_root):
-    wizard = open_wizard(offline_window)
+def add_version(lib: Library, name: str, hidden_size: int = 32) -> None:
+    geometry = ModelGeometry("f" * 32, hidden_size, 2, 2, hidden_size // 4)
+    lib.add_version(name, SoftPrompt("prompt", torch.zeros(4, hidden_size), geometry,
+                                     task=name).to_bytes())
+
+
+# --- through the engine ----------------------------------------------------------------
+
+
+def test_create_task_from_file_is_listed(qtbot, window, sentiment_file):
+    wizard = open_wizard(window)
     assert fill_wizard(qtbot, wizard, "sentiment", sentiment_file) is True
     preview = wizard.data_page.preview
     assert preview.table.rowCount() == 10
     assert preview.table.item(0, 1).text() == "positive"
     assert "10 examples" in preview.status.text()
     assert wizard.data_page.isComplete()
-    with qtbot.waitSignal(wizard.sig_task_created, timeout=10_000):
+    with qtbot.waitSignal(wizard.sig_task_created, timeout=ENGINE_MS):
         wizard.accept()
-    assert offline_window.library.task_names() == ["sentiment"]
-    task = Library(library_root).get_task("sentiment")
+    assert "sentiment" in window.library.task_names()
+    task = writer(window).get_task("sentiment")
     assert task.kind == "classify"
     assert sorted(task.labels) == ["negative", "positive"]  # taken from the data
     # Selecting it fills the task page with its dataset preview.
-    offline_window.library.select("sentiment")
-    page = offline_window.task_page
+    window.library.select("sentiment")
+    page = window.task_page
     assert page.title.text().startswith("sentiment")
     assert page.datasets.rowCount() == 1
     assert page.preview.rowCount() > 0
 
 
-def test_bad_file_shows_inline_error_and_creates_nothing(qtbot, offline_window, tmp_path,
-                                                         library_root):
+def test_bad_file_shows_inline_error_and_creates_nothing(qtbot, window, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"input": "a", "output": "b"}\n{"input": "c", "output": \n',
                    encoding="utf-8")
-    wizard = open_wizard(offline_window)
+    wizard = open_wizard(window)
     assert fill_wizard(qtbot, wizard, "broken", bad) is False
     error = wizard.data_page.preview.status.text()
     assert "bad.jsonl" in error and "2" in error  # names the file and its line
     assert not wizard.data_page.isComplete()
-    # Forcing creation anyway fails cleanly and leaves the library as it was.
-    with qtbot.waitSignal(wizard.sig_failed, timeout=10_000):
+    # Forcing creation anyway fails cleanly (the engine says why) and changes nothing.
+    with qtbot.waitSignal(wizard.sig_failed, timeout=ENGINE_MS) as failed:
         wizard.accept()
+    assert "bad.jsonl" in failed.args[0]
     assert wizard.isVisible()
-    assert wizard.train_page.error.text()
-    assert Library(library_root).list_tasks() == []
-    assert offline_window.library.task_names() == []
+    assert wizard.train_page.error.text() == failed.args[0]
+    assert "broken" not in [t.name for t in writer(window).list_tasks()]
+    assert "broken" not in window.library.task_names()
 
 
-def test_duplicate_and_invalid_names_are_refused(qtbot, offline_window, sentiment_file):
-    offline_window.session.library.create_task("taken")
+def test_set_active_goes_through_the_engine(qtbot, window):
+    lib = writer(window)
+    lib.create_task("versions")
+    add_version(lib, "versions")
+    add_version(lib, "versions")
+    window.session.notify_library_changed()
+    window.library.select("versions")
+    page = window.task_page
+    page.versions.selectRow(1)  # newest first: v1; the latest (v2) is served until then
+    with qtbot.waitSignal(window.session.sig_library_changed, timeout=ENGINE_MS):
+        page.set_active()
+    assert lib.get_task("versions").active_version_id == lib.get_version("versions", 1).id
+    assert page.error.text() == ""
+
+
+def test_delete_asks_first_then_the_engine_deletes(qtbot, window, monkeypatch):
+    lib = writer(window)
+    lib.create_task("doomed")
+    window.session.notify_library_changed()
+    window.library.select("doomed")
+    answers = iter([QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Yes])
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: next(answers))
+    window.task_page.delete_task()
+    assert "doomed" in [t.name for t in lib.list_tasks()]
+    with qtbot.waitSignal(window.session.sig_library_changed, timeout=ENGINE_MS):
+        window.task_page.delete_task()
+    assert "doomed" not in [t.name for t in lib.list_tasks()]
+    assert "doomed" not in window.library.task_names()
+
+
+def test_a_refused_change_shows_the_engines_message(qtbot, window):
+    page = window.task_page
+    page.run_change("activate", {"task": "no-such-task", "version": 1})
+    qtbot.waitUntil(lambda: "no task named 'no-such-task'" in page.error.text(),
+                    timeout=ENGINE_MS)
+
+
+def test_examples_are_installed_by_the_engine_when_it_starts(qtbot, window, tmp_path,
+                                                             sentiment_file):
+    folder = tmp_path / "examples"
+    folder.mkdir()
+    (folder / "sentiment.jsonl").write_bytes(sentiment_file.read_bytes())
+    (folder / "manifest.json").write_text(json.dumps({"tasks": [
+        {"name": "example-sentiment", "kind": "classify", "data": "sentiment.jsonl"}]}),
+        encoding="utf-8")
+    session = window.session
+    old_root = session.library.root
+    session.examples = folder
+    try:
+        with qtbot.waitSignal(session.sig_model_changed, timeout=ENGINE_START_MS,
+                              check_params_cb=bool):
+            session.open_library(tmp_path / "fresh-library")
+        assert window.library.task_names() == ["example-sentiment"]
+        assert session.examples is None  # installed once
+        assert not session.library.stand_in and session.library.read_only
+    finally:
+        with qtbot.waitSignal(session.sig_model_changed, timeout=ENGINE_START_MS,
+                              check_params_cb=bool):
+            session.open_library(old_root)
+
+
+def run_op(qtbot, window, op: str, args: dict) -> tuple[str, object]:
+    """Send one op through the desktop's EngineOp; ("ok", result) or ("failed", message)."""
+    outcome: list = []
+    (window.session.op(op, args)
+     .on_success(lambda data: outcome.append(("ok", data)))
+     .on_failure(lambda message: outcome.append(("failed", message)))
+     .run())
+    qtbot.waitUntil(lambda: bool(outcome), timeout=ENGINE_MS)
+    return outcome[0]
+
+
+def test_edit_add_data_and_import_ops_from_the_desktop(qtbot, window, sentiment_file, tmp_path,
+                                                       tiny_host):
+    assert run_op(qtbot, window, "create_task", {"task": "ops"})[0] == "ok"
+    status, data = run_op(qtbot, window, "edit_task", {"task": "ops", "new_name": "ops2",
+                                                       "description": "renamed"})
+    assert status == "ok" and data["task"]["description"] == "renamed"
+    status, data = run_op(qtbot, window, "add_dataset", {"task": "ops2",
+                                                         "data": str(sentiment_file)})
+    assert status == "ok" and data["added"] and data["dataset"]["rows"] == 10
+    prompt = tmp_path / "imported.safetensors"
+    geometry = ModelGeometry.of(tiny_host)
+    prompt.write_bytes(SoftPrompt("prompt", torch.zeros(3, geometry.hidden_size), geometry,
+                                  task="imported").to_bytes())
+    status, data = run_op(qtbot, window, "import", {"path": str(prompt)})
+    assert status == "ok" and data["added"] == ["imported v1"]
+    names = [t.name for t in window.session.library.list_tasks()]
+    assert {"ops2", "imported"} <= set(names) and "ops" not in names
+    for op, args, words in (
+            ("edit_task", {"task": "ops2", "new_name": "imported"}, "already exists"),
+            ("add_dataset", {"task": "ops2", "data": str(tmp_path / "gone.jsonl")},
+             "does not exist"),
+            ("import", {"path": str(tmp_path / "gone.zip")}, "does not exist"),
+            ("delete_task", {"task": "nobody"}, "no task named 'nobody'")):
+        status, message = run_op(qtbot, window, op, args)
+        assert status == "failed" and words in message and "\n" not in message, (op, message)
+
+
+def test_the_engine_also_refuses_a_lost_catalogue(qtbot, window, tmp_path):
+    lost = tmp_path / "lost"
+    lib = Library(lost)
+    lib.create_task("sent")
+    add_version(lib, "sent")
+    lib.close()
+    (lost / "library.db").write_bytes(b"")  # emptied
+    session = window.session
+    old_root = session.library.root
+    try:
+        with qtbot.waitSignal(session.sig_model_changed, timeout=ENGINE_START_MS,
+                              check_params_cb=bool):
+            session.open_library(lost)
+        # The engine's own attempt to open it failed the same way: the message stays, the
+        # model still serves, and the empty file was left as it was.
+        assert "lost its catalogue" in session.library_problem
+        assert "lost its catalogue" in window.library.empty.text()
+        assert (lost / "library.db").read_bytes() == b""
+    finally:
+        with qtbot.waitSignal(session.sig_model_changed, timeout=ENGINE_START_MS,
+                              check_params_cb=bool):
+            session.open_library(old_root)
+    assert session.library_problem == "" and "lost" not in window.library.empty.text()
+
+
+# --- reading only ------------------------------------------------------------------------
+
+
+def test_the_desktops_library_cannot_write(offline_window, library_root):
+    lib = Library(library_root)
+    lib.create_task("kept")
+    lib.checkpoint()
+    session = offline_window.session
+    session.notify_library_changed()
+    assert offline_window.library.task_names() == ["kept"]
+    before = (library_root / "library.db").read_bytes()
+    reader = session.library
+    assert reader.read_only
+    for change in (lambda: reader.create_task("new"), lambda: reader.delete_task("kept"),
+                   lambda: reader.rename_task("kept", "other")):
+        with pytest.raises(PromptbankError, match="opened read-only"):
+            change()
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader.db.execute("DELETE FROM tasks")
+    lib.checkpoint()
+    assert (library_root / "library.db").read_bytes() == before
+    assert [t.name for t in lib.list_tasks()] == ["kept"]
+
+
+def test_a_lost_catalogue_is_said_with_its_remedy(qtbot, library_root, settings):
+    lib = Library(library_root)
+    lib.create_task("sent")
+    add_version(lib, "sent")
+    lib.close()
+    for name in ("library.db", "library.db-wal", "library.db-shm"):
+        (library_root / name).unlink(missing_ok=True)
+    window = make_window(qtbot, library_root, settings, "default")
+    window.show()
+    empty = window.library.empty
+    assert empty.isVisible() and window.library.task_names() == []
+    assert "lost its catalogue" in empty.text() and "promptbank library rebuild" in empty.text()
+    assert "No tasks yet" not in empty.text()
+    assert not (library_root / "library.db").exists()  # the desktop created nothing
+
+
+def test_a_new_library_says_no_tasks_yet(offline_window, library_root):
+    empty = offline_window.library.empty
+    assert empty.isVisible() and empty.text().startswith("No tasks yet")
+    assert offline_window.session.library.stand_in
+    Library(library_root).create_task("first")  # e.g. the engine, or the command line
+    offline_window.session.notify_library_changed()
+    assert offline_window.library.task_names() == ["first"]
+    assert not offline_window.session.library.stand_in and not empty.isVisible()
+
+
+def test_duplicate_and_invalid_names_are_refused(qtbot, offline_window, library_root):
+    Library(library_root).create_task("taken")
+    offline_window.session.notify_library_changed()
     wizard = open_wizard(offline_window)
     wizard.task_page.name.setText("taken")
     assert not wizard.task_page.isComplete()
@@ -82,8 +275,8 @@ def test_duplicate_and_invalid_names_are_refused(qtbot, offline_window, sentimen
     assert parse_labels(" a, b,,a ,c ") == ["a", "b", "c"]
 
 
-def test_search_filters_and_ctrl_k_focuses(qtbot, offline_window):
-    lib = offline_window.session.library
+def test_search_filters_and_ctrl_k_focuses(qtbot, offline_window, library_root):
+    lib = Library(library_root)
     lib.create_task("sentiment", kind="classify", labels=["positive", "negative"])
     lib.create_task("summaries", description="short summaries of news")
     lib.create_task("spam", kind="classify", labels=["spam", "ham"])
@@ -96,62 +289,23 @@ def test_search_filters_and_ctrl_k_focuses(qtbot, offline_window):
     assert panel.task_names() == ["sentiment", "spam"]
     panel.search.clear()
     offline_window.activateWindow()
-    offline_window.findChild(type(offline_window.act_new), "") or None
     for action in offline_window.actions():
         if action.shortcut().toString() == "Ctrl+K":
             action.trigger()
     assert panel.search.hasFocus() or qtbot.waitUntil(panel.search.hasFocus, timeout=2000) is None
 
 
-def test_prompt_for_another_model_is_greyed_with_reason(qtbot, offline_window, tiny_host):
-    from engine.prompts import ModelGeometry, SoftPrompt
-
-    lib = offline_window.session.library
+def test_prompt_for_another_model_is_greyed_with_reason(qtbot, offline_window, library_root):
+    lib = Library(library_root)
     lib.create_task("other")
-    geometry = ModelGeometry.of(tiny_host)
-    import torch
-
-    prompt = SoftPrompt("prompt", torch.zeros(4, geometry.hidden_size), geometry, task="other")
-    lib.add_version("other", prompt.to_bytes())
+    add_version(lib, "other")
     session = offline_window.session
+    session.notify_library_changed()
     session.model = {"name": "big", "fingerprint": "not-the-same", "hidden_size": 576}
     session.sig_model_changed.emit(session.model)
     item = offline_window.library.list.item(0)
     assert "hidden size 32" in item.toolTip()
     assert item.foreground().color().name() == "#9ca3af"
-    session.model = {"name": "tiny", "fingerprint": geometry.fingerprint, "hidden_size": 32}
+    session.model = {"name": "tiny", "fingerprint": "f" * 32, "hidden_size": 32}
     session.sig_model_changed.emit(session.model)
     assert "hidden size" not in offline_window.library.list.item(0).toolTip()
-
-
-def test_delete_asks_first(qtbot, offline_window, monkeypatch, sentiment_file):
-    lib = offline_window.session.library
-    lib.create_task("doomed")
-    offline_window.session.notify_library_changed()
-    offline_window.library.select("doomed")
-    answers = iter([QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Yes])
-    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: next(answers))
-    offline_window.task_page.delete_task()
-    assert [t.name for t in lib.list_tasks()] == ["doomed"]
-    offline_window.task_page.delete_task()
-    assert lib.list_tasks() == []
-    assert offline_window.library.task_names() == []
-
-
-def test_first_run_examples_install_and_degrade(tmp_path, library_root, sentiment_file):
-    from desktop.examples import install_examples
-
-    lib = Library(library_root)
-    assert install_examples(lib, tmp_path / "missing") == []
-    folder = tmp_path / "examples"
-    folder.mkdir()
-    (folder / "sentiment.jsonl").write_bytes(sentiment_file.read_bytes())
-    (folder / "broken.jsonl").write_text("not json\n", encoding="utf-8")
-    (folder / "manifest.json").write_text(json.dumps({"tasks": [
-        {"name": "sentiment", "kind": "classify", "data": "sentiment.jsonl",
-         "description": "Is a review positive or negative?"},
-        {"name": "broken", "data": "broken.jsonl"},
-    ]}), encoding="utf-8")
-    assert install_examples(lib, folder) == ["sentiment"]
-    assert [t.name for t in lib.list_tasks()] == ["sentiment"]
-    assert install_examples(lib, folder) == []  # never touches a library with tasks

@@ -30,11 +30,11 @@ def one_thread():
 
 @pytest.mark.integration
 def test_two_example_tasks_in_one_mixed_run(tmp_path, default_host, one_thread):
-    from desktop.examples import install_examples
+    from engine.examples import install_examples
     from engine.library import Library
 
     lib = Library(tmp_path / "lib")
-    assert {"sentiment", "restaurant-description"} <= set(install_examples(lib, EXAMPLES))
+    assert {"sentiment", "restaurant-description"} <= set(install_examples(lib, EXAMPLES).installed)
     src = tmp_path / "reviews.csv"
     with src.open("w", newline="") as fh:
         csv.writer(fh).writerows([["review"], *[[t] for t in TEXTS]])

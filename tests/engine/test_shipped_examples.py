@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from desktop.examples import install_examples
+from engine.examples import install_examples
 from engine.library import Library
 from engine.paths import resources_dir
 from engine.prompts import ModelGeometry, SoftPrompt
@@ -26,7 +26,7 @@ def test_manifest_lists_every_shipped_prompt():
 @pytest.mark.integration
 def test_examples_install_active_and_fit_the_default_model(tmp_path, default_host):
     library = Library(tmp_path / "library")
-    names = install_examples(library, EXAMPLES)
+    names = install_examples(library, EXAMPLES).installed
     assert sorted(names) == sorted(t.name for t in library.list_tasks()) and len(names) == 3
     for name in names:
         task = library.get_task(name)

@@ -1,4 +1,5 @@
-"""First run: fill an empty library with the shipped example tasks from resources/examples.
+"""First run: fill an empty library with the shipped example tasks from resources/examples
+(the desktop asks the engine for this with the ``install_examples`` op).
 
 ``resources/examples/manifest.json`` lists the tasks::
 
@@ -14,12 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import PromptbankError
 from engine.library import Library
 
-log = logging.getLogger("promptbank.desktop")
+log = logging.getLogger("promptbank.examples")
 DATA_SUFFIXES = (".jsonl", ".csv", ".tsv")
 
 
@@ -39,35 +41,44 @@ def example_specs(folder: Path) -> list[dict]:
             if p.suffix.lower() in DATA_SUFFIXES]
 
 
-def install_examples(library: Library, folder: Path) -> list[str]:
+@dataclass
+class ExamplesReport:
+    """Which example tasks were installed, and which were skipped (with the reason)."""
+
+    installed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def install_examples(library: Library, folder: Path) -> ExamplesReport:
     """Add the example tasks (datasets and trained prompts) to an empty library.
 
-    Returns the names installed; a library that already has tasks is left alone, and an
-    example that fails to install is skipped (and removed) without stopping the others.
+    A library that already has tasks is left alone, and an example that fails to install is
+    skipped (and leaves nothing behind) without stopping the others.
     """
+    report = ExamplesReport()
     if library.list_tasks():
-        return []
-    installed = []
+        return report
     for spec in example_specs(folder):
         try:
             install_one(library, folder, spec)
         except (PromptbankError, OSError) as exc:
             log.warning("example %s skipped: %s", spec.get("name"), exc)
+            report.skipped.append(f"{spec['name']}: {exc}")
             continue
-        installed.append(spec["name"])
-    return installed
+        report.installed.append(spec["name"])
+    return report
 
 
 def install_one(library: Library, folder: Path, spec: dict) -> None:
     """Create one example task with its dataset and prompt versions (all or nothing)."""
-    task = library.create_task(spec["name"], kind=spec.get("kind", "generate"),
-                               labels=spec.get("labels") or None,
-                               description=spec.get("description", ""),
-                               instruction=spec.get("instruction", ""),
-                               data=folder / spec["data"],
-                               input_column=spec.get("input_column"),
-                               output_column=spec.get("output_column"))
-    try:
+    with library.transaction():
+        task = library.create_task(spec["name"], kind=spec.get("kind", "generate"),
+                                   labels=spec.get("labels") or None,
+                                   description=spec.get("description", ""),
+                                   instruction=spec.get("instruction", ""),
+                                   data=folder / spec["data"],
+                                   input_column=spec.get("input_column"),
+                                   output_column=spec.get("output_column"))
         version = None
         for name in spec.get("prompts", []):
             version = library.add_version(task.name, (folder / name).read_bytes(),
@@ -75,6 +86,3 @@ def install_one(library: Library, folder: Path, spec: dict) -> None:
                                           metrics=spec.get("metrics"))
         if version is not None:
             library.set_active(task.name, version.number)
-    except BaseException:
-        library.delete_task(task.name)
-        raise

@@ -1,0 +1,46 @@
+"""Library: one library folder's catalogue and files, composed from its repositories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.errors import PromptbankError
+from engine.library.datasets import DatasetRepository, DatasetSource
+from engine.library.evaluations import EvaluationRepository
+from engine.library.models import ModelRepository
+from engine.library.records import Task
+from engine.library.runs import RunRepository
+from engine.library.versions import VersionRepository
+
+
+class Library(ModelRepository, DatasetRepository, VersionRepository, RunRepository,
+              EvaluationRepository):
+    """The catalogue and file store of one library folder."""
+
+    def create_task(self, name: str, *, kind: str = "generate", labels: list[str] | None = None,
+                    description: str = "", instruction: str = "",
+                    input_template: str | None = None, data: Path | str | None = None,
+                    eval_path: Path | str | None = None, input_column: str | None = None,
+                    output_column: str | None = None, eval_fraction: float = 0.1,
+                    seed: int = 0) -> Task:
+        """Create a task, optionally with its first dataset, all in one transaction.
+
+        A classify task given data but no labels takes its labels from the data's outputs.
+        """
+        self._check_task_fields(kind, labels, name)
+        source = eval_source = None
+        if data is not None:
+            source = DatasetSource.load(data, input_column, output_column)
+            if eval_path is not None:
+                eval_source = DatasetSource.load(eval_path, input_column, output_column)
+            if kind == "classify" and not labels:
+                labels = sorted({e.output for e in source.read.examples})
+        if kind == "classify" and len(labels or []) < 2:
+            raise PromptbankError(f"The classify task '{name}' needs at least two labels.",
+                                  hint="Give them with --labels a,b or in the data's outputs.")
+        with self.transaction():
+            task = self._insert_task(name, kind, labels, description, instruction,
+                                     input_template)
+            if source is not None:
+                self._insert_dataset(task, source, eval_source, eval_fraction, seed, "train")
+        return self.get_task(name)

@@ -1,0 +1,109 @@
+"""Training runs: their status, config, summary, per-step metrics and owning process.
+
+A run is created owned by the process that creates it; ``claim_run`` takes it over for a
+resume (refused while a live process holds it) and any final status releases it.
+"""
+
+from __future__ import annotations
+
+from engine.clock import utc_now
+from engine.errors import PromptbankError
+from engine.library.owner import RunOwner
+from engine.library.records import Run, dumps, loads, run_from_row
+from engine.library.schema import RUN_STATUSES
+from engine.library.tasks import TaskRepository
+
+
+class RunRepository(TaskRepository):
+    """The ``runs`` and ``run_metrics`` tables."""
+
+    def create_run(self, task: str, config: dict, *, parent_version_id: int | None = None,
+                   kind: str = "train") -> Run:
+        """Record a run that is starting, owned by this process."""
+        with self.transaction():
+            record = self.get_task(task)
+            run_id = self.db["runs"].insert({
+                "task_id": record.id, "kind": kind, "status": "running",
+                "config": dumps(config), "parent_version_id": parent_version_id,
+                "version_id": None, "summary": "{}", "started": utc_now(),
+                "finished": None, **_owner_columns(RunOwner.this_process())}).last_pk
+        return self.get_run(run_id)
+
+    def claim_run(self, run_id: int, owner: RunOwner | None = None) -> Run:
+        """Make ``owner`` (default: this process) the one process training a run.
+
+        Refused for a finished run and while another live process holds it; the claim of a
+        process that is gone (on this host) is taken over.
+        """
+        claimant = owner or RunOwner.this_process()
+        with self.transaction():
+            run = self.get_run(run_id)
+            if run.status == "done":
+                raise PromptbankError(f"Run {run_id} has already finished.",
+                                      hint="Start a new run with 'train' or 'continue'.")
+            if run.owner is not None and run.owner.blocks(claimant):
+                raise PromptbankError(
+                    f"Run {run_id} is being trained by {run.owner.describe()}.",
+                    hint="Wait for it to end, or cancel it there; a run is trained by one "
+                    "process at a time.")
+            self.db["runs"].update(run_id, _owner_columns(claimant))
+        return self.get_run(run_id)
+
+    def release_run(self, run_id: int, owner: RunOwner | None = None) -> None:
+        """Give up ``owner``'s (default: this process's) hold on a run; another's stays."""
+        releasing = owner or RunOwner.this_process()
+        with self.transaction():
+            held = self.get_run(run_id).owner
+            if held is not None and held.same_process(releasing):
+                self.db["runs"].update(run_id, _owner_columns(None))
+
+    def log_metrics(self, run_id: int, step: int, metrics: dict) -> None:
+        """Record one step's metrics (a repeated step after a resume replaces the old one)."""
+        with self.transaction():
+            self.db["run_metrics"].upsert({"run_id": run_id, "step": step,
+                                           "metrics": dumps(metrics), "created": utc_now()},
+                                          pk=("run_id", "step"))
+
+    def finish_run(self, run_id: int, status: str, *, version_id: int | None = None,
+                   summary: dict | None = None) -> Run:
+        """Set a run's final (or resumable) status, its version and summary; any status but
+        ``running`` releases the run's owner."""
+        if status not in RUN_STATUSES:
+            raise PromptbankError(f"Unknown run status '{status}'.",
+                                  hint=f"Use one of: {', '.join(RUN_STATUSES)}.")
+        with self.transaction():
+            run = self.get_run(run_id)
+            columns = {"status": status, "version_id": version_id or run.version_id,
+                       "summary": dumps(summary if summary is not None else run.summary),
+                       "finished": None if status == "running" else utc_now()}
+            if status != "running":
+                columns.update(_owner_columns(None))
+            self.db["runs"].update(run_id, columns)
+        return self.get_run(run_id)
+
+    def get_run(self, run_id: int) -> Run:
+        """The run with this id."""
+        return run_from_row(self._row("SELECT * FROM runs WHERE id = ?", (run_id,),
+                              f"There is no run with id {run_id}."))
+
+    def list_runs(self, task: str | None = None) -> list[Run]:
+        """Runs of one task (or all), newest first."""
+        if task is None:
+            return [run_from_row(r) for r in self._rows("SELECT * FROM runs ORDER BY id DESC")]
+        task_id = self.get_task(task).id
+        return [run_from_row(r) for r in self._rows(
+            "SELECT * FROM runs WHERE task_id = ? ORDER BY id DESC", (task_id,))]
+
+    def run_metrics(self, run_id: int) -> list[dict]:
+        """A run's per-step metrics in step order, each with its ``step``."""
+        return [{"step": r["step"], **loads(r["metrics"], {})} for r in self._rows(
+            "SELECT step, metrics FROM run_metrics WHERE run_id = ? ORDER BY step", (run_id,))]
+
+
+def _owner_columns(owner: RunOwner | None) -> dict:
+    """The ``runs`` columns that hold ``owner`` (all NULL for none)."""
+    if owner is None:
+        return {"owner_pid": None, "owner_host": None, "owner_since": None,
+                "owner_token": None}
+    return {"owner_pid": owner.pid, "owner_host": owner.host, "owner_since": owner.since,
+            "owner_token": owner.token}
