@@ -163,25 +163,30 @@ class TrainingJob:
     @classmethod
     def resume(cls, library, host, run_id: int, *,
                on_rows: OnRows | None = None) -> TrainingJob:
-        """Continue a cancelled or interrupted run from its last checkpoint."""
-        run = library.get_run(run_id)
-        if run.status == "done":
-            raise PromptbankError(f"Run {run_id} has already finished.",
-                                  hint="Start a new run, or continue the task's new version.")
-        if run.config.get("model") not in (None, host.fingerprint):
-            raise PromptbankError(f"Run {run_id} was trained on another model.",
-                                  hint="Load that model to resume it.")
-        tensors, state = restore_state(library.checkpoint_dir(run_id))
-        config = TrainConfig.from_dict(run.config["train"])
-        record = library.get_task_by_id(run.task_id)
-        parent = parent_tensor = None
-        if run.parent_version_id is not None:
-            parent = library.version_by_id(run.parent_version_id)
-            parent_tensor = SoftPrompt.load(library.version_path(parent),
-                                            sha256=parent.sha256).tensor
-        job = cls._build(library, host, record, config, run_id, run.config,
-                         tensors["init"], parent, parent_tensor, on_rows)
-        job._restore(tensors, state)
+        """Continue a cancelled or interrupted run from its last checkpoint.
+
+        The run is claimed for this process first, so no other process trains it at the same
+        time (a finished run, or one a live process holds, is refused).
+        """
+        run = library.claim_run(run_id)
+        try:
+            if run.config.get("model") not in (None, host.fingerprint):
+                raise PromptbankError(f"Run {run_id} was trained on another model.",
+                                      hint="Load that model to resume it.")
+            tensors, state = restore_state(library.checkpoint_dir(run_id))
+            config = TrainConfig.from_dict(run.config["train"])
+            record = library.get_task_by_id(run.task_id)
+            parent = parent_tensor = None
+            if run.parent_version_id is not None:
+                parent = library.version_by_id(run.parent_version_id)
+                parent_tensor = SoftPrompt.load(library.version_path(parent),
+                                                sha256=parent.sha256).tensor
+            job = cls._build(library, host, record, config, run_id, run.config,
+                             tensors["init"], parent, parent_tensor, on_rows)
+            job._restore(tensors, state)
+        except BaseException:
+            library.release_run(run_id)
+            raise
         library.finish_run(run_id, "running")
         return job
 

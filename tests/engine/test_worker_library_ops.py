@@ -24,8 +24,9 @@ class InProcess:
 
     def __init__(self, root: Path, model: str = "unused") -> None:
         self.out = io.StringIO()
-        self.worker = Worker(argparse.Namespace(model=model, device="cpu", library=root,
-                                                trust_remote_code=False), out=self.out)
+        self.worker = Worker(argparse.Namespace(model=model, device="cpu", dtype="auto",
+                                                library=root, trust_remote_code=False),
+                             out=self.out)
         self.count = 0
 
     def ask(self, op: str, **args) -> dict:

@@ -22,7 +22,7 @@ def test_resume_of_a_run_held_elsewhere_is_refused_and_not_listed(tmp_path):
     free = lib.create_run("t", {})
     lib.finish_run(free.id, "cancelled")
     out = io.StringIO()
-    worker = Worker(argparse.Namespace(model="unused", device="cpu", library=root,
+    worker = Worker(argparse.Namespace(model="unused", device="cpu", dtype="auto", library=root,
                                        trust_remote_code=False), out=out)
     proc = holder(root, held.id)
     try:
