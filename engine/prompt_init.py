@@ -1,4 +1,5 @@
-"""Starting tensors for new prompts: instruction text, label words, vocabulary, random, transfer.
+"""Starting tensors for new prompts: instruction text, label words, vocabulary, random, transfer
+from another task's prompt (``task:NAME``) or from a universal prompt (``universal:NAME``).
 
 For ``prefix`` the chosen token embeddings are run through the model once and their per-layer
 keys/values become the prefix, so step 0 already acts like the text placed before the chat.
@@ -60,9 +61,15 @@ def _embeddings(host, init: str, length: int, task, seed: int) -> torch.Tensor:
 def transfer_tensor(library, host, other: str, method: str, length: int) -> torch.Tensor:
     """Another task's active prompt (same method and model), repeated or cut to ``length``."""
     version = library.get_version(other)
+    return version_tensor(library, host, version, other, method, length)
+
+
+def version_tensor(library, host, version, task: str, method: str, length: int
+                   ) -> torch.Tensor:
+    """A stored version's prompt as the start of a ``method`` prompt of ``length`` tokens."""
     if version.method != method:
         raise PromptbankError(
-            f"The task '{other}' has a {version.method} prompt, not a {method} one.",
+            f"The task '{task}' has a {version.method} prompt, not a {method} one.",
             hint=f"Use --method {version.method}, or another init.")
     source = SoftPrompt.load(library.version_path(version), sha256=version.sha256)
     geometry = ModelGeometry.of(host)
@@ -75,15 +82,19 @@ def initial_tensor(host, method: str, length: int, init: str, task, *, seed: int
     """The starting tensor of a new ``method`` prompt of ``length`` tokens (float32, CPU)."""
     if length < 1:
         raise PromptbankError("The prompt length must be at least 1.", hint="Use --length 20.")
-    if init.startswith("task:"):
+    if init.startswith(("task:", "universal:")):
         if library is None:
             raise PromptbankError("Transfer from another task needs the library.")
-        tensor = transfer_tensor(library, host, init.removeprefix("task:"), method, length)
+        kind, other = init.split(":", 1)
+        if kind == "universal" and library.get_task(other).kind != "universal":
+            raise PromptbankError(f"The task '{other}' is not a universal prompt.",
+                                  hint=f"Use --init task:{other} to start from its prompt.")
+        tensor = transfer_tensor(library, host, other, method, length)
     elif init in INITS:
         embeds = _embeddings(host, init, length, task, seed)
         tensor = get_method(method).from_embeddings(host, embeds)
     else:
         raise PromptbankError(f"Unknown init '{init}'.",
-                              hint="Use text, labels, vocab, random or task:OTHER.")
+                              hint="Use text, labels, vocab, random, task:OTHER or universal:NAME.")
     assert tuple(tensor.shape) == prompt_shape(method, length, ModelGeometry.of(host))
     return tensor.float().contiguous()

@@ -140,9 +140,22 @@ class Catalogue:
     def _migrate(self) -> None:
         if not self._pending_migrations():
             return
-        with self.transaction():
-            migrations.apply(self.db)
-            self.db.execute(f"PRAGMA user_version = {len(migrations._migrations)}")
+        # A migration may copy a table to change a constraint (SQLite's only way); with
+        # foreign keys on, dropping the old table would delete the rows that point at it. So
+        # they are off while migrating (only possible outside a transaction), and checked
+        # before the commit.
+        self.db.execute("PRAGMA foreign_keys = OFF")
+        try:
+            with self.transaction():
+                migrations.apply(self.db)
+                if self.db.execute("PRAGMA foreign_key_check").fetchall():
+                    raise PromptbankError(
+                        f"Updating the library catalogue in {self.root} would break links "
+                        "between its tables, so it was left as it was.",
+                        hint="Check it with `promptbank library check`.")
+                self.db.execute(f"PRAGMA user_version = {len(migrations._migrations)}")
+        finally:
+            self.db.execute("PRAGMA foreign_keys = ON")
 
     @property
     def schema_version(self) -> int:

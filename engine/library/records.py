@@ -81,6 +81,7 @@ class Run:
     started: str
     finished: str | None
     owner: RunOwner | None = None
+    joint_id: int | None = None  # the first run of the joint job this run belongs to
 
 
 @dataclass

@@ -29,6 +29,20 @@ class RunRepository(TaskRepository):
                 "finished": None, **_owner_columns(RunOwner.this_process())}).last_pk
         return self.get_run(run_id)
 
+    def create_joint_runs(self, runs: list[tuple[str, dict]]) -> list[Run]:
+        """Record the runs of one joint job, (task, config) each, in one transaction; each
+        run's ``joint_id`` is the first run's id."""
+        with self.transaction():
+            created = [self.create_run(task, config) for task, config in runs]
+            for run in created:
+                self.db["runs"].update(run.id, {"joint_id": created[0].id})
+        return [self.get_run(run.id) for run in created]
+
+    def joint_runs(self, joint_id: int) -> list[Run]:
+        """The runs of one joint job, in the order they were created."""
+        return [run_from_row(r) for r in self._rows(
+            "SELECT * FROM runs WHERE joint_id = ? ORDER BY id", (joint_id,))]
+
     def claim_run(self, run_id: int, owner: RunOwner | None = None) -> Run:
         """Make ``owner`` (default: this process) the one process training a run.
 

@@ -6,7 +6,9 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 DB_NAME = "library.db"
+#: The kinds a user gives a task; a ``universal`` task is made by ``promptbank universal``.
 KINDS = ("generate", "classify")
+TASK_KINDS = (*KINDS, "universal")
 RUN_STATUSES = ("running", "done", "cancelled", "failed")
 
 migrations = Migrations("promptbank")
@@ -85,4 +87,32 @@ def m003_run_owner(db: Database) -> None:
     ALTER TABLE runs ADD COLUMN owner_host TEXT;
     ALTER TABLE runs ADD COLUMN owner_since TEXT;
     ALTER TABLE runs ADD COLUMN owner_token TEXT;
+    """)
+
+
+@migrations()
+def m004_universal_and_joint_runs(db: Database) -> None:
+    """Tasks of kind ``universal`` (a prompt trained on several source tasks), and the joint
+    job a run belongs to (``runs.joint_id``: the id of the job's first run).
+
+    SQLite changes a CHECK constraint only by copying the table; the catalogue runs
+    migrations with foreign keys off, so dropping the old table deletes nothing that points
+    at it (engine.library.catalogue).
+    """
+    _script(db, """
+    CREATE TABLE tasks_m004 (
+        id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL CHECK (kind IN ('generate', 'classify', 'universal')),
+        labels TEXT NOT NULL DEFAULT '[]', description TEXT NOT NULL DEFAULT '',
+        instruction TEXT NOT NULL DEFAULT '', input_template TEXT,
+        active_version_id INTEGER REFERENCES prompts(id) ON DELETE SET NULL,
+        created TEXT NOT NULL);
+    INSERT INTO tasks_m004 (id, name, kind, labels, description, instruction, input_template,
+                            active_version_id, created)
+        SELECT id, name, kind, labels, description, instruction, input_template,
+               active_version_id, created FROM tasks;
+    DROP TABLE tasks;
+    ALTER TABLE tasks_m004 RENAME TO tasks;
+    ALTER TABLE runs ADD COLUMN joint_id INTEGER REFERENCES runs(id) ON DELETE SET NULL;
+    CREATE INDEX idx_runs_joint ON runs(joint_id);
     """)

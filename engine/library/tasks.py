@@ -49,6 +49,14 @@ class TaskRepository(Catalogue):
             "created": utc_now()})
         return self.get_task(name)
 
+    def create_universal_task(self, name: str, *, description: str,
+                              instruction: str) -> Task:
+        """A task of kind ``universal``: a prompt trained on the rows of other tasks."""
+        self._check_task_fields("generate", None, name)
+        with self.transaction():
+            self._insert_task(name, "universal", None, description, instruction, None)
+        return self.get_task(name)
+
     def get_task(self, name: str) -> Task:
         """The task called ``name``; a PromptbankError if there is none."""
         return task_from_row(self._task_row(name))
@@ -73,7 +81,12 @@ class TaskRepository(Catalogue):
         task = self.get_task(name)
         kind = fields.get("kind", task.kind)
         labels = fields.get("labels", task.labels)
-        self._check_task_fields(kind, list(labels) if labels is not None else None)
+        if "universal" in (task.kind, kind) and kind != task.kind:
+            raise PromptbankError(f"The kind of '{name}' cannot change to or from universal.",
+                                  hint="Make a universal prompt with `promptbank universal "
+                                  "create`, or a new task with `promptbank task create`.")
+        if kind != "universal":
+            self._check_task_fields(kind, list(labels) if labels is not None else None)
         if kind == "classify" and len(labels or []) < 2:
             raise PromptbankError(f"The classify task '{name}' needs at least two labels.",
                                   hint="Give them with --labels a,b.")

@@ -11,6 +11,23 @@ from engine.methods import METHODS, get_method
 
 #: Share of a continual run's training pool drawn from earlier data (CLI, worker and desktop).
 DEFAULT_REPLAY = 0.2
+#: Share of a universal prompt's update drawn from its earlier source tasks: more than a
+#: task's own continual run, because the prompt exists to serve every one of them.
+UNIVERSAL_REPLAY = 0.5
+#: A universal prompt's instruction (its text init) unless one is given.
+UNIVERSAL_INSTRUCTION = "Read the request and give the answer it asks for."
+
+#: Training modes; "auto" picks few-shot for a task of at most FEW_SHOT_MAX_EXAMPLES.
+MODES = ("auto", "standard", "few-shot")
+FEW_SHOT_MAX_EXAMPLES = 64
+#: What few-shot mode changes: a short run that evaluates often and stops when the loss stops
+#: improving (all rows train; see engine.training.continual.pools).
+FEW_SHOT_DEFAULTS = {"steps": 100, "eval_every": 10, "patience": 3}
+
+#: Ranking starting points for a new task: the loss on this many of its rows after this many
+#: steps from each candidate prompt (engine.training.probe).
+PROBE_ROWS = 32
+PROBE_STEPS = 5
 
 
 @dataclass
@@ -43,6 +60,10 @@ class TrainConfig:
     replay: float = 0.0  # continual: share of the training pool drawn from earlier data
     anchor: float = 0.0  # continual: weight of the mean squared distance to the parent
     graphs: bool = True  # replay each step from a CUDA graph on a GPU
+    mode: str = "standard"  # standard | few-shot (see ``for_examples``)
+    # Universal prompts: a source task gives at most this many rows to an epoch, so tasks are
+    # sampled in proportion to their size and no large task dominates.
+    mix_cap: int = 2000
 
     def __post_init__(self) -> None:
         if self.lr is None and self.method in METHODS:
@@ -66,6 +87,9 @@ class TrainConfig:
             (self.anchor < 0, "The anchor weight cannot be negative."),
             (self.reparam < 0, "The reparameterisation width cannot be negative."),
             (self.max_length < 8, "The maximum row length must be at least 8 tokens."),
+            (self.mode not in MODES[1:],
+             f"Unknown training mode '{self.mode}'; use one of: {', '.join(MODES)}."),
+            (self.mix_cap < 1, "The per-task cap of a universal prompt must be at least 1."),
         ]
         for bad, message in problems:
             if bad:
@@ -78,3 +102,29 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def pick_mode(examples: int) -> str:
+    """The mode a task with ``examples`` training examples trains in by default."""
+    return "few-shot" if examples <= FEW_SHOT_MAX_EXAMPLES else "standard"
+
+
+def for_examples(given: dict, examples: int) -> TrainConfig:
+    """A run's settings: the defaults of its mode (``given["mode"]``, else the one its number
+    of examples picks), then the settings the user gave."""
+    mode = given.get("mode") or "auto"
+    if mode == "auto":
+        mode = pick_mode(examples)
+    base = FEW_SHOT_DEFAULTS if mode == "few-shot" else {}
+    return TrainConfig(**{**base, **given, "mode": mode})
+
+
+def describe_mode(mode: str, examples: int) -> str:
+    """One sentence saying which mode a task trains in and what that means."""
+    if mode == "few-shot":
+        d = FEW_SHOT_DEFAULTS
+        return (f"Few-shot mode ({examples} examples): every example trains, at most "
+                f"{d['steps']} steps, and the run stops when the loss has not improved in "
+                f"{d['patience']} evaluations (every {d['eval_every']} steps).")
+    return (f"Standard mode ({examples} examples): {TrainConfig.steps} steps, evaluated on "
+            "the held-out examples.")

@@ -1,6 +1,6 @@
-"""Continual learning: a new version trained from the task's active one on new data, with
-replayed earlier rows, an optional pull towards the parent, and the gain on the new data and
-the forgetting on the old measured before and after."""
+"""What a run trains on, and continual learning: a new version trained from the task's active
+one on new data, with replayed earlier rows, an optional pull towards the parent, and the gain
+on the new data and the forgetting on the old measured before and after."""
 
 from __future__ import annotations
 
@@ -17,12 +17,17 @@ from engine.training.data import EvalSet, eval_set, replay_sample
 
 @dataclass
 class Pools:
-    """What a run trains on and evaluates on (and, when continuing, the old data's eval set)."""
+    """What a run trains on and evaluates on (and, when continuing, the old data's eval set).
+
+    ``select_on_loss``: the evaluation set is the training rows themselves (few-shot without
+    held-out examples), so the run keeps the prompt with the lowest loss on them.
+    """
 
     train: list[Example]
     evals: list[Example]
     eval_name: str
     old_eval: EvalSet | None
+    select_on_loss: bool = False
 
 
 def parent_of(library, host, task: str, config: TrainConfig) -> tuple:
@@ -36,9 +41,27 @@ def parent_of(library, host, task: str, config: TrainConfig) -> tuple:
     return parent, prompt.tensor
 
 
+def training_examples(library, task: str) -> int:
+    """How many examples a task's training may use (its rows outside separate eval files)."""
+    return sum(d.rows for d in library.list_datasets(task) if d.role == "train")
+
+
+def _few_shot(library, task: str) -> Pools:
+    """Every example trains (the held-out share of a split too); a separate evaluation file
+    is the held-out slice early stopping watches, else the training rows' own loss is."""
+    train, held, separate = library.examples(task, "train"), [], []
+    for dataset in library.list_datasets(task):
+        evals = library.examples(task, "eval", dataset_id=dataset.id)
+        (separate if dataset.eval_path or dataset.role == "eval" else held).extend(evals)
+    train = train + held
+    return Pools(train, separate or train, "eval", None, select_on_loss=not separate)
+
+
 def pools(library, task: str, config: TrainConfig, new_dataset: int | None) -> Pools:
     """All of a task's data for a new run; for a continual run the new dataset plus replay."""
     if new_dataset is None:
+        if config.mode == "few-shot":
+            return _few_shot(library, task)
         train = library.examples(task, "train")
         return Pools(train, library.examples(task, "eval") or train, "eval", None)
     train = library.examples(task, "train", dataset_id=new_dataset)
@@ -51,24 +74,35 @@ def pools(library, task: str, config: TrainConfig, new_dataset: int | None) -> P
     return Pools(train, evals, "new", old_eval)
 
 
-def record(job, tensor: torch.Tensor, version) -> None:
-    """Store the before/after evaluations on the new and old data and sum up gain and
-    forgetting in the job's summary."""
-    before = job.summary.get("before", {})
-    after = job.evaluate_sets(tensor.to(job.host.device))
-    sets = {"new": job.eval_set, "old": job.old_eval}
+def change(before: dict, after: dict, metric_name: str) -> float:
+    """How much better ``after`` is than ``before`` (lower is better for a loss)."""
+    sign = -1.0 if metric_name == "eval_loss" else 1.0
+    return sign * (after["metric"] - before["metric"])
+
+
+def record(slot, tensor: torch.Tensor, version) -> None:
+    """Store the evaluations before (the parent's) and after (the new version's) on every
+    comparison set, and sum up gain on the new sets and forgetting on the old ones in the
+    slot's summary."""
+    before = slot.summary.get("before", {})
+    after = slot.evaluate_sets(tensor.to(slot.host.device))
+    sets = slot.comparison_sets()
+    prefix = slot.comparison_prefix
     for name, result in after.items():
-        for label, version_id, res in (("before", job.parent.id, before.get(name)),
-                                       ("after", version.id, result)):
+        for label, version_id, res in (("before", slot.parent.id if slot.parent else None,
+                                        before.get(name)), ("after", version.id, result)):
             if res is None:
                 continue
-            job.library.add_evaluation(job.task, version_id, data_sha256=sets[name].sha256,
-                                       baseline=f"continual-{label}-{name}", metrics=res,
-                                       n=res["n"])
-    sign = -1.0 if job.metric_name == "eval_loss" else 1.0
-    job.summary["after"] = after
-    if "new" in before:
-        job.summary["gain_new"] = sign * (after["new"]["metric"] - before["new"]["metric"])
-    if "old" in before and "old" in after:
-        job.summary["forgetting_old"] = sign * (before["old"]["metric"]
-                                                - after["old"]["metric"])
+            slot.library.add_evaluation(slot.task, version_id, data_sha256=sets[name].sha256,
+                                        baseline=f"{prefix}-{label}-{name}", metrics=res,
+                                        n=res["n"])
+    slot.summary["after"] = after
+    changes = {name: change(before[name], after[name],
+                            after[name].get("metric_name", slot.metric_name))
+               for name in after if name in before}
+    gains = [v for name, v in changes.items() if name in slot.new_sets]
+    losses = [-v for name, v in changes.items() if name not in slot.new_sets]
+    if gains:
+        slot.summary["gain_new"] = sum(gains) / len(gains)
+    if losses:
+        slot.summary["forgetting_old"] = sum(losses) / len(losses)

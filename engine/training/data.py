@@ -41,6 +41,21 @@ class EvalSet:
         return len(self.examples)
 
 
+@dataclass
+class SourcesEval:
+    """The evaluation sets of a universal prompt's source tasks, one per task name."""
+
+    name: str
+    parts: dict[str, EvalSet]
+
+    @property
+    def sha256(self) -> str:
+        return examples_sha256([e for part in self.parts.values() for e in part.examples])
+
+    def __len__(self) -> int:
+        return sum(len(part) for part in self.parts.values())
+
+
 def eval_set(name: str, examples: Sequence[Example], size: int, seed: int) -> EvalSet:
     """At most ``size`` examples, a seeded sample when there are more (in their order)."""
     examples = list(examples)
@@ -82,3 +97,20 @@ def length_grouped_order(lengths: Sequence[int], batch_size: int, seed: int,
         batches.extend(chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size))
     rng.shuffle(batches)
     return batches
+
+
+def capped_order(lengths: Sequence[int], groups: Sequence[int], batch_size: int, seed: int,
+                 cap: int) -> list[list[int]]:
+    """One epoch's batches over rows of several groups (source tasks): each group gives at
+    most ``cap`` of its rows (a seeded sample), so groups are drawn in proportion to their
+    size up to the cap, and the batches mix them (``length_grouped_order``)."""
+    rng = random.Random(seed)
+    members: dict[int, list[int]] = {}
+    for index, group in enumerate(groups):
+        members.setdefault(group, []).append(index)
+    chosen: list[int] = []
+    for group in sorted(members):
+        rows = members[group]
+        chosen += sorted(rng.sample(rows, cap)) if len(rows) > cap else rows
+    batches = length_grouped_order([lengths[i] for i in chosen], batch_size, seed)
+    return [[chosen[j] for j in batch] for batch in batches]

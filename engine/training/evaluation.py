@@ -13,7 +13,7 @@ from engine.bank import TaskSpec
 from engine.forward.scoring import answer_logliks
 from engine.prompts import ModelGeometry, SoftPrompt
 from engine.runtime import DEFAULT_BATCH, Runtime
-from engine.training.data import EvalSet
+from engine.training.data import EvalSet, SourcesEval
 
 _VERSION = 1
 
@@ -21,11 +21,13 @@ _VERSION = 1
 class Evaluator:
     """Eval loss and the task's metric (accuracy for classify tasks, else eval loss)."""
 
-    def __init__(self, host, task, *, max_length: int, graphs: bool = True) -> None:
+    def __init__(self, host, task, *, max_length: int, graphs: bool = True,
+                 runtime: Runtime | None = None) -> None:
         self.host = host
         self.task = task
         self.max_length = max_length
-        self.runtime = Runtime(host, graphs=graphs)
+        # Evaluators of several tasks may share one runtime: each registers under its task.
+        self.runtime = runtime or Runtime(host, graphs=graphs)
         self.spec = TaskSpec(task.name, task.kind, list(task.labels), task.input_template,
                              task.instruction or "")
 
@@ -73,3 +75,29 @@ class Evaluator:
             total += sum(sums)
             count += sum(sizes)
         return -total / max(count, 1.0)
+
+
+class SourcesEvaluator:
+    """A universal prompt evaluated on its source tasks, each by the source's own evaluator.
+
+    Over all sources (a ``SourcesEval``) the metric is the mean eval loss, the one measure
+    every kind of task has; on one source's set (named after it) it is that task's metric.
+    """
+
+    metric_name = "eval_loss"
+
+    def __init__(self, host, sources, *, max_length: int, graphs: bool = True) -> None:
+        runtime = Runtime(host, graphs=graphs)
+        self.parts = {task.name: Evaluator(host, task, max_length=max_length, runtime=runtime)
+                      for task in sources}
+
+    def __call__(self, method: str, tensor: torch.Tensor, data: EvalSet | SourcesEval) -> dict:
+        """The mean over every source (with each source's result under ``sources``), or one
+        source's result (with its ``metric_name``)."""
+        if isinstance(data, EvalSet):
+            evaluator = self.parts[data.name]
+            return {**evaluator(method, tensor, data), "metric_name": evaluator.metric_name}
+        per = {name: self(method, tensor, part) for name, part in data.parts.items()}
+        loss = sum(r["eval_loss"] for r in per.values()) / max(1, len(per))
+        return {"eval_loss": loss, "metric": loss, "n": sum(r["n"] for r in per.values()),
+                "sources": per}

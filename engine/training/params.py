@@ -38,6 +38,10 @@ class PromptParams(torch.nn.Module):
     def reparameterised(self) -> bool:
         return hasattr(self, "mlp")
 
+    def trainable(self) -> list[torch.nn.Parameter]:
+        """The parameters the optimiser updates, in a fixed order (gradients come in it)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
     def initial(self) -> torch.Tensor:
         """The tensor the run started from (kept in checkpoints)."""
         return self.base if self.reparameterised else self.tensor

@@ -62,7 +62,7 @@ class Passes:
                              warm=self.graphs.warm)
 
     def parameters(self, index: int) -> list[torch.nn.Parameter]:
-        return [p for p in self.prompts[index].parameters() if p.requires_grad]
+        return self.prompts[index].trainable()
 
     def _headed(self, owner: int, row: Row) -> bool:
         head = self.heads[owner]

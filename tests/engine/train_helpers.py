@@ -31,3 +31,18 @@ def make_library(root: Path, name: str = "sentiment", *, rows=None):
     data = write_jsonl(root / f"{name}.jsonl", rows or sentiment_rows())
     lib.add_dataset(name, data, eval_fraction=0.25, seed=0)
     return lib
+
+
+ECHO_ROWS = [("say one", "one"), ("say two", "two"), ("say three words", "three words"),
+             ("say red", "red"), ("say a long sentence now", "a long sentence now"),
+             ("say blue", "blue"), ("say green", "green"), ("say yes", "yes")]
+
+
+def add_echo_task(lib, root: Path, name: str = "echo", *, repeat: int = 2,
+                  eval_fraction: float = 0.25):
+    """A generate task with its own input template beside the sentiment task."""
+    lib.create_task(name, kind="generate", instruction="repeat what you are told",
+                    input_template="Say it back: {input}")
+    lib.add_dataset(name, write_jsonl(root / f"{name}.jsonl", ECHO_ROWS * repeat),
+                    eval_fraction=eval_fraction, seed=0)
+    return lib

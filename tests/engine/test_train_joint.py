@@ -1,0 +1,140 @@
+"""Joint training: several tasks' prompts in one job with mixed batches end where their
+separate runs end (losses and saved prompts to 1e-5 in float32), with per-task early stopping,
+failures, cancel and resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.errors import PromptbankError
+from engine.prompts import SoftPrompt
+from engine.training.config import TrainConfig
+from engine.training.job import TrainingJob, run_job
+from engine.training.joint import JointJob
+from engine.training.resume import resume_run
+from tests.engine.train_helpers import add_echo_task, make_library
+
+TASKS = ("sentiment", "echo")
+
+
+def _library(root):
+    return add_echo_task(make_library(root), root)
+
+
+def _configs(methods: tuple[str, str], lengths: tuple[int, int]) -> list[TrainConfig]:
+    """Different methods, lengths, batch sizes, accumulation, seeds, steps and schedules."""
+    return [TrainConfig(method=methods[0], length=lengths[0], steps=6, lr=0.1, batch_size=4,
+                        eval_every=3, seed=1, warmup=0.2),
+            TrainConfig(method=methods[1], length=lengths[1], steps=4, lr=0.05, batch_size=3,
+                        grad_accum=2, eval_every=2, seed=2, reparam=4 * (methods[1] == "prefix"))]
+
+
+def _prompt(lib, task: str) -> torch.Tensor:
+    version = lib.get_version(task)
+    return SoftPrompt.load(lib.version_path(version), sha256=version.sha256).tensor
+
+
+def _losses(events: list[dict], task: str) -> list[float]:
+    return [e["loss"] for e in events if e["kind"] == "step" and e["task"] == task]
+
+
+@pytest.mark.parametrize(("methods", "lengths"), [(("prompt", "prefix"), (3, 5)),
+                                                  (("prefix", "prompt"), (2, 6))])
+def test_joint_training_equals_separate_runs(tiny_host, tmp_path, methods, lengths):
+    separate_lib = _library(tmp_path / "separate")
+    alone, alone_events = {}, {}
+    for task, config in zip(TASKS, _configs(methods, lengths), strict=True):
+        events: list[dict] = []
+        alone[task] = run_job(TrainingJob.start(separate_lib, tiny_host, task, config),
+                              on_event=events.append)
+        alone_events[task] = events
+
+    lib = _library(tmp_path / "joint")
+    job = JointJob.start(lib, tiny_host, TASKS, _configs(methods, lengths))
+    owners: list[set[int]] = []
+    real = job.passes.run
+
+    def recorded(part, scale=1.0):
+        owners.append(set(part.owners))
+        return real(part, scale)
+
+    job.passes.run = recorded
+    events: list[dict] = []
+    result = run_job(job, on_event=events.append)
+    assert owners[0] == {0, 1}  # the tasks' rows really shared passes
+
+    assert [r.task for r in result.results] == list(TASKS) and not result.failed
+    for task in TASKS:
+        joint_losses, alone_losses = _losses(events, task), _losses(alone_events[task], task)
+        assert len(joint_losses) == len(alone_losses) == alone[task].steps
+        assert joint_losses == pytest.approx(alone_losses, abs=1e-5)
+        assert torch.allclose(_prompt(lib, task), _prompt(separate_lib, task), atol=1e-5)
+        joint_result = next(r for r in result.results if r.task == task)
+        assert joint_result.best_metric == pytest.approx(alone[task].best_metric, abs=1e-5)
+        assert lib.get_run(joint_result.run_id).status == "done"
+    # The shorter task was saved as soon as its steps were done and left the batches.
+    saved = [e for e in events if e["kind"] == "saved"]
+    assert [(e["task"], e["step"]) for e in saved] == [("echo", 4), ("sentiment", 6)]
+    runs = [lib.get_run(r.run_id) for r in result.results]
+    assert {r.joint_id for r in runs} == {runs[0].id}
+
+
+def test_each_task_stops_early_on_its_own(tiny_host, tmp_path):
+    configs = [TrainConfig(method="prompt", length=2, steps=40, lr=1e-6, batch_size=4,
+                           eval_every=1, patience=2),
+               TrainConfig(method="prompt", length=2, steps=8, batch_size=4, eval_every=0)]
+    lib = _library(tmp_path)
+    result = run_job(JointJob.start(lib, tiny_host, TASKS, configs))
+    steps = {r.task: r.steps for r in result.results}
+    assert steps["sentiment"] < 8 and steps["echo"] == 8
+    assert "no improvement" in lib.get_run(result.results[0].run_id).summary["stop_reason"]
+
+
+def test_a_task_whose_loss_breaks_fails_alone(tiny_host, tmp_path):
+    configs = [TrainConfig(method="prefix", length=2, steps=5, lr=1e30, batch_size=4,
+                           warmup=0.0, eval_every=0, clip=1e30),
+               TrainConfig(method="prompt", length=2, steps=3, batch_size=4, eval_every=0)]
+    lib = _library(tmp_path)
+    events: list[dict] = []
+    result = run_job(JointJob.start(lib, tiny_host, TASKS, configs), on_event=events.append)
+    assert [r.task for r in result.results] == ["echo"] and set(result.failed) == {"sentiment"}
+    assert any(e["kind"] == "failed" and e["task"] == "sentiment" for e in events)
+    assert lib.list_versions("sentiment") == [] and len(lib.list_versions("echo")) == 1
+    assert lib.get_run(lib.list_runs("sentiment")[0].id).status == "failed"
+
+
+def test_a_joint_job_resumes_where_it_stopped(tiny_host, tmp_path):
+    def configs() -> list[TrainConfig]:
+        return _configs(("prompt", "prefix"), (3, 4))
+
+    straight_lib = _library(tmp_path / "a")
+    run_job(JointJob.start(straight_lib, tiny_host, TASKS, configs()))
+
+    lib = _library(tmp_path / "b")
+    job = JointJob.start(lib, tiny_host, TASKS, configs())
+    for _ in range(3):
+        job.step()
+    job.cancel()
+    assert {lib.get_run(r).status for r in job.run_ids} == {"cancelled"}
+    resumed = resume_run(lib, tiny_host, job.run_ids[1])  # any run of the job resumes it all
+    assert isinstance(resumed, JointJob) and resumed.tasks == list(TASKS)
+    assert resumed.step_index == 3
+    result = run_job(resumed)
+    assert [r.task for r in result.results] == list(TASKS)
+    for task in TASKS:
+        assert torch.equal(_prompt(lib, task), _prompt(straight_lib, task))
+
+
+def test_bad_joint_input_changes_nothing(tiny_host, tmp_path):
+    lib = _library(tmp_path)
+    runs = lib.list_runs()
+    config = TrainConfig(method="prompt", length=2, steps=2)
+    for tasks, message in ((["sentiment"], "two or more"),
+                           (["sentiment", "sentiment"], "more than once"),
+                           (["sentiment", "nope"], "nope")):
+        with pytest.raises(PromptbankError, match=message):
+            JointJob.start(lib, tiny_host, tasks, [config] * len(tasks))
+    with pytest.raises(PromptbankError, match="steps"):
+        JointJob.start(lib, tiny_host, TASKS, [config, TrainConfig(steps=0)])
+    assert lib.list_runs() == runs
