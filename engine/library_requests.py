@@ -36,7 +36,7 @@ class LibraryRequests:
 
     def _refuse_if_training(self, task: str) -> None:
         """A task with a queued or running job here keeps its name and rows until it ends."""
-        entry = next((e for e in self.scheduler.jobs if e.task == task), None)
+        entry = next((e for e in self.scheduler.jobs if e.trains(task)), None)
         if entry is not None:
             raise PromptbankError(f"The task '{task}' has a {entry.state} training job "
                                   f"({entry.id}).",

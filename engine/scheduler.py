@@ -53,10 +53,15 @@ class JobEntry:
     start: Callable[[Callable[[], None]], Job]
     job: Job | None = None
     submitted: float = field(default_factory=time.time)
+    tasks: tuple[str, ...] = ()  # every task a joint job trains (default: just ``task``)
 
     @property
     def state(self) -> str:
         return "queued" if self.job is None else "running"
+
+    def trains(self, task: str) -> bool:
+        """Whether the job trains ``task``."""
+        return task == self.task or task in self.tasks
 
     def describe(self) -> dict[str, Any]:
         """A JSON-friendly line of the ``jobs`` listing."""

@@ -21,6 +21,7 @@ from engine import __version__
 from engine.errors import PromptbankError
 from engine.faults import release_memory
 from engine.library_requests import LibraryRequests
+from engine.multitask_requests import MultitaskRequests
 from engine.protocol import (
     OP_SPECS,
     PROTOCOL_VERSION,
@@ -53,6 +54,11 @@ def to_json(value: Any) -> Any:
     return value
 
 
+def _run_ids(described: dict[str, Any]) -> list[int]:
+    """The runs a job's description names (a joint job's all, else its one)."""
+    return list(described.get("run_ids") or [described.get("run_id")])
+
+
 class EvalCancelled(Exception):
     """Raised from an evaluation's progress callback to stop it when cancelled."""
 
@@ -67,7 +73,8 @@ def shots(value: list) -> list[tuple[str, str]]:
 
 
 class TrainingJobAdapter:
-    """A ``TrainingJob`` seen as a scheduler job (see engine/scheduler.Job)."""
+    """A training job (one task's, a joint or a universal one) seen as a scheduler job (see
+    engine/scheduler.Job)."""
 
     def __init__(self, job: Any, library: Any, on_finish: Any) -> None:
         self.job = job
@@ -82,8 +89,7 @@ class TrainingJobAdapter:
         return list(self.job.step(between))
 
     def describe(self) -> dict[str, Any]:
-        return {"run_id": self.job.run_id, "step": self.job.step_index,
-                "total": self.job.total_steps}
+        return self.job.describe()
 
     def cancel(self) -> dict[str, Any]:
         self.job.cancel()
@@ -91,17 +97,16 @@ class TrainingJobAdapter:
 
     def finish(self, between: Callable[[], None]) -> dict[str, Any]:
         done = self.job.finish(between)
-        self.on_finish(self.job.task)
-        return {**done.to_dict(), "summary": done.summary}
+        for task in self.job.tasks:
+            self.on_finish(task)
+        return done.payload()
 
     def fail(self, message: str) -> None:
-        # The trainer closes the run itself on the failures it knows (NaN, out of memory).
-        if not getattr(self.job, "finished", False):
-            self.library.finish_run(self.job.run_id, "failed",
-                                    summary={"error": message, "steps": self.job.step_index})
+        # The trainer closes the runs itself on the failures it knows (NaN, out of memory).
+        self.job.fail_open(message)
 
 
-class Worker(LibraryRequests):
+class Worker(LibraryRequests, MultitaskRequests):
     """Holds the one model copy, the library and the runtime; answers every op."""
 
     def __init__(self, args: argparse.Namespace, out: TextIO = sys.stdout) -> None:
@@ -237,9 +242,13 @@ class Worker(LibraryRequests):
         scores = self.runtime(rid).score(args["task"], texts, version=args["version"])
         self.send(result(rid, results=[to_json(s) for s in scores]))
 
-    def _train_config(self, config: dict) -> Any:
+    def _train_config(self, config: dict, task: str | None = None) -> Any:
+        """The settings of a run from a request's ``config``: for a new run of ``task``, the
+        defaults of the mode its size picks (``mode`` auto or absent) under the given fields;
+        otherwise the given fields (mode auto is standard there)."""
         try:
             from engine.training.config import TrainConfig
+            from engine.training.settings import settings_for
         except ImportError as exc:
             raise not_available("trainer") from exc
         known = [f.name for f in dataclasses.fields(TrainConfig)]
@@ -248,21 +257,26 @@ class Worker(LibraryRequests):
             raise ProtocolError(f"Unknown field 'config.{unknown[0]}' for training; known "
                                 f"fields: {', '.join(known)}.")
         try:
-            parsed = TrainConfig(**config)
+            if task is not None:
+                parsed = settings_for(self.library, task, config)
+            else:
+                mode = "standard" if config.get("mode") in (None, "auto") else config["mode"]
+                parsed = TrainConfig(**{**config, "mode": mode})
         except (TypeError, ValueError) as exc:
             raise ProtocolError(f"Argument 'config' is not valid: {exc}.") from exc
         parsed.check()
         return parsed
 
-    def _submit(self, rid: str, op: str, task: str, start: Any) -> None:
+    def _submit(self, rid: str, op: str, task: str, start: Any,
+                tasks: tuple[str, ...] = ()) -> None:
         def begin(between: Callable[[], None]) -> TrainingJobAdapter:
             return TrainingJobAdapter(start(between), self.library, self._invalidate)
 
-        self.scheduler.submit(JobEntry(rid, op, task, begin))
+        self.scheduler.submit(JobEntry(rid, op, task, begin, tasks=tasks))
 
     def op_train(self, rid: str, args: dict) -> None:
-        config = self._train_config(args["config"])
         task = self.library.get_task(args["task"]).name
+        config = self._train_config(args["config"], task)
         from engine.training.job import TrainingJob
 
         self._submit(rid, "train", task,
@@ -285,18 +299,20 @@ class Worker(LibraryRequests):
     def op_resume(self, rid: str, args: dict) -> None:
         run_id = args["run_id"]
         run = self.library.get_run(run_id)
-        if any(e.job is not None and e.job.describe().get("run_id") == run_id
-               for e in self.scheduler.jobs):
+        if any(run_id in _run_ids(e.job.describe()) for e in self.scheduler.jobs
+               if e.job is not None):
             raise PromptbankError(f"Run {run_id} is already running in this worker.")
         self.library.claim_run(run_id)  # refuses a finished run and one another process trains
         try:
-            from engine.training.job import TrainingJob
+            from engine.training.resume import resume_run
         except ImportError as exc:
             raise not_available("trainer") from exc
         task = self._task_name(run.task_id)
+        tasks = tuple(self._task_name(r.task_id) for r in self.library.joint_runs(run.joint_id)
+                      ) if run.joint_id is not None else ()
         self._submit(rid, "resume", task,
-                     lambda between: TrainingJob.resume(self.library, self.ensure_model(rid),
-                                                        run_id))
+                     lambda between: resume_run(self.library, self.ensure_model(rid), run_id),
+                     tasks)
 
     def _task_name(self, task_id: int) -> str:
         return self.library.get_task_by_id(task_id).name
@@ -309,10 +325,11 @@ class Worker(LibraryRequests):
         from engine.library.owner import RunOwner
 
         listing = self.scheduler.listing()
-        active = {j.get("run_id") for j in listing}
+        active = {i for j in listing for i in _run_ids(j)}
         me = RunOwner.this_process()
         resumable = [
-            {"run_id": r.id, "task": self._task_name(r.task_id), "status": r.status}
+            {"run_id": r.id, "task": self._task_name(r.task_id), "status": r.status,
+             **({"joint_id": r.joint_id} if r.joint_id is not None else {})}
             for r in self.library.list_runs()
             if r.status in ("running", "cancelled") and r.id not in active
             and not (r.owner and r.owner.blocks(me))

@@ -1,4 +1,5 @@
-"""``promptbank train`` and ``promptbank continue``: train a new prompt version of a task."""
+"""``promptbank train`` and ``promptbank continue``: train a new prompt version of a task, or of
+several tasks at once in one joint job."""
 
 from __future__ import annotations
 
@@ -8,19 +9,20 @@ import time
 
 from engine.commands._common import emit, load_host
 from engine.methods import METHODS
-from engine.training.config import DEFAULT_REPLAY
+from engine.training.config import DEFAULT_REPLAY, MODES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    train = sub.add_parser("train", help="train a new soft prompt version of TASK")
-    train.add_argument("task")
-    train.add_argument("--method", choices=METHODS, default=None)
-    train.add_argument("--length", type=int, default=None, help="virtual tokens")
-    train.add_argument("--init", default=None,
-                       help="text | labels | vocab | random | task:OTHER (transfer)")
+    train = sub.add_parser("train", help="train a new soft prompt version of TASK (several "
+                           "tasks: one joint job, each task with its own prompt)")
+    train.add_argument("tasks", nargs="+", metavar="TASK")
+    prompt_options(train)
+    train.add_argument("--mode", choices=MODES, default=None,
+                       help="auto (default): few-shot for a task of at most 64 examples")
     train.add_argument("--resume", type=int, metavar="RUN", default=None,
-                       help="continue a cancelled or interrupted run from its checkpoint")
-    _common_options(train)
+                       help="continue a cancelled or interrupted run (any run of a joint job) "
+                            "from its checkpoint")
+    common_options(train)
     train.set_defaults(func=cmd_train)
 
     cont = sub.add_parser("continue", help="continue TASK's active version on new data")
@@ -31,11 +33,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                            f"(default {DEFAULT_REPLAY})")
     cont.add_argument("--anchor", type=float, default=0.0,
                       help="weight of the pull towards the parent prompt (default 0)")
-    _common_options(cont)
+    common_options(cont)
     cont.set_defaults(func=cmd_continue)
 
 
-def _common_options(p: argparse.ArgumentParser) -> None:
+def prompt_options(p: argparse.ArgumentParser) -> None:
+    """The options of a new prompt: its method, length and start."""
+    p.add_argument("--method", choices=METHODS, default=None)
+    p.add_argument("--length", type=int, default=None, help="virtual tokens")
+    p.add_argument("--init", default=None,
+                   help="text | labels | vocab | random | task:OTHER (transfer) | "
+                        "universal:NAME (a universal prompt)")
+
+
+def common_options(p: argparse.ArgumentParser) -> None:
+    """The training options every training command takes."""
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--batch-size", type=int, default=None)
@@ -58,58 +70,59 @@ OPTION_FIELDS = {"method": "method", "length": "length", "init": "init", "steps"
                  "micro_batch": "micro_batch",
                  "eval_every": "eval_every", "seed": "seed", "patience": "patience",
                  "stop_at_loss": "stop_at_loss", "time_budget": "time_budget_s",
-                 "reparam": "reparam", "replay": "replay", "anchor": "anchor"}
+                 "reparam": "reparam", "replay": "replay", "anchor": "anchor",
+                 "mode": "mode", "cap": "mix_cap"}
+
+
+def given_settings(args: argparse.Namespace) -> dict:
+    """The TrainConfig fields the user gave on the command line."""
+    return {field: getattr(args, option) for option, field in OPTION_FIELDS.items()
+            if getattr(args, option, None) is not None}
 
 
 def config_from_args(args: argparse.Namespace):
     """A TrainConfig with the options the user gave over the defaults."""
     from engine.training.config import TrainConfig
 
-    given = {field: getattr(args, option) for option, field in OPTION_FIELDS.items()
-             if getattr(args, option, None) is not None}
-    return TrainConfig(**given)
+    return TrainConfig(**given_settings(args))
 
 
 class ProgressBar:
-    """One stderr line: step, loss, learning rate, data tokens/s, ETA; eval results below."""
+    """One stderr line: step, loss, learning rate, data tokens/s, ETA (a joint job: each
+    task's loss); eval results below."""
 
-    def __init__(self, quiet: bool) -> None:
+    def __init__(self, quiet: bool, tasks: list[str]) -> None:
         self.quiet = quiet
+        self.joint = len(tasks) > 1
+        self.losses: dict[str, float] = {}
 
     def __call__(self, event: dict) -> None:
         if self.quiet:
             return
+        who = f"{event['task']} " if self.joint and "task" in event else ""
         if event["kind"] == "eval":
-            print(f"\n  eval @ {event['step']}: {event['metric_name']} {event['metric']:.4f}, "
-                  f"eval loss {event['eval_loss']:.4f}", file=sys.stderr, flush=True)
+            print(f"\n  {who}eval @ {event['step']}: {event['metric_name']} "
+                  f"{event['metric']:.4f}, eval loss {event['eval_loss']:.4f}",
+                  file=sys.stderr, flush=True)
             return
+        if event["kind"] in ("saved", "failed"):
+            what = (f"saved as version {event['version']}" if event["kind"] == "saved"
+                    else f"failed: {event['message']}")
+            print(f"\n  {who}{what}", file=sys.stderr, flush=True)
+            return
+        self.losses[event["task"]] = event["loss"]
         width = 24
         done = int(width * event["step"] / max(1, event["total"]))
         eta = time.strftime("%M:%S", time.gmtime(event["eta_s"]))
+        loss = (" ".join(f"{t} {v:.4f}" for t, v in self.losses.items()) if self.joint
+                else f"{event['loss']:.4f} lr {event['lr']:.2e}")
         print(f"\r[{'#' * done}{'.' * (width - done)}] step {event['step']}/{event['total']} "
-              f"loss {event['loss']:.4f} lr {event['lr']:.2e} "
-              f"{event['tokens_per_s']:.0f} tok/s ETA {eta}", end="", file=sys.stderr, flush=True)
+              f"loss {loss} {event['tokens_per_s']:.0f} tok/s ETA {eta}", end="",
+              file=sys.stderr, flush=True)
 
 
-def _run(args: argparse.Namespace, start) -> int:
-    from engine.library import Library
-    from engine.training.job import run_job
-
-    library = Library(args.library)
-    host = load_host(args)
-    job = start(library, host)
-    if not args.json:
-        print(f"run {job.run_id}: training '{job.task}' for {job.total_steps} steps",
-              file=sys.stderr)
-    try:
-        result = run_job(job, on_event=ProgressBar(args.json))
-    except KeyboardInterrupt:
-        job.cancel()
-        print(f"\npromptbank: cancelled; resume with `promptbank train {job.task} --resume "
-              f"{job.run_id}`.", file=sys.stderr)
-        return 130
-    if not args.json:
-        print(file=sys.stderr)
+def describe_result(result) -> tuple[dict, str]:
+    """A finished task's JSON summary and its sentences."""
     payload = result.to_dict()
     for key in ("gain_new", "forgetting_old"):
         if key in result.summary:
@@ -123,20 +136,79 @@ def _run(args: argparse.Namespace, start) -> int:
     if "gain_new" in payload:
         text += (f"\nGain on the new data: {payload['gain_new']:+.4f}; forgetting on the old: "
                  f"{payload.get('forgetting_old', 0.0):+.4f}.")
-    emit(args, payload, text)
+    return payload, text
+
+
+def _describe_joint(result) -> tuple[dict, str]:
+    parts = [describe_result(r) for r in result.results]
+    lines = [text for _, text in parts]
+    lines += [f"{task} failed: {message}" for task, message in result.failed.items()]
+    return result.to_dict(), "\n".join(lines)
+
+
+def run_training(args: argparse.Namespace, start, describe=describe_result) -> int:
+    """Start a job, step it with a progress bar to its end (Ctrl-C cancels it, resumable)
+    and print what it saved."""
+    from engine.library import Library
+    from engine.training.job import run_job
+
+    library = Library(args.library)
+    host = load_host(args)
+    job = start(library, host)
+    if not args.json:
+        names = ", ".join(f"'{t}'" for t in job.tasks)
+        what = f"run {job.run_id}" if len(job.tasks) == 1 else f"joint job (run {job.run_id})"
+        print(f"{what}: training {names} for {job.total_steps} steps", file=sys.stderr)
+    try:
+        result = run_job(job, on_event=ProgressBar(args.json, job.tasks))
+    except KeyboardInterrupt:
+        job.cancel()
+        print(f"\npromptbank: cancelled; resume with `promptbank train {job.tasks[0]} "
+              f"--resume {job.run_id}`.", file=sys.stderr)
+        return 130
+    if not args.json:
+        print(file=sys.stderr)
+    emit(args, *describe(result))
     return 0
+
+
+def _task_config(library, task: str, given: dict):
+    """A task's settings: its mode's defaults (few-shot for a small task), then the options."""
+    from engine.training.settings import settings_for
+
+    config = settings_for(library, task, given)
+    if config.mode == "few-shot" and given.get("mode") != "few-shot":
+        print(f"'{task}' has few examples: training in few-shot mode (--mode standard to "
+              "change).", file=sys.stderr)
+    return config
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from engine.training.job import TrainingJob
+    from engine.training.joint import JointJob
 
     if args.resume is not None:
         from engine.library import Library
+        from engine.training.resume import resume_run
 
         Library(args.library).claim_run(args.resume)  # refused at once while another trains it
-        return _run(args, lambda lib, host: TrainingJob.resume(lib, host, args.resume))
-    config = config_from_args(args)
-    return _run(args, lambda lib, host: TrainingJob.start(lib, host, args.task, config))
+        return run_training(args, lambda lib, host: resume_run(lib, host, args.resume),
+                            _describe_any)
+    given = given_settings(args)
+    if len(args.tasks) == 1:
+        return run_training(args, lambda lib, host: TrainingJob.start(
+            lib, host, args.tasks[0], _task_config(lib, args.tasks[0], given)))
+    return run_training(args, lambda lib, host: JointJob.start(
+        lib, host, args.tasks, [_task_config(lib, t, given) for t in args.tasks]),
+        _describe_joint)
+
+
+def _describe_any(result) -> tuple[dict, str]:
+    from engine.training.joint import JointResult
+
+    if isinstance(result, JointResult):
+        return _describe_joint(result)
+    return describe_result(result)
 
 
 def cmd_continue(args: argparse.Namespace) -> int:
@@ -145,5 +217,5 @@ def cmd_continue(args: argparse.Namespace) -> int:
     from engine.training.job import TrainingJob
 
     config = config_from_args(args)
-    return _run(args, lambda lib, host: TrainingJob.start(
+    return run_training(args, lambda lib, host: TrainingJob.start(
         lib, host, args.task, config, continue_data=Path(args.data)))

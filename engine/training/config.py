@@ -22,7 +22,7 @@ MODES = ("auto", "standard", "few-shot")
 FEW_SHOT_MAX_EXAMPLES = 64
 #: What few-shot mode changes: a short run that evaluates often and stops when the loss stops
 #: improving (all rows train; see engine.training.continual.pools).
-FEW_SHOT_DEFAULTS = {"steps": 100, "eval_every": 10, "patience": 3}
+FEW_SHOT_DEFAULTS = {"steps": 100, "eval_every": 10, "patience": 3, "min_improvement": 0.01}
 
 #: Ranking starting points for a new task: the loss on this many of its rows after this many
 #: steps from each candidate prompt (engine.training.probe).
@@ -50,6 +50,9 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 50
     patience: int = 0  # evaluations without improvement before stopping; 0: never
+    # Share of the best metric an evaluation must improve on to count for ``patience`` (a
+    # loss that creeps down by a hair is no reason to go on).
+    min_improvement: float = 0.0
     stop_at_loss: float | None = None
     time_budget_s: float | None = None
     warmup: float = 0.1  # share of the steps spent warming up
@@ -85,6 +88,8 @@ class TrainConfig:
              "Evaluation and checkpoint intervals cannot be negative."),
             (not 0.0 <= self.replay < 1.0, "The replay fraction must be in [0, 1)."),
             (self.anchor < 0, "The anchor weight cannot be negative."),
+            (not 0.0 <= self.min_improvement < 1.0,
+             "The minimum improvement must be a share in [0, 1)."),
             (self.reparam < 0, "The reparameterisation width cannot be negative."),
             (self.max_length < 8, "The maximum row length must be at least 8 tokens."),
             (self.mode not in MODES[1:],
@@ -123,8 +128,9 @@ def describe_mode(mode: str, examples: int) -> str:
     """One sentence saying which mode a task trains in and what that means."""
     if mode == "few-shot":
         d = FEW_SHOT_DEFAULTS
-        return (f"Few-shot mode ({examples} examples): every example trains, at most "
-                f"{d['steps']} steps, and the run stops when the loss has not improved in "
-                f"{d['patience']} evaluations (every {d['eval_every']} steps).")
+        return (f"Few-shot mode ({examples} examples): every example trains, for at most "
+                f"{d['steps']} steps, and the run stops when its loss (or a separate eval "
+                f"file's metric) has not improved by {d['min_improvement']:.0%} in "
+                f"{d['patience']} evaluations, {d['eval_every']} steps apart.")
     return (f"Standard mode ({examples} examples): {TrainConfig.steps} steps, evaluated on "
             "the held-out examples.")

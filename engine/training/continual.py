@@ -41,11 +41,6 @@ def parent_of(library, host, task: str, config: TrainConfig) -> tuple:
     return parent, prompt.tensor
 
 
-def training_examples(library, task: str) -> int:
-    """How many examples a task's training may use (its rows outside separate eval files)."""
-    return sum(d.rows for d in library.list_datasets(task) if d.role == "train")
-
-
 def _few_shot(library, task: str) -> Pools:
     """Every example trains (the held-out share of a split too); a separate evaluation file
     is the held-out slice early stopping watches, else the training rows' own loss is."""

@@ -35,6 +35,10 @@ class JointResult:
         return {"tasks": [r.to_dict() for r in self.results], "failed": self.failed,
                 "train_seconds": round(self.train_seconds, 2)}
 
+    def payload(self) -> dict:
+        """The worker's result: each task's result with its run's summary."""
+        return {**self.to_dict(), "tasks": [r.payload() for r in self.results]}
+
 
 class JointJob(SlotJob):
     """The runs of several tasks, advanced together one optimiser step at a time."""

@@ -46,9 +46,14 @@ class TrainResult:
                 "best_metric": self.best_metric, "metric_name": self.metric_name,
                 "tokens_per_s": round(self.tokens_per_s, 1), "run_id": self.run_id}
 
+    def payload(self) -> dict:
+        """The worker's result: the summary and the run's whole summary."""
+        return {**self.to_dict(), "summary": self.summary}
 
-def _optimizer(params: list[torch.nn.Parameter], config: TrainConfig,
-               device: torch.device) -> torch.optim.Optimizer:
+
+def optimizer_for(params: list[torch.nn.Parameter], config: TrainConfig,
+                  device: torch.device) -> torch.optim.Optimizer:
+    """The optimiser of a prompt's parameters (AdamW with the run's settings)."""
     # Fused AdamW is one kernel on a GPU instead of a dozen per step.
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay,
                              fused=device.type == "cuda")
@@ -79,7 +84,7 @@ class TaskSlot:
                                    config.reparam, config.seed)
         self.params.to(host.device)
         self.head = host.chat.head(template=task.input_template)
-        self.optimizer = _optimizer(self.params.trainable(), config, host.device)
+        self.optimizer = optimizer_for(self.params.trainable(), config, host.device)
         self.evaluator = evaluator
         self.total_steps = config.steps
         self.step_index = 0
@@ -250,19 +255,23 @@ class TaskSlot:
             result["metric"] = result["eval_loss"]
         return result
 
-    def _better(self, metric: float) -> bool:
-        if self.best is None:
+    def _better(self, metric: float, best: dict | None, margin: float = 0.0) -> bool:
+        """Whether ``metric`` beats ``best`` by more than ``margin`` of it."""
+        if best is None:
             return True
+        slack = abs(best["metric"]) * margin
         if self.metric_name == "eval_loss":
-            return metric < self.best["metric"]
-        return metric > self.best["metric"]
+            return metric < best["metric"] - slack
+        return metric > best["metric"] + slack
 
     def _eval_event(self) -> dict:
         value = self.params.value().detach()
         result = self.evaluate(value, self.eval_set)
-        if self._better(result["metric"]):
+        previous = self.best
+        if self._better(result["metric"], previous):
             self.best = {"step": self.step_index, **result}
             self.best_tensor = value.clone().cpu()
+        if self._better(result["metric"], previous, self.config.min_improvement):
             self.evals_since_best = 0
         else:
             self.evals_since_best += 1

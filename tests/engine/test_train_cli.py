@@ -28,7 +28,7 @@ def test_train_json_summary(capsys, tiny_model_dir, lib_dir):
     code, payload = _cli(capsys, tiny_model_dir, lib_dir, "train", "sentiment", "--method",
                          "prompt", "--length", "3", "--init", "labels", "--steps", "4",
                          "--lr", "0.2", "--batch-size", "4", "--micro-batch", "2",
-                         "--eval-every", "2", "--seed", "1")
+                         "--eval-every", "2", "--seed", "1", "--mode", "standard")
     assert code == 0
     assert set(payload) >= {"task", "version", "steps", "best_metric", "metric_name",
                             "tokens_per_s"}

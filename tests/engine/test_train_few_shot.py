@@ -1,0 +1,68 @@
+"""Few-shot mode: a task of 8-64 examples trains on all of them with short-run defaults and
+stops when its loss stops improving (or on a separate held-out file when there is one)."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.training.config import (
+    FEW_SHOT_DEFAULTS,
+    FEW_SHOT_MAX_EXAMPLES,
+    TrainConfig,
+    describe_mode,
+    for_examples,
+    pick_mode,
+)
+from engine.training.job import TrainingJob, run_job
+from engine.training.settings import training_examples
+from tests.engine.train_helpers import make_library, sentiment_rows, write_jsonl
+
+
+def test_the_mode_follows_the_number_of_examples_and_the_user_wins():
+    assert pick_mode(8) == pick_mode(FEW_SHOT_MAX_EXAMPLES) == "few-shot"
+    assert pick_mode(FEW_SHOT_MAX_EXAMPLES + 1) == "standard"
+    few = for_examples({}, 16)
+    assert few.mode == "few-shot" and few.steps == FEW_SHOT_DEFAULTS["steps"]
+    assert few.patience == FEW_SHOT_DEFAULTS["patience"] > 0
+    assert for_examples({"steps": 7}, 16).steps == 7
+    assert for_examples({"mode": "standard"}, 16) == TrainConfig()
+    assert for_examples({}, 1000) == TrainConfig()
+    assert for_examples({"mode": "few-shot"}, 1000).mode == "few-shot"
+    assert "Few-shot mode (16 examples)" in describe_mode("few-shot", 16)
+    assert describe_mode("standard", 900).startswith("Standard mode (900 examples)")
+
+
+def test_few_shot_trains_on_every_example_and_stops_on_its_loss(tiny_host, tmp_path):
+    lib = make_library(tmp_path, rows=sentiment_rows(1))  # 16 rows, 4 of them held out
+    assert training_examples(lib, "sentiment") == 16
+    config = for_examples({"method": "prompt", "length": 2, "batch_size": 4, "steps": 60,
+                           "eval_every": 2, "lr": 1e-6}, training_examples(lib, "sentiment"))
+    job = TrainingJob.start(lib, tiny_host, "sentiment", config)
+    assert len(job.rows) == 16 and len(job.eval_set) == 16  # no held-out share of 16 rows
+    assert job.metric_name == "eval_loss"  # the training rows' own loss, not their accuracy
+    result = run_job(job)
+    assert result.steps < 60 and "no improvement" in result.summary["stop_reason"]
+    assert lib.get_version("sentiment").metrics["metric_name"] == "eval_loss"
+
+
+def test_few_shot_with_a_separate_eval_file_stops_on_it(tiny_host, tmp_path):
+    from engine.library import Library
+
+    lib = Library(tmp_path / "lib")
+    lib.create_task("s", kind="classify", labels=["positive", "negative"], instruction="x")
+    rows = sentiment_rows(1)
+    lib.add_dataset("s", write_jsonl(tmp_path / "t.jsonl", rows[:12]),
+                    eval_path=write_jsonl(tmp_path / "e.jsonl", rows[12:]))
+    config = for_examples({"method": "prompt", "length": 2, "batch_size": 4, "steps": 2},
+                          training_examples(lib, "s"))
+    job = TrainingJob.start(lib, tiny_host, "s", config)
+    assert config.mode == "few-shot" and len(job.rows) == 12 and len(job.eval_set) == 4
+    assert job.metric_name == "accuracy"
+
+
+@pytest.mark.parametrize("mode", ["auto", "fast"])
+def test_an_unresolved_mode_is_refused(tiny_host, tmp_path, mode):
+    from engine.errors import PromptbankError
+
+    with pytest.raises(PromptbankError, match="training mode"):
+        TrainingJob.start(make_library(tmp_path), tiny_host, "sentiment", TrainConfig(mode=mode))
