@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.errors import PromptbankError
 from engine.paths import resources_dir
 
 DATA_DIR = resources_dir().parent.parent / "shared" / "data"
@@ -63,6 +64,14 @@ def _sms(root: Path) -> tuple[list, list]:
     return rows[:cut], rows[cut:]
 
 
+def _e2e(root: Path) -> tuple[list, list]:
+    def read(name):
+        with (root / "e2e" / name).open(newline="") as fh:
+            return [(r["mr"], r["ref"]) for r in csv.DictReader(fh) if r["ref"].strip()]
+    return read("train.csv"), read("test.csv")
+
+
+#: name: (loader, labels (none: a generation task), instruction).
 LOADERS = {
     "sst2": (_sst2, ["positive", "negative"],
              "Classify the sentiment of this movie review as positive or negative."),
@@ -70,6 +79,8 @@ LOADERS = {
                "Classify the topic of this news article as World, Sports, Business or Sci/Tech."),
     "sms_spam": (_sms, ["ham", "spam"],
                  "Classify this SMS message as ham (a normal message) or spam."),
+    "e2e": (_e2e, [], "Describe the restaurant in one or two sentences using every "
+            "attribute given."),
 }
 
 
@@ -84,7 +95,7 @@ def load_task(name: str, data_dir: Path, train_rows: int, eval_rows: int,
     return QualityTask(name, labels, instruction, train[:train_rows], test[:eval_rows])
 
 
-def _write_jsonl(path: Path, rows: list[tuple[str, str]]) -> Path:
+def write_jsonl(path: Path, rows: list[tuple[str, str]]) -> Path:
     path.write_text("".join(json.dumps({"input": i, "output": o}) + "\n" for i, o in rows))
     return path
 
@@ -117,8 +128,8 @@ def train_ours(host, task: QualityTask, config, folder: Path) -> dict:
     lib = Library(folder / "lib")
     lib.create_task(task.name, kind="classify", labels=task.labels,
                     instruction=task.instruction)
-    lib.add_dataset(task.name, _write_jsonl(folder / "train.jsonl", task.train),
-                    eval_path=_write_jsonl(folder / "eval.jsonl", task.eval))
+    lib.add_dataset(task.name, write_jsonl(folder / "train.jsonl", task.train),
+                    eval_path=write_jsonl(folder / "eval.jsonl", task.eval))
     started = time.perf_counter()
     result = run_job(TrainingJob.start(lib, host, task.name, config))
     return {"accuracy": result.best_metric, "seconds": round(time.perf_counter() - started, 1),
@@ -185,6 +196,9 @@ def cmd_quality(args: argparse.Namespace) -> int:
                  if getattr(args, k) is not None}
     results = []
     for name in [t.strip() for t in args.tasks.split(",") if t.strip()]:
+        if name not in LOADERS or not LOADERS[name][1]:
+            raise PromptbankError(f"'{name}' is not a classification benchmark task.",
+                                  hint="Use sst2, agnews or sms_spam.")
         task = load_task(name, data_dir, args.train_rows, args.eval_size)
         config = TrainConfig(**{**overrides, "eval_every": 0, "checkpoint_every": 0})
         row = {"task": name, "eval_n": len(task.eval), "steps": config.steps,

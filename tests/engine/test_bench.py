@@ -56,3 +56,59 @@ def test_bench_worker_fields(tiny_model_dir):
 def test_bench_on_real_data_skips_cleanly_without_it(tiny_model_dir, tmp_path, name):
     out = bench(tiny_model_dir, name, "--data", str(tmp_path / "absent"))
     assert "skipped" in out and "absent" in out["skipped"]
+
+
+def _fake_benchmark_data(root: Path) -> Path:
+    """The four benchmark tasks' files in their real formats, a few rows each."""
+    words = ["good fun", "bad plot", "great cast", "dull scenes", "fine music", "awful end"]
+    (root / "sst2").mkdir(parents=True)
+    for name in ("stsa.binary.train", "stsa.binary.dev"):
+        (root / "sst2" / name).write_text("".join(
+            f"{i % 2} {w} {i}\n" for i, w in enumerate(words * 4)))
+    (root / "agnews").mkdir()
+    topics = ["World", "Sports", "Business", "Sci/Tech"]
+    (root / "agnews" / "train.tsv").write_text("".join(
+        f"news item {i}\t{topics[i % 4]}\n" for i in range(24)))
+    (root / "agnews" / "test.csv").write_text("Class Index,Title,Description\n" + "".join(
+        f"{i % 4 + 1},t,story {i}\n" for i in range(12)))
+    (root / "sms_spam").mkdir()
+    (root / "sms_spam" / "SMSSpamCollection.tsv").write_text("Label\tSMS\n" + "".join(
+        f"{'spam' if i % 3 == 0 else 'ham'}\tmessage {i}\n" for i in range(40)))
+    (root / "e2e").mkdir()
+    for name in ("train.csv", "test.csv"):
+        (root / "e2e" / name).write_text("mr,ref,fixed,orig_mr\n" + "".join(
+            f'"name[P{i}], food[Thai]",P{i} serves Thai food.,0,"x"\n' for i in range(24)))
+    return root
+
+
+def test_bench_multitask_fields_and_joint_equals_sequential(tiny_model_dir, tmp_path):
+    data = _fake_benchmark_data(tmp_path / "data")
+    out = bench(tiny_model_dir, "multitask", "--data", str(data), "--steps", "2", "--points",
+                "1,2", "--universal-steps", "2", "--train-rows", "20", "--eval-rows", "6",
+                "--few-shot-rows", "8", "--few-shot-steps", "2", "--batch-size", "4",
+                "--method", "prompt", "--length", "2")
+    tasks = ["sst2", "agnews", "sms_spam", "e2e"]
+    assert out["tasks"] == tasks
+    joint = out["joint"]
+    for key in ("sequential_train_s", "joint_train_s", "train_time_ratio", "wall_time_ratio"):
+        assert key in joint, key
+    for name in tasks:
+        row = joint["tasks"][name]
+        assert row["max_loss_diff"] < 1e-4
+        assert row["joint"]["steps"] == row["sequential"]["steps"] == 2
+        assert row["joint"]["metric"] == pytest.approx(row["sequential"]["metric"], abs=1e-4)
+    assert joint["tasks"]["e2e"]["joint"]["metric_name"] == "eval_loss"
+    assert [r["held_out"] for r in out["leave_one_out"]] == tasks
+    for row in out["leave_one_out"]:
+        assert len(row["universal_from"]) == 3 and row["held_out"] not in row["universal_from"]
+        assert set(row["text"]) == set(row["universal"]) == {"1", "2"}
+        assert "universal_steps_to_text_best" in row
+        few = row["few_shot"]
+        assert few["rows"] == 8 and few["text"]["mode"] == "few-shot"
+        assert few["universal"]["steps"] <= 2
+    assert "universal_minus_text_points" in out["leave_one_out"][0]["few_shot"]
+
+
+def test_bench_multitask_skips_cleanly_without_data(tiny_model_dir, tmp_path):
+    out = bench(tiny_model_dir, "multitask", "--data", str(tmp_path / "absent"))
+    assert "skipped" in out and "absent" in out["skipped"]
