@@ -33,6 +33,10 @@ class JobState:
     message: str = ""
     started: float = field(default_factory=time.monotonic)
     request_id: str = ""
+    # A joint job's tasks, and each task's loss and eval points (one curve per task).
+    tasks: list[str] = field(default_factory=list)
+    task_losses: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    task_evals: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
     @property
     def fraction(self) -> float:
@@ -72,6 +76,12 @@ class JobTracker(QObject):
         self._send(job, job.kind, args)
         return job
 
+    def start_joint(self, tasks: list[str], config: dict) -> JobState:
+        """Queue one joint job training ``tasks`` together (each its own prompt and version)."""
+        job = JobState(task=" + ".join(tasks), kind="joint", tasks=list(tasks))
+        self._send(job, "train_joint", {"tasks": list(tasks), "config": config})
+        return job
+
     def resume(self, run_id: int, task: str) -> JobState:
         """Resume an interrupted or cancelled run from its last checkpoint."""
         job = JobState(task=task, kind="resume", run_id=run_id)
@@ -99,7 +109,10 @@ class JobTracker(QObject):
         kind = data.get("kind", "step")
         if data.get("run_id") is not None:
             job.run_id = int(data["run_id"])
-        job.total = int(data.get("total") or job.total)
+        total = int(data.get("total") or job.total)
+        job.total = max(job.total, total) if job.tasks else total
+        if job.tasks and data.get("task") in job.tasks:
+            self._task_point(job, kind, data)
         if kind == "queued":
             job.status = "queued"
         elif kind == "started":
@@ -119,6 +132,15 @@ class JobTracker(QObject):
                 job.evals.append((int(data.get("step", job.step)), float(value)))
             job.metric_name = str(data.get("metric_name") or job.metric_name or "eval loss")
         self.sig_job_changed.emit(job)
+
+    @staticmethod
+    def _task_point(job: JobState, kind: str, data: dict) -> None:
+        """A joint job's event of one task: a point of that task's curve."""
+        step = int(data.get("step", job.step))
+        if kind == "step" and data.get("loss") is not None:
+            job.task_losses.setdefault(data["task"], []).append((step, float(data["loss"])))
+        elif kind == "eval" and data.get("metric") is not None:
+            job.task_evals.setdefault(data["task"], []).append((step, float(data["metric"])))
 
     def _done(self, job: JobState, data: dict) -> None:
         job.result = data

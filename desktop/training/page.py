@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 from desktop.session import Session
 from desktop.training.curves import Curves
 from desktop.training.jobs import JobState, JobTracker
+from desktop.training.joint_dialog import JointDialog
 from engine.errors import PromptbankError
 from engine.library import Run
 
@@ -70,8 +71,10 @@ class TrainingPage(QWidget):
         self.resume_button.setToolTip("Continue an interrupted or cancelled run from its last "
                                       "checkpoint.")
         self.open_button = QPushButton("Open new version")
+        self.joint_button = QPushButton("Train together…")
+        self.joint_button.setToolTip("Train several tasks' prompts in one joint job.")
         buttons = QHBoxLayout()
-        for b in (self.cancel_button, self.resume_button, self.open_button):
+        for b in (self.cancel_button, self.resume_button, self.open_button, self.joint_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
         right = QWidget()
@@ -89,6 +92,7 @@ class TrainingPage(QWidget):
         self.cancel_button.clicked.connect(self._cancel)
         self.resume_button.clicked.connect(self._resume)
         self.open_button.clicked.connect(self._open)
+        self.joint_button.clicked.connect(self.open_joint_dialog)
         self.list.currentItemChanged.connect(lambda *_: self._show_selected())
         jobs.sig_job_changed.connect(self._on_job)
         session.sig_library_changed.connect(self.refresh)
@@ -187,8 +191,15 @@ class TrainingPage(QWidget):
                                      str(job.result.get("metric_name") or job.metric_name or ""))
         if described:
             text += "<br>" + described
+        if job.tasks:
+            saved = [f"{r['task']} v{r['version']}" for r in job.result.get("tasks") or []]
+            text += "<br>" + (f"saved {', '.join(saved)}" if saved else
+                              f"one joint job: {', '.join(job.tasks)}")
         self.stats.setText(text)
-        self.curves.set_data(job.losses, job.evals, job.metric_name)
+        if job.tasks:
+            self.curves.set_series(job.task_losses, job.task_evals, job.metric_name)
+        else:
+            self.curves.set_data(job.losses, job.evals, job.metric_name)
         self.cancel_button.setEnabled(job.active)
         self.resume_button.setEnabled(job.status in ("cancelled", "failed")
                                       and job.run_id is not None)
@@ -210,6 +221,12 @@ class TrainingPage(QWidget):
         self.cancel_button.setEnabled(False)
         self.resume_button.setEnabled(run.status in ("cancelled", "running", "failed"))
         self.open_button.setEnabled(run.version_id is not None)
+
+    def open_joint_dialog(self) -> JointDialog:
+        """Let the user pick tasks to train together; shows the joint job once queued."""
+        dialog = JointDialog(self.session, self.jobs, self)
+        dialog.open()
+        return dialog
 
     def _cancel(self) -> None:
         selected = self._selected()

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from desktop.session import Session
 from desktop.training.jobs import JobTracker
+from desktop.wizard.adaptation import ModeNote, StartSuggestion
 from desktop.wizard.dataset_preview import DatasetPreview
 from desktop.wizard.training_settings import TrainingSettings, usable_init
 
@@ -115,23 +116,49 @@ class DataPage(QWizardPage):
 
 
 class TrainPage(QWizardPage):
-    """Step 3: training settings, and whether to train right away."""
+    """Step 3: training settings (in the mode the data's size picks, with a suggested start),
+    and whether to train right away."""
 
-    def __init__(self, task_names: list[str], start_from: str) -> None:
+    def __init__(self, task_names: list[str], start_from: str, session: Session) -> None:
         super().__init__()
         self.setTitle("Training")
         self.setSubTitle("Pick a preset; Advanced shows every setting. Training runs in the "
                          "background; the Training tab shows its progress.")
         self.settings = TrainingSettings(task_names, start_from=start_from)
+        self.mode = ModeNote()
+        self.suggestion = StartSuggestion(session, self.probe_request)
+        self.suggestion.sig_chosen.connect(self._choose_start)
         self.train_now = QCheckBox("Train the first version now")
         self.train_now.setChecked(True)
         self.error = QLabel()
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color: #b91c1c;")
         layout = QVBoxLayout(self)
+        layout.addWidget(self.mode)
         layout.addWidget(self.settings, 1)
+        layout.addWidget(self.suggestion)
         layout.addWidget(self.train_now)
         layout.addWidget(self.error)
+
+    def initializePage(self) -> None:
+        """Pick the mode for the chosen data (and adjust the settings to it)."""
+        self.mode.update_for(len(self.wizard().data_page.preview.examples), self.settings)
+
+    def probe_request(self) -> dict:
+        """The ``rank_starts`` arguments for the chosen data and settings."""
+        wizard = self.wizard()
+        preview = wizard.data_page.preview
+        input_col, output_col = preview.columns()
+        return {"data": preview.path.text().strip(), "input_column": input_col,
+                "output_column": output_col,
+                "instruction": wizard.task_page.instruction.toPlainText().strip(),
+                "method": self.settings.method.currentText(),
+                "length": self.settings.length.value()}
+
+    def _choose_start(self, init: str) -> None:
+        if self.settings.init.findText(init) < 0:
+            self.settings.init.addItem(init)
+        self.settings.init.setCurrentText(init)
 
 
 class NewTaskWizard(QWizard):
@@ -153,7 +180,7 @@ class NewTaskWizard(QWizard):
         names = [t.name for t in session.library.list_tasks()]
         self.task_page = TaskPage(set(names))
         self.data_page = DataPage()
-        self.train_page = TrainPage(names, start_from)
+        self.train_page = TrainPage(names, start_from, session)
         for page in (self.task_page, self.data_page, self.train_page):
             self.addPage(page)
         self.setButtonText(QWizard.WizardButton.FinishButton, "Create")
@@ -200,8 +227,8 @@ class NewTaskWizard(QWizard):
         if self.train_page.train_now.isChecked():
             has_text = bool(self.task_page.instruction.toPlainText().strip()
                             or self.task_page.description.text().strip())
-            config = usable_init(self.train_page.settings.config(), has_text=has_text,
-                                 kind=self.task_page.kind.currentText())
+            config = usable_init(self.train_page.mode.config(self.train_page.settings.config()),
+                                 has_text=has_text, kind=self.task_page.kind.currentText())
             self.jobs.start(name, config)
         self.sig_task_created.emit(name)
         super().accept()

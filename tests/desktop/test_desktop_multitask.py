@@ -1,0 +1,73 @@
+"""The desktop's multitask hooks with the real engine process (tiny model): a joint job from
+the training page (one curve per task), and the wizard's mode note and suggested start."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from tests.desktop.conftest import write_jsonl, writer
+from tests.desktop.test_desktop_engine import add_random_version, add_task_with_data
+from tests.desktop.test_desktop_library import ENGINE_MS, fill_wizard, open_wizard
+
+TRAIN_MS = 120_000
+
+
+def test_training_page_queues_a_joint_job_with_a_curve_per_task(qtbot, window,
+                                                                 sentiment_file):
+    for name in ("joint-a", "joint-b"):
+        add_task_with_data(window, name, sentiment_file)
+    dialog = window.training.open_joint_dialog()
+    items = {dialog.tasks.item(i).text(): dialog.tasks.item(i)
+             for i in range(dialog.tasks.count())}
+    assert not dialog.train_button.isEnabled()  # two tasks at least
+    for name in ("joint-a", "joint-b"):
+        items[name].setCheckState(Qt.CheckState.Checked)
+    assert dialog.train_button.isEnabled()
+    settings = dialog.settings
+    settings.method.setCurrentText("prompt")
+    settings.length.setValue(4)
+    settings.steps.setValue(4)
+    settings.batch.setValue(4)
+    settings.eval_every.setValue(2)
+    with qtbot.waitSignal(window.jobs.sig_job_finished, timeout=TRAIN_MS):
+        dialog.train_button.click()
+    job = dialog.job
+    assert job.status == "done", job.message
+    assert job.kind == "joint" and job.tasks == ["joint-a", "joint-b"]
+    assert [s for s, _ in job.task_losses["joint-a"]] == [1, 2, 3, 4]
+    assert set(job.task_evals) == {"joint-a", "joint-b"}
+    window.training.select_job(job)
+    window.training.curves.flush()
+    assert set(window.training.curves.series) == {"joint-a", "joint-b"}
+    assert "saved joint-a v1, joint-b v1" in window.training.stats.text()
+    lib = writer(window)
+    assert [len(lib.list_versions(n)) for n in ("joint-a", "joint-b")] == [1, 1]
+
+
+def test_wizard_says_few_shot_and_suggests_a_start(qtbot, window, tmp_path, tiny_host,
+                                                   sentiment_file):
+    add_task_with_data(window, "start-source", sentiment_file)
+    add_random_version(window, tiny_host, "start-source", seed=3)
+    data = write_jsonl(tmp_path / "small.jsonl", [("great film", "positive"),
+                                                  ("bad film", "negative")] * 8)
+    wizard = open_wizard(window)
+    assert fill_wizard(qtbot, wizard, "small-task", data) is True
+    wizard.next()
+    wizard.next()
+    page = wizard.train_page
+    assert page.mode.mode == "few-shot" and "Few-shot mode (16 examples)" in page.mode.text()
+    assert page.settings.steps.value() == 100
+    page.settings.method.setCurrentText("prompt")
+    page.settings.length.setValue(4)
+    page.suggestion.button.click()
+    qtbot.waitUntil(lambda: page.suggestion.ranking.isVisible(), timeout=ENGINE_MS)
+    starts = [s["init"] for s in page.suggestion.starts]
+    assert {"task:start-source", "text"} <= set(starts)  # the library's prompt-4 prompts
+    assert page.settings.init.currentText() == starts[0]
+    page.train_now.setChecked(True)
+    page.settings.steps.setValue(2)
+    with qtbot.waitSignal(window.jobs.sig_job_finished, timeout=TRAIN_MS):
+        wizard.accept()
+    run = writer(window).list_runs("small-task")[0]
+    assert run.config["train"]["mode"] == "few-shot" and run.config["train"]["patience"] == 3
+    assert run.config["train"]["init"] == starts[0]
