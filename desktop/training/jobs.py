@@ -107,7 +107,8 @@ class JobTracker(QObject):
 
     def _progress(self, job: JobState, data: dict) -> None:
         kind = data.get("kind", "step")
-        if data.get("run_id") is not None:
+        # A joint job is known by its first run; its tasks' own runs come with "saved".
+        if data.get("run_id") is not None and (not job.tasks or kind == "started"):
             job.run_id = int(data["run_id"])
         total = int(data.get("total") or job.total)
         job.total = max(job.total, total) if job.tasks else total
@@ -117,6 +118,8 @@ class JobTracker(QObject):
             job.status = "queued"
         elif kind == "started":
             job.status = "running"
+            if len(data.get("tasks") or []) > 1:  # a joint job (also when resumed)
+                job.tasks = list(data["tasks"])
             job.step = int(data.get("step") or 0)
         elif kind == "step":
             job.status = "running"

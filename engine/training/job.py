@@ -201,14 +201,18 @@ def _rounds(draws: list[list[list[Row]]]) -> list[list[Row]]:
             for k in range(max(map(len, draws)))]
 
 
+def _not_universal(record) -> None:
+    if record.kind == "universal":
+        raise PromptbankError(
+            f"The task '{record.name}' is a universal prompt: it trains on its source tasks.",
+            hint=f"Continue it with `promptbank universal update {record.name} --add TASK`.")
+
+
 def check_new_run(library, host, task: str, config: TrainConfig):
     """Check a new run of a task before anything is written: its record and start tensor."""
     config.check()
     record = library.get_task(task)
-    if record.kind == "universal":
-        raise PromptbankError(
-            f"The task '{task}' is a universal prompt: it trains on its source tasks.",
-            hint=f"Continue it with `promptbank universal update {task} --add TASK`.")
+    _not_universal(record)
     init = initial_tensor(host, config.method, config.length, config.init, record,
                           seed=config.seed, library=library)
     if not library.examples(task, "train"):
@@ -266,6 +270,7 @@ class TrainingJob(SlotJob):
         else:
             config.check()
             record = library.get_task(task)
+            _not_universal(record)
             parent, parent_tensor = continual.parent_of(library, host, task, config)
             init = parent_tensor.clone()
         library.record_model(host.info().to_dict())

@@ -141,3 +141,6 @@ def test_bad_universal_input_changes_nothing(tiny_host, lib):
 
     with pytest.raises(PromptbankError, match="universal prompt"):
         TrainingJob.start(lib, tiny_host, "uni", _config())
+    data = write_jsonl(lib.root.parent / "more.jsonl", [("a", "b")] * 4)
+    with pytest.raises(PromptbankError, match="universal update"):
+        TrainingJob.start(lib, tiny_host, "uni", _config(), continue_data=data)
