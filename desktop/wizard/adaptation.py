@@ -30,10 +30,12 @@ class ModeNote(QLabel):
     def update_for(self, examples: int, settings) -> None:
         """Pick the mode for ``examples`` rows, say so, and adjust ``settings`` to it."""
         self.mode = pick_mode(examples)
-        self.setText(describe_mode(self.mode, examples))
+        text = describe_mode(self.mode, examples)
         if self.mode == "few-shot":
             settings.steps.setValue(FEW_SHOT_DEFAULTS["steps"])
             settings.eval_every.setValue(FEW_SHOT_DEFAULTS["eval_every"])
+            text += " Advanced shows the steps and evaluation interval it set."
+        self.setText(text)
 
     def config(self, config: dict) -> dict:
         """``config`` in the picked mode (the engine adds the mode's early stopping)."""
