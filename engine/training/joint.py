@@ -111,12 +111,15 @@ class JointJob(SlotJob):
     @classmethod
     def resume(cls, library, host, run_id: int, *, on_rows: OnRows | None = None) -> JointJob:
         """Continue the unfinished runs of the joint job ``run_id`` belongs to, each from its
-        last checkpoint (its tasks that were saved already stay as they are)."""
+        last checkpoint (its tasks that were saved, or failed alone, stay as they are)."""
         run = library.get_run(run_id)
         if run.joint_id is None:
             raise PromptbankError(f"Run {run_id} is not part of a joint job.",
                                   hint=f"Resume it with `promptbank train --resume {run_id}`.")
-        members = [r for r in library.joint_runs(run.joint_id) if r.status != "done"]
+        # A task that failed alone stays failed (it would fail again); the one named is tried.
+        members = [r for r in library.joint_runs(run.joint_id)
+                   if r.status in ("running", "cancelled") or (r.id == run_id
+                                                              and r.status != "done")]
         if not members:
             raise PromptbankError(f"Every run of the joint job of run {run_id} has finished.",
                                   hint="Start a new run with 'train'.")

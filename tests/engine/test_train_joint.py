@@ -104,6 +104,21 @@ def test_a_task_whose_loss_breaks_fails_alone(tiny_host, tmp_path):
     assert lib.get_run(lib.list_runs("sentiment")[0].id).status == "failed"
 
 
+def test_resuming_a_joint_job_leaves_a_failed_task_alone(tiny_host, tmp_path):
+    configs = [TrainConfig(method="prefix", length=2, steps=5, lr=1e30, batch_size=4,
+                           warmup=0.0, eval_every=0, clip=1e30),
+               TrainConfig(method="prompt", length=2, steps=4, batch_size=4, eval_every=0)]
+    lib = _library(tmp_path)
+    job = JointJob.start(lib, tiny_host, TASKS, configs)
+    while not job.failed:
+        job.step()
+    job.cancel()
+    assert [lib.get_run(r).status for r in job.run_ids] == ["failed", "cancelled"]
+    resumed = resume_run(lib, tiny_host, job.run_ids[1])
+    assert resumed.tasks == ["echo"]
+    assert [r.task for r in run_job(resumed).results] == ["echo"]
+
+
 def test_a_joint_job_resumes_where_it_stopped(tiny_host, tmp_path):
     def configs() -> list[TrainConfig]:
         return _configs(("prompt", "prefix"), (3, 4))
