@@ -150,7 +150,12 @@ def compare_rows(library, task: str) -> list[dict]:
     """One row per stored evaluation of ``task``: what was measured, on which data, scores."""
     rows = []
     for ev in library.list_evaluations(task):
-        what = f"v{library.version_by_id(ev.version_id).number}" if ev.version_id else ev.baseline
+        what = ev.baseline
+        if ev.version_id:
+            # A version measured for a comparison (continual or universal before/after) says
+            # which one, e.g. "v2 universal-after-sst2".
+            what = f"v{library.version_by_id(ev.version_id).number}" + (
+                f" {ev.baseline}" if ev.baseline != "none" else "")
         rows.append({"what": what, "baseline": ev.baseline, "data": ev.data_sha256[:12],
                      "n": ev.n, "metrics": ev.metrics, "created": ev.created})
     return rows
@@ -163,9 +168,16 @@ def compare_text(rows: list[dict]) -> str:
     names = sorted({k for r in rows for k in r["metrics"]})
     header = ["what", "data", "n", *names, "created"]
     table = [[r["what"], r["data"], str(r["n"]),
-              *(f"{r['metrics'][k]:.4f}" if k in r["metrics"] else "-" for k in names),
+              *(_cell(r["metrics"].get(k)) for k in names),
               r["created"]] for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *table, strict=True)]
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)).rstrip()
              for line in [header, *table]]
     return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    """A metric as a table cell: numbers to four places, other values as they are."""
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, int | float) else str(value)

@@ -75,6 +75,10 @@ def test_universal_create_update_and_suggest_init(capsys, tiny_model_dir, lib_di
     assert all(v["before"] and v["after"] for v in payload["sources"].values())
     assert Library(lib_dir).get_version("uni", 2).metrics["sources"] == ["sentiment", "echo",
                                                                          "spam"]
+    code, payload, _ = _cli(capsys, tiny_model_dir, lib_dir, "compare", "uni")
+    assert code == 0 and "v2 universal-after-spam" in {r["what"] for r in payload["evaluations"]}
+    assert main(["--library", lib_dir, "compare", "uni"]) == 0
+    assert "v1 universal-before-echo" in capsys.readouterr().out
     code, payload, _ = _cli(capsys, tiny_model_dir, lib_dir, "suggest-init", "spam",
                             "--method", "prompt", "--length", "2", "--rows", "6", "--steps",
                             "1")
