@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TEST_DEVICE
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def bench(model_dir: Path, *args: str) -> dict:
     proc = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "--model", str(model_dir), "--device", "cpu",
+        [sys.executable, "-m", "engine.cli", "--model", str(model_dir), "--device", TEST_DEVICE,
          "bench", *args, "--json"], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -37,6 +37,22 @@ def test_a_break_comes_before_each_layer_and_after_each_layers_backward(tiny_hos
     assert trace == []
 
 
+def test_a_backward_on_another_thread_never_serves(tiny_host):
+    """On CUDA, autograd runs the backward pass on a device thread; breaks reached there must
+    not serve (serving touches SQLite and the worker's state). Here the backward is run on a
+    second thread, as CUDA does: its breaks are skipped, the caller's forward breaks stay."""
+    import threading
+
+    threads: list[int] = []
+    with layer_breaks(tiny_host.model, lambda: threads.append(threading.get_ident())):
+        logits = _forward(tiny_host, grad=True)
+        worker = threading.Thread(target=lambda: logits.sum().backward())
+        worker.start()
+        worker.join()
+    layers = tiny_host.model.config.num_hidden_layers
+    assert threads == [threading.get_ident()] * layers
+
+
 def test_work_done_in_a_break_is_not_interrupted(tiny_host):
     calls: list[int] = []
 
@@ -51,14 +67,15 @@ def test_work_done_in_a_break_is_not_interrupted(tiny_host):
 
 
 def test_breaks_run_without_gradients_or_autocast(tiny_host):
+    device = tiny_host.device.type
     modes: list[tuple[bool, bool]] = []
 
     def serve() -> None:
-        modes.append((torch.is_grad_enabled(), torch.is_autocast_enabled("cpu")))
+        modes.append((torch.is_grad_enabled(), torch.is_autocast_enabled(device)))
 
-    with layer_breaks(tiny_host.model, serve), torch.autocast("cpu", dtype=torch.bfloat16):
+    with layer_breaks(tiny_host.model, serve), torch.autocast(device, dtype=torch.bfloat16):
         _forward(tiny_host, grad=True)
-        assert torch.is_grad_enabled() and torch.is_autocast_enabled("cpu")
+        assert torch.is_grad_enabled() and torch.is_autocast_enabled(device)
     assert modes == [(False, False)] * tiny_host.model.config.num_hidden_layers
 
 

@@ -35,7 +35,7 @@ def test_init_strategies_shape_and_content(tiny_host, lib, method, init):
     if method == "prompt" and init in ("text", "labels"):
         text = task.instruction if init == "text" else " positive negative"
         ids = tiny_host.tokenizer(text, add_special_tokens=False)["input_ids"]
-        table = tiny_host.embeddings().weight.detach()
+        table = tiny_host.embeddings().weight.detach().cpu()
         assert torch.equal(tensor[0], table[ids[0]])
         assert torch.equal(tensor[len(ids) % 6], table[ids[len(ids) % 6 % len(ids)]])
 
@@ -45,8 +45,9 @@ def test_prefix_text_init_is_the_texts_keys_and_values(tiny_host, lib):
     prefix = initial_tensor(tiny_host, "prefix", 3, "text", task)
     ids = tiny_host.tokenizer(task.instruction, add_special_tokens=False)["input_ids"][:3]
     with torch.no_grad():
-        out = tiny_host.model(input_ids=torch.tensor([ids]), use_cache=True)
-    keys = out.past_key_values.layers[1].keys[0]
+        out = tiny_host.model(input_ids=torch.tensor([ids], device=tiny_host.device),
+                              use_cache=True)
+    keys = out.past_key_values.layers[1].keys[0].cpu()
     assert torch.allclose(prefix[1, 0], keys, atol=1e-6)
 
 
@@ -87,7 +88,7 @@ def test_prefix_with_mlp_is_folded_into_a_plain_tensor(tiny_host, lib):
                          eval_every=0, reparam=16)
     job = TrainingJob.start(lib, tiny_host, "sentiment", config)
     start = initial_tensor(tiny_host, "prefix", 3, "text", lib.get_task("sentiment"))
-    assert torch.allclose(job.params.value().detach(), start)
+    assert torch.allclose(job.params.value().detach().cpu(), start)
     run_job(job)
     saved = _prompt(lib)
     assert saved.tensor.shape == start.shape
