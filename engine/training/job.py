@@ -33,6 +33,11 @@ from engine.training.passes import Pass, Passes
 
 #: Progress while rows are tokenised: (rows done, rows in all).
 OnRows = Callable[[int, int], None]
+#: float16 gradients underflow unless the loss is scaled up before the backward pass (and the
+#: gradients back down after it); an overflow skips the step and halves the scale, and every
+#: GROWTH_STEPS good steps double it again (as torch's GradScaler does).
+FLOAT16_SCALE = 2.0 ** 12
+GROWTH_STEPS = 200
 
 
 @dataclass
@@ -104,6 +109,9 @@ class TrainingJob:
         self.history: list[dict] = []
         self.summary: dict = {"truncated_rows": sum(r.truncated for r in train_rows)}
         self.pass_rows = config.micro_batch
+        self.scaling = host.dtype == torch.float16
+        self.loss_scale = FLOAT16_SCALE if self.scaling else 1.0
+        self.good_steps = 0
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -204,7 +212,8 @@ class TrainingJob:
         state = {"step": self.step_index, "epoch": self.epoch, "cursor": self.cursor,
                  "order": self.order, "best": self.best, "evals_since_best": self.evals_since_best,
                  "tokens": self.tokens, "train_seconds": self.train_seconds,
-                 "history": self.history, "summary": self.summary}
+                 "history": self.history, "summary": self.summary,
+                 "loss_scale": self.loss_scale, "good_steps": self.good_steps}
         return tensors, state
 
     def _restore(self, tensors: dict[str, torch.Tensor], state: dict) -> None:
@@ -219,6 +228,8 @@ class TrainingJob:
         self.best, self.evals_since_best = state["best"], state["evals_since_best"]
         self.tokens, self.train_seconds = state["tokens"], state["train_seconds"]
         self.history, self.summary = state["history"], state["summary"]
+        self.loss_scale = state.get("loss_scale", self.loss_scale)
+        self.good_steps = state.get("good_steps", 0)
 
     def save_checkpoint(self) -> None:
         """Write the full training state to the run's checkpoint folder."""
@@ -261,7 +272,8 @@ class TrainingJob:
         loss = torch.zeros((), device=self.host.device)
         for begin in range(0, len(rows), size):
             part = rows[begin:begin + size]
-            sums, part_grads = self.passes.run(Pass(part, [0] * len(part), [weight] * len(part)))
+            sums, part_grads = self.passes.run(Pass(part, [0] * len(part), [weight] * len(part)),
+                                               self.loss_scale)
             loss = loss + sums[0] * self.config.grad_accum
             for i, g in enumerate(part_grads):
                 grads[i] = g.clone() if grads[i] is None else grads[i].add_(g)
@@ -319,21 +331,36 @@ class TrainingJob:
         grads, mean_loss = self._gradients([self._next_batch()
                                             for _ in range(self.config.grad_accum)])
         for param, grad in zip(params, grads, strict=True):
-            param.grad = grad
+            param.grad = grad.div_(self.loss_scale) if self.loss_scale != 1.0 else grad
         if self.config.anchor and self.parent_tensor is not None:
             value = self.params.value()
             pull = (value - self.parent_tensor.to(value.device)).pow(2).mean()
             (self.config.anchor * pull).backward()
         norm = torch.nn.utils.clip_grad_norm_(params, self.config.clip)
         loss, norm_value = torch.stack([mean_loss, norm.float()]).tolist()
-        if not math.isfinite(loss) or not math.isfinite(norm_value):
-            self.optimizer.zero_grad(set_to_none=True)
-            self._fail_non_finite(loss)
-        self.optimizer.step()
+        finite = math.isfinite(loss) and math.isfinite(norm_value)
+        if finite:
+            self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if not finite and not self.scaling:
+            self._fail_non_finite(loss)
+        if self.scaling:
+            self._rescale(finite)
         self.step_index += 1
         self.last_loss = loss
         return loss, lr
+
+    def _rescale(self, finite: bool) -> None:
+        """Loss scaling for float16: halve after an overflow (that step changed nothing),
+        double after ``GROWTH_STEPS`` good steps."""
+        if not finite:
+            self.loss_scale /= 2.0
+            self.good_steps = 0
+            self.summary["skipped_steps"] = self.summary.get("skipped_steps", 0) + 1
+            return
+        self.good_steps += 1
+        if self.good_steps % GROWTH_STEPS == 0:
+            self.loss_scale *= 2.0
 
     def _after_step(self, loss: float, lr: float) -> list[dict]:
         """The step's events; stop conditions, evaluation and checkpoint when due."""

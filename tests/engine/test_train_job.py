@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -12,6 +13,7 @@ from engine.prompt_init import initial_tensor
 from engine.prompts import SoftPrompt
 from engine.training.config import TrainConfig
 from engine.training.job import TrainingJob, run_job
+from tests.conftest import TEST_DEVICE
 from tests.engine.train_helpers import make_library
 
 
@@ -242,3 +244,30 @@ def test_first_version_becomes_active_and_later_ones_wait(tiny_host, lib):
     second = run_job(TrainingJob.start(lib, host=tiny_host, task="sentiment", config=config))
     assert second.version == 2 and second.summary["activated"] is False
     assert lib.get_version("sentiment").number == 1
+
+
+def test_float16_loss_scaling_skips_an_overflowing_step_and_halves_the_scale(tiny_host, lib):
+    """float16 training scales the loss; here the scale is set so high that the gradients
+    overflow: that step changes nothing and the scale halves, and training goes on."""
+    job = TrainingJob.start(lib, tiny_host, "sentiment", TrainConfig(
+        method="prompt", length=2, steps=3, batch_size=4, eval_every=0))
+    job.scaling, job.loss_scale = True, 1e38
+    before = job.params.value().detach().clone()
+    job.step()
+    assert torch.equal(job.params.value(), before)
+    assert job.loss_scale == 5e37 and job.summary["skipped_steps"] == 1
+    job.loss_scale = 1024.0
+    job.step()
+    assert not torch.equal(job.params.value(), before) and job.good_steps == 1
+
+
+@pytest.mark.skipif(TEST_DEVICE != "cuda", reason="float16 runs on a GPU only")
+def test_float16_training_on_a_gpu_learns(tiny_model_dir, lib):
+    from engine.model import ModelHost
+
+    host = ModelHost(str(tiny_model_dir), device=TEST_DEVICE, dtype="float16")
+    job = TrainingJob.start(lib, host, "sentiment", TrainConfig(
+        method="prefix", length=3, steps=30, lr=0.05, batch_size=8, eval_every=0))
+    losses = [job.step()[0]["loss"] for _ in range(30)]
+    assert all(math.isfinite(x) for x in losses) and job.scaling
+    assert sum(losses[-5:]) < sum(losses[:5])
