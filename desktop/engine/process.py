@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
 
+from engine.launch import child_env, module_command
 from engine.protocol import Event, ProtocolError, Request, decode_event
 
 EventHandler = Callable[[Event], None]
@@ -27,9 +26,12 @@ class EngineProcess(QObject):
     sig_crashed = Signal(str)
     """The engine stopped without being asked to; the argument says why in plain words."""
 
-    def __init__(self, worker_args: list[str], parent: QObject | None = None) -> None:
+    def __init__(self, worker_args: list[str], parent: QObject | None = None,
+                 python: str | None = None) -> None:
         super().__init__(parent)
         self.worker_args = worker_args
+        self.python = python
+        """The GPU engine's interpreter, or None for the app's own (the CPU engine)."""
         self.state = "stopped"
         self.hello: dict = {}
         self._ids = itertools.count(1)
@@ -38,12 +40,6 @@ class EngineProcess(QObject):
         self._stopping = False
         self._stderr_tail: list[str] = []
         self.proc = QProcess(self)
-        env = QProcessEnvironment.systemEnvironment()
-        env.insert("PYTHONUNBUFFERED", "1")
-        root = str(Path(__file__).resolve().parents[2])
-        env.insert("PYTHONPATH", root + (":" + env.value("PYTHONPATH")
-                                         if env.contains("PYTHONPATH") else ""))
-        self.proc.setProcessEnvironment(env)
         self.proc.readyReadStandardOutput.connect(self._read_stdout)
         self.proc.readyReadStandardError.connect(self._read_stderr)
         self.proc.finished.connect(self._finished)
@@ -66,7 +62,12 @@ class EngineProcess(QObject):
         self._buffer = b""
         self._stderr_tail = []
         self._set_state("starting", "starting the engine")
-        self.proc.start(sys.executable, ["-m", "engine.cli", *self.worker_args, "worker"])
+        env = QProcessEnvironment()
+        for key, value in child_env(self.python).items():
+            env.insert(key, value)
+        self.proc.setProcessEnvironment(env)
+        program, *args = module_command("engine.cli", self.python)
+        self.proc.start(program, [*args, *self.worker_args, "worker"])
 
     def restart(self, worker_args: list[str] | None = None) -> None:
         """Stop the worker if it runs, then start it again (optionally with new options)."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
+
+from engine.launch import module_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +25,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def desktop_argv(args: argparse.Namespace) -> list[str]:
     """The command line that starts the desktop app with the same global options."""
-    argv = [sys.executable, "-m", "desktop", "--model", args.model, "--device", args.device]
+    argv = [*module_command("desktop"), "--model", args.model, "--device", args.device]
     if args.library:
         argv += ["--library", args.library]
     if getattr(args, "examples", False):
@@ -33,8 +34,8 @@ def desktop_argv(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
-    # The GUI runs in a fresh interpreter so the engine never imports Qt and the GUI
-    # process never holds torch.
+    # The GUI runs in a fresh process so the engine never imports Qt and the GUI process
+    # never holds torch; in the bundle that process is the same program (packaging/entry.py).
     argv = desktop_argv(args)
     os.execv(argv[0], argv)
     return 0
