@@ -13,6 +13,7 @@ from desktop.engine.process import EngineProcess
 from desktop.examples import install_examples
 from desktop.main_window import MainWindow
 from desktop.session import Session
+from engine import engine_env
 from engine.paths import resources_dir
 
 
@@ -31,7 +32,8 @@ def build(args: argparse.Namespace, settings: QSettings) -> MainWindow:
     model = args.model or settings.value("engine/model", "default")
     device = args.device or settings.value("engine/device", "auto")
     library = args.library or settings.value("library/root", None) or None
-    engine = EngineProcess([])
+    gpu = engine_env.status()
+    engine = EngineProcess([], python=gpu.python if gpu.ready else None)
     session = Session(engine, library, model_spec=model, device=device)
     engine.worker_args = session.worker_args()
     if args.examples:

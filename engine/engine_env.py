@@ -124,8 +124,7 @@ def status(home: Path | None = None) -> EngineStatus:
     """Read the GPU engine's state from disk (no process is started)."""
     env = (home or engine_home()) / "env"
     if not env.exists():
-        return EngineStatus("none", str(env), reason="No GPU engine is installed; the CPU "
-                            "engine is used (Settings → Engine, or `promptbank engine install`).")
+        return EngineStatus("none", str(env), reason="No GPU engine is installed.")
     try:
         record = json.loads((env / MANIFEST).read_text(encoding="utf-8"))
         fields = {k: record[k] for k in ("backend", "torch", "accelerator", "device_name",

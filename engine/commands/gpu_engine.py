@@ -27,7 +27,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from engine.engine_env import status
 
     found = status()
-    emit(args, found.to_dict(), found.describe())
+    hint = "" if found.ready else " The CPU engine is used; `promptbank engine install` adds one."
+    emit(args, found.to_dict(), found.describe() + hint)
     return 0
 
 

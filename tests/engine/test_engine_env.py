@@ -59,7 +59,7 @@ def test_every_engine_package_and_torch_dependency_is_pinned():
 def test_status_of_nothing_installed(tmp_path):
     found = status(tmp_path)
     assert found.state == "none" and not found.ready
-    assert "CPU engine is used" in found.describe()
+    assert found.describe() == "No GPU engine is installed."
 
 
 def test_status_ready_broken_and_outdated(tmp_path):
