@@ -14,6 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     gui = sub.add_parser("gui", help="open the desktop app (the default with no command)")
     gui.add_argument("--examples", action="store_true",
                      help="on first run, fill an empty library with the shipped examples")
+    gui.add_argument("--check", action="store_true",
+                     help="open the window, wait for the engine's model, print it and quit")
     gui.set_defaults(func=cmd_gui)
 
 
@@ -28,8 +30,7 @@ def desktop_argv(args: argparse.Namespace) -> list[str]:
     argv = [*module_command("desktop"), "--model", args.model, "--device", args.device]
     if args.library:
         argv += ["--library", args.library]
-    if getattr(args, "examples", False):
-        argv.append("--examples")
+    argv += [f"--{flag}" for flag in ("examples", "check") if getattr(args, flag, False)]
     return argv
 
 
