@@ -34,7 +34,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def exit_when_ready(app: QApplication, window: MainWindow, timeout_s: float = 300) -> None:
     """For ``--check``: quit with 0 once the model is loaded, 1 on an engine error."""
     def on_model(info: dict) -> None:
-        if info:
+        if not info and window.session.model_error:
+            on_failure(window.session.model_error)
+        elif info:
             print(json.dumps({"window": window.windowTitle(), "visible": window.isVisible(),
                               "model": info.get("name"), "device": info.get("device"),
                               "gpu_engine": bool(window.engine.python),

@@ -11,4 +11,4 @@ start=$(date +%s)
     packaging/promptbank.spec
 echo "Built dist/promptbank in $(( $(date +%s) - start )) s: $(du -sh dist/promptbank | cut -f1)"
 echo "Largest parts:"
-du -s dist/promptbank/_internal/* | sort -rn | head -8 | awk '{printf "  %5d MB  %s\n", $1/1024, $2}'
+du -s dist/promptbank/_internal/* | sort -rn | awk 'NR <= 8 {printf "  %5d MB  %s\n", $1/1024, $2}'
