@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from engine import __version__
 from engine.errors import PromptbankError
+from engine.launch import frozen
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -74,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "gui"])
+        # The installed app (a double-click on macOS) fills an empty library with the examples.
+        gui = ["gui", "--examples"] if frozen() else ["gui"]
+        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), *gui])
     try:
         return int(args.func(args) or 0)
     except PromptbankError as exc:

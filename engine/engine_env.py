@@ -199,7 +199,7 @@ class _Runner:
 
     def run(self, argv: list[str], step: str, env: dict[str, str] | None = None) -> list[str]:
         """Run ``argv``; its output lines, or an error naming ``step`` and uv's reason."""
-        self.log(f"$ {' '.join(argv)}")
+        self.log("$ " + " ".join("<script>" if "\n" in arg else arg for arg in argv))
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, text=True, cwd=self.home, env=env,
                                 start_new_session=os.name != "nt")

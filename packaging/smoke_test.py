@@ -3,8 +3,10 @@
 Usage: ``python packaging/smoke_test.py dist/promptbank``. Everything runs the bundle's own
 program in a fresh library, cache and settings folder, offscreen: ``--version``, ``model info
 --json`` (the pre-converted model, no conversion, and the fingerprint the example prompts were
-trained on), the desktop up to its main window with its engine, and a short training job
-through the bundled worker on the embedded model. Prints each check and its time.
+trained on), the desktop up to its main window with its engine, a short training job
+through the bundled worker on the embedded model, and the GPU engine installed with the CPU
+build of torch (this downloads packages) with the desktop's worker started from it. Prints
+each check and its time.
 """
 
 from __future__ import annotations
@@ -84,7 +86,9 @@ class SmokeTest:
         started = time.perf_counter()
         argv = [str(self.program), "--model", "default", "--device", "cpu", "--library",
                 str(self.library), "worker"]
-        with Client(argv, env=self.env, timeout=300) as client:
+        client = Client(argv, env=self.env, timeout=300)
+        client.launch()
+        with client:
             handle = client.request("train", {"task": "sentiment", "config": {
                 "method": "prompt", "length": 4, "steps": 3, "batch_size": 4,
                 "eval_every": 0, "seed": 0}})
@@ -98,6 +102,23 @@ class SmokeTest:
         assert [v["number"] for v in json.loads(out)["versions"]] == [1, 2], out
         return (f"3 steps through the bundled worker, loss {steps[-1]['loss']:.2f}, "
                 f"version 2 saved, in {time.perf_counter() - started:.1f} s")
+
+    def gpu_engine(self) -> str:
+        """Install the engine environment (CPU build: no GPU here), then start the desktop on it."""
+        backend = "cpu"
+        for folder in os.environ.get("PIP_FIND_LINKS", "").split():
+            if any(Path(folder).glob("torch-*+cpu-*.whl")):  # a local wheel folder is set up
+                self.env["UV_FIND_LINKS"], backend = folder, "index"
+        _, seconds = self.run("engine", "install", "--torch-backend", backend, timeout=1800)
+        out, _ = self.run("--json", "engine", "status")
+        status = json.loads(out)
+        assert status["state"] == "ready" and "+cpu" in status["torch"], status
+        out, started = self.run("gui", "--check", "--device", "cpu")
+        shown = json.loads(out.strip().splitlines()[-1])
+        assert shown["gpu_engine"] and shown["model"] == "SmolLM2-135M-Instruct", shown
+        self.run("engine", "remove")
+        return (f"installed ({backend}) in {seconds:.0f} s; the desktop ran its worker from it "
+                f"with the bundled model in {started:.1f} s; removed")
 
 
 def example_fingerprint(examples: Path) -> str:
@@ -113,7 +134,7 @@ def main(argv: list[str]) -> int:
     bundle = Path(argv[0] if argv else "dist/promptbank").resolve()
     with tempfile.TemporaryDirectory(prefix="promptbank-smoke-") as scratch:
         test = SmokeTest(bundle, Path(scratch))
-        for name in ("version", "model_info", "desktop", "training"):
+        for name in ("version", "model_info", "desktop", "training", "gpu_engine"):
             print(f"{name:<11} {getattr(test, name)()}", flush=True)
     print("bundle smoke test passed")
     return 0
