@@ -39,7 +39,7 @@ sed "s|^Exec=.*|Exec=$app/promptbank gui --examples|" "$here/promptbank.desktop"
     > "$menu/promptbank.desktop"
 # Menus and icon caches refresh by themselves on most desktops; these only speed it up.
 command -v update-desktop-database >/dev/null && update-desktop-database "$menu" || true
-command -v gtk-update-icon-cache >/dev/null && gtk-update-icon-cache -q "$icons" || true
+command -v gtk-update-icon-cache >/dev/null && gtk-update-icon-cache -q "$icons" 2>/dev/null || true
 
 echo "Promptbank installed in $app."
 echo "Start it from the applications menu, or run: $bin/promptbank"
