@@ -29,7 +29,7 @@ import platformdirs
 
 from engine import __version__
 from engine.errors import PromptbankError
-from engine.launch import child_env, constraints_file
+from engine.launch import child_env, constraints_file, module_command
 from engine.paths import APP_NAME
 
 #: What the worker imports besides torch (pyproject's dependencies without the GUI's).
@@ -304,6 +304,21 @@ def _swap(staging: Path, target: Path) -> None:
         target.rename(old)
     staging.rename(target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def run_cli(argv: list[str], home: Path | None = None) -> int | None:
+    """Run ``promptbank ARGV`` on the GPU engine if one is ready: its exit code, else None."""
+    found = status(home)
+    if not found.ready:
+        return None
+    assert found.python is not None
+    proc = subprocess.Popen([*module_command("engine.cli", found.python), *argv],
+                            env=child_env(found.python))
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            continue  # Ctrl-C reached the child too; it stops at a step boundary and says so
 
 
 def remove(home: Path | None = None) -> bool:

@@ -124,3 +124,34 @@ def test_cli_status_install_and_remove_messages(tmp_path):
     assert "GPU engine removed" in cli("engine", "remove", home=tmp_path).stdout
     assert EngineStatus(**json.loads(cli("engine", "status", "--json", home=tmp_path)
                                      .stdout)).state == "none"
+
+
+def recording_python(folder: Path, marker: Path) -> Path:
+    """An interpreter stand-in that notes its arguments, then runs this Python."""
+    script = folder / "python"
+    script.write_text(f'#!/bin/sh\necho "$@" > "{marker}"\nexec "{sys.executable}" "$@"\n')
+    script.chmod(0o755)
+    return script
+
+
+def test_the_installed_cli_runs_computing_commands_on_a_ready_gpu_engine(
+        tmp_path, monkeypatch, capfd):
+    import engine.cli as cli_module
+
+    env = fake_env(tmp_path / "engine")
+    marker = tmp_path / "ran"
+    env_python(env).unlink()
+    env_python(env).symlink_to(recording_python(tmp_path, marker))
+    monkeypatch.setenv("PROMPTBANK_ENGINE_HOME", str(tmp_path / "engine"))
+
+    assert cli_module.main(["--json", "task", "list"]) == 0
+    assert not marker.exists()  # a source tree never hands over: its venv is the engine
+
+    monkeypatch.setattr(cli_module, "frozen", lambda: True)
+    capfd.readouterr()
+    assert cli_module.main(["--json", "task", "list"]) == 0
+    assert marker.read_text().split() == ["-m", "engine.cli", "--json", "task", "list"]
+    assert json.loads(capfd.readouterr().out) == {"tasks": []}
+    marker.unlink()
+    assert cli_module.main(["--json", "engine", "status"]) == 0
+    assert not marker.exists()  # managing the engine stays in the app
