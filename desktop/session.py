@@ -74,6 +74,12 @@ class Session(QObject):
         self.sig_model_changed.emit({})
         self.engine.restart(self.worker_args())
 
+    def use_engine(self, python: str | None) -> None:
+        """Run the worker on the GPU engine's ``python``, or with None on the CPU engine."""
+        self.engine.python = python
+        self.engine.fallback_reason = ""
+        self.engine.restart(self.worker_args())
+
     def notify_library_changed(self) -> None:
         """Tell every list that the catalogue changed (opening it first if only its empty
         stand-in was open: the engine has since created, updated or rebuilt it)."""

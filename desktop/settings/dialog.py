@@ -1,4 +1,5 @@
-"""SettingsDialog: the base model (checked by loading it), the device, the library folder."""
+"""SettingsDialog: the base model (checked by loading it), the device, the library folder, and
+the engine (CPU, or the GPU engine installed on demand)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -18,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.session import Session
+from desktop.settings.engine_panel import EnginePanel
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -66,11 +69,15 @@ class SettingsDialog(QDialog):
                                    | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        self.engine = EnginePanel(session)
+        engine_box = QGroupBox("Engine")
+        QVBoxLayout(engine_box).addWidget(self.engine)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.info)
+        layout.addWidget(engine_box, 1)
         layout.addWidget(buttons)
-        self.resize(640, 220)
+        self.resize(680, 520)
 
     def check_model(self) -> None:
         """Load the chosen model in the engine (``load_model``) and describe it."""
@@ -113,6 +120,11 @@ class SettingsDialog(QDialog):
                 or not self.session.model:
             self.session.change_model(spec, device)
         super().accept()
+
+    def done(self, result: int) -> None:
+        """Close the dialog; a GPU engine install still running is cancelled first."""
+        self.engine.stop()
+        super().done(result)
 
     def _pick_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Model folder")

@@ -297,7 +297,10 @@ class TrainingJob:
             between()
             paused += time.perf_counter() - begun
 
-        with layer_breaks(self.host.model, pause if between is not None else None):
+        # A step replayed from CUDA graphs has no layers to break between (and a capture must
+        # not serve anything): its requests wait for the step, which is short on a GPU.
+        breaks = pause if between is not None and not self.passes.graphs.enabled else None
+        with layer_breaks(self.host.model, breaks):
             loss, lr = self._optimise()
             self.train_seconds += time.perf_counter() - started - paused
             return self._after_step(loss, lr)
