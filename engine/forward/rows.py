@@ -85,6 +85,15 @@ def targets(sequences: Sequence[Sequence[int]], starts: Sequence[int], width: in
                    torch.tensor(groups + [0] * extra, dtype=torch.long))
 
 
+def width_bucket(value: int) -> int:
+    """``value`` rounded up to a few sizes per octave (multiples of 8 up to 64, of 16 up to
+    128, of 32 up to 256, ...): shapes repeat, and padding stays under an eighth."""
+    size = 8
+    while size * 8 < value:
+        size *= 2
+    return bucket(value, size)
+
+
 def bucket(value: int, step: int) -> int:
     """``value`` rounded up to a multiple of ``step`` (at least ``step``)."""
     return max(step, -(-value // step) * step)

@@ -14,7 +14,7 @@ from tests.engine.train_helpers import make_library, sentiment_rows, write_jsonl
 
 
 def _forward(host, *, grad: bool) -> torch.Tensor:
-    ids = host.tokenizer("hello world", return_tensors="pt")["input_ids"]
+    ids = host.tokenizer("hello world", return_tensors="pt")["input_ids"].to(host.device)
     embeds = host.embeddings()(ids).detach().requires_grad_(grad)
     return host.model(inputs_embeds=embeds).logits
 
