@@ -86,10 +86,10 @@ def targets(sequences: Sequence[Sequence[int]], starts: Sequence[int], width: in
 
 
 def width_bucket(value: int) -> int:
-    """``value`` rounded up to a few sizes per octave (multiples of 8 up to 64, of 16 up to
-    128, of 32 up to 256, ...): shapes repeat, and padding stays under an eighth."""
+    """``value`` rounded up to eight sizes per octave (multiples of 8 below 128, of 16 below
+    256, ...): shapes repeat, and the padding stays under an eighth (or 8 tokens)."""
     size = 8
-    while size * 8 < value:
+    while size * 16 <= value:
         size *= 2
     return bucket(value, size)
 

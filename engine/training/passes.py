@@ -53,12 +53,12 @@ class Passes:
         self.lengths = [p.method.length_of(p.value()) for p in self.prompts]
         self.pad = host.chat.pad_id
         self.padded = host.device.type == "cuda"
-        self.graphs = Graphs(self._fn_for, host.device, enabled=graphs, warm=1)
+        self.graphs = Graphs(self._fn_for, host.device, enabled=graphs, warm=1, limit=32)
 
     def reset(self) -> None:
         """Drop the captured graphs (and the memory they hold)."""
         self.graphs = Graphs(self._fn_for, self.host.device, enabled=self.graphs.enabled,
-                             warm=self.graphs.warm)
+                             warm=self.graphs.warm, limit=self.graphs.limit)
 
     def parameters(self, index: int) -> list[torch.nn.Parameter]:
         return [p for p in self.prompts[index].parameters() if p.requires_grad]
