@@ -26,8 +26,8 @@ def bench(model_dir: Path, *args: str) -> dict:
 
 
 def test_bench_train_fields_and_equal_step0_loss(tiny_model_dir, tmp_path):
-    out = bench(tiny_model_dir, "train", "--lengths", "3,5", "--steps", "2", "--cycle", "2", "--data",
-                str(tmp_path / "no-data"))
+    out = bench(tiny_model_dir, "train", "--lengths", "3,5", "--steps", "2", "--cycle", "2",
+                "--data", str(tmp_path / "no-data"))
     assert {"device", "model", "runs"} <= set(out)
     assert [r["length"] for r in out["runs"]] == [3, 5]
     for run in out["runs"]:
