@@ -148,11 +148,11 @@ def status(home: Path | None = None) -> EngineStatus:
 
 def uv_binary() -> str:
     """The uv program installed with the app (the bundle carries it in ``bin``)."""
-    from uv import find_uv_bin
-
     try:
+        from uv import find_uv_bin
+
         return find_uv_bin()
-    except FileNotFoundError as exc:
+    except (ImportError, FileNotFoundError) as exc:
         raise PromptbankError("The uv program that installs the GPU engine is missing.",
                               hint="Reinstall Promptbank (uv is one of its packages).") from exc
 

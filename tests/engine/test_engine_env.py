@@ -81,6 +81,9 @@ def test_status_ready_broken_and_outdated(tmp_path):
 
 
 def test_an_unknown_backend_is_refused_before_anything_is_made(tmp_path):
+    # uv is one of the app's packages; a bare machine without it (a GPU image) cannot list
+    # the backends, and says so (test_a_missing_uv_is_one_line_error).
+    pytest.importorskip("uv")
     with pytest.raises(PromptbankError, match=r"Unknown torch backend 'cu999'.*auto.*cpu"):
         engine_env.install("cu999", home=tmp_path / "engine")
     with pytest.raises(PromptbankError, match="Unknown torch backend 'xpu'"):
@@ -113,6 +116,7 @@ def cli(*args: str, home: Path) -> subprocess.CompletedProcess:
 
 
 def test_cli_status_install_and_remove_messages(tmp_path):
+    pytest.importorskip("uv")
     out = cli("engine", "status", "--json", home=tmp_path)
     assert out.returncode == 0 and json.loads(out.stdout)["state"] == "none"
     bad = cli("engine", "install", "--torch-backend", "cuda12", home=tmp_path)
@@ -155,3 +159,11 @@ def test_the_installed_cli_runs_computing_commands_on_a_ready_gpu_engine(
     marker.unlink()
     assert cli_module.main(["--json", "engine", "status"]) == 0
     assert not marker.exists()  # managing the engine stays in the app
+
+
+def test_a_missing_uv_is_one_line_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "uv", None)  # import uv now fails
+    with pytest.raises(PromptbankError, match="uv program that installs the GPU engine"):
+        engine_env.uv_binary()
