@@ -7,7 +7,6 @@ and the real engine; a view whose engine work fails or times out is still captur
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 import tempfile
@@ -18,11 +17,11 @@ from pathlib import Path
 from PySide6.QtCore import QEventLoop, QSettings
 from PySide6.QtWidgets import QApplication, QWidget
 
-from desktop.app import build
+from desktop.app import build, tear_down
 from desktop.main_window import MainWindow
 from desktop.settings.dialog import SettingsDialog
+from desktop.widgets.training_settings import usable_init
 from desktop.wizard.new_task import NewTaskWizard
-from desktop.wizard.training_settings import usable_init
 from engine.paths import resources_dir
 
 SIZE = (1280, 800)
@@ -52,7 +51,7 @@ def save(widget: QWidget, out: Path, name: str) -> Path:
 def shoot(window: MainWindow, out: Path, *, steps: int, timeout_s: float) -> None:
     """Drive the window through its views, saving one PNG per view."""
     session = window.session
-    wait_until(lambda: bool(session.model) or window.engine.state == "error", timeout_s)
+    wait_until(lambda: session.model is not None or window.engine.state == "error", timeout_s)
     tasks = [t.name for t in session.library.list_tasks()]
     first = tasks[0] if tasks else ""
     examples = resources_dir() / "examples"
@@ -64,17 +63,17 @@ def shoot(window: MainWindow, out: Path, *, steps: int, timeout_s: float) -> Non
 
     wizard = NewTaskWizard(session, window.jobs, window)
     wizard.resize(900, 640)
-    wizard.task_page.name.setText("my-task")
+    wizard.name_page.name.setText("my-task")
     wizard.show()
     wizard.next()
     data = next((p for p in sorted(examples.glob("*.jsonl"))), None)
     if data is not None:
-        wizard.data_page.preview.load(str(data))
-        wait_until(lambda: wizard.data_page.preview.examples != [], 10)
+        wizard.dataset_page.preview.load(str(data))
+        wait_until(lambda: wizard.dataset_page.preview.examples != [], 10)
     save(wizard, out, "wizard")
     wizard.reject()
 
-    if first and session.model:
+    if first and session.model is not None:
         task = session.library.get_task(first)
         # Evaluating a generate task means generating text, slow on a CPU: only classify
         # tasks get an evaluation curve in the shot.
@@ -152,14 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             shoot(window, args.out, steps=args.steps, timeout_s=args.timeout)
         finally:
             window.jobs.jobs.clear()
-            window.engine.stop()
-            window.close()
-            # Tear the widgets down while Qt is alive; leaving it to interpreter exit can
-            # crash in PySide6's finaliser.
-            window.deleteLater()
-            app.processEvents()
+            tear_down(app, window)
             del window
-            gc.collect()
     return 0
 
 

@@ -66,7 +66,7 @@ def ours(host, lib, length: int, batch_size: int, steps: int, warmup: int) -> di
     batches = [[job.rows[i] for i in b] for b in job.order if len(b) == batch_size]
     init = job.params.initial().detach().clone()
     reset_peak(host.device)
-    loss0 = job.step()[0]["loss"]
+    loss0 = job.step()[0].loss
     for _ in range(warmup - 1):
         job.step()
     tokens = job.tokens
