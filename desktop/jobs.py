@@ -184,7 +184,9 @@ class JobTracker(QObject):
             job.total = job.total or outcome.total or job.step
         elif outcome.interrupted:
             job.status = "interrupted"
-            job.message = f"Interrupted: {outcome.interrupted}."
+            job.step = outcome.step or job.step
+            job.message = (f"Interrupted: {outcome.interrupted}. It can be resumed from its "
+                           f"last checkpoint (step {job.step}).")
         else:
             job.status = "cancelled"
             job.step = outcome.step or job.step

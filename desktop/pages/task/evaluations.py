@@ -150,6 +150,7 @@ class EvaluationsPanel(QWidget):
         row.addWidget(self.evaluate_button)
         row.addWidget(self.cancel_button)
         row.addWidget(self.progress, 1)
+        row.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.table, 1)

@@ -302,10 +302,13 @@ class TaskOverviewPage(Page):
 
     def _on_edited(self, saved: TaskSaved) -> None:
         name = str(saved.task.get("name", ""))
-        self.task = None
-        self._say(f"Saved the task '{name}'.")
+        try:  # the page follows the task under its new name
+            self.task = self.session.library.get_task(name)
+        except PromptbankError:
+            self.task = None
         self.session.notify_library_changed()
         self.sig_show_task.emit("task", name)
+        self._say(f"Saved the task '{name}'.")
 
     def set_active(self) -> None:
         """Make the selected version the one served for this task."""
