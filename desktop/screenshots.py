@@ -18,6 +18,7 @@ from PySide6.QtCore import QEventLoop, QSettings
 from PySide6.QtWidgets import QApplication, QWidget
 
 from desktop.app import build, tear_down
+from desktop.crash_log import UnexpectedExit, log_folder
 from desktop.main_window import MainWindow
 from desktop.pages.task.dialogs import CompareDialog, TrainDialog
 from desktop.settings.dialog import SettingsDialog
@@ -175,6 +176,10 @@ def shoot(window: MainWindow, out: Path, *, steps: int, timeout_s: float) -> Non
     dialog.show()
     save(dialog, out, "settings")
     dialog.reject()
+
+    box = window.report_unexpected_exit(UnexpectedExit(log_folder() / "crash-example.log"))
+    save(box, out, "unexpected-exit")
+    box.reject()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -116,6 +116,7 @@ class Scheduler:
         # is busy running the request and reads its queue only afterwards.
         self.stoppable_requests: dict[str, bool] = {}
         self.ended_requests: deque[str] = deque(maxlen=ENDED_MEMORY)
+        self.early_cancels: deque[str] = deque(maxlen=ENDED_MEMORY)  # before they started
 
     # --- requests ---------------------------------------------------------------------
 
@@ -125,6 +126,8 @@ class Scheduler:
             target = item.args.get("job")
             if isinstance(target, str) and target in self.stoppable_requests:
                 self.stoppable_requests[target] = True
+            elif isinstance(target, str):
+                self.early_cancels.append(target)
         self.inbox.put(item)
 
     @contextmanager
@@ -132,7 +135,7 @@ class Scheduler:
         """While inside, the callable it gives turns True once a ``cancel`` of request
         ``rid`` has arrived; a request checks it between small pieces of its work (a
         generate between tokens). Nothing is served re-entrantly: the flag is all it sees."""
-        self.stoppable_requests[rid] = False
+        self.stoppable_requests[rid] = rid in self.early_cancels
         try:
             yield lambda: self.stoppable_requests.get(rid, False)
         finally:

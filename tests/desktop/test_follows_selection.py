@@ -53,8 +53,9 @@ def test_curves_reset_their_axes_per_job_and_keep_accuracy_on_0_to_1(qtbot):
     curves.set_data(CurveData("job:2", {"b": [(1, 0.3), (2, 0.2)]}, {"b": [(2, 1.0)]},
                               "accuracy", 10))
     curves.flush()
-    (x0, x1), _ = curves.loss_plot.getViewBox().viewRange()
-    assert x0 <= 0 and 10 <= x1 < 12
+    for plot in (curves.loss_plot, curves.eval_plot):  # both from step 0 to the new total
+        (x0, x1), _ = plot.getViewBox().viewRange()
+        assert x0 <= 0 and 10 <= x1 < 12
     (_, _), (y0, y1) = curves.eval_plot.getViewBox().viewRange()
     assert (y0, y1) == (0.0, 1.0)  # never down to -0.1, even with one point at 1.0
     assert list(curves.loss_curves) == ["b"]

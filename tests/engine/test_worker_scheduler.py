@@ -305,3 +305,19 @@ def test_a_cancel_reaches_a_stoppable_request_while_it_runs():
     assert pieces == [0, 1, 2]
     assert h.of("g")[-1].data == {"status": "cancelled"}
     assert h.of("c")[-1].data == {"was": "ended"}  # answered afterwards, not an error
+
+
+def test_a_cancel_that_arrives_before_its_request_starts_stops_it_at_once():
+    h = Harness()
+    ran: list[bool] = []
+
+    def generate(req: Request) -> None:
+        with h.sched.stoppable(req.id) as should_stop:
+            ran.append(should_stop())
+        h.sched.put(Request("bye", "shutdown"))
+
+    h.sched.handle = lambda req: generate(req) if req.op == "gen" else Harness.handle(h, req)
+    h.sched.put(Request("g", "gen"))
+    h.sched.put(Request("c", "cancel", {"job": "g"}))  # read before "g" is served
+    h.sched.run()
+    assert ran == [True]

@@ -22,6 +22,7 @@ from desktop.jobs import JobTracker
 from desktop.pages.base import Page
 from desktop.pages.inspect.norms import position_norms
 from desktop.session import Session
+from desktop.widgets.plots import plot_widget
 from desktop.widgets.tables import read_only_item
 from engine.errors import PromptbankError
 from engine.payloads import NearTokens, Similarity
@@ -60,7 +61,7 @@ class InspectPage(Page):
         self.tokens = QTableWidget(0, 2)
         self.tokens.setHorizontalHeaderLabels(["norm", "nearest tokens (cosine)"])
         self.tokens.horizontalHeader().setStretchLastSection(True)
-        self.norm_plot = pg.PlotWidget(title="Norm per virtual token")
+        self.norm_plot = plot_widget("Norm per virtual token")
         self.norm_plot.setLabel("bottom", "position")
         self.norm_plot.setMaximumHeight(220)
         self.status = QLabel()
@@ -88,7 +89,7 @@ class InspectPage(Page):
         self.start_from = QPushButton("Use as starting point…")
         self.start_from.setToolTip("Create a new task whose prompt starts from this task's "
                                    "prompt (transfer; helps when the tasks are similar).")
-        self.heat = pg.PlotWidget(title="Task similarity (cosine)", background="w")
+        self.heat = plot_widget("Task similarity (cosine)")
         self.heat_image = pg.ImageItem()
         self.heat.addItem(self.heat_image)
         self.heat.setAspectLocked(True)
@@ -213,9 +214,10 @@ class InspectPage(Page):
                 label.setPos(col + 0.5, row + 0.5)
                 self.heat.addItem(label)
                 self.heat_labels.append(label)
-        ticks = [[(i + 0.5, n) for i, n in enumerate(names)]]
-        self.heat.getAxis("bottom").setTicks(ticks)
-        self.heat.getAxis("left").setTicks(ticks)
+        # Numbers below (long names would overlap), numbered names on the left.
+        self.heat.getAxis("bottom").setTicks([[(i + 0.5, str(i + 1)) for i in range(len(names))]])
+        self.heat.getAxis("left").setTicks([[(i + 0.5, f"{i + 1} {n}")
+                                             for i, n in enumerate(names)]])
         note = f"{len(names)} tasks compared (cosine of the mean prompt vectors, −1 to 1)."
         if sim.skipped:
             note += " Skipped: " + "; ".join(f"{s['task']} ({s['reason']})" for s in sim.skipped)

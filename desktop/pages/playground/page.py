@@ -150,8 +150,6 @@ class PlaygroundPage(Page):
         self.task_combo.blockSignals(False)
         if self.task_combo.currentText() != current:
             self._on_task_changed(self.task_combo.currentText())
-        else:
-            self._show_task_facts()
 
     def set_task(self, name: str) -> None:
         """Switch to task ``name`` (no reload: the engine serves every task)."""

@@ -15,6 +15,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
 from desktop.widgets.formatting import metric_label
+from desktop.widgets.plots import plot_widget, set_title
 
 REDRAW_MS = 250
 COLOURS = ("#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2")
@@ -43,8 +44,8 @@ class Curves(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.loss_plot = pg.PlotWidget(title="Training loss", background="w")
-        self.eval_plot = pg.PlotWidget(title="Evaluation", background="w")
+        self.loss_plot = plot_widget("Training loss")
+        self.eval_plot = plot_widget("Evaluation")
         for plot in (self.loss_plot, self.eval_plot):
             plot.showGrid(x=True, y=True, alpha=0.3)
             plot.setLabel("bottom", "step")
@@ -80,7 +81,7 @@ class Curves(QWidget):
         self._draw(self.loss_plot, self.loss_curves, data.losses, symbol=False)
         self._draw(self.eval_plot, self.eval_curves, data.evals, symbol=True)
         name = metric_label(data.metric_name)
-        self.eval_plot.setTitle(f"Evaluation ({name})" if name else "Evaluation")
+        set_title(self.eval_plot, f"Evaluation ({name})" if name else "Evaluation")
         if data.key != self.shown_key:
             self.shown_key = data.key
             self._reset_axes(data)
@@ -89,9 +90,11 @@ class Curves(QWidget):
     def _reset_axes(self, data: CurveData) -> None:
         """A new job gets fresh axes: steps 0–total, losses fitted to its own values."""
         for plot in (self.loss_plot, self.eval_plot):
-            plot.enableAutoRange()
+            plot.enableAutoRange(axis="y")
             if data.total:
                 plot.setXRange(0, data.total, padding=0.02)
+            else:
+                plot.enableAutoRange(axis="x")
 
     def _bound_metric_axis(self, metric_name: str) -> None:
         """A 0–1 metric (accuracy, F1…) is drawn on exactly 0–1; a loss fits its values."""
