@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 from collections.abc import Sequence
@@ -10,6 +11,8 @@ from collections.abc import Sequence
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
+from desktop.binding_check import binding_problem
+from desktop.crash_log import CrashLog
 from desktop.engine.process import EngineProcess
 from desktop.main_window import MainWindow
 from desktop.session import Session
@@ -66,9 +69,21 @@ def build(args: argparse.Namespace, settings: QSettings) -> MainWindow:
     return MainWindow(session, settings=settings)
 
 
+def tear_down(app: QApplication, window: MainWindow) -> None:
+    """Stop the engine and delete the window while Qt is still alive; leaving the widgets to
+    the interpreter's exit deletes them in no order, after QApplication, and can crash."""
+    window.shut_down()
+    window.close()
+    window.deleteLater()
+    app.processEvents()
+    gc.collect()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the desktop app until its window closes."""
     args = parse_args(argv)
+    crash_log = CrashLog()
+    last_exit = crash_log.start()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Promptbank")
     app.setOrganizationName("Promptbank")
@@ -77,6 +92,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         exit_when_ready(app, window)
     window.show()
     window.engine.start()
+    problem = binding_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        QTimer.singleShot(0, lambda: window.warn("Qt binding problem", problem))
+    if last_exit is not None:
+        QTimer.singleShot(0, lambda: window.report_unexpected_exit(last_exit))
     code = app.exec()
-    window.engine.stop()
+    tear_down(app, window)
+    crash_log.stop()
     return code

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
 from engine.launch import child_env, module_command
+from engine.payloads import Hello
 from engine.protocol import Event, ProtocolError, Request, decode_event
 
 EventHandler = Callable[[Event], None]
@@ -37,7 +38,7 @@ class EngineProcess(QObject):
         self.fallback_reason = ""
         """Why the GPU engine was given up for the CPU engine ("" when it was not)."""
         self.state = "stopped"
-        self.hello: dict = {}
+        self.hello: Hello | None = None
         self._ids = itertools.count(1)
         self._handlers: dict[str, EventHandler] = {}
         self._buffer = b""
@@ -100,6 +101,10 @@ class EngineProcess(QObject):
         """Stop delivering events of request ``rid`` (its owner went away)."""
         self._handlers.pop(rid, None)
 
+    def forget_all(self) -> None:
+        """Stop delivering events of every open request (the window is closing)."""
+        self._handlers.clear()
+
     def stop(self, timeout_ms: int = 3000) -> None:
         """Ask the worker to shut down; kill it if it does not within ``timeout_ms``."""
         if not self.running:
@@ -131,7 +136,7 @@ class EngineProcess(QObject):
                 self.sig_stderr.emit(f"unreadable engine line ({exc}): {line[:200]!r}")
                 continue
             if event.type == "hello":
-                self.hello = event.data
+                self.hello = Hello.from_data(event.data)
                 self._set_state("ready", "")
             self._deliver(event)
             self.sig_event.emit(event)

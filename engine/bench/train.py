@@ -73,7 +73,7 @@ def ours(host, lib, length: int, batch_size: int, steps: int, cycle: int) -> dic
     batches = [[job.rows[i] for i in b] for b in order]
     init = job.params.initial().detach().clone()
     reset_peak(host.device)
-    loss0 = job.step()[0]["loss"]
+    loss0 = job.step()[0].loss
     for _ in range(2 * len(order) - 1):
         job.step()
     tokens = job.tokens

@@ -21,6 +21,7 @@ from engine.chat import Row
 from engine.errors import PromptbankError
 from engine.faults import is_out_of_memory, release_memory
 from engine.methods import get_method
+from engine.payloads import EvalProgress, StepProgress
 from engine.prompt_init import initial_tensor
 from engine.prompts import ModelGeometry, SoftPrompt
 from engine.training import continual
@@ -280,7 +281,8 @@ class TrainingJob:
             self.tokens += sum(len(r) for r in part)
         return loss
 
-    def step(self, between: Callable[[], None] | None = None) -> list[dict]:
+    def step(self, between: Callable[[], None] | None = None
+             ) -> list[StepProgress | EvalProgress]:
         """One optimiser step, then evaluation/checkpoint when due; returns progress events.
 
         ``between`` is called between the model's layers (engine.breaks), where the worker
@@ -365,9 +367,9 @@ class TrainingJob:
         if self.good_steps % GROWTH_STEPS == 0:
             self.loss_scale *= 2.0
 
-    def _after_step(self, loss: float, lr: float) -> list[dict]:
+    def _after_step(self, loss: float, lr: float) -> list[StepProgress | EvalProgress]:
         """The step's events; stop conditions, evaluation and checkpoint when due."""
-        events = [self._step_event(loss, lr)]
+        events: list[StepProgress | EvalProgress] = [self._step_event(loss, lr)]
         if self.config.stop_at_loss is not None and loss <= self.config.stop_at_loss:
             self.stop_reason = f"train loss reached {self.config.stop_at_loss}"
         budget = self.config.time_budget_s
@@ -381,14 +383,14 @@ class TrainingJob:
             self.save_checkpoint()
         return events
 
-    def _step_event(self, loss: float, lr: float) -> dict:
+    def _step_event(self, loss: float, lr: float) -> StepProgress:
+        # The ETA comes from the measured time per step of this run, nothing else.
         per_step = self.train_seconds / max(1, self.step_index)
-        event = {"kind": "step", "step": self.step_index, "total": self.total_steps,
-                 "loss": loss, "lr": lr,
-                 "tokens_per_s": self.tokens / max(self.train_seconds, 1e-9),
-                 "eta_s": per_step * (self.total_steps - self.step_index)}
+        event = StepProgress(step=self.step_index, total=self.total_steps, loss=loss, lr=lr,
+                             tokens_per_s=self.tokens / max(self.train_seconds, 1e-9),
+                             eta_s=per_step * (self.total_steps - self.step_index))
         self.library.log_metrics(self.run_id, self.step_index,
-                                 {"loss": loss, "lr": lr, "tokens_per_s": event["tokens_per_s"]})
+                                 {"loss": loss, "lr": lr, "tokens_per_s": event.tokens_per_s})
         return event
 
     def _fail(self, message: str, hint: str) -> None:
@@ -435,7 +437,7 @@ class TrainingJob:
             return metric < self.best["metric"]
         return metric > self.best["metric"]
 
-    def _eval_event(self) -> dict:
+    def _eval_event(self) -> EvalProgress:
         value = self.params.value().detach()
         result = self.evaluate(value, self.eval_set)
         if self._better(result["metric"]):
@@ -449,8 +451,9 @@ class TrainingJob:
         self.history.append({"step": self.step_index, **result})
         self.library.log_metrics(self.run_id, self.step_index,
                                  {"eval_loss": result["eval_loss"], "metric": result["metric"]})
-        return {"kind": "eval", "step": self.step_index, "eval_loss": result["eval_loss"],
-                "metric": result["metric"], "metric_name": self.metric_name, "n": result["n"]}
+        return EvalProgress(step=self.step_index, eval_loss=result["eval_loss"],
+                            metric=result["metric"], metric_name=self.metric_name,
+                            n=result["n"])
 
     def evaluate_sets(self, tensor: torch.Tensor) -> dict:
         """The tensor evaluated on the new (and, in continual runs, the old) evaluation set."""
@@ -460,15 +463,18 @@ class TrainingJob:
         return {name: self.evaluate(tensor, data) for name, data in sets.items()}
 
     # ---- ending -------------------------------------------------------------------------
-    def cancel(self) -> None:
-        """Stop at this step boundary: checkpoint now and mark the run cancelled (resumable)."""
+    def cancel(self, reason: str = "") -> None:
+        """Stop at this step boundary: checkpoint now and mark the run cancelled (resumable).
+
+        ``reason`` says why when nobody asked (the client went away, shutdown)."""
         if self.finished or self.cancelled:
             return
         self.cancelled = True
         self.save_checkpoint()
-        self.library.finish_run(self.run_id, "cancelled",
-                                summary={**self.summary, "steps": self.step_index,
-                                         "resumable": True})
+        summary = {**self.summary, "steps": self.step_index, "resumable": True}
+        if reason:
+            summary["interrupted"] = reason
+        self.library.finish_run(self.run_id, "cancelled", summary=summary)
 
     def final_tensor(self) -> torch.Tensor:
         """The kept prompt: the best evaluated one, else the current one (MLP folded in)."""
@@ -524,7 +530,8 @@ class TrainingJob:
                            self.metric_name, tokens_per_s, self.run_id, self.summary)
 
 
-def run_job(job: TrainingJob, on_event: Callable[[dict], None] | None = None,
+def run_job(job: TrainingJob,
+            on_event: Callable[[StepProgress | EvalProgress], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> TrainResult | None:
     """Step a job to its end and save the version; None when ``should_stop`` cancelled it."""
     while not job.done:

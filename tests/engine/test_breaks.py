@@ -111,7 +111,7 @@ def test_generating_inside_every_break_changes_no_step(tiny_host, tmp_path, meth
     quiet_prompt, busy_prompt = quiet_lib.get_version("sentiment"), lib.get_version("sentiment")
     assert torch.equal(SoftPrompt.load(quiet_lib.version_path(quiet_prompt)).tensor,
                        SoftPrompt.load(lib.version_path(busy_prompt)).tensor)
-    assert [e["kind"] for e in events] == ["step", "step", "eval", "step", "step", "eval"]
+    assert [e.KIND for e in events] == ["step", "step", "eval", "step", "step", "eval"]
     # Every step ran forward and backward through the layers, each with breaks; on a GPU the
     # backward runs on a device thread, whose breaks are skipped.
     passes = 2 if tiny_host.device.type == "cpu" else 1
@@ -131,7 +131,7 @@ def test_time_in_breaks_is_not_training_time(tiny_host, tmp_path, monkeypatch):
         clock[0] += 10.0  # answering requests takes "long"
 
     event = job.step(serve)[0]
-    assert calls and job.train_seconds == 0.0 and event["eta_s"] == 0.0
+    assert calls and job.train_seconds == 0.0 and event.eta_s == 0.0
 
 
 def test_continual_evaluations_before_and_after_have_breaks(tiny_host, tmp_path):

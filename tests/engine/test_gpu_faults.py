@@ -87,4 +87,4 @@ def test_a_real_cuda_out_of_memory_in_a_step_fails_the_run_and_frees_the_gpu(tin
     torch.cuda.synchronize()
     again = TrainingJob.start(lib, tiny_host, "sentiment", TrainConfig(
         method="prompt", length=4, steps=2, batch_size=8, eval_every=0))
-    assert again.step()[0]["loss"] > 0
+    assert again.step()[0].loss > 0

@@ -70,12 +70,12 @@ def test_training_lowers_the_loss_and_saves_a_version(tiny_host, lib):
     job = TrainingJob.start(lib, host=tiny_host, task="sentiment", config=config)
     events = []
     result = run_job(job, on_event=events.append)
-    steps = [e for e in events if e["kind"] == "step"]
-    evals = [e for e in events if e["kind"] == "eval"]
+    steps = [e for e in events if e.KIND == "step"]
+    evals = [e for e in events if e.KIND == "eval"]
     assert len(steps) == 40 and len(evals) == 2
-    assert sum(e["loss"] for e in steps[-8:]) < sum(e["loss"] for e in steps[:8])
-    assert {"step", "total", "loss", "lr", "tokens_per_s", "eta_s"} <= set(steps[0])
-    assert evals[0]["metric_name"] == "accuracy"
+    assert sum(e.loss for e in steps[-8:]) < sum(e.loss for e in steps[:8])
+    assert steps[0].total == 40 and steps[0].lr > 0 and steps[0].eta_s is not None
+    assert evals[0].metric_name == "accuracy" and evals[0].n > 0
     assert result.version == 1 and result.steps == 40
     run = lib.get_run(result.run_id)
     assert run.status == "done" and run.version_id == lib.get_version("sentiment").id
@@ -268,6 +268,6 @@ def test_float16_training_on_a_gpu_learns(tiny_model_dir, lib):
     host = ModelHost(str(tiny_model_dir), device=TEST_DEVICE, dtype="float16")
     job = TrainingJob.start(lib, host, "sentiment", TrainConfig(
         method="prefix", length=3, steps=30, lr=0.05, batch_size=8, eval_every=0))
-    losses = [job.step()[0]["loss"] for _ in range(30)]
+    losses = [job.step()[0].loss for _ in range(30)]
     assert all(math.isfinite(x) for x in losses) and job.scaling
     assert sum(losses[-5:]) < sum(losses[:5])

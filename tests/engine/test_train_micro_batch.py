@@ -15,7 +15,7 @@ def _steps(tiny_host, root, steps: int, **config) -> tuple[TrainingJob, list[flo
     job = TrainingJob.start(make_library(root), tiny_host, "sentiment",
                             TrainConfig(steps=steps, eval_every=0, seed=3, **config))
     job.start_tensor = job.params.value().detach().clone()
-    losses = [job.step()[0]["loss"] for _ in range(steps)]
+    losses = [job.step()[0].loss for _ in range(steps)]
     assert not torch.allclose(job.params.value(), job.start_tensor, atol=1e-4)  # it moved
     return job, losses
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from desktop.session import Session
+from desktop.widgets.formatting import headline_metric
 from engine.errors import PromptbankError
 from engine.library import Task, Version
-
-PREFERRED_METRICS = ("accuracy", "macro_f1", "exact_match", "rouge_l", "chrf", "token_f1",
-                     "eval_loss")
 
 
 @dataclass
@@ -31,21 +29,6 @@ class TaskSummary:
         if self.metric:
             parts.append(self.metric)
         return " · ".join(parts)
-
-
-def headline_metric(metrics: dict) -> str:
-    """The most telling metric of a version as 'name value', or ""."""
-    best, name = metrics.get("best_metric"), metrics.get("metric_name")
-    if isinstance(best, int | float) and isinstance(name, str) and name:
-        return f"{name.replace('_', ' ')} {best:.3g}"
-    for key in PREFERRED_METRICS:
-        value = metrics.get(key)
-        if isinstance(value, int | float):
-            return f"{key.replace('_', ' ')} {value:.3g}"
-    for key, value in metrics.items():
-        if isinstance(value, int | float):
-            return f"{key.replace('_', ' ')} {value:.3g}"
-    return ""
 
 
 def active_version(session: Session, task: Task) -> Version | None:

@@ -4,24 +4,28 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QTableWidget, QTableWidgetItem, QTreeWidget, QTreeWidgetItem
+from PySide6.QtWidgets import QTableWidget, QTreeWidget, QTreeWidgetItem
 
-from desktop.summary import headline_metric
-from engine.library import Version
+from desktop.widgets.formatting import format_duration, headline_metric
+from desktop.widgets.tables import read_only_item
+from engine.library import Run, Version
 
-COLUMNS = ("", "version", "method", "length", "init", "parent", "created", "metric")
-
-
-def _item(text: str, number: int) -> QTableWidgetItem:
-    item = QTableWidgetItem(text)
-    item.setData(Qt.ItemDataRole.UserRole, number)
-    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
-    return item
+COLUMNS = ("", "version", "method", "length", "init", "parent", "created", "metric",
+           "trained in")
 
 
-def fill_versions(table: QTableWidget, versions: list[Version], active_id: int | None) -> None:
+def training_time(version: Version, runs: dict[int, Run]) -> str:
+    """How long the run that made ``version`` trained ('—' for imports and old runs)."""
+    run = runs.get(version.run_id) if version.run_id is not None else None
+    seconds = run.summary.get("train_seconds") if run is not None else None
+    return format_duration(seconds) if isinstance(seconds, int | float) else "—"
+
+
+def fill_versions(table: QTableWidget, versions: list[Version], active_id: int | None,
+                  runs: dict[int, Run]) -> None:
     """One row per version, newest first; the active one is marked and bold."""
     numbers = {v.id: v.number for v in versions}
+    table.clearContents()
     table.setColumnCount(len(COLUMNS))
     table.setHorizontalHeaderLabels(COLUMNS)
     table.setRowCount(len(versions))
@@ -31,12 +35,13 @@ def fill_versions(table: QTableWidget, versions: list[Version], active_id: int |
         active = v.id == active_id
         cells = ("●" if active else "", f"v{v.number}", v.method, str(v.length), v.init,
                  f"v{numbers[v.parent_id]}" if v.parent_id in numbers else "—",
-                 v.created.replace("T", " ")[:16], headline_metric(v.metrics))
+                 v.created.replace("T", " ")[:16], headline_metric(v.metrics),
+                 training_time(v, runs))
         for col, text in enumerate(cells):
-            item = _item(text, v.number)
+            item = read_only_item(text, v.number)
             if active:
                 item.setFont(bold)
-            if col == len(cells) - 1 and v.metrics:
+            if COLUMNS[col] == "metric" and v.metrics:
                 item.setToolTip("\n".join(f"{k}: {val}" for k, val in v.metrics.items()))
             table.setItem(row, col, item)
     table.resizeColumnsToContents()

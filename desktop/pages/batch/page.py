@@ -1,4 +1,5 @@
-"""BatchPage: pick a file, its input column and tasks; the engine writes a new output file."""
+"""BatchPage: pick a file, its input column and tasks; the engine writes a new output file,
+whose first rows are shown when it is done."""
 
 from __future__ import annotations
 
@@ -19,67 +20,40 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop.engine.operation import EngineOp
+from desktop.jobs import JobTracker
+from desktop.pages.base import Page
 from desktop.session import Session
-from desktop.training.page import format_eta
-from desktop.wizard.dataset_preview import table_columns
+from desktop.widgets.file_preview import TABLE_FILTER, preview_rows, table_columns
+from desktop.widgets.formatting import format_duration
+from desktop.widgets.tables import fill_table, read_only_table
+from engine.payloads import ApplyOutcome, RowsProgress
 
 PREVIEW_ROWS = 8
-FILE_FILTER = "Tables (*.csv *.tsv *.jsonl);;All files (*)"
+ERROR_STYLE, OK_STYLE = "color: #b91c1c;", "color: #166534;"
 
 
-def jsonl_columns(path: Path) -> list[str]:
-    """Field names of the first object of a JSONL file ([] if unreadable)."""
-    import json
-
-    try:
-        with path.open(encoding="utf-8") as fh:
-            first = next((line for line in fh if line.strip()), "")
-        obj = json.loads(first) if first else {}
-    except (OSError, ValueError, UnicodeDecodeError):
-        return []
-    return [k for k, v in obj.items() if isinstance(v, str)] if isinstance(obj, dict) else []
-
-
-def preview_rows(path: Path, limit: int = PREVIEW_ROWS) -> tuple[list[str], list[list[str]]]:
-    """Header and first rows of a CSV/TSV/JSONL file for the preview table."""
-    import csv
-    import json
-
-    if path.suffix.lower() == ".jsonl":
-        columns = jsonl_columns(path)
-        rows = []
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip() and len(rows) < limit:
-                    obj = json.loads(line)
-                    rows.append([str(obj.get(c, "")) for c in columns])
-        return columns, rows
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-        header = next(reader, [])
-        return header, [row for _, row in zip(range(limit), reader, strict=False)]
-
-
-class BatchPage(QWidget):
+class BatchPage(Page):
     """Runs one or more tasks over a column of a file; progress with rows/s and ETA."""
+
+    KEY = "batch"
+    TITLE = "Batch apply"
+    TIP = "Run tasks over every row of a file"
 
     sig_finished = Signal(str)
     """The output file was written (its path)."""
     sig_failed = Signal(str)
     """The batch failed or was cancelled (the message)."""
 
-    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.session = session
+    def __init__(self, session: Session, jobs: JobTracker, parent: QWidget | None = None) -> None:
+        super().__init__(session, jobs, parent)
         self.op: EngineOp | None = None
         self.started = 0.0
+        self.auto_output = ""
         self.input = QLineEdit(placeholderText="A .csv, .tsv or .jsonl file")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse_input)
@@ -92,7 +66,9 @@ class BatchPage(QWidget):
         browse_out = QPushButton("Save as…")
         browse_out.clicked.connect(self._browse_output)
         self.overwrite = QCheckBox("Overwrite if it exists")
-        self.preview = QTableWidget(0, 0)
+        self.preview_title = QLabel("Input preview")
+        self.preview_title.setStyleSheet("font-weight: bold;")
+        self.preview = read_only_table()
         self.run_button = QPushButton("Run")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
@@ -119,6 +95,7 @@ class BatchPage(QWidget):
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.preview_title)
         layout.addWidget(self.preview, 1)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
@@ -160,13 +137,13 @@ class BatchPage(QWidget):
         path = path.strip()
         self.input.setText(path)
         self.column.clear()
-        self.preview.clear()
-        self.preview.setRowCount(0)
+        self.preview_title.setText("Input preview")
+        fill_table(self.preview, [], [])
         if not path:
             return
         file = Path(path)
         try:
-            header, rows = preview_rows(file)
+            header, rows = preview_rows(file, PREVIEW_ROWS)
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             self._error(f"Cannot read {file.name}: {exc}.")
             return
@@ -174,29 +151,33 @@ class BatchPage(QWidget):
         preferred = next((c for c in header if c.lower() in ("text", "input", "sentence")), "")
         if preferred:
             self.column.setCurrentText(preferred)
-        self.preview.setColumnCount(len(header))
-        self.preview.setHorizontalHeaderLabels(header)
-        self.preview.setRowCount(len(rows))
-        for r, row in enumerate(rows):
-            for c, text in enumerate(row):
-                self.preview.setItem(r, c, QTableWidgetItem(text))
-        self.preview.resizeColumnsToContents()
-        if not self.output.text():
-            self.output.setText(str(file.with_name(f"{file.stem}.out{file.suffix}")))
+        fill_table(self.preview, header, rows)
+        # A name the page chose follows the input; one the user chose stays.
+        if self.output.text() in ("", self.auto_output):
+            self.auto_output = str(file.with_name(f"{file.stem}.out{file.suffix}"))
+            self.output.setText(self.auto_output)
         self.status.setText(f"{file.name}: {len(header)} columns. Tick tasks and press Run.")
         self.status.setStyleSheet("")
 
+    def problem(self) -> str:
+        """Why Run cannot start now, or ""."""
+        if not self.input.text().strip() or not self.column.currentText():
+            return "Choose an input file and its input column first."
+        if not self.chosen_tasks():
+            return "Tick at least one task."
+        output = self.output.text().strip()
+        if not output:
+            return "Choose where to write the output file."
+        if Path(output).expanduser().exists() and not self.overwrite.isChecked():
+            return (f"{Path(output).name} already exists: tick 'Overwrite if it exists' or "
+                    "choose another output file.")
+        return ""
+
     def run(self) -> None:
         """Send the ``apply`` request."""
-        tasks = self.chosen_tasks()
-        if not self.input.text().strip() or not self.column.currentText():
-            self._error("Choose an input file and its input column first.")
-            return
-        if not tasks:
-            self._error("Tick at least one task.")
-            return
-        if not self.output.text().strip():
-            self._error("Choose where to write the output file.")
+        problem = self.problem()
+        if problem:
+            self._error(problem)
             return
         self.started = time.monotonic()
         self.progress.setValue(0)
@@ -205,48 +186,54 @@ class BatchPage(QWidget):
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.open_folder.setEnabled(False)
-        args = {"tasks": tasks, "input": self.input.text().strip(),
+        args = {"tasks": self.chosen_tasks(), "input": self.input.text().strip(),
                 "column": self.column.currentText(), "output": self.output.text().strip(),
                 "overwrite": self.overwrite.isChecked()}
         self.op = (self.session.op("apply", args).on_progress(self._on_progress)
                    .on_success(self._on_done).on_failure(self._on_failed).run())
 
     def cancel(self) -> None:
-        """Stop the running batch (rows written so far are discarded by the engine)."""
+        """Stop the running batch at its next batch of rows (what is written is kept for a
+        later run to continue)."""
         if self.op is not None and not self.op.finished:
             self.session.op("cancel", {"job": self.op.id}).run()
             self.status.setText("Cancelling…")
 
-    def _on_progress(self, data: dict) -> None:
-        done = data.get("done")
-        if isinstance(done, list) and len(done) >= 2:
-            rows, total = int(done[0]), int(done[1])
-        elif isinstance(done, list) and done:
-            rows, total = int(done[0]), 0
-        else:
+    def _on_progress(self, progress: RowsProgress) -> None:
+        if not isinstance(progress, RowsProgress):
             return
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        rate = rows / elapsed
-        if total:
-            self.progress.setValue(int(1000 * rows / total))
-        eta = (total - rows) / rate if total and rate else None
-        self.status.setText(f"{rows} of {total or '?'} rows · {rate:.1f} rows/s · "
-                            f"ETA {format_eta(eta)}")
+        if progress.total:
+            self.progress.setValue(int(1000 * progress.done / progress.total))
+        rate = progress.rows_per_s
+        rate_text = f" · {rate:.1f} rows/s" if rate else ""
+        self.status.setText(f"{progress.done} of {progress.total or '?'} rows{rate_text} · "
+                            f"ETA {format_duration(progress.eta_s)}")
 
-    def _on_done(self, data: dict) -> None:
+    def _on_done(self, outcome: ApplyOutcome) -> None:
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
-        out = str(data.get("out_path") or data.get("output") or self.output.text())
-        if data.get("cancelled"):
-            self._on_failed("Cancelled; no output file was written.")
+        if outcome.status == "cancelled":
+            self._on_failed(f"Cancelled after {outcome.done} of {outcome.rows} rows; no output "
+                            f"file was written. Run it again to continue from row "
+                            f"{outcome.done + 1}.")
             return
         self.progress.setValue(1000)
-        rows = data.get("rows", "")
         seconds = time.monotonic() - self.started
-        self.status.setStyleSheet("color: #166534;")
-        self.status.setText(f"Wrote {rows} rows to {out} in {seconds:.1f} s.")
+        self.status.setStyleSheet(OK_STYLE)
+        self.status.setText(f"Wrote {outcome.rows} rows to {outcome.out_path} in "
+                            f"{seconds:.1f} s.")
+        self.show_results(Path(outcome.out_path))
         self.open_folder.setEnabled(True)
-        self.sig_finished.emit(out)
+        self.sig_finished.emit(outcome.out_path)
+
+    def show_results(self, path: Path) -> None:
+        """The first rows of the written file, with the new columns, in the preview."""
+        try:
+            header, rows = preview_rows(path, PREVIEW_ROWS)
+        except (OSError, ValueError, UnicodeDecodeError):
+            return
+        fill_table(self.preview, header, rows)
+        self.preview_title.setText(f"Results: the first {len(rows)} rows of {path.name}")
 
     def _on_failed(self, message: str) -> None:
         self.run_button.setEnabled(True)
@@ -255,17 +242,17 @@ class BatchPage(QWidget):
         self.sig_failed.emit(message)
 
     def _error(self, message: str) -> None:
-        self.status.setStyleSheet("color: #b91c1c;")
+        self.status.setStyleSheet(ERROR_STYLE)
         self.status.setText(message)
 
     def _browse_input(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Input file", "", FILE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Input file", "", TABLE_FILTER)
         if path:
             self.load(path)
 
     def _browse_output(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Output file", self.output.text(),
-                                              FILE_FILTER)
+                                              TABLE_FILTER)
         if path:
             self.output.setText(path)
 

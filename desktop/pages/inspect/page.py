@@ -1,4 +1,5 @@
-"""InspectPage: nearest tokens and norms per virtual token; a task-similarity heat map."""
+"""InspectPage: nearest tokens and norms per virtual token; a task-similarity heat map with
+each cell's value and a colour scale."""
 
 from __future__ import annotations
 
@@ -13,31 +14,40 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from desktop.inspect.norms import position_norms
+from desktop.jobs import JobTracker
+from desktop.pages.base import Page
+from desktop.pages.inspect.norms import position_norms
 from desktop.session import Session
+from desktop.widgets.plots import plot_widget
+from desktop.widgets.tables import read_only_item
 from engine.errors import PromptbankError
+from engine.payloads import NearTokens, Similarity
 
 NOTE = ("Nearest tokens are a rough projection, not a faithful reading of the prompt: trained "
         "vectors usually sit far from every real token.")
+PREFIX_REASON = ("Nearest tokens apply to 'prompt' versions only: a prefix holds keys and "
+                 "values for every layer, not input token vectors.")
+HEAT_COLOURS = "CET-D1"
 
 
-class InspectPage(QWidget):
+class InspectPage(Page):
     """Looks inside one task's prompt versions and compares tasks with each other."""
 
-    sig_new_task_from = Signal(str)
-    """Start a new task from this task's prompt (its name)."""
+    KEY = "inspect"
+    TITLE = "Inspect"
+    TIP = "What a prompt is close to; how tasks relate"
+
     sig_similarity_shown = Signal(list)
     """The heat map was drawn for these task names."""
 
-    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.session = session
+    def __init__(self, session: Session, jobs: JobTracker, parent: QWidget | None = None) -> None:
+        super().__init__(session, jobs, parent)
         self.task = ""
+        self.heat_labels: list[pg.TextItem] = []
         self.version = QComboBox()
         self.version.setToolTip("The prompt version to inspect.")
         self.task_label = QLabel("Select a task on the left.")
@@ -51,7 +61,7 @@ class InspectPage(QWidget):
         self.tokens = QTableWidget(0, 2)
         self.tokens.setHorizontalHeaderLabels(["norm", "nearest tokens (cosine)"])
         self.tokens.horizontalHeader().setStretchLastSection(True)
-        self.norm_plot = pg.PlotWidget(title="Norm per virtual token")
+        self.norm_plot = plot_widget("Norm per virtual token")
         self.norm_plot.setLabel("bottom", "position")
         self.norm_plot.setMaximumHeight(220)
         self.status = QLabel()
@@ -79,10 +89,14 @@ class InspectPage(QWidget):
         self.start_from = QPushButton("Use as starting point…")
         self.start_from.setToolTip("Create a new task whose prompt starts from this task's "
                                    "prompt (transfer; helps when the tasks are similar).")
-        self.heat = pg.PlotWidget(title="Task similarity")
+        self.heat = plot_widget("Task similarity (cosine)")
         self.heat_image = pg.ImageItem()
         self.heat.addItem(self.heat_image)
         self.heat.setAspectLocked(True)
+        self.colour_bar = pg.ColorBarItem(values=(-1.0, 1.0), label="cosine",
+                                          colorMap=pg.colormap.get(HEAT_COLOURS),
+                                          interactive=False)
+        self.colour_bar.setImageItem(self.heat_image, insert_in=self.heat.getPlotItem())
         self.heat_status = QLabel()
         self.heat_status.setWordWrap(True)
         right = QGroupBox("Across tasks")
@@ -101,7 +115,7 @@ class InspectPage(QWidget):
         split.addWidget(right)
         QVBoxLayout(self).addWidget(split)
 
-        self.version.currentIndexChanged.connect(lambda _i: self.show_norms())
+        self.version.currentIndexChanged.connect(lambda _i: self.show_version())
         self.tokens_button.clicked.connect(self.request_tokens)
         self.heat_button.clicked.connect(self.request_similarity)
         self.start_from.clicked.connect(lambda: self.task and self.sig_new_task_from.emit(
@@ -121,15 +135,17 @@ class InspectPage(QWidget):
             self.version.addItem(f"v{v.number} · {v.method}×{v.length}", v.number)
         self.version.blockSignals(False)
         self.task_label.setText(name or "Select a task on the left.")
-        self.tokens.setRowCount(0)
-        self.show_norms()
+        self.show_version()
 
     def _version_number(self) -> int | None:
         return self.version.currentData()
 
-    def show_norms(self) -> None:
-        """Draw the norm of each virtual token of the chosen version (read locally)."""
+    def show_version(self) -> None:
+        """Draw the chosen version's per-token norms (read locally) and say whether nearest
+        tokens apply to it."""
+        self.tokens.setRowCount(0)
         self.norm_plot.clear()
+        self.tokens_button.setEnabled(False)
         number = self._version_number()
         if not self.task or number is None:
             self.status.setText("This task has no trained version yet." if self.task else "")
@@ -144,32 +160,36 @@ class InspectPage(QWidget):
         bars = pg.BarGraphItem(x=np.arange(len(norms)), height=norms, width=0.7,
                                brush="#60a5fa")
         self.norm_plot.addItem(bars)
-        self.status.setText(f"{method} prompt of {len(norms)} virtual tokens; mean norm "
-                            f"{np.mean(norms):.3g}.")
+        text = (f"{method} prompt of {len(norms)} virtual tokens; mean norm "
+                f"{np.mean(norms):.3g}.")
+        self.tokens_button.setEnabled(method == "prompt")
+        self.tokens_button.setToolTip(
+            "Ask the engine for the vocabulary tokens nearest to each virtual token."
+            if method == "prompt" else PREFIX_REASON)
+        self.status.setText(text if method == "prompt" else f"{text} {PREFIX_REASON}")
         self._fill_norms(norms)
 
     def _fill_norms(self, norms: list[float]) -> None:
         self.tokens.setRowCount(len(norms))
         for row, n in enumerate(norms):
-            self.tokens.setItem(row, 0, QTableWidgetItem(f"{n:.3g}"))
+            self.tokens.setItem(row, 0, read_only_item(f"{n:.3g}"))
 
     def request_tokens(self) -> None:
         """Ask the engine for the nearest vocabulary tokens of each virtual token."""
         number = self._version_number()
-        if not self.task or number is None:
+        if not self.task or number is None or not self.tokens_button.isEnabled():
             return
         self.status.setText("Asking the engine…")
         self.session.op("nearest_tokens", {"task": self.task, "version": number, "k": 5}) \
             .on_success(self._on_tokens).on_failure(self.status.setText).run()
 
-    def _on_tokens(self, data: dict) -> None:
-        rows = data.get("tokens", [])
-        self.tokens.setRowCount(max(self.tokens.rowCount(), len(rows)))
-        for row, near in enumerate(rows):
-            text = "  ".join(f"{t.get('token', '')!r} {t.get('score', 0):.2f}" for t in near)
-            self.tokens.setItem(row, 1, QTableWidgetItem(text))
+    def _on_tokens(self, near: NearTokens) -> None:
+        self.tokens.setRowCount(max(self.tokens.rowCount(), len(near.tokens)))
+        for row, tokens in enumerate(near.tokens):
+            text = "  ".join(f"{t.get('token', '')!r} {t.get('score', 0):.2f}" for t in tokens)
+            self.tokens.setItem(row, 1, read_only_item(text))
         self.tokens.resizeColumnsToContents()
-        self.status.setText(f"Nearest tokens of v{data.get('version')}.")
+        self.status.setText(f"Nearest tokens of v{near.version}.")
 
     def request_similarity(self) -> None:
         """Ask the engine for the task-by-task similarity of active prompts."""
@@ -177,18 +197,29 @@ class InspectPage(QWidget):
         self.session.op("similarity", {"method": self.method.currentText()}) \
             .on_success(self.show_similarity).on_failure(self.heat_status.setText).run()
 
-    def show_similarity(self, data: dict) -> None:
-        """Draw a similarity result ``{tasks, matrix, skipped}`` as a heat map."""
-        names = list(data.get("tasks", []))
-        matrix = np.array(data.get("matrix", []), dtype=float).reshape(len(names), len(names))
+    def show_similarity(self, sim: Similarity) -> None:
+        """Draw a similarity result as a heat map with each cell's value written in it."""
+        names = list(sim.tasks)
+        matrix = np.array(sim.matrix, dtype=float).reshape(len(names), len(names))
         self.heat_image.setImage(matrix.T, levels=(-1.0, 1.0))
-        self.heat_image.setColorMap(pg.colormap.get("CET-D1"))
-        ticks = [[(i + 0.5, n) for i, n in enumerate(names)]]
-        self.heat.getAxis("bottom").setTicks(ticks)
-        self.heat.getAxis("left").setTicks(ticks)
-        skipped = data.get("skipped", [])
-        note = f"{len(names)} tasks compared."
-        if skipped:
-            note += " Skipped: " + "; ".join(f"{s['task']} ({s['reason']})" for s in skipped)
+        for label in self.heat_labels:
+            self.heat.removeItem(label)
+        self.heat_labels = []
+        for row in range(len(names)):
+            for col in range(len(names)):
+                value = matrix[row, col]
+                # Dark text on the light middle of the diverging map, white on its ends.
+                colour = "#111827" if abs(value) < 0.6 else "#ffffff"
+                label = pg.TextItem(f"{value:.2f}", color=colour, anchor=(0.5, 0.5))
+                label.setPos(col + 0.5, row + 0.5)
+                self.heat.addItem(label)
+                self.heat_labels.append(label)
+        # Numbers below (long names would overlap), numbered names on the left.
+        self.heat.getAxis("bottom").setTicks([[(i + 0.5, str(i + 1)) for i in range(len(names))]])
+        self.heat.getAxis("left").setTicks([[(i + 0.5, f"{i + 1} {n}")
+                                             for i, n in enumerate(names)]])
+        note = f"{len(names)} tasks compared (cosine of the mean prompt vectors, −1 to 1)."
+        if sim.skipped:
+            note += " Skipped: " + "; ".join(f"{s['task']} ({s['reason']})" for s in sim.skipped)
         self.heat_status.setText(note)
         self.sig_similarity_shown.emit(names)

@@ -20,13 +20,17 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.engine.operation import EngineOp
-from desktop.playground.label_bars import LabelBars
+from desktop.jobs import JobTracker
+from desktop.pages.base import Page
+from desktop.pages.playground.label_bars import LabelBars
 from desktop.session import Session
 from engine.errors import PromptbankError
 from engine.library import Task
+from engine.payloads import Generated, Scored, Token
 
 BASE = "(base model, no prompt)"
 COMPARE_TITLES = ("Base model", "Instruction as text", "Soft prompt")
+BASE_BOX, INSTRUCTION_BOX, PROMPT_BOX = 0, 1, 2
 PINNED_KEY = "playground/pinned"
 
 
@@ -35,21 +39,26 @@ def instruction_text(task: Task, text: str) -> str:
     return f"{task.instruction}\n\n{text}" if task.instruction else text
 
 
-class PlaygroundPage(QWidget):
+class PlaygroundPage(Page):
     """Runs the chosen task on the input; the model is never reloaded to switch tasks."""
 
+    KEY = "playground"
+    TITLE = "Playground"
+    TIP = "Try tasks on one input"
+
     sig_finished = Signal(list)
-    """A run finished; the outputs (one text per output box shown)."""
+    """A run finished (or was stopped); the outputs (one text per output box used)."""
     sig_failed = Signal(str)
     """A run failed; the message is shown on the page too."""
 
-    def __init__(self, session: Session, parent: QWidget | None = None,
+    def __init__(self, session: Session, jobs: JobTracker, parent: QWidget | None = None,
                  settings: QSettings | None = None) -> None:
-        super().__init__(parent)
-        self.session = session
+        super().__init__(session, jobs, parent)
         self.settings = settings or QSettings()
         self.op: EngineOp | None = None
-        self.boxes_in_use: list[int] = [0]
+        self.score_op: EngineOp | None = None
+        self.generated: Generated | None = None
+        self.boxes_in_use: list[int] = [BASE_BOX]
         self.task_combo = QComboBox()
         self.task_combo.setToolTip("The task to run. Ctrl+1…9 pick the pinned tasks; switching "
                                    "is instant (one model serves every task).")
@@ -73,6 +82,10 @@ class PlaygroundPage(QWidget):
         self.run_button = QPushButton("Run")
         self.run_button.setToolTip("Run the task on the input (Ctrl+Enter)")
         self.run_button.clicked.connect(self.run)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop the generation now; the text so far is kept (Esc)")
+        self.stop_button.setEnabled(False)
+        self.stop_button.clicked.connect(self.stop_generation)
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.bars = LabelBars()
@@ -102,22 +115,28 @@ class PlaygroundPage(QWidget):
         layout.addWidget(self.input)
         run_row = QHBoxLayout()
         run_row.addWidget(self.status, 1)
+        run_row.addWidget(self.stop_button)
         run_row.addWidget(self.run_button)
         layout.addLayout(run_row)
         layout.addWidget(self.bars)
         layout.addLayout(out_row, 1)
 
-        shortcut = QShortcut(QKeySequence("Ctrl+Return"), self, self.run)
-        shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        for keys, slot in (("Ctrl+Return", self.run), ("Escape", self.stop_generation)):
+            shortcut = QShortcut(QKeySequence(keys), self, slot)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         for n in range(1, 10):
             s = QShortcut(QKeySequence(f"Ctrl+{n}"), self, lambda n=n: self.pick_pinned(n))
             s.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        self.compare.toggled.connect(self._layout_outputs)
+        self.compare.toggled.connect(self._on_compare)
         self.task_combo.currentTextChanged.connect(self._on_task_changed)
         self.pin.toggled.connect(self._on_pin)
         session.sig_library_changed.connect(self.refresh)
         self.refresh()
-        self._layout_outputs()
+
+    @property
+    def running(self) -> bool:
+        """True while a generation or a scoring of this page is in flight."""
+        return any(op is not None and not op.finished for op in (self.op, self.score_op))
 
     def refresh(self) -> None:
         """Re-read the task list, keeping the chosen task."""
@@ -129,7 +148,8 @@ class PlaygroundPage(QWidget):
         index = self.task_combo.findText(current)
         self.task_combo.setCurrentIndex(max(index, 0))
         self.task_combo.blockSignals(False)
-        self._on_task_changed(self.task_combo.currentText())
+        if self.task_combo.currentText() != current:
+            self._on_task_changed(self.task_combo.currentText())
 
     def set_task(self, name: str) -> None:
         """Switch to task ``name`` (no reload: the engine serves every task)."""
@@ -168,34 +188,40 @@ class PlaygroundPage(QWidget):
         if not text:
             self.status.setText("Type an input first.")
             return
-        if self.op is not None and not self.op.finished:
-            self.op.detach()
+        self._drop_requests()
         task = self.current_task()
-        for edit in self.outputs:
-            edit.clear()
-        self.bars.clear()
+        self._clear_outputs()
         self.status.setText("Running…")
         self.run_button.setEnabled(False)
+        self.stop_button.setEnabled(True)
         common = self.generation_settings()
         trained = task is not None and bool(self.session.library.list_versions(task.name))
         if self.compare.isChecked() and task is not None:
             rows = [{"text": text}, {"text": instruction_text(task, text)}]
-            self.boxes_in_use = [0, 1]
+            self.boxes_in_use = [BASE_BOX, INSTRUCTION_BOX]
             if trained:
                 rows.append({"text": text, "task": task.name})
-                self.boxes_in_use.append(2)
+                self.boxes_in_use.append(PROMPT_BOX)
             else:
-                self.outputs[2].setPlainText("Not trained yet: train a version on the task "
-                                             "page to compare it here.")
+                self.outputs[PROMPT_BOX].setPlainText("Not trained yet: train a version on "
+                                                      "the task page to compare it here.")
         else:
             rows = [{"text": text, **({"task": task.name} if task else {})}]
-            self.boxes_in_use = [2 if self.compare.isChecked() else 0]
+            self.boxes_in_use = [self._single_box()]
+        self._layout_outputs()
         self.op = (self.session.op("generate", {"rows": rows, **common})
                    .on_token(self._on_token).on_success(self._on_generated)
                    .on_failure(self._on_failed).run())
         if trained and task.kind == "classify" and task.labels:
-            self.session.op("score", {"task": task.name, "texts": [text]}).on_success(
-                self._on_scored).on_failure(self._on_failed).run()
+            self.score_op = (self.session.op("score", {"task": task.name, "texts": [text]})
+                             .on_success(self._on_scored).on_failure(self._on_failed).run())
+
+    def stop_generation(self) -> None:
+        """Stop the running generation (the engine ends it at the next token)."""
+        if self.op is not None and not self.op.finished:
+            self.session.op("cancel", {"job": self.op.id}).run()
+            self.status.setText("Stopping…")
+            self.stop_button.setEnabled(False)
 
     def generation_settings(self) -> dict:
         """The per-row generation settings the engine's ``generate`` op takes."""
@@ -204,19 +230,55 @@ class PlaygroundPage(QWidget):
                 "temperature": self.temperature.value(), "top_p": self.top_p.value(),
                 "stop": stops}
 
+    def _single_box(self) -> int:
+        """Where a single run's answer goes: the soft-prompt box for a task, else the base
+        model's box, so turning Compare on never shows it under the wrong title."""
+        return PROMPT_BOX if self.current_task() is not None else BASE_BOX
+
     def _layout_outputs(self) -> None:
-        on = self.compare.isChecked()
+        on = self.compare.isChecked() and self.current_task() is not None
+        single = self._single_box()
         for i, box in enumerate(self.output_boxes):
-            box.setVisible(on or i == 0)
-        self.output_boxes[0].setTitle("Base model" if on else "Output")
+            box.setVisible(on or i == single)
+            box.setTitle(COMPARE_TITLES[i] if on else "Output")
+
+    def _on_compare(self, _on: bool) -> None:
+        # The baselines' boxes never keep answers to another input or task.
+        if not self.running:
+            for i in (BASE_BOX, INSTRUCTION_BOX):
+                if i != self._single_box():
+                    self.outputs[i].clear()
+        self._layout_outputs()
+
+    def _clear_outputs(self) -> None:
+        for edit in self.outputs:
+            edit.clear()
+        self.bars.clear()
+        self.generated = None
+
+    def _drop_requests(self) -> None:
+        """Forget the answers still coming for an earlier run (and stop its generation)."""
+        if self.op is not None and not self.op.finished:
+            self.session.op("cancel", {"job": self.op.id}).run()
+        for op in (self.op, self.score_op):
+            if op is not None and not op.finished:
+                op.detach()
+        self.op = self.score_op = None
+        self.run_button.setEnabled(True)
+        self.stop_button.setEnabled(False)
 
     def _on_task_changed(self, name: str) -> None:
-        task = self.current_task()
+        self._drop_requests()
+        self._clear_outputs()
         self.pin.blockSignals(True)
-        self.pin.setEnabled(task is not None)
         self.pin.setChecked(name in self.settings.value(PINNED_KEY, [], type=list))
         self.pin.blockSignals(False)
-        self.bars.clear()
+        self._show_task_facts()
+        self._layout_outputs()
+
+    def _show_task_facts(self) -> None:
+        task = self.current_task()
+        self.pin.setEnabled(task is not None)
         if task is not None:
             self.status.setText(f"{task.kind} · {task.description}" if task.description
                                 else task.kind)
@@ -234,40 +296,41 @@ class PlaygroundPage(QWidget):
         boxes = self.boxes_in_use
         return self.outputs[boxes[row]] if 0 <= row < len(boxes) else None
 
-    def _on_token(self, data: dict) -> None:
-        edit = self._edit_for_row(int(data.get("row", 0)))
+    def _on_token(self, piece: Token) -> None:
+        edit = self._edit_for_row(piece.row)
         if edit is not None:
             edit.moveCursor(edit.textCursor().MoveOperation.End)
-            edit.insertPlainText(str(data.get("text", "")))
+            edit.insertPlainText(piece.text)
 
-    def _on_generated(self, data: dict) -> None:
-        results = data.get("results", [])
-        texts = []
-        for row, res in enumerate(results):
+    def _on_generated(self, generated: Generated) -> None:
+        self.generated = generated
+        for row, res in enumerate(generated.results):
             edit = self._edit_for_row(row)
-            text = str(res.get("text", ""))
             if edit is not None:
-                edit.setPlainText(text)
-            texts.append(text)
-        self.run_button.setEnabled(True)
-        tokens = sum(_count(r.get("tokens")) for r in results)
-        self.status.setText(f"Done · {tokens} tokens")
-        self.sig_finished.emit(texts)
+                edit.setPlainText(res.text)
+        self.stop_button.setEnabled(False)
+        self._maybe_finished()
 
-    def _on_scored(self, data: dict) -> None:
-        results = data.get("results") or []
-        if results:
-            self.bars.show_probs(str(results[0].get("label", "")),
-                                 dict(results[0].get("probs", {})))
+    def _on_scored(self, scored: Scored) -> None:
+        if scored.results:
+            self.bars.show_probs(scored.results[0].label, scored.results[0].probs)
+        self._maybe_finished()
+
+    def _maybe_finished(self) -> None:
+        """Say 'Done' only once every answer of the run is shown (text and probabilities)."""
+        if self.running:
+            self.status.setText("Scoring the labels…" if self.generated else "Running…")
+            return
+        generated = self.generated
+        if generated is None:
+            return
+        self.run_button.setEnabled(True)
+        tokens = sum(len(r.tokens) for r in generated.results)
+        word = "Stopped" if generated.status == "cancelled" else "Done"
+        self.status.setText(f"{word} · {tokens} tokens")
+        self.sig_finished.emit([r.text for r in generated.results])
 
     def _on_failed(self, message: str) -> None:
-        self.run_button.setEnabled(True)
+        self._drop_requests()
         self.status.setText(f"<span style='color:#b91c1c'>{message}</span>")
         self.sig_failed.emit(message)
-
-
-def _count(tokens) -> int:
-    """Number of generated tokens, whether the engine sent the ids or a count."""
-    if isinstance(tokens, list):
-        return len(tokens)
-    return int(tokens or 0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -15,44 +15,94 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.jobs import RESUMABLE, JobState, JobTracker
+from desktop.pages.base import Page
+from desktop.pages.training.curves import CurveData, Curves
 from desktop.session import Session
-from desktop.training.curves import Curves
-from desktop.training.jobs import JobState, JobTracker
+from desktop.widgets.formatting import format_duration, metric_label, sample_note
 from engine.errors import PromptbankError
 from engine.library import Run
 
-STATUS_MARK = {"queued": "…", "running": "▶", "done": "✓", "cancelled": "■", "failed": "✗"}
+STATUS_MARK = {"queued": "…", "running": "▶", "done": "✓", "cancelled": "■",
+               "interrupted": "■", "failed": "✗"}
 LIVE, RUN = "live", "run"
+ERROR = "<span style='color:#b91c1c'>{}</span>"
 
 
-def format_eta(seconds: float | None) -> str:
-    """A short human duration (e.g. '2 min 5 s'), or '—'."""
-    if seconds is None or seconds < 0:
-        return "—"
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+def run_status(run: Run, live: bool = False) -> str:
+    """A run's state in words: done, failed, 'cancelled · resumable', 'interrupted · …'."""
+    if run.status == "running" and not live:
+        return "interrupted · resumable"  # its process is gone; the checkpoint is there
+    if run.status == "cancelled":
+        interrupted = run.summary.get("interrupted")
+        return "interrupted · resumable" if interrupted else "cancelled · resumable"
+    return run.status
 
 
-def _metric_series(metrics: list[dict]) -> tuple[list, list, str]:
+def run_steps(run: Run) -> int:
+    """The steps a run was asked for (0 when its configuration does not say)."""
+    return int((run.config.get("train") or {}).get("steps") or 0)
+
+
+def metric_series(metrics: list[dict]) -> tuple[list, list, str]:
+    """A run's logged loss points, eval points and the eval metric's name."""
     losses = [(m["step"], float(m["loss"])) for m in metrics
               if isinstance(m.get("loss"), int | float)]
     key = next((k for k in ("metric", "eval_loss") if any(k in m for m in metrics)), "")
     evals = [(m["step"], float(m[key])) for m in metrics
              if key and isinstance(m.get(key), int | float)]
     name = next((str(m["metric_name"]) for m in metrics if m.get("metric_name")), key)
-    return losses, evals, name.replace("_", " ")
+    return losses, evals, name
 
 
-class TrainingPage(QWidget):
+def _metric(result: dict | None) -> str:
+    value = (result or {}).get("metric")
+    return f"{value:.4g}" if isinstance(value, int | float) else "?"
+
+
+def describe_summary(summary: dict, metric_name: str) -> str:
+    """A run's summary in words: best metric (with its eval-set size), why it stopped, how
+    long it trained, and continual gain/forgetting."""
+    name = metric_label(metric_name or "metric")
+    parts = []
+    best = summary.get("best") or {}
+    if isinstance(best.get("metric"), int | float):
+        parts.append(f"best {name} {best['metric']:.4g}{sample_note(best.get('n'))} at step "
+                     f"{best.get('step', '?')}")
+    if summary.get("stop_reason"):
+        parts.append(f"stopped: {summary['stop_reason']}")
+    if isinstance(summary.get("tokens_per_s"), int | float):
+        parts.append(f"{summary['tokens_per_s']:,.0f} data tokens/s")
+    if isinstance(summary.get("train_seconds"), int | float):
+        parts.append(f"trained for {format_duration(summary['train_seconds'])}")
+    lines = [" · ".join(parts)] if parts else []
+    before, after = summary.get("before") or {}, summary.get("after") or {}
+    for data, change, sign in (("new", "gain_new", "gain"), ("old", "forgetting_old",
+                                                              "forgetting")):
+        if data in before or data in after:
+            line = (f"{data} data: {name} {_metric(before.get(data))} → "
+                    f"{_metric(after.get(data))}")
+            if isinstance(summary.get(change), int | float):
+                line += f" ({sign} {summary[change]:+.4g})"
+            lines.append(line)
+    return "<br>".join(lines)
+
+
+def job_text(job: JobState) -> str:
+    """A job's line in the list."""
+    status = f"{job.status} · resumable" if job.status in RESUMABLE else job.status
+    return f"{STATUS_MARK.get(job.status, '')} {job.task} · {job.kind} · {status}"
+
+
+class TrainingPage(Page):
     """Lists this session's jobs and the library's past runs; shows the selected one."""
 
-    sig_open_version = Signal(str)
-    """Open the task whose new version the user wants to see (its name)."""
+    KEY = "training"
+    TITLE = "Training"
+    TIP = "Training jobs, progress and curves"
 
     def __init__(self, session: Session, jobs: JobTracker, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.session = session
-        self.jobs = jobs
+        super().__init__(session, jobs, parent)
         self.list = QListWidget()
         self.list.setToolTip("Jobs of this session first, then the library's earlier runs.")
         self.title = QLabel("No training yet. Train a task from its page or the New-task "
@@ -102,19 +152,22 @@ class TrainingPage(QWidget):
         live_runs = set()
         for job in reversed(self.jobs.jobs):
             live_runs.add(job.run_id)
-            self._add(LIVE, job, _job_text(job))
+            self._add(LIVE, job, job_text(job))
         try:
             runs = self.session.library.list_runs()
         except PromptbankError:
             runs = []
-        names = {t.id: t.name for t in self.session.library.list_tasks()}
+        names = self._task_names()
         for run in runs:
             if run.id not in live_runs:
                 self._add(RUN, run, f"{STATUS_MARK.get(run.status, '')} "
-                          f"{names.get(run.task_id, '?')} · run {run.id} · {run.status}")
+                          f"{names.get(run.task_id, '?')} · run {run.id} · {run_status(run)}")
         self.list.blockSignals(False)
         self._reselect(selected)
         self._show_selected()
+
+    def _task_names(self) -> dict[int, str]:
+        return {t.id: t.name for t in self.session.library.list_tasks()}
 
     def _add(self, kind: str, obj, text: str) -> None:
         item = QListWidgetItem(text)
@@ -145,13 +198,11 @@ class TrainingPage(QWidget):
     def _on_job(self, job: JobState) -> None:
         item = next((self.list.item(r) for r in range(self.list.count())
                      if self.list.item(r).data(Qt.ItemDataRole.UserRole) == (LIVE, job)), None)
-        known = item is not None
-        if known:
-            item.setText(_job_text(job))
-        if not known or not job.active:
+        if item is not None:
+            item.setText(job_text(job))
+        else:
             self.refresh()
-            if not known:
-                self.select_job(job)
+            self.select_job(job)
         selected = self._selected()
         if selected and selected[1] is job:
             self._show_job(job)
@@ -161,6 +212,7 @@ class TrainingPage(QWidget):
         if selected is None:
             for b in (self.cancel_button, self.resume_button, self.open_button):
                 b.setEnabled(False)
+            self.curves.set_data(CurveData())
             return
         kind, obj = selected
         if kind == LIVE:
@@ -171,42 +223,59 @@ class TrainingPage(QWidget):
     def _show_job(self, job: JobState) -> None:
         self.title.setText(f"{job.task} — {job.kind} ({job.status})")
         self.progress.setValue(int(1000 * job.fraction))
-        parts = [f"step {job.step} of {job.total or '?'}"]
+        parts = [f"step {job.step} of {job.total}" if job.total else "waiting to start"]
         if job.loss is not None:
             parts.append(f"loss {job.loss:.4f}")
         if job.tokens_per_s:
             parts.append(f"{job.tokens_per_s:,.0f} data tokens/s")
-        if job.active:
-            parts.append(f"ETA {format_eta(job.eta_s)}")
+        if job.elapsed_s is not None:
+            parts.append(f"{format_duration(job.elapsed_s)} elapsed")
+        if job.active and job.total:
+            eta = job.eta_s
+            parts.append(f"about {format_duration(eta)} left" if eta is not None
+                         else "time left: measuring the first step")
         if job.version:
             parts.append(f"saved as v{job.version}")
         text = " · ".join(parts)
         if job.message:
-            text += f"<br><span style='color:#b91c1c'>{job.message}</span>"
-        described = describe_summary(job.result.get("summary") or {},
-                                     str(job.result.get("metric_name") or job.metric_name or ""))
+            text += "<br>" + ERROR.format(job.message)
+        summary = job.outcome.summary if job.outcome else {}
+        described = describe_summary(summary, job.metric_name)
         if described:
             text += "<br>" + described
         self.stats.setText(text)
-        self.curves.set_data(job.losses, job.evals, job.metric_name)
+        self.curves.set_data(CurveData(f"job:{job.request_id}", {job.task: job.losses},
+                                       {job.task: job.evals}, job.metric_name, job.total))
         self.cancel_button.setEnabled(job.active)
-        self.resume_button.setEnabled(job.status in ("cancelled", "failed")
+        self.resume_button.setEnabled(job.status in (*RESUMABLE, "failed")
                                       and job.run_id is not None)
         self.open_button.setEnabled(job.version is not None)
 
     def _show_run(self, run: Run) -> None:
-        names = {t.id: t.name for t in self.session.library.list_tasks()}
-        self.title.setText(f"{names.get(run.task_id, '?')} — run {run.id} ({run.status})")
+        name = self._task_names().get(run.task_id, "?")
+        status = run_status(run)
+        self.title.setText(f"{name} — run {run.id} ({status})")
         metrics = self.session.library.run_metrics(run.id)
-        losses, evals, name = _metric_series(metrics)
-        steps = int(run.config.get("steps", 0) or 0)
-        last = metrics[-1]["step"] if metrics else 0
-        self.progress.setValue(int(1000 * last / steps) if steps else 0)
-        summary = describe_summary(run.summary, name)
-        self.stats.setText(f"started {run.started.replace('T', ' ')[:16]} · "
-                           f"{run.kind} · step {last} of {steps or '?'}"
-                           + (f"<br>{summary}" if summary else ""))
-        self.curves.set_data(losses, evals, name)
+        losses, evals, metric_name = metric_series(metrics)
+        steps = run_steps(run)
+        last = int(run.summary.get("steps") or (metrics[-1]["step"] if metrics else 0))
+        fraction = 1.0 if run.status == "done" else (last / steps if steps else 0.0)
+        self.progress.setValue(int(1000 * min(1.0, fraction)))
+        lines = [f"started {run.started.replace('T', ' ')[:16]} · {run.kind} · step {last}"
+                 + (f" of {steps}" if steps else "")]
+        if run.summary.get("error"):
+            lines.append(ERROR.format(f"Failed: {run.summary['error']}"))
+        elif run.status == "failed":
+            lines.append(ERROR.format("Failed; the engine recorded no reason."))
+        if run.summary.get("interrupted"):
+            lines.append(f"Interrupted: {run.summary['interrupted']}. Resume it to go on "
+                         f"from step {last}.")
+        summary = describe_summary(run.summary, metric_name)
+        if summary:
+            lines.append(summary)
+        self.stats.setText("<br>".join(lines))
+        self.curves.set_data(CurveData(f"run:{run.id}", {name: losses}, {name: evals},
+                                       metric_name, steps))
         self.cancel_button.setEnabled(False)
         self.resume_button.setEnabled(run.status in ("cancelled", "running", "failed"))
         self.open_button.setEnabled(run.version_id is not None)
@@ -225,49 +294,13 @@ class TrainingPage(QWidget):
         if kind == LIVE and obj.run_id is not None:
             self.jobs.resume(obj.run_id, obj.task)
         elif kind == RUN:
-            names = {t.id: t.name for t in self.session.library.list_tasks()}
-            self.jobs.resume(obj.id, names.get(obj.task_id, "?"))
+            self.jobs.resume(obj.id, self._task_names().get(obj.task_id, "?"))
 
     def _open(self) -> None:
         selected = self._selected()
         if not selected:
             return
         kind, obj = selected
-        if kind == LIVE:
-            self.sig_open_version.emit(obj.task)
-        else:
-            names = {t.id: t.name for t in self.session.library.list_tasks()}
-            self.sig_open_version.emit(names.get(obj.task_id, ""))
-
-
-def _metric(result: dict | None) -> str:
-    value = (result or {}).get("metric")
-    return f"{value:.4g}" if isinstance(value, int | float) else "?"
-
-
-def describe_summary(summary: dict, metric_name: str) -> str:
-    """A run's summary in words: best metric, why it stopped, and continual gain/forgetting."""
-    name = (metric_name or "metric").replace("_", " ")
-    parts = []
-    best = summary.get("best") or {}
-    if isinstance(best.get("metric"), int | float):
-        parts.append(f"best {name} {best['metric']:.4g} at step {best.get('step', '?')}")
-    if summary.get("stop_reason"):
-        parts.append(f"stopped: {summary['stop_reason']}")
-    if isinstance(summary.get("tokens_per_s"), int | float):
-        parts.append(f"{summary['tokens_per_s']:,.0f} data tokens/s")
-    lines = [" · ".join(parts)] if parts else []
-    before, after = summary.get("before") or {}, summary.get("after") or {}
-    for data, change, sign in (("new", "gain_new", "gain"), ("old", "forgetting_old",
-                                                              "forgetting")):
-        if data in before or data in after:
-            line = (f"{data} data: {name} {_metric(before.get(data))} → "
-                    f"{_metric(after.get(data))}")
-            if isinstance(summary.get(change), int | float):
-                line += f" ({sign} {summary[change]:+.4g})"
-            lines.append(line)
-    return "<br>".join(lines)
-
-
-def _job_text(job: JobState) -> str:
-    return f"{STATUS_MARK.get(job.status, '')} {job.task} · {job.kind} · {job.status}"
+        name = obj.task if kind == LIVE else self._task_names().get(obj.task_id, "")
+        self.session.notify_library_changed()
+        self.sig_show_task.emit("task", name)
