@@ -18,6 +18,7 @@ from desktop.main_window import MainWindow
 from desktop.session import Session
 from engine import engine_env
 from engine.paths import resources_dir
+from engine.payloads import ModelDescription
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -36,12 +37,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def exit_when_ready(app: QApplication, window: MainWindow, timeout_s: float = 300) -> None:
     """For ``--check``: quit with 0 once the model is loaded, 1 on an engine error."""
-    def on_model(info: dict) -> None:
-        if not info and window.session.model_error:
+    def on_model(info: ModelDescription | None) -> None:
+        if info is None and window.session.model_error:
             on_failure(window.session.model_error)
-        elif info:
+        elif info is not None:
             print(json.dumps({"window": window.windowTitle(), "visible": window.isVisible(),
-                              "model": info.get("name"), "device": info.get("device"),
+                              "model": info.name, "device": info.device,
                               "gpu_engine": bool(window.engine.python),
                               "tasks": len(window.session.library.list_tasks())}), flush=True)
             app.exit(0)

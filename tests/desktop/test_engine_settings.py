@@ -98,7 +98,8 @@ def test_install_cancel_and_remove_from_settings(
         found = engine_env.status()
         assert found.ready and engine.python == found.python
         wait_ready(qtbot, engine)
-        qtbot.waitUntil(lambda: session.model.get("hidden_size") == 32, timeout=ENGINE_START_MS)
+        qtbot.waitUntil(lambda: session.model is not None and session.model.hidden_size == 32,
+                        timeout=ENGINE_START_MS)
         assert engine.pid() != cpu_pid
         maps = Path(f"/proc/{engine.pid()}/maps")
         if maps.exists():  # the new worker loaded torch from the GPU engine's environment
