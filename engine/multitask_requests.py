@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import PromptbankError
-from engine.protocol import ProtocolError, progress, result
+from engine.payloads import ProbeProgress, RankedStarts, StartRank
+from engine.protocol import ProtocolError
 
 
 def _names(op: str, name: str, value: Any) -> list[str]:
@@ -98,14 +99,14 @@ class MultitaskRequests:
                                exclude=task or "", instruction=instruction)
 
             def on_progress(done: int, total: int) -> None:
-                self.send(progress(rid, "probe", done=done, total=total))
+                self.send(ProbeProgress(done=done, total=total).event(rid))
                 self.scheduler.serve_pending()
 
             scores = rank_starts(host, examples, found, template=template, config=config,
                                  rows=args["rows"], steps=args["steps"],
                                  on_progress=on_progress)
-            self.send(result(rid, method=config.method, length=config.length,
-                             starts=[s.to_dict() for s in scores],
-                             best=scores[0].init if scores else None))
+            self.send(RankedStarts(method=config.method, length=config.length,
+                                   starts=[StartRank(**s.to_dict()) for s in scores],
+                                   best=scores[0].init if scores else None).event(rid))
 
         self.scheduler.run_long(rid, "rank_starts", task or str(data), work)

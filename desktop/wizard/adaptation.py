@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.session import Session
+from engine.payloads import Payload, ProbeProgress, RankedStarts, StartRank
 from engine.training.config import FEW_SHOT_DEFAULTS, describe_mode, pick_mode
 
 
@@ -69,7 +70,7 @@ class StartSuggestion(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row)
         layout.addWidget(self.ranking)
-        self.starts: list[dict] = []
+        self.starts: list[StartRank] = []
         self.button.clicked.connect(self.suggest)
 
     def suggest(self) -> None:
@@ -83,22 +84,22 @@ class StartSuggestion(QWidget):
          .on_failure(self._failed)
          .run())
 
-    def _progress(self, data: dict) -> None:
-        if data.get("kind") == "probe":
-            self.status.setText(f"Probing the starting points… step {data['done']} of "
-                                f"{data['total']}")
+    def _progress(self, progress: Payload) -> None:
+        if isinstance(progress, ProbeProgress):
+            self.status.setText(f"Probing the starting points… step {progress.done} of "
+                                f"{progress.total}")
 
-    def _ranked(self, data: dict) -> None:
+    def _ranked(self, ranked: RankedStarts) -> None:
         self.button.setEnabled(True)
-        self.starts = list(data.get("starts") or [])
+        self.starts = list(ranked.starts)
         self.ranking.clear()
-        self.ranking.addItems([f"{s['init']}  —  {s['why']}" for s in self.starts])
+        self.ranking.addItems([f"{s.init}  —  {s.why}" for s in self.starts])
         self.ranking.setVisible(bool(self.starts))
         if not self.starts:
             self.status.setText("No prompt in the library has this method and length; the "
                                 "settings' start is kept.")
             return
-        best = self.starts[0]["init"]
+        best = self.starts[0].init
         self.status.setText(f"Best start: {best} (lowest loss after the probe); selected.")
         self.sig_chosen.emit(best)
 

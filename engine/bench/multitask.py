@@ -24,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from engine.bench.quality import DATA_DIR, LOADERS, QualityTask, load_task, write_jsonl
+from engine.payloads import Payload, StepProgress
 
 DEFAULT_TASKS = "sst2,agnews,sms_spam,e2e"
 
@@ -56,9 +57,9 @@ def joint_vs_sequential(host, tasks: list[QualityTask], config, folder: Path) ->
     losses: dict[str, dict[str, list[float]]] = {"sequential": {}, "joint": {}}
 
     def recorder(kind: str):
-        def record(event: dict) -> None:
-            if event["kind"] == "step":
-                losses[kind].setdefault(event["task"], []).append(event["loss"])
+        def record(event: Payload) -> None:
+            if isinstance(event, StepProgress):
+                losses[kind].setdefault(event.task, []).append(event.loss)
         return record
 
     lib = _library(folder / "sequential", tasks)

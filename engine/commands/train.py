@@ -9,6 +9,7 @@ import time
 
 from engine.commands._common import emit, load_host
 from engine.methods import METHODS
+from engine.payloads import EvalProgress, StepProgress, TaskFailed, VersionSaved
 from engine.training.config import DEFAULT_REPLAY, MODES
 
 
@@ -96,28 +97,27 @@ class ProgressBar:
         self.joint = len(tasks) > 1
         self.losses: dict[str, float] = {}
 
-    def __call__(self, event: dict) -> None:
+    def __call__(self, event: StepProgress | EvalProgress | VersionSaved | TaskFailed) -> None:
         if self.quiet:
             return
-        who = f"{event['task']} " if self.joint and "task" in event else ""
-        if event["kind"] == "eval":
-            print(f"\n  {who}eval @ {event['step']}: {event['metric_name']} "
-                  f"{event['metric']:.4f}, eval loss {event['eval_loss']:.4f}",
-                  file=sys.stderr, flush=True)
+        who = f"{event.task} " if self.joint and event.task else ""
+        if isinstance(event, EvalProgress):
+            print(f"\n  {who}eval @ {event.step}: {event.metric_name} {event.metric:.4f}, "
+                  f"eval loss {event.eval_loss:.4f}", file=sys.stderr, flush=True)
             return
-        if event["kind"] in ("saved", "failed"):
-            what = (f"saved as version {event['version']}" if event["kind"] == "saved"
-                    else f"failed: {event['message']}")
+        if isinstance(event, VersionSaved | TaskFailed):
+            what = (f"saved as version {event.version}" if isinstance(event, VersionSaved)
+                    else f"failed: {event.message}")
             print(f"\n  {who}{what}", file=sys.stderr, flush=True)
             return
-        self.losses[event["task"]] = event["loss"]
+        self.losses[event.task] = event.loss
         width = 24
-        done = int(width * event["step"] / max(1, event["total"]))
-        eta = time.strftime("%M:%S", time.gmtime(event["eta_s"]))
+        done = int(width * event.step / max(1, event.total))
+        eta = time.strftime("%M:%S", time.gmtime(event.eta_s or 0))
         loss = (" ".join(f"{t} {v:.4f}" for t, v in self.losses.items()) if self.joint
-                else f"{event['loss']:.4f} lr {event['lr']:.2e}")
-        print(f"\r[{'#' * done}{'.' * (width - done)}] step {event['step']}/{event['total']} "
-              f"loss {loss} {event['tokens_per_s']:.0f} tok/s ETA {eta}", end="",
+                else f"{event.loss:.4f} lr {event.lr:.2e}")
+        print(f"\r[{'#' * done}{'.' * (width - done)}] step {event.step}/{event.total} "
+              f"loss {loss} {event.tokens_per_s:.0f} tok/s ETA {eta}", end="",
               file=sys.stderr, flush=True)
 
 

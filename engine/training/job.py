@@ -22,6 +22,7 @@ from engine.breaks import layer_breaks
 from engine.chat import Row
 from engine.errors import PromptbankError
 from engine.faults import is_out_of_memory, release_memory
+from engine.payloads import Payload
 from engine.prompt_init import initial_tensor
 from engine.prompts import SoftPrompt
 from engine.training import continual
@@ -32,10 +33,16 @@ from engine.training.evaluation import Evaluator
 from engine.training.passes import Pass, Passes
 from engine.training.slot import TaskSlot, TrainResult
 
-__all__ = ["OnRows", "SlotJob", "TrainResult", "TrainingJob", "check_new_run", "run_job"]
+__all__ = ["FLOAT16_SCALE", "GROWTH_STEPS", "OnRows", "SlotJob", "TrainResult", "TrainingJob",
+           "check_new_run", "run_job"]
 
 #: Progress while rows are tokenised: (rows done, rows in all).
 OnRows = Callable[[int, int], None]
+#: float16 gradients underflow unless the loss is scaled up before the backward pass (and the
+#: gradients back down after it); an overflow skips the step and halves the scale, and every
+#: GROWTH_STEPS good steps double it again (as torch's GradScaler does).
+FLOAT16_SCALE = 2.0 ** 12
+GROWTH_STEPS = 200
 
 
 class SlotJob:
@@ -54,12 +61,19 @@ class SlotJob:
             self.spans.append((begin, begin + len(self.passes.parameters(index))))
         self.micro_batch = micro_batch
         self.pass_rows = micro_batch
+        # One loss scale for the passes the slots share; a resumed job goes on with the one
+        # its checkpoints hold.
+        self.scaling = host.dtype == torch.float16
+        saved = [s.scale_state for s in self.slots if s.scale_state]
+        self.loss_scale = min((x["loss_scale"] for x in saved),
+                              default=FLOAT16_SCALE if self.scaling else 1.0)
+        self.good_steps = min((x["good_steps"] for x in saved), default=0)
 
     @property
     def done(self) -> bool:
         return all(s.done for s in self.slots)
 
-    def step(self, between: Callable[[], None] | None = None) -> list[dict]:
+    def step(self, between: Callable[[], None] | None = None) -> list[Payload]:
         """One optimiser step of every slot still training, then each slot's evaluation and
         checkpoint when due; returns progress events.
 
@@ -77,7 +91,10 @@ class SlotJob:
             between()
             paused += time.perf_counter() - begun
 
-        with layer_breaks(self.host.model, pause if between is not None else None):
+        # A step replayed from CUDA graphs has no layers to break between (and a capture must
+        # not serve anything): its requests wait for the step, which is short on a GPU.
+        breaks = pause if between is not None and not self.passes.graphs.enabled else None
+        with layer_breaks(self.host.model, breaks):
             slots = [s for s in self.slots if not s.done]
             stepped, events = self._optimise(slots)
             seconds = time.perf_counter() - started - paused
@@ -87,26 +104,50 @@ class SlotJob:
                 events += slot.after_step(loss, lr)
             return events + self._after_step()
 
-    def _after_step(self) -> list[dict]:
+    def _after_step(self) -> list[Payload]:
         """More events at the end of a step (a joint job saves the tasks that ended)."""
         return []
 
-    def _slot_failed(self, slot: TaskSlot, exc: PromptbankError) -> list[dict]:
+    def _slot_failed(self, slot: TaskSlot, exc: PromptbankError) -> list[Payload]:
         """A slot's run failed (it is closed already): a job of one task stops."""
         raise exc
 
     def _optimise(self, slots: list[TaskSlot]) -> tuple[list[tuple[TaskSlot, float, float]],
-                                                        list[dict]]:
-        """Every slot's gradients in shared passes, then each slot's optimiser step."""
+                                                        list[Payload]]:
+        """Every slot's gradients in shared passes, then each slot's optimiser step.
+
+        With float16 loss scaling a slot whose gradients overflowed skips its step (the
+        others take theirs), and the job's scale halves; otherwise a non-finite loss fails
+        that slot's run."""
         begun = [slot.begin_step() for slot in slots]
         grads, losses = self._gradients(slots, [draws for _, draws in begun])
-        stepped, events = [], []
+        stepped, events, finite = [], [], True
         for slot, (lr, _), slot_grads, loss in zip(slots, begun, grads, losses, strict=True):
             try:
-                stepped.append((slot, slot.apply(slot_grads, loss), lr))
+                value, ok = slot.apply(slot_grads, loss, self.loss_scale,
+                                       skip_overflow=self.scaling)
             except PromptbankError as exc:
                 events += self._slot_failed(slot, exc)
+                continue
+            stepped.append((slot, value, lr))
+            finite = finite and ok
+        if self.scaling:
+            self._rescale(finite)
         return stepped, events
+
+    def _rescale(self, finite: bool) -> None:
+        """Loss scaling for float16: halve after an overflow (the slots that overflowed
+        skipped their step), double after ``GROWTH_STEPS`` good steps; the slots keep the
+        scale in their checkpoints."""
+        if finite:
+            self.good_steps += 1
+            if self.good_steps % GROWTH_STEPS == 0:
+                self.loss_scale *= 2.0
+        else:
+            self.loss_scale /= 2.0
+            self.good_steps = 0
+        for slot in self.slots:
+            slot.scale_state = {"loss_scale": self.loss_scale, "good_steps": self.good_steps}
 
     def _gradients(self, slots: list[TaskSlot], draws: list[list[list[Row]]]
                    ) -> tuple[list[list[torch.Tensor]], list[torch.Tensor]]:
@@ -151,7 +192,8 @@ class SlotJob:
             for begin in range(0, len(rows), size):
                 part, part_index = rows[begin:begin + size], index[begin:begin + size]
                 sums, part_grads = self.passes.run(Pass(
-                    part, [owners[i] for i in part_index], [weight[i] for i in part_index]))
+                    part, [owners[i] for i in part_index], [weight[i] for i in part_index]),
+                    self.loss_scale)
                 for i in dict.fromkeys(part_index):
                     accum = slots[i].config.grad_accum
                     batch_loss[i] = batch_loss[i] + sums[owners[i]] * accum
@@ -361,9 +403,11 @@ class TrainingJob(SlotJob):
         """Where the job stands (the worker's job listing)."""
         return {"run_id": self.run_id, "step": self.step_index, "total": self.total_steps}
 
-    def cancel(self) -> None:
-        """Stop at this step boundary: checkpoint now and mark the run cancelled (resumable)."""
-        self.slot.cancel()
+    def cancel(self, reason: str = "") -> None:
+        """Stop at this step boundary: checkpoint now and mark the run cancelled (resumable).
+
+        ``reason`` says why when nobody asked (the client went away, shutdown)."""
+        self.slot.cancel(reason)
 
     def final_tensor(self) -> torch.Tensor:
         """The kept prompt: the best evaluated one, else the current one (MLP folded in)."""
@@ -378,7 +422,7 @@ class TrainingJob(SlotJob):
             return self.slot.save_version()
 
 
-def run_job(job, on_event: Callable[[dict], None] | None = None,
+def run_job(job: SlotJob, on_event: Callable[[Payload], None] | None = None,
             should_stop: Callable[[], bool] | None = None):
     """Step a job to its end and save its versions (a ``TrainResult``, or a joint job's
     ``JointResult``); None when ``should_stop`` cancelled it."""

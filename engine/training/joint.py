@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from engine.breaks import layer_breaks
 from engine.errors import PromptbankError
+from engine.payloads import JobOutcome, Payload, TaskFailed, VersionSaved
 from engine.runtime import Runtime
 from engine.training.config import TrainConfig
 from engine.training.job import OnRows, SlotJob, TrainingJob, check_new_run
@@ -35,9 +36,12 @@ class JointResult:
         return {"tasks": [r.to_dict() for r in self.results], "failed": self.failed,
                 "train_seconds": round(self.train_seconds, 2)}
 
-    def payload(self) -> dict:
-        """The worker's result: each task's result with its run's summary."""
-        return {**self.to_dict(), "tasks": [r.payload() for r in self.results]}
+    def outcome(self) -> JobOutcome:
+        """The worker's result: each saved task's outcome (with its run's summary) and the
+        tasks that failed alone (the worker adds the job's tasks and runs)."""
+        return JobOutcome(status="done", steps=max((r.steps for r in self.results), default=0),
+                          results=[r.outcome() for r in self.results], failed=dict(self.failed),
+                          summary={"train_seconds": round(self.train_seconds, 2)})
 
 
 class JointJob(SlotJob):
@@ -139,7 +143,7 @@ class JointJob(SlotJob):
         return cls(host, slots, micro_batch=config.micro_batch, graphs=config.graphs)
 
     # ---- stepping -----------------------------------------------------------------------
-    def _slot_failed(self, slot: TaskSlot, exc: PromptbankError) -> list[dict]:
+    def _slot_failed(self, slot: TaskSlot, exc: PromptbankError) -> list[Payload]:
         """One task's run failed (closed already); the others go on unless none is left."""
         self.failed[slot.task] = str(exc)
         if all(s.finished for s in self.slots) and not self.results:
@@ -147,17 +151,17 @@ class JointJob(SlotJob):
                 "Every task of the joint job failed: " + "; ".join(
                     f"{task}: {message}" for task, message in self.failed.items()),
                 hint=exc.hint)
-        return [{"kind": "failed", "task": slot.task, "message": str(exc)}]
+        return [TaskFailed(task=slot.task, message=str(exc))]
 
-    def _after_step(self) -> list[dict]:
+    def _after_step(self) -> list[Payload]:
         """Save every task whose run ended in this step (it leaves the batches)."""
-        events = []
+        events: list[Payload] = []
         for slot in self.slots:
             if slot.done and not slot.finished and not slot.cancelled:
                 result = slot.save_version()
                 self.results[slot.task] = result
-                events.append({"kind": "saved", "task": slot.task, "version": result.version,
-                               "step": slot.step_index, "run_id": slot.run_id})
+                events.append(VersionSaved(task=slot.task, version=result.version,
+                                           step=slot.step_index, run_id=slot.run_id))
         return events
 
     # ---- the job ------------------------------------------------------------------------
@@ -166,11 +170,12 @@ class JointJob(SlotJob):
         return {"run_id": self.run_id, "run_ids": self.run_ids, "tasks": self.tasks,
                 "step": self.step_index, "total": self.total_steps}
 
-    def cancel(self) -> None:
-        """Stop at this step boundary: every unfinished run is checkpointed and cancelled."""
+    def cancel(self, reason: str = "") -> None:
+        """Stop at this step boundary: every unfinished run is checkpointed and cancelled
+        (``reason`` says why when nobody asked)."""
         self.cancelled = True
         for slot in self.slots:
-            slot.cancel()
+            slot.cancel(reason)
 
     def finish(self, between: Callable[[], None] | None = None) -> JointResult:
         """Save every task not saved yet and return the results, in the job's task order.

@@ -19,6 +19,7 @@ import torch
 from engine.chat import Row
 from engine.errors import PromptbankError
 from engine.methods import get_method
+from engine.payloads import EvalProgress, JobOutcome, StepProgress
 from engine.prompts import ModelGeometry, SoftPrompt
 from engine.training import continual
 from engine.training.checkpointing import restore_optimizer, save_state
@@ -39,6 +40,7 @@ class TrainResult:
     tokens_per_s: float
     run_id: int
     summary: dict = field(default_factory=dict)
+    total: int = 0  # the steps the run was asked for
 
     def to_dict(self) -> dict:
         """The CLI's --json summary."""
@@ -46,9 +48,13 @@ class TrainResult:
                 "best_metric": self.best_metric, "metric_name": self.metric_name,
                 "tokens_per_s": round(self.tokens_per_s, 1), "run_id": self.run_id}
 
-    def payload(self) -> dict:
-        """The worker's result: the summary and the run's whole summary."""
-        return {**self.to_dict(), "summary": self.summary}
+    def outcome(self) -> JobOutcome:
+        """The worker's result of the run, with its summary."""
+        return JobOutcome(status="done", task=self.task, run_id=self.run_id,
+                          version=self.version, steps=self.steps, step=self.steps,
+                          total=self.total, best_metric=self.best_metric,
+                          metric_name=self.metric_name,
+                          tokens_per_s=round(self.tokens_per_s, 1), summary=self.summary)
 
 
 def optimizer_for(params: list[torch.nn.Parameter], config: TrainConfig,
@@ -102,6 +108,9 @@ class TaskSlot:
         self.finished = False
         self.history: list[dict] = []
         self.summary: dict = {"truncated_rows": sum(r.truncated for r in rows)}
+        # The loss scale of the job stepping this slot (float16), kept in the checkpoint so a
+        # resumed job goes on with it: {"loss_scale": ..., "good_steps": ...}.
+        self.scale_state: dict = {}
 
     # ---- state --------------------------------------------------------------------------
     def _epoch_order(self, epoch: int) -> list[list[int]]:
@@ -117,7 +126,7 @@ class TaskSlot:
         state = {"step": self.step_index, "epoch": self.epoch, "cursor": self.cursor,
                  "order": self.order, "best": self.best, "evals_since_best": self.evals_since_best,
                  "tokens": self.tokens, "train_seconds": self.train_seconds,
-                 "history": self.history, "summary": self.summary}
+                 "history": self.history, "summary": self.summary, **self.scale_state}
         return tensors, state
 
     def restore(self, tensors: dict[str, torch.Tensor], state: dict) -> None:
@@ -133,6 +142,7 @@ class TaskSlot:
         self.best, self.evals_since_best = state["best"], state["evals_since_best"]
         self.tokens, self.train_seconds = state["tokens"], state["train_seconds"]
         self.history, self.summary = state["history"], state["summary"]
+        self.scale_state = {k: state[k] for k in ("loss_scale", "good_steps") if k in state}
 
     def save_checkpoint(self) -> None:
         """Write the full training state to the run's checkpoint folder."""
@@ -174,31 +184,37 @@ class TaskSlot:
         gradient of the mean over the step's accumulated batches."""
         return 1.0 / (sum(len(r.answer_ids) for r in rows) * self.config.grad_accum)
 
-    def apply(self, grads: list[torch.Tensor], mean_loss: torch.Tensor) -> float:
-        """The optimiser step on summed gradients (with the anchor and clipping); the loss.
+    def apply(self, grads: list[torch.Tensor], mean_loss: torch.Tensor, scale: float = 1.0,
+              *, skip_overflow: bool = False) -> tuple[float, bool]:
+        """The optimiser step on summed gradients of a loss scaled by ``scale`` (unscaled
+        here, then the anchor and clipping); (the loss, whether it was finite).
 
-        A non-finite loss or gradient closes the run as failed before anything changes."""
+        A non-finite loss or gradient changes nothing: with ``skip_overflow`` (float16 loss
+        scaling) the step is skipped and counted, otherwise the run closes as failed."""
         params = self.params.trainable()
         for param, grad in zip(params, grads, strict=True):
-            param.grad = grad
+            param.grad = grad.div_(scale) if scale != 1.0 else grad
         if self.config.anchor and self.parent_tensor is not None:
             value = self.params.value()
             pull = (value - self.parent_tensor.to(value.device)).pow(2).mean()
             (self.config.anchor * pull).backward()
         norm = torch.nn.utils.clip_grad_norm_(params, self.config.clip)
         loss, norm_value = torch.stack([mean_loss, norm.float()]).tolist()
-        if not math.isfinite(loss) or not math.isfinite(norm_value):
-            self.optimizer.zero_grad(set_to_none=True)
-            self._fail_non_finite(loss)
-        self.optimizer.step()
+        finite = math.isfinite(loss) and math.isfinite(norm_value)
+        if finite:
+            self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if not finite:
+            if not skip_overflow:
+                self._fail_non_finite(loss)
+            self.summary["skipped_steps"] = self.summary.get("skipped_steps", 0) + 1
         self.step_index += 1
         self.last_loss = loss
-        return loss
+        return loss, finite
 
-    def after_step(self, loss: float, lr: float) -> list[dict]:
+    def after_step(self, loss: float, lr: float) -> list[StepProgress | EvalProgress]:
         """The step's events; stop conditions, evaluation and checkpoint when due."""
-        events = [self._step_event(loss, lr)]
+        events: list[StepProgress | EvalProgress] = [self._step_event(loss, lr)]
         if self.config.stop_at_loss is not None and loss <= self.config.stop_at_loss:
             self.stop_reason = f"train loss reached {self.config.stop_at_loss}"
         budget = self.config.time_budget_s
@@ -212,14 +228,15 @@ class TaskSlot:
             self.save_checkpoint()
         return events
 
-    def _step_event(self, loss: float, lr: float) -> dict:
+    def _step_event(self, loss: float, lr: float) -> StepProgress:
+        # The ETA comes from the measured time per step of this run, nothing else.
         per_step = self.train_seconds / max(1, self.step_index)
-        event = {"kind": "step", "task": self.task, "step": self.step_index,
-                 "total": self.total_steps, "loss": loss, "lr": lr,
-                 "tokens_per_s": self.tokens / max(self.train_seconds, 1e-9),
-                 "eta_s": per_step * (self.total_steps - self.step_index)}
+        event = StepProgress(step=self.step_index, total=self.total_steps, loss=loss, lr=lr,
+                             tokens_per_s=self.tokens / max(self.train_seconds, 1e-9),
+                             eta_s=per_step * (self.total_steps - self.step_index),
+                             task=self.task)
         self.library.log_metrics(self.run_id, self.step_index,
-                                 {"loss": loss, "lr": lr, "tokens_per_s": event["tokens_per_s"]})
+                                 {"loss": loss, "lr": lr, "tokens_per_s": event.tokens_per_s})
         return event
 
     # ---- failures -----------------------------------------------------------------------
@@ -264,7 +281,7 @@ class TaskSlot:
             return metric < best["metric"] - slack
         return metric > best["metric"] + slack
 
-    def _eval_event(self) -> dict:
+    def _eval_event(self) -> EvalProgress:
         value = self.params.value().detach()
         result = self.evaluate(value, self.eval_set)
         previous = self.best
@@ -280,9 +297,9 @@ class TaskSlot:
         self.history.append({"step": self.step_index, **result})
         self.library.log_metrics(self.run_id, self.step_index,
                                  {"eval_loss": result["eval_loss"], "metric": result["metric"]})
-        return {"kind": "eval", "task": self.task, "step": self.step_index,
-                "eval_loss": result["eval_loss"], "metric": result["metric"],
-                "metric_name": self.metric_name, "n": result["n"]}
+        return EvalProgress(step=self.step_index, eval_loss=result["eval_loss"],
+                            metric=result["metric"], metric_name=self.metric_name,
+                            n=result["n"], task=self.task)
 
     def comparison_sets(self) -> dict[str, EvalSet]:
         """The named sets a continued prompt is measured on before and after: the new data
@@ -303,15 +320,18 @@ class TaskSlot:
                 for name, data in self.comparison_sets().items()}
 
     # ---- ending -------------------------------------------------------------------------
-    def cancel(self) -> None:
-        """Stop at this step boundary: checkpoint now and mark the run cancelled (resumable)."""
+    def cancel(self, reason: str = "") -> None:
+        """Stop at this step boundary: checkpoint now and mark the run cancelled (resumable).
+
+        ``reason`` says why when nobody asked (the client went away, shutdown)."""
         if self.finished or self.cancelled:
             return
         self.cancelled = True
         self.save_checkpoint()
-        self.library.finish_run(self.run_id, "cancelled",
-                                summary={**self.summary, "steps": self.step_index,
-                                         "resumable": True})
+        summary = {**self.summary, "steps": self.step_index, "resumable": True}
+        if reason:
+            summary["interrupted"] = reason
+        self.library.finish_run(self.run_id, "cancelled", summary=summary)
 
     def final_tensor(self) -> torch.Tensor:
         """The kept prompt: the best evaluated one, else the current one (MLP folded in)."""
@@ -369,4 +389,5 @@ class TaskSlot:
                                 summary=self.summary)
         self.finished = True
         return TrainResult(self.task, version.number, self.step_index, best.get("metric"),
-                           self.metric_name, tokens_per_s, self.run_id, self.summary)
+                           self.metric_name, tokens_per_s, self.run_id, self.summary,
+                           self.total_steps)

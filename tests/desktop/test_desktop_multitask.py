@@ -38,10 +38,38 @@ def test_training_page_queues_a_joint_job_with_a_curve_per_task(qtbot, window,
     assert set(job.task_evals) == {"joint-a", "joint-b"}
     window.training.select_job(job)
     window.training.curves.flush()
-    assert set(window.training.curves.series) == {"joint-a", "joint-b"}
+    curves = window.training.curves
+    assert set(curves.loss_curves) == set(curves.eval_curves) == {"joint-a", "joint-b"}
+    assert [int(x) for x in curves.loss_curves["joint-a"].getData()[0]] == [1, 2, 3, 4]
     assert "saved joint-a v1, joint-b v1" in window.training.stats.text()
     lib = writer(window)
     assert [len(lib.list_versions(n)) for n in ("joint-a", "joint-b")] == [1, 1]
+
+
+def test_a_resumed_joint_job_keeps_a_curve_per_task(qtbot, window, sentiment_file):
+    """A joint job cancelled and resumed from one of its runs is the joint job again: each
+    task's curve starts with the points it logged before it stopped."""
+    tasks = ["resume-a", "resume-b"]
+    for name in tasks:
+        add_task_with_data(window, name, sentiment_file)
+    job = window.jobs.start_joint(tasks, {"method": "prompt", "length": 2, "init": "random",
+                                          "steps": 5000, "batch_size": 4, "eval_every": 0,
+                                          "mode": "standard"})
+    qtbot.waitUntil(lambda: len(job.task_losses.get("resume-b", [])) >= 2, timeout=TRAIN_MS)
+    with qtbot.waitSignal(window.jobs.sig_job_finished, timeout=30_000):
+        window.jobs.cancel(job)
+    assert job.status == "cancelled" and job.losses == []  # only per-task curves
+    resumed = window.jobs.resume(job.outcome.run_ids[1], "resume-b")
+    qtbot.waitUntil(lambda: resumed.status == "running", timeout=TRAIN_MS)
+    assert resumed.tasks == tasks and resumed.start_step >= 2
+    for task in tasks:
+        assert [s for s, _ in resumed.task_losses[task][:2]] == [1, 2]
+    window.training.select_job(resumed)
+    window.training.curves.flush()
+    assert set(window.training.curves.loss_curves) == set(tasks)
+    with qtbot.waitSignal(window.jobs.sig_job_finished, timeout=30_000):
+        window.jobs.cancel(resumed)
+    assert resumed.status == "cancelled"
 
 
 def test_wizard_says_few_shot_and_suggests_a_start(qtbot, window, tmp_path, tiny_host,
@@ -54,14 +82,14 @@ def test_wizard_says_few_shot_and_suggests_a_start(qtbot, window, tmp_path, tiny
     assert fill_wizard(qtbot, wizard, "small-task", data) is True
     wizard.next()
     wizard.next()
-    page = wizard.train_page
+    page = wizard.training_page
     assert page.mode.mode == "few-shot" and "Few-shot mode (16 examples)" in page.mode.text()
     assert page.settings.steps.value() == 100
     page.settings.method.setCurrentText("prompt")
     page.settings.length.setValue(4)
     page.suggestion.button.click()
     qtbot.waitUntil(lambda: page.suggestion.ranking.isVisible(), timeout=ENGINE_MS)
-    starts = [s["init"] for s in page.suggestion.starts]
+    starts = [s.init for s in page.suggestion.starts]
     assert {"task:start-source", "text"} <= set(starts)  # the library's prompt-4 prompts
     assert page.settings.init.currentText() == starts[0]
     page.train_now.setChecked(True)

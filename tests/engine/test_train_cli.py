@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
+from tests.conftest import TEST_DEVICE
 from tests.engine.train_helpers import make_library, write_jsonl
 
 
@@ -18,7 +19,7 @@ def lib_dir(tmp_path):
 
 
 def _cli(capsys, tiny_model_dir, lib_dir, *argv):
-    code = main(["--library", lib_dir, "--model", str(tiny_model_dir), "--device", "cpu",
+    code = main(["--library", lib_dir, "--model", str(tiny_model_dir), "--device", TEST_DEVICE,
                  "--json", *argv])
     out = capsys.readouterr().out.strip().splitlines()
     return code, json.loads(out[-1]) if out else None

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from engine.errors import PromptbankError
+from engine.payloads import Payload, StepProgress, TaskFailed, VersionSaved
 from engine.prompts import SoftPrompt
 from engine.training.config import TrainConfig
 from engine.training.job import TrainingJob, run_job
@@ -35,8 +36,8 @@ def _prompt(lib, task: str) -> torch.Tensor:
     return SoftPrompt.load(lib.version_path(version), sha256=version.sha256).tensor
 
 
-def _losses(events: list[dict], task: str) -> list[float]:
-    return [e["loss"] for e in events if e["kind"] == "step" and e["task"] == task]
+def _losses(events: list[Payload], task: str) -> list[float]:
+    return [e.loss for e in events if isinstance(e, StepProgress) and e.task == task]
 
 
 @pytest.mark.parametrize(("methods", "lengths"), [(("prompt", "prefix"), (3, 5)),
@@ -45,7 +46,7 @@ def test_joint_training_equals_separate_runs(tiny_host, tmp_path, methods, lengt
     separate_lib = _library(tmp_path / "separate")
     alone, alone_events = {}, {}
     for task, config in zip(TASKS, _configs(methods, lengths), strict=True):
-        events: list[dict] = []
+        events: list[Payload] = []
         alone[task] = run_job(TrainingJob.start(separate_lib, tiny_host, task, config),
                               on_event=events.append)
         alone_events[task] = events
@@ -60,7 +61,7 @@ def test_joint_training_equals_separate_runs(tiny_host, tmp_path, methods, lengt
         return real(part, scale)
 
     job.passes.run = recorded
-    events: list[dict] = []
+    events: list[Payload] = []
     result = run_job(job, on_event=events.append)
     assert owners[0] == {0, 1}  # the tasks' rows really shared passes
 
@@ -74,8 +75,8 @@ def test_joint_training_equals_separate_runs(tiny_host, tmp_path, methods, lengt
         assert joint_result.best_metric == pytest.approx(alone[task].best_metric, abs=1e-5)
         assert lib.get_run(joint_result.run_id).status == "done"
     # The shorter task was saved as soon as its steps were done and left the batches.
-    saved = [e for e in events if e["kind"] == "saved"]
-    assert [(e["task"], e["step"]) for e in saved] == [("echo", 4), ("sentiment", 6)]
+    saved = [e for e in events if isinstance(e, VersionSaved)]
+    assert [(e.task, e.step) for e in saved] == [("echo", 4), ("sentiment", 6)]
     runs = [lib.get_run(r.run_id) for r in result.results]
     assert {r.joint_id for r in runs} == {runs[0].id}
 
@@ -96,12 +97,90 @@ def test_a_task_whose_loss_breaks_fails_alone(tiny_host, tmp_path):
                            warmup=0.0, eval_every=0, clip=1e30),
                TrainConfig(method="prompt", length=2, steps=3, batch_size=4, eval_every=0)]
     lib = _library(tmp_path)
-    events: list[dict] = []
+    events: list[Payload] = []
     result = run_job(JointJob.start(lib, tiny_host, TASKS, configs), on_event=events.append)
     assert [r.task for r in result.results] == ["echo"] and set(result.failed) == {"sentiment"}
-    assert any(e["kind"] == "failed" and e["task"] == "sentiment" for e in events)
+    assert any(isinstance(e, TaskFailed) and e.task == "sentiment" for e in events)
     assert lib.list_versions("sentiment") == [] and len(lib.list_versions("echo")) == 1
     assert lib.get_run(lib.list_runs("sentiment")[0].id).status == "failed"
+
+
+def test_float16_scaling_skips_only_the_overflowing_tasks_step(tiny_host, tmp_path):
+    """A joint job scales the loss of its shared passes with one scale: a task whose
+    gradients overflow skips its step (the others take theirs), the scale halves for all,
+    and the scale is in the checkpoints a resumed job goes on with."""
+    configs = [TrainConfig(method="prompt", length=2, steps=4, batch_size=4, eval_every=0),
+               TrainConfig(method="prefix", length=2, steps=4, batch_size=4, eval_every=0)]
+    lib = _library(tmp_path)
+    job = JointJob.start(lib, tiny_host, TASKS, configs)
+    job.scaling, job.loss_scale = True, 1024.0
+    real = job.passes.run
+    begin, end = job.spans[0]
+
+    def overflowing(part, scale=1.0):
+        sums, grads = real(part, scale)
+        return sums, [g.clone().fill_(float("inf")) if begin <= i < end else g
+                      for i, g in enumerate(grads)]
+
+    job.passes.run = overflowing
+    before = [s.params.value().detach().clone() for s in job.slots]
+    job.step()
+    assert torch.equal(job.slots[0].params.value(), before[0])
+    assert not torch.equal(job.slots[1].params.value(), before[1])
+    assert [s.step_index for s in job.slots] == [1, 1] and not job.failed
+    assert job.slots[0].summary["skipped_steps"] == 1
+    assert "skipped_steps" not in job.slots[1].summary
+    assert job.loss_scale == 512.0 and job.good_steps == 0
+    job.passes.run = real
+    job.step()
+    assert not torch.equal(job.slots[0].params.value(), before[0]) and job.good_steps == 1
+    job.cancel()
+    resumed = resume_run(lib, tiny_host, job.run_ids[0])
+    assert (resumed.loss_scale, resumed.good_steps) == (512.0, 1)
+
+
+def _oom_configs(micro_batch: int = 0) -> list[TrainConfig]:
+    return [TrainConfig(method="prompt", length=2, steps=2, batch_size=4, eval_every=0,
+                        micro_batch=micro_batch),
+            TrainConfig(method="prefix", length=3, steps=2, batch_size=4, eval_every=0,
+                        micro_batch=micro_batch)]
+
+
+def _out_of_memory(*_args, **_kwargs):
+    raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def test_automatic_shared_passes_shrink_when_memory_runs_out(tiny_host, tmp_path,
+                                                            monkeypatch):
+    """The tasks' rows share passes sized by the engine: out of memory halves them and the
+    step is retried on the same batches, with the result of a job that fits."""
+    fits = JointJob.start(_library(tmp_path / "fits"), tiny_host, TASKS, _oom_configs())
+    run_job(fits)
+    job = JointJob.start(_library(tmp_path / "tight"), tiny_host, TASKS, _oom_configs())
+    real = job.passes.run
+    sizes: list[int] = []
+
+    def tight(part, scale=1.0):
+        sizes.append(len(part.rows))
+        return _out_of_memory() if len(part.rows) > 2 else real(part, scale)
+
+    monkeypatch.setattr(job.passes, "run", tight)
+    run_job(job)
+    assert sizes[:3] == [8, 4, 2] and set(sizes[3:]) == {2} and job.pass_rows == 2
+    for slot, alone in zip(job.slots, fits.slots, strict=True):
+        assert torch.allclose(slot.params.value(), alone.params.value(), atol=1e-6)
+
+
+def test_out_of_memory_at_a_set_micro_batch_fails_every_run_of_the_job(tiny_host, tmp_path,
+                                                                       monkeypatch):
+    lib = _library(tmp_path)
+    job = JointJob.start(lib, tiny_host, TASKS, _oom_configs(micro_batch=2))
+    monkeypatch.setattr(job.passes, "run", _out_of_memory)
+    with pytest.raises(PromptbankError, match=r"joint batch of 8 rows \(2 rows per pass\)") \
+            as info:
+        job.step()
+    assert "--micro-batch 1" in info.value.hint
+    assert [lib.get_run(r).status for r in job.run_ids] == ["failed", "failed"]
 
 
 def test_resuming_a_joint_job_leaves_a_failed_task_alone(tiny_host, tmp_path):

@@ -9,6 +9,7 @@ import pytest
 
 from engine.cli import main
 from engine.library import Library
+from tests.conftest import TEST_DEVICE
 from tests.engine.train_helpers import add_echo_task, make_library, write_jsonl
 
 FAST = ["--method", "prompt", "--length", "2", "--steps", "2", "--batch-size", "4",
@@ -25,7 +26,7 @@ def lib_dir(tmp_path):
 
 
 def _cli(capsys, tiny_model_dir, lib_dir, *argv):
-    code = main(["--library", lib_dir, "--model", str(tiny_model_dir), "--device", "cpu",
+    code = main(["--library", lib_dir, "--model", str(tiny_model_dir), "--device", TEST_DEVICE,
                  "--json", *argv])
     captured = capsys.readouterr()
     out = captured.out.strip().splitlines()

@@ -37,10 +37,11 @@ def test_train_joint_reports_each_task_and_guards_its_tasks(setup):
     saved = [e["task"] for e in events if e.get("kind") == "saved"]
     final = events[-1]
     assert final["status"] == "done" and not final["failed"]
-    assert [t["task"] for t in final["tasks"]] == ["sent", "more"]
+    assert final["tasks"] == ["sent", "more"] and final["run_ids"] == started["run_ids"]
+    assert [t["task"] for t in final["results"]] == ["sent", "more"]
     assert sorted(saved) == ["more", "sent"]
     lib = Library(root)
-    assert lib.get_run(final["tasks"][1]["run_id"]).joint_id == started["run_id"]
+    assert lib.get_run(final["results"][1]["run_id"]).joint_id == started["run_id"]
     with pytest.raises(RequestFailed, match="two or more"):
         client.call("train_joint", tasks=["sent"])
 
