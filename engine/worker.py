@@ -13,9 +13,10 @@ import logging
 import os
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from engine import __version__
 from engine.errors import PromptbankError
@@ -30,12 +31,13 @@ from engine.protocol import (
     decode_request,
     generate_rows,
     progress,
+    read_lines,
     request_id_of,
     result,
     token,
     validate_args,
 )
-from engine.scheduler import END_OF_INPUT, JobEntry, Malformed, Scheduler
+from engine.scheduler import END_OF_INPUT, InputFailed, JobEntry, Malformed, Scheduler, one_line
 
 log = logging.getLogger("promptbank.worker")
 
@@ -418,23 +420,43 @@ class Worker(LibraryRequests):
 
     # --- the process ------------------------------------------------------------------
 
-    def read(self, stream: TextIO) -> None:
-        """The reader thread: decode lines and queue them for the main loop."""
-        for line in stream:
-            if not line.strip():
-                continue
-            try:
-                self.scheduler.put(decode_request(line))
-            except ProtocolError as exc:
-                self.scheduler.put(Malformed(request_id_of(line), str(exc)))
+    def read(self, stream: BinaryIO) -> None:
+        """The reader thread: decode lines and queue them for the main loop.
+
+        A line that cannot be decoded, for whatever reason, is answered as a malformed
+        request. If reading itself fails the main loop is told, and the worker exits so its
+        client sees it gone and can start a fresh one.
+        """
+        try:
+            for line in read_lines(stream):
+                if line.strip():
+                    self.scheduler.put(decode_line(line))
+        except BaseException as exc:
+            log.error("reading requests failed:\n%s", traceback.format_exc())
+            self.scheduler.put(InputFailed(one_line(exc)))
+            return
         self.scheduler.put(END_OF_INPUT)
 
-    def serve(self, stream: TextIO) -> None:
-        """Say hello, then serve requests from ``stream`` until shutdown or end of input."""
+    def serve(self, stream: BinaryIO) -> int:
+        """Say hello, then serve requests from ``stream`` until shutdown or end of input;
+        the exit status (1 when the input could no longer be read)."""
         self.send(Event("", "hello", self.hello()))
         reader = threading.Thread(target=self.read, args=(stream,), name="reader", daemon=True)
+        self.scheduler.input_alive = reader.is_alive
         reader.start()
         self.scheduler.run()
+        return self.scheduler.exit_code
+
+
+def decode_line(line: bytes) -> Request | Malformed:
+    """A request line decoded, or what the main loop answers instead: never an exception."""
+    try:
+        return decode_request(line)
+    except ProtocolError as exc:
+        return Malformed(request_id_of(line), str(exc))
+    except Exception as exc:  # a defect of ours costs this one line, not the reader
+        log.error("could not decode a request line:\n%s", traceback.format_exc())
+        return Malformed(request_id_of(line), one_line(exc))
 
 
 def protocol_stdout() -> TextIO:
@@ -452,5 +474,7 @@ def protocol_stdout() -> TextIO:
 def run(args: argparse.Namespace) -> int:
     """Serve stdin/stdout until ``shutdown`` or end of input."""
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="worker: %(message)s")
-    Worker(args, out=protocol_stdout()).serve(sys.stdin)
-    return 0
+    # A private handle on stdin: the interpreter, exiting, must not wait for the lock of a
+    # stream the reader thread is blocked in (that aborts the process).
+    requests = os.fdopen(os.dup(sys.stdin.fileno()), "rb")
+    return Worker(args, out=protocol_stdout()).serve(requests)

@@ -22,7 +22,7 @@ from engine.errors import PromptbankError
 from engine.faults import is_out_of_memory, release_memory
 from engine.methods import get_method
 from engine.prompt_init import initial_tensor
-from engine.prompts import ModelGeometry, SoftPrompt
+from engine.prompts import ModelGeometry, SoftPrompt, check_length
 from engine.training import continual
 from engine.training.checkpointing import restore_optimizer, restore_state, save_state
 from engine.training.config import TrainConfig
@@ -118,6 +118,7 @@ class TrainingJob:
         ``on_rows`` follows the tokenising of the training rows.
         """
         config.check()
+        check_length(config.length, host.max_positions, room=config.max_length)
         record = library.get_task(task)
         parent = parent_tensor = None
         if continue_data is not None:

@@ -272,3 +272,14 @@ def test_requests_are_served_while_a_job_starts_and_finishes():
                        "b:1", "req:ping:p2", "b:finished"]
     assert h.of("a")[-1].data["status"] == "cancelled"
     assert h.of("b")[-1].data == {"status": "done", "steps": 1}
+
+
+def test_a_reader_that_ends_without_a_word_stops_the_worker():
+    h = Harness()
+    alive = {"reader": True}
+    h.sched.input_alive = lambda: alive["reader"]
+    h.job("a", 100, on_step=lambda i: i == 2 and alive.update(reader=False))
+    h.sched.run()  # returns: the loop noticed its reader is gone
+    assert h.sched.exit_code == 1
+    assert "a:cancelled@2" in h.trace  # the running job was checkpointed first
+    assert h.of("a")[-1].data["status"] == "cancelled"
