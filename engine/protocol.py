@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from dataclasses import asdict, dataclass, field
+from typing import Any, BinaryIO, ClassVar
 
 from engine import safe_json
 from engine.methods import METHODS
@@ -85,6 +85,23 @@ def token(rid: str, row: int, text: str) -> Event:
 def log(rid: str, level: str, message: str) -> Event:
     """A log line the client may show (warnings about a request)."""
     return Event(rid, "log", {"level": level, "message": message})
+
+
+# --- payloads -----------------------------------------------------------------------------
+
+@dataclass
+class PrepareProgress:
+    """A training job tokenising its rows before its first step: ``done`` of ``total``
+    (progress kind ``prepare``, sent after each chunk of rows)."""
+
+    EVENT: ClassVar[str] = "progress"
+    KIND: ClassVar[str] = "prepare"
+    done: int = 0
+    total: int = 0
+
+    def event(self, rid: str) -> Event:
+        """The event that carries this payload for request ``rid``."""
+        return Event(rid, self.EVENT, {"kind": self.KIND, **asdict(self)})
 
 
 # --- ops and their arguments -------------------------------------------------------------

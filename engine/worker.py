@@ -26,6 +26,7 @@ from engine.protocol import (
     OP_SPECS,
     PROTOCOL_VERSION,
     Event,
+    PrepareProgress,
     ProtocolError,
     Request,
     decode_request,
@@ -257,8 +258,14 @@ class Worker(LibraryRequests):
         return parsed
 
     def _submit(self, rid: str, op: str, task: str, start: Any) -> None:
+        """Queue a job that ``start(between, on_rows)`` builds when its turn comes; while it
+        tokenises its rows it sends ``prepare`` progress and answers quick requests."""
         def begin(between: Callable[[], None]) -> TrainingJobAdapter:
-            return TrainingJobAdapter(start(between), self.library, self._invalidate)
+            def on_rows(done: int, total: int) -> None:
+                self.send(PrepareProgress(done, total).event(rid))
+                between()
+
+            return TrainingJobAdapter(start(between, on_rows), self.library, self._invalidate)
 
         self.scheduler.submit(JobEntry(rid, op, task, begin))
 
@@ -268,8 +275,9 @@ class Worker(LibraryRequests):
         from engine.training.job import TrainingJob
 
         self._submit(rid, "train", task,
-                     lambda between: TrainingJob.start(self.library, self.ensure_model(rid),
-                                                       task, config, between=between))
+                     lambda between, on_rows: TrainingJob.start(
+                         self.library, self.ensure_model(rid), task, config, between=between,
+                         on_rows=on_rows))
 
     def op_continue(self, rid: str, args: dict) -> None:
         config = self._train_config(args["config"])
@@ -280,9 +288,9 @@ class Worker(LibraryRequests):
         from engine.training.job import TrainingJob
 
         self._submit(rid, "continue", task,
-                     lambda between: TrainingJob.start(self.library, self.ensure_model(rid),
-                                                       task, config, continue_data=data,
-                                                       between=between))
+                     lambda between, on_rows: TrainingJob.start(
+                         self.library, self.ensure_model(rid), task, config, continue_data=data,
+                         between=between, on_rows=on_rows))
 
     def op_resume(self, rid: str, args: dict) -> None:
         run_id = args["run_id"]
@@ -297,8 +305,8 @@ class Worker(LibraryRequests):
             raise not_available("trainer") from exc
         task = self._task_name(run.task_id)
         self._submit(rid, "resume", task,
-                     lambda between: TrainingJob.resume(self.library, self.ensure_model(rid),
-                                                        run_id))
+                     lambda between, on_rows: TrainingJob.resume(
+                         self.library, self.ensure_model(rid), run_id, on_rows=on_rows))
 
     def _task_name(self, task_id: int) -> str:
         return self.library.get_task_by_id(task_id).name

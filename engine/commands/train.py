@@ -6,9 +6,9 @@ import argparse
 import sys
 import time
 
-from engine.commands._common import emit, load_host
+from engine.commands._common import emit, load_host, stderr_progress
 from engine.methods import METHODS
-from engine.training.config import DEFAULT_REPLAY
+from engine.training.config import DEFAULT_REPLAY, TrainConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,6 +51,12 @@ def _common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS")
     p.add_argument("--reparam", type=int, default=None,
                    help="prefix only: hidden width of an MLP reparameterisation (0: none)")
+    p.add_argument("--max-length", type=int, default=None, metavar="TOKENS",
+                   help=f"longest training row; longer rows lose the start of their input "
+                        f"(default {TrainConfig.max_length})")
+    p.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
+                   help=f"save a resumable checkpoint every N steps (default "
+                        f"{TrainConfig.checkpoint_every}; 0: only at the start and on cancel)")
 
 
 OPTION_FIELDS = {"method": "method", "length": "length", "init": "init", "steps": "steps",
@@ -58,7 +64,8 @@ OPTION_FIELDS = {"method": "method", "length": "length", "init": "init", "steps"
                  "micro_batch": "micro_batch",
                  "eval_every": "eval_every", "seed": "seed", "patience": "patience",
                  "stop_at_loss": "stop_at_loss", "time_budget": "time_budget_s",
-                 "reparam": "reparam", "replay": "replay", "anchor": "anchor"}
+                 "reparam": "reparam", "replay": "replay", "anchor": "anchor",
+                 "max_length": "max_length", "checkpoint_every": "checkpoint_every"}
 
 
 def config_from_args(args: argparse.Namespace):
@@ -97,10 +104,13 @@ def _run(args: argparse.Namespace, start) -> int:
 
     library = Library(args.library)
     host = load_host(args)
-    job = start(library, host)
+    job = start(library, host, None if args.json else _preparing)
     if not args.json:
         print(f"run {job.run_id}: training '{job.task}' for {job.total_steps} steps",
               file=sys.stderr)
+        truncated = truncation_note(job.summary, job.config.max_length)
+        if truncated:
+            print(truncated, file=sys.stderr)
     try:
         result = run_job(job, on_event=ProgressBar(args.json))
     except KeyboardInterrupt:
@@ -111,12 +121,15 @@ def _run(args: argparse.Namespace, start) -> int:
     if not args.json:
         print(file=sys.stderr)
     payload = result.to_dict()
-    for key in ("gain_new", "forgetting_old"):
+    for key in ("rows", "truncated_rows", "gain_new", "forgetting_old"):
         if key in result.summary:
             payload[key] = result.summary[key]
     metric = "n/a" if result.best_metric is None else f"{result.best_metric:.4f}"
     text = (f"Saved {result.task} version {result.version} after {result.steps} steps "
             f"({result.metric_name} {metric}, {result.tokens_per_s:.0f} data tokens/s).")
+    note = truncation_note(result.summary, job.config.max_length)
+    if note:
+        text += f"\n{note}"
     if not result.summary.get("activated"):
         text += (f"\nThe active version is unchanged; use `promptbank activate {result.task} "
                  f"{result.version}` to serve this one.")
@@ -127,6 +140,21 @@ def _run(args: argparse.Namespace, start) -> int:
     return 0
 
 
+def _preparing(done: int, total: int) -> None:
+    stderr_progress(f"preparing rows: {done:,} of {total:,}", done / max(1, total))
+
+
+def truncation_note(summary: dict, max_length: int) -> str:
+    """The sentence about rows cut to fit ``max_length`` ("" when none were)."""
+    cut = summary.get("truncated_rows") or 0
+    if not cut:
+        return ""
+    rows = summary.get("rows")
+    of = f" of {rows:,}" if isinstance(rows, int) else ""
+    return (f"{cut:,}{of} training rows were longer than {max_length} tokens and lost the "
+            "start of their input (--max-length).")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from engine.training.job import TrainingJob
 
@@ -134,9 +162,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         from engine.library import Library
 
         Library(args.library).claim_run(args.resume)  # refused at once while another trains it
-        return _run(args, lambda lib, host: TrainingJob.resume(lib, host, args.resume))
+        return _run(args, lambda lib, host, on_rows: TrainingJob.resume(lib, host, args.resume,
+                                                                        on_rows=on_rows))
     config = config_from_args(args)
-    return _run(args, lambda lib, host: TrainingJob.start(lib, host, args.task, config))
+    return _run(args, lambda lib, host, on_rows: TrainingJob.start(lib, host, args.task, config,
+                                                                   on_rows=on_rows))
 
 
 def cmd_continue(args: argparse.Namespace) -> int:
@@ -145,5 +175,5 @@ def cmd_continue(args: argparse.Namespace) -> int:
     from engine.training.job import TrainingJob
 
     config = config_from_args(args)
-    return _run(args, lambda lib, host: TrainingJob.start(
-        lib, host, args.task, config, continue_data=Path(args.data)))
+    return _run(args, lambda lib, host, on_rows: TrainingJob.start(
+        lib, host, args.task, config, continue_data=Path(args.data), on_rows=on_rows))

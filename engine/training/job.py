@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from engine.breaks import layer_breaks
-from engine.chat import Row
+from engine.chat import OnRows, Row
 from engine.errors import PromptbankError
 from engine.faults import is_out_of_memory, release_memory
 from engine.methods import get_method
@@ -30,9 +30,6 @@ from engine.training.data import EvalSet, encode, eval_set, length_grouped_order
 from engine.training.evaluation import Evaluator
 from engine.training.params import PromptParams
 from engine.training.passes import Pass, Passes
-
-#: Progress while rows are tokenised: (rows done, rows in all).
-OnRows = Callable[[int, int], None]
 
 
 @dataclass
@@ -102,7 +99,8 @@ class TrainingJob:
         self.cancelled = False
         self.finished = False
         self.history: list[dict] = []
-        self.summary: dict = {"truncated_rows": sum(r.truncated for r in train_rows)}
+        self.summary: dict = {"rows": len(train_rows),
+                              "truncated_rows": sum(r.truncated for r in train_rows)}
         self.pass_rows = config.micro_batch
 
     # ---- construction -------------------------------------------------------------------

@@ -56,3 +56,15 @@ def test_bench_worker_fields(tiny_model_dir):
 def test_bench_on_real_data_skips_cleanly_without_it(tiny_model_dir, tmp_path, name):
     out = bench(tiny_model_dir, name, "--data", str(tmp_path / "absent"))
     assert "skipped" in out and "absent" in out["skipped"]
+
+
+def test_bench_prepare_fields(tiny_model_dir, tmp_path):
+    out = bench(tiny_model_dir, "prepare", "--rows", "700", "--long-mb", "0.5", "--data",
+                str(tmp_path / "no-data"))
+    assert out["rows"] == 700 and out["train_rows"] == 630  # a tenth held out for evaluation
+    for key in ("task_create_s", "job_start_s", "ms_per_row", "job_start_ms_per_row",
+                "first_progress_s", "longest_gap_s", "threads"):
+        assert key in out, key
+    assert out["progress_calls"] == 2  # chunks of 512 rows
+    long = out["long_row"]
+    assert long["truncated"] and long["tokens"] <= 256 and long["chars"] == int(0.5 * 2**20)
