@@ -26,6 +26,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def engine_threads(settings: QSettings) -> int:
+    """The engine's thread count from the settings (0, also for a damaged value: automatic)."""
+    value = str(settings.value("engine/threads", 0))
+    return int(value) if value.isdigit() else 0
+
+
 def build(args: argparse.Namespace, settings: QSettings) -> MainWindow:
     """The session and main window for ``args`` (settings fill what is not given)."""
     model = args.model or settings.value("engine/model", "default")
@@ -33,7 +39,8 @@ def build(args: argparse.Namespace, settings: QSettings) -> MainWindow:
     library = args.library or settings.value("library/root", None) or None
     engine = EngineProcess([])
     examples = resources_dir() / "examples" if args.examples else None
-    session = Session(engine, library, model_spec=model, device=device, examples=examples)
+    session = Session(engine, library, model_spec=model, device=device, examples=examples,
+                      threads=engine_threads(settings))
     engine.worker_args = session.worker_args()
     return MainWindow(session, settings=settings)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from engine import __version__
+from engine.cpu_threads import resolve_threads
 from engine.errors import PromptbankError
 from engine.faults import release_memory
 from engine.library_requests import LibraryRequests
@@ -147,7 +148,8 @@ class Worker(LibraryRequests):
         self.host = ModelHost(wanted, device=device or self.args.device,
                               dtype=self.args.dtype,
                               trust_remote_code=self.args.trust_remote_code,
-                              progress=on_progress)
+                              progress=on_progress,
+                              threads=resolve_threads(getattr(self.args, "threads", None)))
         self._runtime = None
         if self._library is not None:
             self._library.record_model(self.host.info().to_dict())

@@ -1,4 +1,5 @@
-"""SettingsDialog: the base model (checked by loading it), the device, the library folder."""
+"""SettingsDialog: the base model (checked by loading it), the device, the engine's CPU
+threads, the library folder."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop.session import Session
+from engine.cpu_threads import cores, shared_threads
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -46,6 +49,12 @@ class SettingsDialog(QDialog):
         self.device = QComboBox()
         self.device.addItems(DEVICES)
         self.device.setCurrentText(session.device)
+        self.threads = QSpinBox(minimum=0, maximum=max(64, cores()))
+        self.threads.setSpecialValueText(f"Automatic: {shared_threads()} of {cores()} cores")
+        self.threads.setValue(session.threads)
+        self.threads.setToolTip(
+            "CPU threads the engine trains and generates with. Automatic leaves one core for "
+            "this window; more threads than free cores make every step slower, not faster.")
         self.library = QLineEdit(str(session.library.root))
         lib_button = QPushButton("Choose…")
         lib_button.clicked.connect(self._pick_library)
@@ -61,6 +70,7 @@ class SettingsDialog(QDialog):
         form = QFormLayout()
         form.addRow("Model", model_row)
         form.addRow("Device", self.device)
+        form.addRow("Engine threads", self.threads)
         form.addRow("Library folder", lib_row)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel)
@@ -100,17 +110,21 @@ class SettingsDialog(QDialog):
         self.info.setText(message)
 
     def accept(self) -> None:
-        """Save the settings; restart the engine when the model, device or library changed."""
+        """Save the settings; restart the engine when the model, device, threads or library
+        changed."""
         spec, device = self.model.currentText().strip() or "default", self.device.currentText()
         library = self.library.text().strip()
+        threads_changed = self.threads.value() != self.session.threads
+        self.session.threads = self.threads.value()
         self.settings.setValue("engine/model", spec)
         self.settings.setValue("engine/device", device)
+        self.settings.setValue("engine/threads", self.threads.value())
         self.settings.setValue("library/root", library)
         if library and library != str(self.session.library.root):
             self.session.model_spec, self.session.device = spec, device
             self.session.open_library(library)
         elif (spec, device) != (self.session.model_spec, self.session.device) \
-                or not self.session.model:
+                or not self.session.model or threads_changed:
             self.session.change_model(spec, device)
         super().accept()
 

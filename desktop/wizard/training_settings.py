@@ -18,6 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.training.config import TrainConfig
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -75,6 +77,12 @@ class TrainingSettings(QWidget):
         self.eval_every.setToolTip("Evaluate on the held-out split every N steps (0: only at "
                                    "the end).")
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
+        self.checkpoint_every = QSpinBox(minimum=0, maximum=1_000_000)
+        self.checkpoint_every.setValue(TrainConfig.checkpoint_every)
+        self.checkpoint_every.setSpecialValueText("only at the start and when stopped")
+        self.checkpoint_every.setToolTip(
+            "Save a resumable checkpoint every N steps: if the engine stops unexpectedly, "
+            f"resuming loses at most N steps (default {TrainConfig.checkpoint_every}).")
         advanced = QGroupBox("Advanced")
         advanced.setCheckable(True)
         advanced.setChecked(False)
@@ -82,7 +90,8 @@ class TrainingSettings(QWidget):
         for label, widget in (("Method", self.method), ("Length", self.length),
                               ("Start from", self.init), ("Steps", self.steps),
                               ("Learning rate", self.lr), ("Batch size", self.batch),
-                              ("Evaluate every", self.eval_every), ("Seed", self.seed)):
+                              ("Evaluate every", self.eval_every), ("Seed", self.seed),
+                              ("Checkpoint every", self.checkpoint_every)):
             form.addRow(label, widget)
         inner = QWidget()
         inner.setLayout(form)
@@ -126,6 +135,7 @@ class TrainingSettings(QWidget):
             "batch_size": self.batch.value(),
             "eval_every": self.eval_every.value(),
             "seed": self.seed.value(),
+            "checkpoint_every": self.checkpoint_every.value(),
         }
         if self.lr.value() > 0:
             config["lr"] = self.lr.value()

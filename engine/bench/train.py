@@ -5,7 +5,9 @@ see the same batches from the same initial prompt. Reported: data tokens/s of a 
 (forward, backward, clipping, AdamW), the step-0 losses, and on a GPU the GPU-busy share of a
 step, kernels per step and peak memory. PEFT runs twice on a GPU, with torch's default
 attention backends and with cuDNN attention off as we run, and the speed-up is taken over the
-faster of the two. ``--default-run`` adds the wall time of a default ``promptbank train``.
+faster of the two. ``--default-run`` adds the wall time of a default ``promptbank train``;
+``--neighbour`` times each case again while a busy process shares the cores (``--threads``
+sets the engine's own thread count).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from engine.bench._geometry import add_option, bench_host
 from engine.bench._gpu import busy_share, peak_memory_mb, reset_peak, synchronize
+from engine.bench._neighbour import busy_neighbour
 from engine.bench._peft import peft_batch, peft_model
 from engine.bench.quality import DATA_DIR, load_task
 
@@ -119,6 +122,20 @@ def peft(host, model, init, batches, steps: int, warmup: int, cudnn: bool) -> di
             "loss0": loss0, **busy, "peak_mb": peak_memory_mb(host.device)}
 
 
+def with_neighbour(host, lib, length: int, batch: int, args: argparse.Namespace) -> dict:
+    """The same comparison while one busy process shares the cores: ours, PEFT, speed-up."""
+    with busy_neighbour() as pid:
+        run = ours(host, lib, length, batch, args.steps, args.warmup)
+        out = {"neighbour_pid": pid, "ours_tokens_per_s": run["ours_tokens_per_s"],
+               "ours_step_ms": run["ours_step_ms"]}
+        if not args.no_peft:
+            base = peft(host, peft_model(host, length), run["init"], run["batches"], args.steps,
+                        args.warmup, cudnn=True)
+            out.update(peft_tokens_per_s=base["tokens_per_s"], peft_step_ms=base["step_ms"],
+                       speedup=round(run["ours_tokens_per_s"] / base["tokens_per_s"], 3))
+    return out
+
+
 def default_run(host, data_dir: Path) -> dict:
     """Wall time of ``promptbank train`` with every default, model load excluded."""
     from engine.training.config import TrainConfig
@@ -148,6 +165,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-peft", action="store_true", help="skip the PEFT baseline")
     p.add_argument("--default-run", action="store_true",
                    help="also time a default `promptbank train` run")
+    p.add_argument("--neighbour", action="store_true",
+                   help="time every case again while one busy process shares the cores")
     add_option(p)
     p.set_defaults(func=cmd_train_bench)
 
@@ -179,10 +198,12 @@ def cmd_train_bench(args: argparse.Namespace) -> int:
                            and k.endswith("tokens_per_s"))
                 run["speedup"] = round(run["ours_tokens_per_s"] / best, 3)
                 run["step0_loss_diff"] = abs(run["ours_loss0"] - run["peft_loss0"])
+            if args.neighbour:
+                run["neighbour"] = with_neighbour(host, lib, length, batch, args)
             print(json.dumps(run), file=sys.stderr, flush=True)
             runs.append(run)
     out = {"device": str(host.device), "model": host.name, "dtype": str(host.dtype),
-           "torch": torch.__version__, "runs": runs}
+           "torch": torch.__version__, "threads": torch.get_num_threads(), "runs": runs}
     if host.device.type == "cuda":
         out["gpu"] = torch.cuda.get_device_name(host.device)
     if args.default_run:

@@ -68,3 +68,16 @@ def test_bench_prepare_fields(tiny_model_dir, tmp_path):
     assert out["progress_calls"] == 2  # chunks of 512 rows
     long = out["long_row"]
     assert long["truncated"] and long["tokens"] <= 256 and long["chars"] == int(0.5 * 2**20)
+
+
+def test_bench_train_with_a_busy_neighbour(tiny_model_dir, tmp_path):
+    import os
+
+    out = bench(tiny_model_dir, "--threads", "1", "train", "--lengths", "3", "--steps", "2",
+                "--warmup", "1", "--neighbour", "--data", str(tmp_path / "no-data"))
+    assert out["threads"] == 1
+    (run,) = out["runs"]
+    busy = run["neighbour"]
+    assert {"ours_tokens_per_s", "peft_tokens_per_s", "speedup"} <= set(busy)
+    with pytest.raises(ProcessLookupError):  # the neighbour was stopped with the run
+        os.kill(busy["neighbour_pid"], 0)
