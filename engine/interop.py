@@ -67,6 +67,7 @@ class ImportTarget:
 
     @property
     def display_name(self) -> str:
+        """The name messages give the loaded model."""
         return self.names[0] if self.names else "the loaded model"
 
 
