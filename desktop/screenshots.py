@@ -7,7 +7,6 @@ and the real engine; a view whose engine work fails or times out is still captur
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 import tempfile
@@ -18,11 +17,13 @@ from pathlib import Path
 from PySide6.QtCore import QEventLoop, QSettings
 from PySide6.QtWidgets import QApplication, QWidget
 
-from desktop.app import build
+from desktop.app import build, tear_down
+from desktop.crash_log import UnexpectedExit, log_folder
 from desktop.main_window import MainWindow
+from desktop.pages.task.dialogs import CompareDialog, TrainDialog
 from desktop.settings.dialog import SettingsDialog
+from desktop.widgets.training_settings import measured_pace, usable_init
 from desktop.wizard.new_task import NewTaskWizard
-from desktop.wizard.training_settings import usable_init
 from engine.paths import resources_dir
 
 SIZE = (1280, 800)
@@ -49,38 +50,54 @@ def save(widget: QWidget, out: Path, name: str) -> Path:
     return path
 
 
+def _pick_task(session, kind: str) -> str:
+    """A task of ``kind`` (the first by name), else the first task, else ""."""
+    tasks = sorted(session.library.list_tasks(), key=lambda t: t.name)
+    return next((t.name for t in tasks if t.kind == kind), tasks[0].name if tasks else "")
+
+
+def _evaluate(window: MainWindow, requests: list[dict], timeout_s: float) -> None:
+    panel = window.task_page.evaluations
+    done: list = []
+    panel.sig_evaluated.connect(done.append)
+    panel.sig_failed.connect(done.append)
+    panel.start(requests)
+    wait_until(lambda: len(done) >= len(requests) or panel.op is None, timeout_s)
+
+
 def shoot(window: MainWindow, out: Path, *, steps: int, timeout_s: float) -> None:
     """Drive the window through its views, saving one PNG per view."""
     session = window.session
-    wait_until(lambda: bool(session.model) or window.engine.state == "error", timeout_s)
-    tasks = [t.name for t in session.library.list_tasks()]
-    first = tasks[0] if tasks else ""
+    wait_until(lambda: session.model is not None or window.engine.state == "error", timeout_s)
+    first = _pick_task(session, "classify")
     examples = resources_dir() / "examples"
 
     if first:
         window.library.select(first)
+        window.tabs.setCurrentWidget(window.task_page)
+        if session.model is not None:
+            _evaluate(window, [{"task": first, "version": 1},
+                               {"task": first, "baseline": "fewshot"}], timeout_s)
     window.tabs.setCurrentWidget(window.task_page)
     save(window, out, "library")
 
     wizard = NewTaskWizard(session, window.jobs, window)
     wizard.resize(900, 640)
-    wizard.task_page.name.setText("my-task")
+    wizard.name_page.name.setText("my-task")
+    wizard.name_page.kind.setCurrentText("classify")
     wizard.show()
     wizard.next()
-    data = next((p for p in sorted(examples.glob("*.jsonl"))), None)
+    data = next((p for p in sorted(examples.glob("*.csv"))), None)
     if data is not None:
-        wizard.data_page.preview.load(str(data))
-        wait_until(lambda: wizard.data_page.preview.examples != [], 10)
+        wizard.dataset_page.preview.load(str(data))
+        wait_until(lambda: wizard.dataset_page.preview.examples != [], 10)
     save(wizard, out, "wizard")
     wizard.reject()
 
-    if first and session.model:
+    if first and session.model is not None:
         task = session.library.get_task(first)
-        # Evaluating a generate task means generating text, slow on a CPU: only classify
-        # tasks get an evaluation curve in the shot.
-        every = max(1, steps // 2) if task.kind == "classify" else 0
         config = usable_init({"method": "prefix", "length": 8, "init": "text", "steps": steps,
-                              "batch_size": 4, "eval_every": every},
+                              "batch_size": 4, "eval_every": max(1, steps // 3)},
                              has_text=bool(task.instruction or task.description),
                              kind=task.kind)
         job = window.jobs.start(first, config)
@@ -90,6 +107,23 @@ def shoot(window: MainWindow, out: Path, *, steps: int, timeout_s: float) -> Non
     window.tabs.setCurrentWidget(window.training)
     window.training.curves.flush()
     save(window, out, "training")
+
+    if first and len(session.library.list_versions(first)) >= 2:
+        window.library.select(first)
+        _evaluate(window, [{"task": first, "version": 2}], timeout_s)
+        versions = session.library.list_versions(first)[:2]
+        compare = CompareDialog(versions, session.library.list_evaluations(first), window)
+        compare.resize(720, 420)
+        compare.show()
+        save(compare, out, "compare")
+        compare.reject()
+        dialog = TrainDialog(first, [first], window, parent_version=versions[-1],
+                             seconds_per_step=measured_pace(session.library.list_runs()))
+        dialog.settings.advanced.setChecked(True)
+        dialog.resize(620, 560)
+        dialog.show()
+        save(dialog, out, "continue")
+        dialog.reject()
 
     page = window.playground
     window.tabs.setCurrentWidget(page)
@@ -108,14 +142,24 @@ def shoot(window: MainWindow, out: Path, *, steps: int, timeout_s: float) -> Non
 
     window.tabs.setCurrentWidget(window.batch)
     table = next((p for p in sorted(examples.glob("*.csv"))), None)
-    if table is not None:
-        window.batch.load(str(table))
-        window.batch.set_tasks(tasks[:1])
+    if table is not None and first:
+        batch = window.batch
+        batch.load(str(table))
+        batch.output.setText(str(out / f"{table.stem}.out.csv"))
+        batch.overwrite.setChecked(True)
+        batch.set_tasks([first])
+        finished: list = []
+        batch.sig_finished.connect(finished.append)
+        batch.sig_failed.connect(finished.append)
+        batch.run()
+        wait_until(lambda: bool(finished), timeout_s)
+        Path(batch.output.text()).unlink(missing_ok=True)
     save(window, out, "batch")
 
     window.tabs.setCurrentWidget(window.inspect)
     if first:
         window.inspect.set_task(first)
+        window.inspect.method.setCurrentText("prefix")
         shown: list = []
         window.inspect.sig_similarity_shown.connect(shown.append)
         window.inspect.request_similarity()
@@ -123,10 +167,19 @@ def shoot(window: MainWindow, out: Path, *, steps: int, timeout_s: float) -> Non
                    timeout_s)
     save(window, out, "inspect")
 
+    importer = window.import_prompts()
+    importer.path.setText(str(examples / "prompts"))
+    save(importer, out, "import")
+    importer.reject()
+
     dialog = SettingsDialog(session, window)
     dialog.show()
     save(dialog, out, "settings")
     dialog.reject()
+
+    box = window.report_unexpected_exit(UnexpectedExit(log_folder() / "crash-example.log"))
+    save(box, out, "unexpected-exit")
+    box.reject()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,14 +205,8 @@ def main(argv: list[str] | None = None) -> int:
             shoot(window, args.out, steps=args.steps, timeout_s=args.timeout)
         finally:
             window.jobs.jobs.clear()
-            window.engine.stop()
-            window.close()
-            # Tear the widgets down while Qt is alive; leaving it to interpreter exit can
-            # crash in PySide6's finaliser.
-            window.deleteLater()
-            app.processEvents()
+            tear_down(app, window)
             del window
-            gc.collect()
     return 0
 
 

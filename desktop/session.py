@@ -15,6 +15,7 @@ from desktop.engine.process import EngineProcess
 from engine.errors import PromptbankError
 from engine.library import Library, Version
 from engine.library.catalogue import CatalogueMissing
+from engine.payloads import ModelDescription
 
 
 def open_catalogue(root: Path | str | None) -> tuple[Library, str]:
@@ -31,8 +32,8 @@ def open_catalogue(root: Path | str | None) -> tuple[Library, str]:
 class Session(QObject):
     """One open library and one engine; pages read from it and listen to its signals."""
 
-    sig_model_changed = Signal(dict)
-    """The loaded model's info changed (``{}`` while none is loaded)."""
+    sig_model_changed = Signal(object)
+    """The loaded model changed: its ``ModelDescription``, or None while none is loaded."""
     sig_library_changed = Signal()
     """Tasks, datasets or versions changed; lists should re-read the catalogue."""
     sig_task_opened = Signal(str)
@@ -49,7 +50,7 @@ class Session(QObject):
         self.threads = threads  # 0: the engine's choice beside the desktop (a core left free)
         self.library, self.library_problem = open_catalogue(library_root)
         self.examples = examples  # installed by the engine once it is ready, then forgotten
-        self.model: dict = {}
+        self.model: ModelDescription | None = None
         self.model_error = ""
         engine.sig_state.connect(self._on_engine_state)
 
@@ -73,9 +74,19 @@ class Session(QObject):
     def change_model(self, spec: str, device: str) -> None:
         """Load another model: restart the engine with the new options."""
         self.model_spec, self.device = spec, device
-        self.model = {}
-        self.sig_model_changed.emit({})
+        self.set_model(None)
         self.engine.restart(self.worker_args())
+
+    def use_engine(self, python: str | None) -> None:
+        """Run the worker on the GPU engine's ``python``, or with None on the CPU engine."""
+        self.engine.python = python
+        self.engine.fallback_reason = ""
+        self.engine.restart(self.worker_args())
+
+    def set_model(self, model: ModelDescription | None, error: str = "") -> None:
+        """Record the loaded model (None: none loaded, ``error`` says why) and tell the pages."""
+        self.model, self.model_error = model, error
+        self.sig_model_changed.emit(model)
 
     def notify_library_changed(self) -> None:
         """Tell every list that the catalogue changed (opening it first if only its empty
@@ -86,14 +97,14 @@ class Session(QObject):
 
     def fit_problem(self, version: Version | None) -> str:
         """Why ``version`` cannot run on the loaded model, or "" when it fits (or unknown)."""
-        if version is None or not self.model:
+        if version is None or self.model is None:
             return ""
-        if version.fingerprint == self.model.get("fingerprint"):
+        if version.fingerprint == self.model.fingerprint:
             return ""
-        if version.hidden_size != self.model.get("hidden_size"):
+        if version.hidden_size != self.model.hidden_size:
             return (f"Trained for a model with hidden size {version.hidden_size}; the loaded "
-                    f"model ({self.model.get('name')}) has {self.model.get('hidden_size')}.")
-        return (f"Trained on another base model than {self.model.get('name')}; retrain it or "
+                    f"model ({self.model.name}) has {self.model.hidden_size}.")
+        return (f"Trained on another base model than {self.model.name}; retrain it or "
                 "import it for this model.")
 
     def _on_engine_state(self, state: str, detail: str) -> None:
@@ -106,11 +117,10 @@ class Session(QObject):
             if self.examples is not None:
                 self.op("install_examples", {"folder": str(self.examples)}).on_success(
                     self._on_examples).on_failure(self._on_library_failed).run()
-            self.op("model_info").on_success(self._on_model).on_failure(
-                self._on_model_failed).run()
-        elif state in ("error", "stopped", "starting") and self.model:
-            self.model = {}
-            self.sig_model_changed.emit({})
+            self.op("model_info").on_success(self.set_model).on_failure(
+                lambda message: self.set_model(None, message)).run()
+        elif state in ("error", "stopped", "starting") and self.model is not None:
+            self.set_model(None)
 
     def _on_library_failed(self, message: str) -> None:
         self.library_problem = message
@@ -120,12 +130,3 @@ class Session(QObject):
         self.examples = None
         self.notify_library_changed()
 
-    def _on_model(self, info: dict) -> None:
-        self.model = info
-        self.model_error = ""
-        self.sig_model_changed.emit(info)
-
-    def _on_model_failed(self, message: str) -> None:
-        self.model = {}
-        self.model_error = message
-        self.sig_model_changed.emit({})

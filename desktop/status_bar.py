@@ -1,4 +1,8 @@
-"""EngineStatus: the status bar's model, device, memory and engine-state fields."""
+"""EngineStatus: the status bar's model, device, memory and engine-state fields.
+
+Every field is drawn by one method from the engine's state, the loaded model and the running
+job, so no two fields can tell different stories.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
+from desktop.jobs import JobTracker
 from desktop.session import Session
-from desktop.training.jobs import JobState, JobTracker
 
 MEMORY_POLL_MS = 2000
 
@@ -29,6 +33,7 @@ class EngineStatus:
 
     def __init__(self, bar: QStatusBar, session: Session, jobs: JobTracker) -> None:
         self.session = session
+        self.jobs = jobs
         self.engine_state = "stopped"
         self.model = QLabel("No model")
         self.model.setToolTip("The loaded base model; change it in Settings.")
@@ -37,47 +42,47 @@ class EngineStatus:
         self.memory.setToolTip("Memory used by the engine process.")
         self.state = QLabel("Engine: stopped")
         self.progress = QProgressBar(maximumWidth=120, maximum=1000, textVisible=False)
+        self.progress.setToolTip("Progress of the running training job.")
         self.progress.hide()
         bar.addWidget(self.model, 1)
         for widget in (self.device, self.memory, self.progress, self.state):
             bar.addPermanentWidget(widget)
         session.engine.sig_state.connect(self._on_state)
-        session.sig_model_changed.connect(self._on_model)
-        jobs.sig_job_changed.connect(self._on_job)
-        self.jobs = jobs
+        session.sig_model_changed.connect(lambda _model: self.show())
+        jobs.sig_job_changed.connect(lambda _job: self.show())
         self.timer = QTimer(bar, interval=MEMORY_POLL_MS)
         self.timer.timeout.connect(self._poll_memory)
         self.timer.start()
 
-    def _on_state(self, state: str, detail: str) -> None:
+    def _on_state(self, state: str, _detail: str) -> None:
         self.engine_state = state
-        self._show_state()
-        if state == "starting":
-            self.model.setText("Loading model…")
+        self.show()
 
-    def _show_state(self) -> None:
+    def show(self) -> None:
+        """Redraw every field from the current state."""
+        model, state = self.session.model, self.engine_state
+        if model is not None:
+            self.model.setText(f"{model.name} · {model.parameters / 1e6:.0f}M parameters")
+            self.device.setText(f"{model.device} · {model.dtype}")
+        else:
+            self.device.setText("")
+            if self.session.model_error:
+                self.model.setText(f"Model failed to load: {self.session.model_error}")
+            elif state in ("starting", "ready"):
+                self.model.setText("Loading model…")
+            else:
+                self.model.setText("No model")
         job = self.jobs.running()
-        if self.engine_state == "ready" and job is not None:
+        if state == "ready" and model is None and not self.session.model_error:
+            text = "loading the model"
+        elif state == "ready" and job is not None:
             text = f"training {int(100 * job.fraction)}%"
         else:
-            text = self.engine_state
+            text = state
         self.state.setText(f"Engine: {text}")
-        self.progress.setVisible(job is not None and self.engine_state == "ready")
-
-    def _on_model(self, info: dict) -> None:
-        if info:
-            self.model.setText(f"{info.get('name', '?')} · "
-                               f"{info.get('parameters', 0) / 1e6:.0f}M parameters")
-            self.device.setText(f"{info.get('device', '?')} · {info.get('dtype', '')}")
-        elif self.session.model_error:
-            self.model.setText(f"Model failed to load: {self.session.model_error}")
-            self.device.setText("")
-        else:
-            self.model.setText("Loading model…" if self.engine_state != "error" else "No model")
-
-    def _on_job(self, job: JobState) -> None:
-        self.progress.setValue(int(1000 * job.fraction))
-        self._show_state()
+        # The bar shows the running job, never whichever job sent the last event.
+        self.progress.setVisible(state == "ready" and job is not None)
+        self.progress.setValue(int(1000 * job.fraction) if job is not None else 0)
 
     def _poll_memory(self) -> None:
         pid = self.session.engine.pid()

@@ -4,10 +4,16 @@ Inside ``layer_breaks`` a callback runs before every decoder layer's forward and
 layer's backward, so a request waits for about one layer of a training step instead of the
 whole step. The callback only reads the model (no-grad inference), so the step computes
 exactly what it computes without it.
+
+The callback runs only on the thread that entered ``layer_breaks``. Autograd runs a CUDA
+backward pass on its own device thread, and serving from there would use the catalogue's
+SQLite connection and the worker's state from a second thread; a break reached on another
+thread is skipped (a GPU step is short, and its requests are answered after it).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -39,17 +45,20 @@ def layer_breaks(model: torch.nn.Module,
                  between: Callable[[], None] | None) -> Iterator[None]:
     """Call ``between`` between decoder layers (forward and backward) while inside.
 
-    Calls made while ``between`` itself runs the model are skipped, so the inference it serves
-    is not interrupted; a model without a recognisable layer list gets no breaks.
+    Calls made while ``between`` itself runs the model, and calls reached on another thread
+    (a device's backward thread), are skipped, so the inference it serves is not interrupted
+    and serving never leaves the caller's thread; a model without a recognisable layer list
+    gets no breaks.
     """
     layers = decoder_layers(model) if between is not None else None
     if layers is None:
         yield
         return
     state = {"open": True, "busy": False}
+    owner = threading.get_ident()
 
     def call(*_: Any) -> None:
-        if not state["open"] or state["busy"]:
+        if not state["open"] or state["busy"] or threading.get_ident() != owner:
             return
         state["busy"] = True
         try:

@@ -19,6 +19,11 @@ from collections.abc import Sequence
 from engine import __version__
 from engine.cpu_threads import THREADS_ENV, threads_setting
 from engine.errors import PromptbankError
+from engine.launch import frozen
+
+# In the installed app every other command runs on the GPU engine once one is installed; these
+# run in the app itself (the worker's interpreter was already chosen by whoever started it).
+_OWN_COMMANDS = {"gui", "engine", "worker"}
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -83,8 +88,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "gui"])
+        # The installed app (a double-click on macOS) fills an empty library with the examples.
+        gui = ["gui", "--examples"] if frozen() else ["gui"]
+        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), *gui])
     try:
+        if frozen() and args.command not in _OWN_COMMANDS:
+            from engine.engine_env import run_cli
+
+            code = run_cli(list(argv if argv is not None else sys.argv[1:]))
+            if code is not None:
+                return code
         return int(args.func(args) or 0)
     except PromptbankError as exc:
         if args.debug:

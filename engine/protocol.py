@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
-from typing import Any, BinaryIO, ClassVar
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
 
 from engine import safe_json
 from engine.methods import METHODS
@@ -62,46 +62,11 @@ class Event:
         return str(self.data.get("message", ""))
 
 
-def result(rid: str, **fields: Any) -> Event:
-    """The final, successful event of a request."""
-    return Event(rid, "result", fields)
-
-
 def error(rid: str, message: str, **fields: Any) -> Event:
-    """The final event of a request that failed: one readable sentence in ``message``."""
+    """The final event of a request that failed: one readable sentence in ``message``.
+
+    Every other event is built from its typed payload (``engine.payloads``)."""
     return Event(rid, "error", {"message": message, **fields})
-
-
-def progress(rid: str, kind: str, **fields: Any) -> Event:
-    """A progress event; ``kind`` says what moved (load, queued, started, step, eval, rows…)."""
-    return Event(rid, "progress", {"kind": kind, **fields})
-
-
-def token(rid: str, row: int, text: str) -> Event:
-    """A piece of generated text for row ``row`` of a ``generate`` request."""
-    return Event(rid, "token", {"row": row, "text": text})
-
-
-def log(rid: str, level: str, message: str) -> Event:
-    """A log line the client may show (warnings about a request)."""
-    return Event(rid, "log", {"level": level, "message": message})
-
-
-# --- payloads -----------------------------------------------------------------------------
-
-@dataclass
-class PrepareProgress:
-    """A training job tokenising its rows before its first step: ``done`` of ``total``
-    (progress kind ``prepare``, sent after each chunk of rows)."""
-
-    EVENT: ClassVar[str] = "progress"
-    KIND: ClassVar[str] = "prepare"
-    done: int = 0
-    total: int = 0
-
-    def event(self, rid: str) -> Event:
-        """The event that carries this payload for request ``rid``."""
-        return Event(rid, self.EVENT, {"kind": self.KIND, **asdict(self)})
 
 
 # --- ops and their arguments -------------------------------------------------------------
@@ -206,9 +171,9 @@ OP_SPECS: dict[str, OpSpec] = {spec.name: spec for spec in (
     OpSpec("resume", "Queue a cancelled or interrupted run again from its last checkpoint.",
            (Arg("run_id", "int", required=True, minimum=1),), "progress*, result", "job"),
     OpSpec("cancel", "Stop a job at the next step boundary (checkpointed, resumable), "
-           "or a running eval/apply at its next batch.",
+           "a running eval/apply at its next batch, or a generate at its next token.",
            (Arg("job", "str", required=True, doc="the id of the train/continue/resume/eval/"
-                "apply request"),)),
+                "apply/generate request"),)),
     OpSpec("jobs", "Running and queued jobs, and interrupted runs that can be resumed."),
     OpSpec("eval", "Evaluate a version (or a baseline) on a task's eval split or a file.",
            (_task(), _VERSION, Arg("data", "str", doc="data file (default: the eval split)"),

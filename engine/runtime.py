@@ -8,7 +8,7 @@ own tokens; rows are laid out so that each computes what it computes alone
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -103,8 +103,12 @@ class Runtime:
 
     @torch.no_grad()
     def generate(self, rows: Sequence[GenRow], on_token: OnToken | None = None, *,
-                 batch_size: int = DEFAULT_BATCH) -> list[GenResult]:
-        """Generate for every row (mixed tasks allowed), streaming text through ``on_token``."""
+                 batch_size: int = DEFAULT_BATCH,
+                 should_stop: Callable[[], bool] | None = None) -> list[GenResult]:
+        """Generate for every row (mixed tasks allowed), streaming text through ``on_token``.
+
+        Once ``should_stop()`` is true (checked before each token) every row ends with
+        ``finish_reason`` "cancelled" and the text it had so far."""
         for i, row in enumerate(rows):
             _check_settings(i, row)
         memo: dict = {}
@@ -115,8 +119,12 @@ class Runtime:
         for begin in range(0, len(rows), batch_size):
             end = min(begin + batch_size, len(rows))
             streams = [Stream(self.host.tokenizer, row.sampling, self.chat.stop_ids, begin + i,
-                              on_token) for i, row in enumerate(rows[begin:end])]
+                              on_token, should_stop) for i, row in enumerate(rows[begin:end])]
             chunk = prepared[begin:end]
+            if should_stop is not None and should_stop():
+                results += [GenResult("", [], "cancelled", p.truncated, p.version)
+                            for p in chunk]
+                continue
             state, last = self._prefill(chunk, max(r.max_new_tokens for r in rows[begin:end]))
             self.decoder.run(state, last, streams)
             results += [GenResult(s.text, s.ids, s.finish_reason, p.truncated, p.version)

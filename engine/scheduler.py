@@ -15,13 +15,15 @@ import queue
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from engine.errors import PromptbankError
 from engine.faults import is_out_of_memory
-from engine.protocol import Event, ProtocolError, Request, error, progress, result
+from engine.payloads import EvalProgress, JobOutcome, Queued, Started, StepProgress
+from engine.protocol import Event, ProtocolError, Request, error
 
 log = logging.getLogger("promptbank.worker")
 
@@ -32,11 +34,11 @@ class Job(Protocol):
     @property
     def done(self) -> bool: ...
 
-    def step(self, between: Callable[[], None]) -> list[dict[str, Any]]: ...
+    def step(self, between: Callable[[], None]) -> list[StepProgress | EvalProgress]: ...
 
-    def cancel(self) -> dict[str, Any]: ...
+    def cancel(self, reason: str = "") -> JobOutcome: ...
 
-    def finish(self, between: Callable[[], None]) -> dict[str, Any]: ...
+    def finish(self, between: Callable[[], None]) -> JobOutcome: ...
 
     def fail(self, message: str) -> None: ...
 
@@ -88,6 +90,8 @@ WATCH_S = 0.5
 #: Ops that change the jobs themselves: inside a job's start, step or finish they wait for its
 #: end, so a job is cancelled or checkpointed only at a step boundary.
 STEP_BOUNDARY_OPS = frozenset({"cancel", "shutdown"})
+#: How many ended stoppable requests are remembered, so a late cancel of one is no error.
+ENDED_MEMORY = 256
 
 
 def one_line(exc: BaseException) -> str:
@@ -119,12 +123,36 @@ class Scheduler:
         self.long_cancelled = False
         self.in_job = False  # inside a job's start, step or finish
         self.served_s = 0.0  # time spent answering requests from inside long ops and jobs
+        # Requests that stop when a cancel for them arrives (generate): id → cancel seen.
+        # The reader thread sets the flag as the cancel line arrives, because the main thread
+        # is busy running the request and reads its queue only afterwards.
+        self.stoppable_requests: dict[str, bool] = {}
+        self.ended_requests: deque[str] = deque(maxlen=ENDED_MEMORY)
+        self.early_cancels: deque[str] = deque(maxlen=ENDED_MEMORY)  # before they started
 
     # --- requests ---------------------------------------------------------------------
 
     def put(self, item: Item) -> None:
         """Queue a request (thread-safe; the reader thread calls this)."""
+        if isinstance(item, Request) and item.op == "cancel":
+            target = item.args.get("job")
+            if isinstance(target, str) and target in self.stoppable_requests:
+                self.stoppable_requests[target] = True
+            elif isinstance(target, str):
+                self.early_cancels.append(target)
         self.inbox.put(item)
+
+    @contextmanager
+    def stoppable(self, rid: str) -> Iterator[Callable[[], bool]]:
+        """While inside, the callable it gives turns True once a ``cancel`` of request
+        ``rid`` has arrived; a request checks it between small pieces of its work (a
+        generate between tokens). Nothing is served re-entrantly: the flag is all it sees."""
+        self.stoppable_requests[rid] = rid in self.early_cancels
+        try:
+            yield lambda: self.stoppable_requests.get(rid, False)
+        finally:
+            self.stoppable_requests.pop(rid, None)
+            self.ended_requests.append(rid)
 
     def _next(self, block: bool) -> Item | None:
         if self.backlog:
@@ -141,7 +169,7 @@ class Scheduler:
     def dispatch(self, item: Item) -> None:
         """Answer one request; every failure becomes an ``error`` event, never a crash."""
         if item is END_OF_INPUT:
-            self.stop("the worker's input closed")
+            self.stop("the desktop or client went away")
             return
         if isinstance(item, InputFailed):
             log.error("the worker cannot read requests any more (%s); it exits", item.reason)
@@ -213,16 +241,20 @@ class Scheduler:
     def submit(self, entry: JobEntry) -> None:
         """Queue a job behind the others (FIFO) and tell its requester where it stands."""
         self.jobs.append(entry)
-        self.send(progress(entry.id, "queued", position=len(self.jobs) - 1, task=entry.task))
+        self.send(Queued(position=len(self.jobs) - 1, task=entry.task).event(entry.id))
 
     def find(self, job_id: str) -> JobEntry | None:
         return next((e for e in self.jobs if e.id == job_id), None)
 
-    def cancel(self, job_id: str) -> str:
-        """Cancel a queued job or stop the running one (checkpointed); returns its old state."""
+    def cancel(self, job_id: str, reason: str = "") -> str:
+        """Cancel a queued job or stop the running one (checkpointed); returns its old state.
+
+        ``reason`` says why when the user did not ask (the client went away, shutdown)."""
         if self.long_op is not None and self.long_op["job"] == job_id:
             self.long_cancelled = True
             return "running"
+        if job_id in self.ended_requests:
+            return "ended"  # a generate that stopped on the cancel (or had just finished)
         entry = self.find(job_id)
         if entry is None:
             raise PromptbankError(f"No job '{job_id}' is queued or running.",
@@ -230,15 +262,16 @@ class Scheduler:
         state = entry.state
         self.jobs.remove(entry)
         if entry.job is None:
-            self.send(result(entry.id, status="cancelled", started=False, task=entry.task))
+            self.send(JobOutcome(status="cancelled", started=False, task=entry.task,
+                                 interrupted=reason).event(entry.id))
             return state
         try:
-            fields = entry.job.cancel()
+            outcome = entry.job.cancel(reason)
         except Exception as exc:
             self.fail_request(entry.id, exc)
             return state
-        self.send(result(entry.id, status="cancelled", started=True, task=entry.task,
-                         **fields))
+        self.send(replace(outcome, status="cancelled", started=True, task=entry.task,
+                          interrupted=reason).event(entry.id))
         return state
 
     def _inside_job(self, call: Callable[[Callable[[], None]], Any]) -> Any:
@@ -255,8 +288,7 @@ class Scheduler:
         try:
             if entry.job is None:
                 entry.job = self._inside_job(entry.start)
-                self.send(progress(entry.id, "started", task=entry.task,
-                                   **entry.job.describe()))
+                self.send(Started(task=entry.task, **entry.job.describe()).event(entry.id))
                 return  # requests that came in while it started go first
             if not entry.job.done:
                 started, served = time.perf_counter(), self.served_s
@@ -265,13 +297,11 @@ class Scheduler:
                 busy = time.perf_counter() - started - (self.served_s - served)
                 step_ms = round(busy * 1000, 2)
                 for info in events:
-                    fields = {k: v for k, v in info.items() if k != "kind"}
-                    self.send(progress(entry.id, str(info.get("kind", "step")), job=entry.id,
-                                       step_ms=step_ms, **fields))
+                    self.send(replace(info, job=entry.id, step_ms=step_ms).event(entry.id))
             if entry.job.done:
-                fields = self._inside_job(entry.job.finish)
+                outcome = self._inside_job(entry.job.finish)
                 self.jobs.popleft()
-                self.send(result(entry.id, status="done", **fields))
+                self.send(replace(outcome, status="done", task=entry.task).event(entry.id))
         except Exception as exc:
             if self.jobs and self.jobs[0] is entry:
                 self.jobs.popleft()
@@ -287,7 +317,7 @@ class Scheduler:
         """Checkpoint the running job, drop the queued ones, and end the loop."""
         for entry in list(self.jobs):
             if entry.job is not None:
-                self.cancel(entry.id)
+                self.cancel(entry.id, reason)
             else:
                 self.jobs.remove(entry)
                 self.send(error(entry.id, f"The job did not start: {reason}."))

@@ -23,20 +23,41 @@ from engine.cpu_threads import resolve_threads
 from engine.errors import PromptbankError
 from engine.faults import release_memory
 from engine.library_requests import LibraryRequests
+from engine.payloads import (
+    ApplyOutcome,
+    Bye,
+    CancelAnswer,
+    EvalOutcome,
+    Exported,
+    Generated,
+    GeneratedText,
+    Hello,
+    JobLine,
+    JobOutcome,
+    JobsListing,
+    LabelScores,
+    LoadProgress,
+    ModelDescription,
+    NearTokens,
+    Pong,
+    PrepareProgress,
+    ResumableRun,
+    RowsProgress,
+    Scored,
+    Similarity,
+    StepProgress,
+    Token,
+)
 from engine.protocol import (
     OP_SPECS,
     PROTOCOL_VERSION,
     Event,
-    PrepareProgress,
     ProtocolError,
     Request,
     decode_request,
     generate_rows,
-    progress,
     read_lines,
     request_id_of,
-    result,
-    token,
     validate_args,
 )
 from engine.scheduler import END_OF_INPUT, InputFailed, JobEntry, Malformed, Scheduler, one_line
@@ -50,11 +71,9 @@ def not_available(feature: str) -> PromptbankError:
                            hint="Update Promptbank.")
 
 
-def to_json(value: Any) -> Any:
-    """Dataclasses (also nested) as dicts, so results go on the wire as plain JSON."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    return value
+def fields_of(value: Any) -> dict[str, Any]:
+    """A dataclass's fields as a dict (to build a payload from an engine record)."""
+    return dataclasses.asdict(value)
 
 
 class EvalCancelled(Exception):
@@ -82,21 +101,25 @@ class TrainingJobAdapter:
     def done(self) -> bool:
         return bool(self.job.done)
 
-    def step(self, between: Callable[[], None]) -> list[dict[str, Any]]:
+    def step(self, between: Callable[[], None]) -> list[StepProgress]:
         return list(self.job.step(between))
 
     def describe(self) -> dict[str, Any]:
         return {"run_id": self.job.run_id, "step": self.job.step_index,
                 "total": self.job.total_steps}
 
-    def cancel(self) -> dict[str, Any]:
-        self.job.cancel()
-        return self.describe()
+    def cancel(self, reason: str = "") -> JobOutcome:
+        self.job.cancel(reason)
+        return JobOutcome(status="cancelled", task=self.job.task, **self.describe())
 
-    def finish(self, between: Callable[[], None]) -> dict[str, Any]:
+    def finish(self, between: Callable[[], None]) -> JobOutcome:
         done = self.job.finish(between)
         self.on_finish(self.job.task)
-        return {**done.to_dict(), "summary": done.summary}
+        return JobOutcome(status="done", task=done.task, run_id=done.run_id,
+                          version=done.version, steps=done.steps, step=done.steps,
+                          total=self.job.total_steps, best_metric=done.best_metric,
+                          metric_name=done.metric_name,
+                          tokens_per_s=round(done.tokens_per_s, 1), summary=done.summary)
 
     def fail(self, message: str) -> None:
         # The trainer closes the run itself on the failures it knows (NaN, out of memory).
@@ -115,6 +138,7 @@ class Worker(LibraryRequests):
         self._library: Any = None
         self._runtime: Any = None
         self._lock = threading.Lock()
+        self.client_gone = False
         self.scheduler = Scheduler(self.send, self.handle,
                                    quick=lambda op: OP_SPECS[op].kind == "quick"
                                    if op in OP_SPECS else True,
@@ -123,11 +147,23 @@ class Worker(LibraryRequests):
     # --- output ---------------------------------------------------------------------------
 
     def send(self, event: Event) -> None:
-        """Write one protocol line and flush it."""
+        """Write one protocol line and flush it.
+
+        A closed pipe means the client went away (the desktop quit or died): that is no
+        failure of the work in progress, so the worker stops as at the end of its input,
+        checkpointing the running job, and writes nothing more.
+        """
         line = event.encode()
         with self._lock:
-            self.out.write(line)
-            self.out.flush()
+            if self.client_gone:
+                return
+            try:
+                self.out.write(line)
+                self.out.flush()
+            except (BrokenPipeError, ValueError, OSError) as exc:
+                self.client_gone = True
+                log.info("the client went away (%s); stopping", type(exc).__name__)
+                self.scheduler.put(END_OF_INPUT)
 
     # --- shared state -----------------------------------------------------------------
 
@@ -143,7 +179,7 @@ class Worker(LibraryRequests):
         from engine.model import ModelHost
 
         def on_progress(stage: str, fraction: float) -> None:
-            self.send(progress(rid, "load", stage=stage, fraction=fraction))
+            self.send(LoadProgress(stage=stage, fraction=fraction).event(rid))
 
         self.host = ModelHost(wanted, device=device or self.args.device,
                               dtype=self.args.dtype,
@@ -185,11 +221,11 @@ class Worker(LibraryRequests):
 
     # --- ops ------------------------------------------------------------------------------
 
-    def hello(self) -> dict[str, Any]:
+    def hello(self) -> Hello:
         """What ``hello`` answers: protocol and engine versions, model info, the ops."""
         info = self.host.info().to_dict() if self.host else None
-        return {"protocol": PROTOCOL_VERSION, "engine": __version__, "model": info,
-                "ops": list(OP_SPECS)}
+        return Hello(protocol=PROTOCOL_VERSION, engine=__version__, model=info,
+                     ops=list(OP_SPECS))
 
     def handle(self, req: Request) -> None:
         """Validate a request and run its op (events go out through ``send``)."""
@@ -201,21 +237,21 @@ class Worker(LibraryRequests):
         getattr(self, "op_" + req.op)(req.id, args)
 
     def op_hello(self, rid: str, args: dict) -> None:
-        self.send(result(rid, **self.hello()))
+        self.send(Event(rid, "result", self.hello().to_data()))
 
     def op_ping(self, rid: str, args: dict) -> None:
-        self.send(result(rid, pong=True))
+        self.send(Pong().event(rid))
 
     def op_load_model(self, rid: str, args: dict) -> None:
         host = self.ensure_model(rid, args["model"], args["device"])
-        self.send(result(rid, **host.info().to_dict()))
+        self.send(ModelDescription(**host.info().to_dict()).event(rid))
 
     def op_model_info(self, rid: str, args: dict) -> None:
-        self.send(result(rid, **self.ensure_model(rid).info().to_dict()))
+        self.send(ModelDescription(**self.ensure_model(rid).info().to_dict()).event(rid))
 
     def op_shutdown(self, rid: str, args: dict) -> None:
         self.scheduler.stop("the worker was shut down")
-        self.send(result(rid, bye=True))
+        self.send(Bye().event(rid))
 
     def op_generate(self, rid: str, args: dict) -> None:
         rows = generate_rows(args)
@@ -230,17 +266,22 @@ class Worker(LibraryRequests):
             gen_rows.append(GenRow(**{k: v for k, v in row.items() if k in fields}))
 
         def on_token(row: int, text: str) -> None:
-            self.send(token(rid, row, text))
+            self.send(Token(row=row, text=text).event(rid))
 
-        results = runtime.generate(gen_rows, on_token=on_token if args["stream"] else None)
-        self.send(result(rid, results=[to_json(r) for r in results]))
+        # A cancel of this request stops it between tokens (see Scheduler.stoppable).
+        with self.scheduler.stoppable(rid) as should_stop:
+            results = runtime.generate(gen_rows, on_token=on_token if args["stream"] else None,
+                                       should_stop=should_stop)
+        stopped = any(r.finish_reason == "cancelled" for r in results)
+        self.send(Generated([GeneratedText(**fields_of(r)) for r in results],
+                            status="cancelled" if stopped else "done").event(rid))
 
     def op_score(self, rid: str, args: dict) -> None:
         texts = args["texts"]
         if not all(isinstance(t, str) for t in texts):
             raise ProtocolError("Argument 'texts' of 'score' must be a list of strings.")
         scores = self.runtime(rid).score(args["task"], texts, version=args["version"])
-        self.send(result(rid, results=[to_json(s) for s in scores]))
+        self.send(Scored([LabelScores(**fields_of(s)) for s in scores]).event(rid))
 
     def _train_config(self, config: dict) -> Any:
         try:
@@ -315,7 +356,7 @@ class Worker(LibraryRequests):
 
     def op_cancel(self, rid: str, args: dict) -> None:
         was = self.scheduler.cancel(args["job"])
-        self.send(result(rid, job=args["job"], was=was))
+        self.send(CancelAnswer(job=args["job"], was=was).event(rid))
 
     def op_jobs(self, rid: str, args: dict) -> None:
         from engine.library.owner import RunOwner
@@ -324,12 +365,12 @@ class Worker(LibraryRequests):
         active = {j.get("run_id") for j in listing}
         me = RunOwner.this_process()
         resumable = [
-            {"run_id": r.id, "task": self._task_name(r.task_id), "status": r.status}
+            ResumableRun(run_id=r.id, task=self._task_name(r.task_id), status=r.status)
             for r in self.library.list_runs()
             if r.status in ("running", "cancelled") and r.id not in active
             and not (r.owner and r.owner.blocks(me))
         ]
-        self.send(result(rid, jobs=listing, resumable=resumable))
+        self.send(JobsListing([JobLine(**line) for line in listing], resumable).event(rid))
 
     def op_eval(self, rid: str, args: dict) -> None:
         try:
@@ -341,7 +382,7 @@ class Worker(LibraryRequests):
 
         def work(should_stop: Any) -> None:
             def on_progress(done: int, total: int) -> None:
-                self.send(progress(rid, "rows", done=done, total=total))
+                self.send(RowsProgress(done=done, total=total).event(rid))
                 self.scheduler.serve_pending()
                 if should_stop():
                     raise EvalCancelled
@@ -351,9 +392,9 @@ class Worker(LibraryRequests):
                                data=data, baseline=args["baseline"], on_progress=on_progress)
             except EvalCancelled:
                 # Nothing was stored: an evaluation is recorded only when complete.
-                self.send(result(rid, status="cancelled", task=args["task"]))
+                self.send(EvalOutcome(status="cancelled", task=args["task"]).event(rid))
                 return
-            self.send(result(rid, status="done", **to_json(res)))
+            self.send(EvalOutcome(status="done", **res.to_dict()).event(rid))
 
         self.scheduler.run_long(rid, "eval", args["task"], work)
 
@@ -370,15 +411,15 @@ class Worker(LibraryRequests):
 
         def work(should_stop: Any) -> None:
             def on_progress(done: int, total: int, rate: float, eta: float | None) -> None:
-                self.send(progress(rid, "rows", done=done, total=total, rows_per_s=rate,
-                                   eta_s=eta))
+                self.send(RowsProgress(done=done, total=total, rows_per_s=rate,
+                                       eta_s=eta).event(rid))
                 self.scheduler.serve_pending()
 
             res = apply_file(runtime, tasks, Path(args["input"]).expanduser(), args["column"],
                              Path(args["output"]).expanduser(), overwrite=args["overwrite"],
                              on_progress=on_progress, should_stop=should_stop)
             status = "done" if res.complete else "cancelled"
-            self.send(result(rid, status=status, **res.to_dict()))
+            self.send(ApplyOutcome(status=status, **res.to_dict()).event(rid))
 
         self.scheduler.run_long(rid, "apply", ",".join(tasks), work)
 
@@ -394,8 +435,8 @@ class Worker(LibraryRequests):
 
         ver, prompt = self._soft_prompt(args["task"], args["version"])
         tokens = nearest_tokens(self.ensure_model(rid), prompt, k=args["k"])
-        self.send(result(rid, task=args["task"], version=ver.number, method=prompt.method,
-                         k=args["k"], tokens=tokens))
+        self.send(NearTokens(task=args["task"], version=ver.number, method=prompt.method,
+                             k=args["k"], tokens=tokens).event(rid))
 
     def op_similarity(self, rid: str, args: dict) -> None:
         from engine.inspect import similarity
@@ -419,14 +460,14 @@ class Worker(LibraryRequests):
             else:
                 prompts[name] = prompt
         sim = similarity(prompts, pooling=args["pooling"])
-        self.send(result(rid, method=args["method"], skipped=skipped, **sim))
+        self.send(Similarity(method=args["method"], skipped=skipped, **sim).event(rid))
 
     def op_export(self, rid: str, args: dict) -> None:
         from engine.interop import export_version
 
         out = export_version(self.library, args["task"], args["format"], Path(args["out"]),
                              version=args["version"], include_eval=args["include_eval"])
-        self.send(result(rid, task=args["task"], format=args["format"], path=str(out)))
+        self.send(Exported(task=args["task"], format=args["format"], path=str(out)).event(rid))
 
     # --- the process ------------------------------------------------------------------
 
@@ -450,7 +491,7 @@ class Worker(LibraryRequests):
     def serve(self, stream: BinaryIO) -> int:
         """Say hello, then serve requests from ``stream`` until shutdown or end of input;
         the exit status (1 when the input could no longer be read)."""
-        self.send(Event("", "hello", self.hello()))
+        self.send(self.hello().event(""))
         reader = threading.Thread(target=self.read, args=(stream,), name="reader", daemon=True)
         self.scheduler.input_alive = reader.is_alive
         reader.start()

@@ -13,6 +13,25 @@ sys.path.insert(0, str(ROOT))
 
 from tests.tiny_model import build_tiny_model  # noqa: E402
 
+#: The device the engine tests run on (``make test-gpu`` sets ``cuda``). Hosts load in float32
+#: there too, so exactness tests check the same tolerances on every device; the ``*_bf16``
+#: fixtures give the bfloat16 forms.
+TEST_DEVICE = os.environ.get("PROMPTBANK_TEST_DEVICE", "cpu")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cpu_only(reason): checks something only a CPU run has")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if TEST_DEVICE == "cpu":
+        return
+    for item in items:
+        marker = item.get_closest_marker("cpu_only")
+        if marker is not None:
+            reason = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "")
+            item.add_marker(pytest.mark.skip(reason=f"CPU only: {reason}"))
+
 
 def _real_cache() -> str:
     import platformdirs
@@ -40,15 +59,24 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def tiny_host(tiny_model_dir: Path):
-    """The tiny model loaded through ModelHost on the CPU (shared; it is frozen)."""
+    """The tiny model loaded through ModelHost in float32 on the test device (shared; it is
+    frozen)."""
     from engine.model import ModelHost
 
-    return ModelHost(str(tiny_model_dir), device="cpu")
+    return ModelHost(str(tiny_model_dir), device=TEST_DEVICE, dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def tiny_host_bf16(tiny_model_dir: Path):
+    """The tiny model in bfloat16 on the test device (the precision a GPU trains in)."""
+    from engine.model import ModelHost
+
+    return ModelHost(str(tiny_model_dir), device=TEST_DEVICE, dtype="bfloat16")
 
 
 @pytest.fixture(scope="session")
 def default_host():
-    """The embedded default model on the CPU (integration tests only)."""
+    """The embedded default model on the test device (integration tests only)."""
     from engine.model import ModelHost
 
-    return ModelHost("default", device="cpu")
+    return ModelHost("default", device=TEST_DEVICE, dtype="float32")

@@ -1,21 +1,24 @@
 """EngineOp: one engine request with success, failure, progress and token callbacks.
 
 Modelled on Anki's ``CollectionOp``: the caller says what to do on each outcome and never
-waits; every callback runs on the GUI thread (events arrive through QProcess signals).
+waits; every callback runs on the GUI thread (events arrive through QProcess signals) and
+gets the event's typed payload (``engine.payloads``), never a raw dict.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from desktop.engine.process import EngineProcess
-from engine.protocol import Event
+from engine.payloads import Payload, Token, parse_event
+from engine.protocol import Event, ProtocolError
 
-Callback = Callable[[dict], None]
+Callback = Callable[[Any], None]
 
 
-def _ignore(data: dict) -> None:
+def _ignore(payload: Payload) -> None:
     """A callback that does nothing."""
 
 
@@ -35,10 +38,10 @@ class EngineOp:
     _success: Callback = _ignore
     _failure: Callable[[str], None] = _ignore_error
     _progress: Callback = _ignore
-    _token: Callback = _ignore
+    _token: Callable[[Token], None] = _ignore
 
     def on_success(self, fn: Callback) -> EngineOp:
-        """``fn(result_data)`` when the engine answers with a result."""
+        """``fn(result)`` with the op's result payload when the engine answers."""
         self._success = fn
         return self
 
@@ -48,12 +51,12 @@ class EngineOp:
         return self
 
     def on_progress(self, fn: Callback) -> EngineOp:
-        """``fn(progress_data)`` for each progress event."""
+        """``fn(progress)`` with each progress payload (StepProgress, RowsProgress, …)."""
         self._progress = fn
         return self
 
-    def on_token(self, fn: Callback) -> EngineOp:
-        """``fn(token_data)`` for each streamed token event."""
+    def on_token(self, fn: Callable[[Token], None]) -> EngineOp:
+        """``fn(token)`` for each streamed piece of text."""
         self._token = fn
         return self
 
@@ -63,18 +66,27 @@ class EngineOp:
         return self
 
     def detach(self) -> None:
-        """Drop the callbacks (the widget that asked is closing)."""
+        """Drop the callbacks (the widget that asked is closing or asked again)."""
         self.engine.forget(self.id)
 
     def _handle(self, event: Event) -> None:
+        if event.type == "error":
+            self.finished = True
+            self._failure(event.message or "The engine reported an unknown error.")
+            return
+        if event.type not in ("result", "progress", "token"):
+            return
+        try:
+            payload = parse_event(self.op, event)
+        except ProtocolError as exc:
+            if event.final:
+                self.finished = True
+                self._failure(f"The engine's answer could not be read ({exc}).")
+            return
         if event.type == "result":
             self.finished = True
-            self._success(event.data)
-        elif event.type == "error":
-            self.finished = True
-            message = event.data.get("message") or "The engine reported an unknown error."
-            self._failure(str(message))
+            self._success(payload)
         elif event.type == "progress":
-            self._progress(event.data)
-        elif event.type == "token":
-            self._token(event.data)
+            self._progress(payload)
+        else:
+            self._token(payload)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
-from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
+from engine.launch import child_env, module_command
+from engine.payloads import Hello
 from engine.protocol import Event, ProtocolError, Request, decode_event
 
 EventHandler = Callable[[Event], None]
@@ -26,24 +26,25 @@ class EngineProcess(QObject):
     """A log line the engine wrote to stderr."""
     sig_crashed = Signal(str)
     """The engine stopped without being asked to; the argument says why in plain words."""
+    sig_fallback = Signal(str)
+    """The GPU engine did not start, so the CPU engine was started instead; says why."""
 
-    def __init__(self, worker_args: list[str], parent: QObject | None = None) -> None:
+    def __init__(self, worker_args: list[str], parent: QObject | None = None,
+                 python: str | None = None) -> None:
         super().__init__(parent)
         self.worker_args = worker_args
+        self.python = python
+        """The GPU engine's interpreter, or None for the app's own (the CPU engine)."""
+        self.fallback_reason = ""
+        """Why the GPU engine was given up for the CPU engine ("" when it was not)."""
         self.state = "stopped"
-        self.hello: dict = {}
+        self.hello: Hello | None = None
         self._ids = itertools.count(1)
         self._handlers: dict[str, EventHandler] = {}
         self._buffer = b""
         self._stopping = False
         self._stderr_tail: list[str] = []
         self.proc = QProcess(self)
-        env = QProcessEnvironment.systemEnvironment()
-        env.insert("PYTHONUNBUFFERED", "1")
-        root = str(Path(__file__).resolve().parents[2])
-        env.insert("PYTHONPATH", root + (":" + env.value("PYTHONPATH")
-                                         if env.contains("PYTHONPATH") else ""))
-        self.proc.setProcessEnvironment(env)
         self.proc.readyReadStandardOutput.connect(self._read_stdout)
         self.proc.readyReadStandardError.connect(self._read_stderr)
         self.proc.finished.connect(self._finished)
@@ -66,7 +67,12 @@ class EngineProcess(QObject):
         self._buffer = b""
         self._stderr_tail = []
         self._set_state("starting", "starting the engine")
-        self.proc.start(sys.executable, ["-m", "engine.cli", *self.worker_args, "worker"])
+        env = QProcessEnvironment()
+        for key, value in child_env(self.python).items():
+            env.insert(key, value)
+        self.proc.setProcessEnvironment(env)
+        program, *args = module_command("engine.cli", self.python)
+        self.proc.start(program, [*args, *self.worker_args, "worker"])
 
     def restart(self, worker_args: list[str] | None = None) -> None:
         """Stop the worker if it runs, then start it again (optionally with new options)."""
@@ -94,6 +100,10 @@ class EngineProcess(QObject):
     def forget(self, rid: str) -> None:
         """Stop delivering events of request ``rid`` (its owner went away)."""
         self._handlers.pop(rid, None)
+
+    def forget_all(self) -> None:
+        """Stop delivering events of every open request (the window is closing)."""
+        self._handlers.clear()
 
     def stop(self, timeout_ms: int = 3000) -> None:
         """Ask the worker to shut down; kill it if it does not within ``timeout_ms``."""
@@ -126,7 +136,7 @@ class EngineProcess(QObject):
                 self.sig_stderr.emit(f"unreadable engine line ({exc}): {line[:200]!r}")
                 continue
             if event.type == "hello":
-                self.hello = event.data
+                self.hello = Hello.from_data(event.data)
                 self._set_state("ready", "")
             self._deliver(event)
             self.sig_event.emit(event)
@@ -160,6 +170,8 @@ class EngineProcess(QObject):
         if self._stopping:
             self._set_state("stopped", "")
             message = "The engine was stopped."
+        elif self.state == "starting" and self.python:
+            message = self._fall_back(self._crash_reason(code, status))
         else:
             message = self._crash_reason(code, status)
             self._set_state("error", message)
@@ -168,8 +180,20 @@ class EngineProcess(QObject):
         for rid, handler in pending.items():
             handler(Event(rid, "error", {"message": message}))
 
+    def _fall_back(self, why: str) -> str:
+        # A GPU engine that cannot start must not cost the user the working CPU engine.
+        self.fallback_reason = (f"The GPU engine did not start ({why}); the CPU engine is "
+                                "used instead.")
+        self.python = None
+        self.sig_stderr.emit(self.fallback_reason)
+        self.sig_fallback.emit(self.fallback_reason)
+        QTimer.singleShot(0, self.start)  # not from inside the dead process's own signal
+        return self.fallback_reason
+
     def _error(self, error: QProcess.ProcessError) -> None:
-        if error == QProcess.ProcessError.FailedToStart:
+        if error == QProcess.ProcessError.FailedToStart and self.python:
+            self._fall_back("its Python could not be run")
+        elif error == QProcess.ProcessError.FailedToStart:
             message = "the engine could not be started (is Promptbank installed correctly?)"
             self._set_state("error", message)
             self.sig_crashed.emit(message)

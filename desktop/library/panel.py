@@ -13,8 +13,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.library.summary import TaskSummary, summarize_tasks
 from desktop.session import Session
-from desktop.summary import TaskSummary, summarize_tasks
 
 KIND_COLOURS = {"classify": "#3b82f6", "generate": "#10b981", "extract": "#f59e0b"}
 FIT_ROLE = Qt.ItemDataRole.UserRole + 1

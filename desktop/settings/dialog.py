@@ -1,5 +1,5 @@
-"""SettingsDialog: the base model (checked by loading it), the device, the engine's CPU
-threads, the library folder."""
+"""SettingsDialog: the base model (checked by loading it), the device, the CPU threads, the
+library folder, and the engine (CPU, or the GPU engine installed on demand)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -20,7 +21,9 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.session import Session
+from desktop.settings.engine_panel import EnginePanel
 from engine.cpu_threads import cores, shared_threads
+from engine.payloads import LoadProgress, ModelDescription
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -76,11 +79,15 @@ class SettingsDialog(QDialog):
                                    | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        self.engine = EnginePanel(session)
+        engine_box = QGroupBox("Engine")
+        QVBoxLayout(engine_box).addWidget(self.engine)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.info)
+        layout.addWidget(engine_box, 1)
         layout.addWidget(buttons)
-        self.resize(640, 220)
+        self.resize(680, 520)
 
     def check_model(self) -> None:
         """Load the chosen model in the engine (``load_model``) and describe it."""
@@ -89,20 +96,22 @@ class SettingsDialog(QDialog):
         self.info.setText(f"Loading {spec}…")
         self.check.setEnabled(False)
         self.session.op("load_model", {"model": spec, "device": device}) \
-            .on_progress(lambda d: self.info.setText(
-                f"{d.get('stage', 'Loading')} ({100 * float(d.get('fraction', 0)):.0f}%)")) \
+            .on_progress(self._on_progress) \
             .on_success(lambda info: self._checked(spec, device, info)) \
             .on_failure(self._failed).run()
 
-    def _checked(self, spec: str, device: str, info: dict) -> None:
+    def _on_progress(self, progress: LoadProgress) -> None:
+        if isinstance(progress, LoadProgress):
+            self.info.setText(f"{progress.stage} ({100 * progress.fraction:.0f}%)")
+
+    def _checked(self, spec: str, device: str, info: ModelDescription) -> None:
         self.check.setEnabled(True)
         self.session.model_spec, self.session.device = spec, device
-        self.session.model = info
-        self.session.sig_model_changed.emit(info)
+        self.session.set_model(info)
         self.info.setStyleSheet("color: #166534;")
-        self.info.setText(f"OK: {info.get('name')} · {info.get('parameters', 0) / 1e6:.0f}M "
-                          f"parameters · hidden size {info.get('hidden_size')} · "
-                          f"{info.get('device')} · {info.get('dtype')}")
+        self.info.setText(f"OK: {info.name} · {info.parameters / 1e6:.0f}M parameters · "
+                          f"hidden size {info.hidden_size} · {info.device} · {info.dtype} · "
+                          f"{info.threads} CPU threads")
 
     def _failed(self, message: str) -> None:
         self.check.setEnabled(True)
@@ -124,9 +133,14 @@ class SettingsDialog(QDialog):
             self.session.model_spec, self.session.device = spec, device
             self.session.open_library(library)
         elif (spec, device) != (self.session.model_spec, self.session.device) \
-                or not self.session.model or threads_changed:
+                or self.session.model is None or threads_changed:
             self.session.change_model(spec, device)
         super().accept()
+
+    def done(self, result: int) -> None:
+        """Close the dialog; a GPU engine install still running is cancelled first."""
+        self.engine.stop()
+        super().done(result)
 
     def _pick_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Model folder")

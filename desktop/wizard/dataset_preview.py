@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -15,44 +14,17 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop.threads import run_in_thread
+from desktop.widgets.file_preview import DATASET_FILTER, PREVIEW_ROWS, fill_examples, table_columns
+from desktop.widgets.formatting import output_counts
 from engine.data import Example, read_examples
 
-PREVIEW_ROWS = 50
-FILE_FILTER = "Datasets (*.jsonl *.json *.csv *.tsv);;All files (*)"
+#: The column choice that lets the reader pick (it then names what it picked).
 AUTO = "(detect)"
-
-
-def table_columns(path: Path) -> list[str]:
-    """Header names of a CSV/TSV file ([] for other formats or unreadable files)."""
-    if path.suffix.lower() not in (".csv", ".tsv"):
-        return []
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            return next(csv.reader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
-    except (OSError, StopIteration, UnicodeDecodeError, csv.Error):
-        return []
-
-
-def fill_examples(table: QTableWidget, examples: list[Example], limit: int = PREVIEW_ROWS) -> None:
-    """Show the first ``limit`` examples in a two-column input/output table."""
-    table.setColumnCount(2)
-    table.setHorizontalHeaderLabels(["input", "output"])
-    table.setRowCount(min(limit, len(examples)))
-    for row, ex in enumerate(examples[:limit]):
-        for col, text in enumerate((ex.input, ex.output)):
-            item = QTableWidgetItem(text.replace("\n", " ⏎ "))
-            item.setToolTip(text[:2000])
-            item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
-            table.setItem(row, col, item)
-    table.resizeColumnsToContents()
-    for col in (0, 1):
-        table.setColumnWidth(col, min(table.columnWidth(col), 380))
 
 
 class DatasetPreview(QWidget):
@@ -104,8 +76,9 @@ class DatasetPreview(QWidget):
     def columns(self) -> tuple[str | None, str | None]:
         """The chosen (input, output) columns; None means detect."""
         def pick(combo: QComboBox) -> str | None:
-            text = combo.currentText()
-            return None if text == AUTO or not combo.isEnabled() else text
+            if combo.currentIndex() <= 0 or not combo.isEnabled():
+                return None
+            return combo.currentText()
 
         return pick(self.input_column), pick(self.output_column)
 
@@ -114,7 +87,9 @@ class DatasetPreview(QWidget):
         path = path.strip()
         if self.path.text() != path:
             self.path.setText(path)
-        columns = table_columns(Path(path)) if path else []
+        # Only tables have columns to choose; JSONL shapes are detected by their fields.
+        table = path and Path(path).suffix.lower() in (".csv", ".tsv")
+        columns = table_columns(Path(path)) if table else []
         for combo in (self.input_column, self.output_column):
             combo.blockSignals(True)
             combo.clear()
@@ -138,7 +113,7 @@ class DatasetPreview(QWidget):
                       lambda message: self._on_failed(path, message), self)
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a dataset", "", FILE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a dataset", "", DATASET_FILTER)
         if path:
             self.load(path)
 
@@ -149,9 +124,17 @@ class DatasetPreview(QWidget):
         if not self.examples:
             self._on_error(f"{path} has no examples.")
             return
+        for combo, detected in ((self.input_column, result.input_column),
+                                (self.output_column, result.output_column)):
+            # Name the column the reader picked instead of an opaque "(detect)".
+            combo.setItemText(0, f"{detected} (detected)" if detected else AUTO)
         self.status.setStyleSheet("color: #166534;")
-        self.status.setText(f"{len(self.examples)} examples, format {self.format}. "
-                            f"The first {min(PREVIEW_ROWS, len(self.examples))} are shown.")
+        text = (f"{len(self.examples)} examples, format {self.format}. "
+                f"The first {min(PREVIEW_ROWS, len(self.examples))} are shown.")
+        counts = output_counts([ex.output for ex in self.examples])
+        if counts:
+            text += f"<br>Outputs: {counts}"
+        self.status.setText(text)
         fill_examples(self.table, self.examples)
         self.sig_validated.emit(True)
 

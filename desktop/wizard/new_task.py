@@ -20,26 +20,18 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
+from desktop.jobs import JobTracker
 from desktop.session import Session
-from desktop.training.jobs import JobTracker
+from desktop.widgets.formatting import parse_labels
+from desktop.widgets.training_settings import TrainingSettings, measured_pace, usable_init
 from desktop.wizard.dataset_preview import DatasetPreview
-from desktop.wizard.training_settings import TrainingSettings, usable_init
 
 KINDS = ("generate", "classify")
 MAX_INFERRED_LABELS = 20
 NAME_PATTERN = re.compile(r"^[\w][\w .\-]{0,63}$")
 
 
-def parse_labels(text: str) -> list[str]:
-    """Comma-separated label words, trimmed, without empties or duplicates."""
-    seen: dict[str, None] = {}
-    for part in text.split(","):
-        if part.strip():
-            seen[part.strip()] = None
-    return list(seen)
-
-
-class TaskPage(QWizardPage):
+class TaskNamePage(QWizardPage):
     """Step 1: name, kind, labels, description and instruction."""
 
     def __init__(self, existing: set[str]) -> None:
@@ -90,7 +82,7 @@ class TaskPage(QWizardPage):
         return bool(self.name.text().strip()) and not self.problem()
 
 
-class DataPage(QWizardPage):
+class DatasetWizardPage(QWizardPage):
     """Step 2: the dataset file (live preview, inline errors) and the split."""
 
     def __init__(self) -> None:
@@ -114,15 +106,17 @@ class DataPage(QWizardPage):
         return self.preview.valid
 
 
-class TrainPage(QWizardPage):
+class TrainingWizardPage(QWizardPage):
     """Step 3: training settings, and whether to train right away."""
 
-    def __init__(self, task_names: list[str], start_from: str) -> None:
+    def __init__(self, task_names: list[str], start_from: str,
+                 seconds_per_step: float | None = None) -> None:
         super().__init__()
         self.setTitle("Training")
         self.setSubTitle("Pick a preset; Advanced shows every setting. Training runs in the "
                          "background; the Training tab shows its progress.")
-        self.settings = TrainingSettings(task_names, start_from=start_from)
+        self.settings = TrainingSettings(task_names, start_from=start_from,
+                                         seconds_per_step=seconds_per_step)
         self.train_now = QCheckBox("Train the first version now")
         self.train_now.setChecked(True)
         self.error = QLabel()
@@ -151,22 +145,24 @@ class NewTaskWizard(QWizard):
         self.setOption(QWizard.WizardOption.NoBackButtonOnLastPage, False)
         self.resize(820, 620)
         names = [t.name for t in session.library.list_tasks()]
-        self.task_page = TaskPage(set(names))
-        self.data_page = DataPage()
-        self.train_page = TrainPage(names, start_from)
-        for page in (self.task_page, self.data_page, self.train_page):
+        self.name_page = TaskNamePage(set(names))
+        self.dataset_page = DatasetWizardPage()
+        self.training_page = TrainingWizardPage(names, start_from,
+                                             measured_pace(session.library.list_runs()))
+        for page in (self.name_page, self.dataset_page, self.training_page):
             self.addPage(page)
         self.setButtonText(QWizard.WizardButton.FinishButton, "Create")
         self._busy = False
 
     def labels(self) -> list[str]:
         """The label words: typed by the user, else the distinct outputs of the data."""
-        if self.task_page.kind.currentText() != "classify":
+        if self.name_page.kind.currentText() != "classify":
             return []
-        typed = parse_labels(self.task_page.labels.text())
+        typed = parse_labels(self.name_page.labels.text())
         if typed:
             return typed
-        outputs = list(dict.fromkeys(ex.output.strip() for ex in self.data_page.preview.examples))
+        examples = self.dataset_page.preview.examples
+        outputs = list(dict.fromkeys(ex.output.strip() for ex in examples))
         return outputs if len(outputs) <= MAX_INFERRED_LABELS else []
 
     def accept(self) -> None:
@@ -175,20 +171,20 @@ class NewTaskWizard(QWizard):
             return
         self._busy = True
         self.button(QWizard.WizardButton.FinishButton).setEnabled(False)
-        self.train_page.error.setText("Creating the task…")
-        name = self.task_page.name.text().strip()
-        input_col, output_col = self.data_page.preview.columns()
+        self.training_page.error.setText("Creating the task…")
+        name = self.name_page.name.text().strip()
+        input_col, output_col = self.dataset_page.preview.columns()
         args = {
             "task": name,
-            "kind": self.task_page.kind.currentText(),
+            "kind": self.name_page.kind.currentText(),
             "labels": self.labels() or None,
-            "description": self.task_page.description.text().strip(),
-            "instruction": self.task_page.instruction.toPlainText().strip(),
-            "data": self.data_page.preview.path.text().strip() or None,
+            "description": self.name_page.description.text().strip(),
+            "instruction": self.name_page.instruction.toPlainText().strip(),
+            "data": self.dataset_page.preview.path.text().strip() or None,
             "input_column": input_col,
             "output_column": output_col,
-            "eval_fraction": self.data_page.eval_fraction.value(),
-            "seed": self.data_page.seed.value(),
+            "eval_fraction": self.dataset_page.eval_fraction.value(),
+            "seed": self.dataset_page.seed.value(),
         }
         (self.session.op("create_task", args)
          .on_success(lambda _res: self._created(name))
@@ -197,11 +193,11 @@ class NewTaskWizard(QWizard):
 
     def _created(self, name: str) -> None:
         self._busy = False
-        if self.train_page.train_now.isChecked():
-            has_text = bool(self.task_page.instruction.toPlainText().strip()
-                            or self.task_page.description.text().strip())
-            config = usable_init(self.train_page.settings.config(), has_text=has_text,
-                                 kind=self.task_page.kind.currentText())
+        if self.training_page.train_now.isChecked():
+            has_text = bool(self.name_page.instruction.toPlainText().strip()
+                            or self.name_page.description.text().strip())
+            config = usable_init(self.training_page.settings.config(), has_text=has_text,
+                                 kind=self.name_page.kind.currentText())
             self.jobs.start(name, config)
         self.sig_task_created.emit(name)
         super().accept()
@@ -209,6 +205,6 @@ class NewTaskWizard(QWizard):
     def _failed(self, message: str) -> None:
         self._busy = False
         self.button(QWizard.WizardButton.FinishButton).setEnabled(True)
-        self.train_page.error.setText(message)
+        self.training_page.error.setText(message)
         self.sig_failed.emit(message)
 

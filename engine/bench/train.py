@@ -1,13 +1,14 @@
 """``promptbank bench train``: our trainer vs PEFT ``PromptTuningConfig``, step by step.
 
 Ours is the real ``TrainingJob`` step (prompt method), PEFT's the usual concatenated pass; both
-see the same batches from the same initial prompt. Reported: data tokens/s of a full step
-(forward, backward, clipping, AdamW), the step-0 losses, and on a GPU the GPU-busy share of a
-step, kernels per step and peak memory. PEFT runs twice on a GPU, with torch's default
-attention backends and with cuDNN attention off as we run, and the speed-up is taken over the
-faster of the two. ``--default-run`` adds the wall time of a default ``promptbank train``;
-``--neighbour`` times each case again while a busy process shares the cores (``--threads``
-sets the engine's own thread count).
+cycle through the same batches from the same initial prompt, each batch seen twice before the
+timing starts (the steady state of a run, with its CUDA graphs captured). Reported: data
+tokens/s of a full step (forward, backward, clipping, AdamW), the step-0 losses, and on a GPU
+the GPU-busy share of a step, kernels per step and peak memory. On a GPU PEFT runs with cuDNN
+attention off as we run (faster for PEFT too), and with ``--peft-default`` also with torch's
+default backends; the speed-up is taken over the fastest PEFT run. ``--default-run`` adds the
+wall time of a default ``promptbank train``; ``--neighbour`` times each case again while a busy
+process shares the cores (``--threads`` sets the engine's own thread count).
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ def _timed(device, step, batches: int) -> float:
     return time.perf_counter() - started
 
 
-def ours(host, lib, length: int, batch_size: int, steps: int, warmup: int) -> dict:
-    """Our trainer's steps: step-0 loss, tokens/s, and the batches and init it used."""
+def ours(host, lib, length: int, batch_size: int, steps: int, cycle: int) -> dict:
+    """Our trainer's steps over a fixed cycle of ``cycle`` batches (seen twice first, so every
+    shape is captured on a GPU): step-0 loss, tokens/s, and the batches and init it used."""
     from engine.training.config import TrainConfig
     from engine.training.job import TrainingJob
 
@@ -66,11 +68,15 @@ def ours(host, lib, length: int, batch_size: int, steps: int, warmup: int) -> di
                          batch_size=batch_size, steps=10_000, eval_every=0,
                          checkpoint_every=0)
     job = TrainingJob.start(lib, host, TASK, config)
-    batches = [[job.rows[i] for i in b] for b in job.order if len(b) == batch_size]
+    order = [b for b in job.order if len(b) == batch_size][:cycle]
+    job.order = order
+    # The steady state: the same batches again and again (a bench-only override).
+    job._epoch_order = lambda epoch: order
+    batches = [[job.rows[i] for i in b] for b in order]
     init = job.params.initial().detach().clone()
     reset_peak(host.device)
-    loss0 = job.step()[0]["loss"]
-    for _ in range(warmup - 1):
+    loss0 = job.step()[0].loss
+    for _ in range(2 * len(order) - 1):
         job.step()
     tokens = job.tokens
     seconds = _timed(host.device, job.step, steps)
@@ -82,8 +88,8 @@ def ours(host, lib, length: int, batch_size: int, steps: int, warmup: int) -> di
     return {**result, "batches": batches, "init": init}
 
 
-def peft(host, model, init, batches, steps: int, warmup: int, cudnn: bool) -> dict:
-    """PEFT prompt tuning on the same batches from the same initial prompt."""
+def peft(host, model, init, batches, steps: int, cudnn: bool) -> dict:
+    """PEFT prompt tuning on the same cycle of batches from the same initial prompt."""
     import torch
 
     with torch.no_grad():
@@ -91,6 +97,7 @@ def peft(host, model, init, batches, steps: int, warmup: int, cudnn: bool) -> di
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-3)
     prepared = [peft_batch(host, rows) for rows in batches]
+    sizes = [sum(len(r) for r in rows) for rows in batches]
     position = [0]
 
     def step() -> float:
@@ -110,9 +117,9 @@ def peft(host, model, init, batches, steps: int, warmup: int, cudnn: bool) -> di
     try:
         reset_peak(host.device)
         loss0 = step()
-        for _ in range(warmup - 1):
+        for _ in range(2 * len(prepared) - 1):
             step()
-        tokens = sum(len(r) for rows in batches[warmup:warmup + steps] for r in rows)
+        tokens = sum(sizes[(position[0] + i) % len(sizes)] for i in range(steps))
         seconds = _timed(host.device, step, steps)
         busy = busy_share(host.device, step)
     finally:
@@ -122,15 +129,24 @@ def peft(host, model, init, batches, steps: int, warmup: int, cudnn: bool) -> di
             "loss0": loss0, **busy, "peak_mb": peak_memory_mb(host.device)}
 
 
+def _peft_variants(host, default_too: bool) -> list[tuple[str, bool]]:
+    """(name, cuDNN attention on) of the PEFT runs: on a GPU with cuDNN attention off, as we
+    run (faster for PEFT too), and on request also with torch's default."""
+    if host.device.type != "cuda":
+        return [("peft", True)]
+    return [("peft_no_cudnn", False)] + ([("peft", True)] if default_too else [])
+
+
 def with_neighbour(host, lib, length: int, batch: int, args: argparse.Namespace) -> dict:
     """The same comparison while one busy process shares the cores: ours, PEFT, speed-up."""
     with busy_neighbour() as pid:
-        run = ours(host, lib, length, batch, args.steps, args.warmup)
+        run = ours(host, lib, length, batch, args.steps, args.cycle)
         out = {"neighbour_pid": pid, "ours_tokens_per_s": run["ours_tokens_per_s"],
                "ours_step_ms": run["ours_step_ms"]}
         if not args.no_peft:
+            _, cudnn = _peft_variants(host, default_too=False)[0]
             base = peft(host, peft_model(host, length), run["init"], run["batches"], args.steps,
-                        args.warmup, cudnn=True)
+                        cudnn)
             out.update(peft_tokens_per_s=base["tokens_per_s"], peft_step_ms=base["step_ms"],
                        speedup=round(run["ours_tokens_per_s"] / base["tokens_per_s"], 3))
     return out
@@ -159,10 +175,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="our trainer vs PEFT prompt tuning: data tokens/s")
     p.add_argument("--lengths", default="20,100", help="prompt lengths to compare")
     p.add_argument("--batch-sizes", default="8", help="batch sizes to compare")
-    p.add_argument("--steps", type=int, default=4, help="timed steps per trainer")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (CUDA graphs)")
+    p.add_argument("--steps", type=int, default=8, help="timed steps per trainer")
+    p.add_argument("--cycle", type=int, default=8,
+                   help="batches cycled through (each seen twice before timing)")
     p.add_argument("--data", default=str(DATA_DIR))
     p.add_argument("--no-peft", action="store_true", help="skip the PEFT baseline")
+    p.add_argument("--peft-default", action="store_true",
+                   help="on a GPU also time PEFT with torch's default attention backends "
+                        "(cuDNN attention on: slower, it rebuilds per shape)")
     p.add_argument("--default-run", action="store_true",
                    help="also time a default `promptbank train` run")
     p.add_argument("--neighbour", action="store_true",
@@ -180,24 +200,23 @@ def cmd_train_bench(args: argparse.Namespace) -> int:
     data = Path(args.data)
     sizes = [int(b) for b in args.batch_sizes.split(",")]
     cases = [(int(n), b) for b in sizes for n in args.lengths.split(",")]
-    need = max(sizes) * (args.steps + args.warmup + 6) * 4
+    need = max(sizes) * (args.cycle + 2) * 4
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         lib = _library(Path(tmp), _pairs(data, need), ["positive", "negative"])
         for length, batch in cases:
-            run = ours(host, lib, length, batch, args.steps, args.warmup)
+            run = ours(host, lib, length, batch, args.steps, args.cycle)
             batches, init = run.pop("batches"), run.pop("init")
             run = {"length": length, "batch_size": batch, **run}
             if not args.no_peft:
                 model = peft_model(host, length)
-                for name, cudnn in (("peft", True), ("peft_no_cudnn", False))[
-                        : 2 if host.device.type == "cuda" else 1]:
-                    result = peft(host, model, init, batches, args.steps, args.warmup, cudnn)
+                for name, cudnn in _peft_variants(host, args.peft_default):
+                    result = peft(host, model, init, batches, args.steps, cudnn)
                     run.update({f"{name}_{k}": v for k, v in result.items()})
+                    run.setdefault("step0_loss_diff", abs(run["ours_loss0"] - result["loss0"]))
                 best = max(v for k, v in run.items() if k.startswith("peft")
                            and k.endswith("tokens_per_s"))
                 run["speedup"] = round(run["ours_tokens_per_s"] / best, 3)
-                run["step0_loss_diff"] = abs(run["ours_loss0"] - run["peft_loss0"])
             if args.neighbour:
                 run["neighbour"] = with_neighbour(host, lib, length, batch, args)
             print(json.dumps(run), file=sys.stderr, flush=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from engine.commands._common import emit, load_host, stderr_progress
 from engine.paths import resources_dir
+from engine.payloads import StepProgress
 
 EXAMPLE_TASKS = [
     {
@@ -77,10 +78,10 @@ def cmd_build(args: argparse.Namespace) -> int:
             config = TrainConfig(steps=args.steps, seed=args.seed, eval_every=args.steps // 3)
             job = TrainingJob.start(library, host, spec["name"], config)
 
-            def progress(event: dict, name: str = spec["name"]) -> None:
-                if event.get("kind") == "step" and not args.json:
-                    stderr_progress(f"{name}: step {event['step']}/{event['total']} "
-                                    f"loss {event['loss']:.3f}", event["step"] / event["total"])
+            def progress(event, name: str = spec["name"]) -> None:
+                if isinstance(event, StepProgress) and not args.json:
+                    stderr_progress(f"{name}: step {event.step}/{event.total} "
+                                    f"loss {event.loss:.3f}", event.step / event.total)
 
             result = run_job(job, on_event=progress)
             version = library.get_version(spec["name"], result.version)

@@ -8,6 +8,7 @@ import time
 
 from engine.commands._common import emit, load_host, stderr_progress
 from engine.methods import METHODS
+from engine.payloads import EvalProgress, StepProgress
 from engine.training.config import DEFAULT_REPLAY, TrainConfig
 
 
@@ -68,10 +69,8 @@ OPTION_FIELDS = {"method": "method", "length": "length", "init": "init", "steps"
                  "max_length": "max_length", "checkpoint_every": "checkpoint_every"}
 
 
-def config_from_args(args: argparse.Namespace):
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """A TrainConfig with the options the user gave over the defaults."""
-    from engine.training.config import TrainConfig
-
     given = {field: getattr(args, option) for option, field in OPTION_FIELDS.items()
              if getattr(args, option, None) is not None}
     return TrainConfig(**given)
@@ -83,19 +82,19 @@ class ProgressBar:
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
 
-    def __call__(self, event: dict) -> None:
+    def __call__(self, event: StepProgress | EvalProgress) -> None:
         if self.quiet:
             return
-        if event["kind"] == "eval":
-            print(f"\n  eval @ {event['step']}: {event['metric_name']} {event['metric']:.4f}, "
-                  f"eval loss {event['eval_loss']:.4f}", file=sys.stderr, flush=True)
+        if isinstance(event, EvalProgress):
+            print(f"\n  eval @ {event.step}: {event.metric_name} {event.metric:.4f}, "
+                  f"eval loss {event.eval_loss:.4f}", file=sys.stderr, flush=True)
             return
         width = 24
-        done = int(width * event["step"] / max(1, event["total"]))
-        eta = time.strftime("%M:%S", time.gmtime(event["eta_s"]))
-        print(f"\r[{'#' * done}{'.' * (width - done)}] step {event['step']}/{event['total']} "
-              f"loss {event['loss']:.4f} lr {event['lr']:.2e} "
-              f"{event['tokens_per_s']:.0f} tok/s ETA {eta}", end="", file=sys.stderr, flush=True)
+        done = int(width * event.step / max(1, event.total))
+        eta = time.strftime("%M:%S", time.gmtime(event.eta_s or 0))
+        print(f"\r[{'#' * done}{'.' * (width - done)}] step {event.step}/{event.total} "
+              f"loss {event.loss:.4f} lr {event.lr:.2e} "
+              f"{event.tokens_per_s:.0f} tok/s ETA {eta}", end="", file=sys.stderr, flush=True)
 
 
 def _run(args: argparse.Namespace, start) -> int:

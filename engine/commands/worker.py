@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
+
+from engine.launch import module_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,6 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     gui = sub.add_parser("gui", help="open the desktop app (the default with no command)")
     gui.add_argument("--examples", action="store_true",
                      help="on first run, fill an empty library with the shipped examples")
+    gui.add_argument("--check", action="store_true",
+                     help="open the window, wait for the engine's model, print it and quit")
     gui.set_defaults(func=cmd_gui)
 
 
@@ -24,17 +27,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def desktop_argv(args: argparse.Namespace) -> list[str]:
     """The command line that starts the desktop app with the same global options."""
-    argv = [sys.executable, "-m", "desktop", "--model", args.model, "--device", args.device]
+    argv = [*module_command("desktop"), "--model", args.model, "--device", args.device]
     if args.library:
         argv += ["--library", args.library]
-    if getattr(args, "examples", False):
-        argv.append("--examples")
+    argv += [f"--{flag}" for flag in ("examples", "check") if getattr(args, flag, False)]
     return argv
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
-    # The GUI runs in a fresh interpreter so the engine never imports Qt and the GUI
-    # process never holds torch.
+    # The GUI runs in a fresh process so the engine never imports Qt and the GUI process
+    # never holds torch; in the bundle that process is the same program (packaging/entry.py).
     argv = desktop_argv(args)
     os.execv(argv[0], argv)
     return 0

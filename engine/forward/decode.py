@@ -41,9 +41,10 @@ class Stream:
     """One row's generated tokens and text, its stop rules, and what it has streamed."""
 
     def __init__(self, tokenizer, sampling: Sampling, stop_ids: set[int], index: int,
-                 on_token: OnToken | None) -> None:
+                 on_token: OnToken | None,
+                 should_stop: Callable[[], bool] | None = None) -> None:
         self.tokenizer, self.sampling, self.stop_ids = tokenizer, sampling, stop_ids
-        self.index, self.on_token = index, on_token
+        self.index, self.on_token, self.should_stop = index, on_token, should_stop
         self.ids: list[int] = []
         self.text = ""
         self.sent = 0
@@ -55,6 +56,8 @@ class Stream:
 
     def push(self, token: int) -> bool:
         """Take the next token; return True when the row is finished."""
+        if self.should_stop is not None and self.should_stop():
+            return self._finish("cancelled")
         if token in self.stop_ids:
             return self._finish("eos")
         self.ids.append(token)

@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from engine.faults import is_out_of_memory
+
 log = logging.getLogger("promptbank.graphs")
 Inputs = dict[str, torch.Tensor]
 Fn = Callable[[Inputs], tuple[torch.Tensor, ...]]
@@ -25,6 +27,9 @@ Fn = Callable[[Inputs], tuple[torch.Tensor, ...]]
 
 @dataclass
 class _Graph:
+    # The function is kept with its graph: tensors it made before the capture (and the graph
+    # reads) live as long as it does, so their memory is never handed to anything else.
+    fn: Fn
     graph: Any
     inputs: Inputs
     outputs: tuple[torch.Tensor, ...]
@@ -81,13 +86,15 @@ class Graphs:
             with torch.cuda.graph(graph, pool=self.pool):
                 outputs = fn(static)
         except Exception as exc:  # an op that cannot be captured: this shape runs eagerly
-            self.failed.add(key)
             torch.cuda.synchronize()
+            if is_out_of_memory(exc):
+                raise  # the caller sizes its passes down; eager would only fail later
+            self.failed.add(key)
             log.warning("CUDA graph capture failed for %s (%s: %s); running eagerly",
                         key, type(exc).__name__, exc)
             return None
         self.captures += 1
-        entry = _Graph(graph, static, outputs)
+        entry = _Graph(fn, graph, static, outputs)
         self.graphs[key] = entry
         while len(self.graphs) > self.limit:
             self.graphs.popitem(last=False)

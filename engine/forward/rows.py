@@ -85,6 +85,15 @@ def targets(sequences: Sequence[Sequence[int]], starts: Sequence[int], width: in
                    torch.tensor(groups + [0] * extra, dtype=torch.long))
 
 
+def width_bucket(value: int) -> int:
+    """``value`` rounded up to eight sizes per octave (multiples of 8 below 128, of 16 below
+    256, ...): shapes repeat, and the padding stays under an eighth (or 8 tokens)."""
+    size = 8
+    while size * 16 <= value:
+        size *= 2
+    return bucket(value, size)
+
+
 def bucket(value: int, step: int) -> int:
     """``value`` rounded up to a multiple of ``step`` (at least ``step``)."""
     return max(step, -(-value // step) * step)

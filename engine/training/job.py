@@ -21,6 +21,7 @@ from engine.chat import OnRows, Row
 from engine.errors import PromptbankError
 from engine.faults import is_out_of_memory, release_memory
 from engine.methods import get_method
+from engine.payloads import EvalProgress, StepProgress
 from engine.prompt_init import initial_tensor
 from engine.prompts import ModelGeometry, SoftPrompt, check_length
 from engine.training import continual
@@ -30,6 +31,12 @@ from engine.training.data import EvalSet, encode, eval_set, length_grouped_order
 from engine.training.evaluation import Evaluator
 from engine.training.params import PromptParams
 from engine.training.passes import Pass, Passes
+
+#: float16 gradients underflow unless the loss is scaled up before the backward pass (and the
+#: gradients back down after it); an overflow skips the step and halves the scale, and every
+#: GROWTH_STEPS good steps double it again (as torch's GradScaler does).
+FLOAT16_SCALE = 2.0 ** 12
+GROWTH_STEPS = 200
 
 
 @dataclass
@@ -102,6 +109,9 @@ class TrainingJob:
         self.summary: dict = {"rows": len(train_rows),
                               "truncated_rows": sum(r.truncated for r in train_rows)}
         self.pass_rows = config.micro_batch
+        self.scaling = host.dtype == torch.float16
+        self.loss_scale = FLOAT16_SCALE if self.scaling else 1.0
+        self.good_steps = 0
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -203,7 +213,8 @@ class TrainingJob:
         state = {"step": self.step_index, "epoch": self.epoch, "cursor": self.cursor,
                  "order": self.order, "best": self.best, "evals_since_best": self.evals_since_best,
                  "tokens": self.tokens, "train_seconds": self.train_seconds,
-                 "history": self.history, "summary": self.summary}
+                 "history": self.history, "summary": self.summary,
+                 "loss_scale": self.loss_scale, "good_steps": self.good_steps}
         return tensors, state
 
     def _restore(self, tensors: dict[str, torch.Tensor], state: dict) -> None:
@@ -218,6 +229,8 @@ class TrainingJob:
         self.best, self.evals_since_best = state["best"], state["evals_since_best"]
         self.tokens, self.train_seconds = state["tokens"], state["train_seconds"]
         self.history, self.summary = state["history"], state["summary"]
+        self.loss_scale = state.get("loss_scale", self.loss_scale)
+        self.good_steps = state.get("good_steps", 0)
 
     def save_checkpoint(self) -> None:
         """Write the full training state to the run's checkpoint folder."""
@@ -260,14 +273,16 @@ class TrainingJob:
         loss = torch.zeros((), device=self.host.device)
         for begin in range(0, len(rows), size):
             part = rows[begin:begin + size]
-            sums, part_grads = self.passes.run(Pass(part, [0] * len(part), [weight] * len(part)))
+            sums, part_grads = self.passes.run(Pass(part, [0] * len(part), [weight] * len(part)),
+                                               self.loss_scale)
             loss = loss + sums[0] * self.config.grad_accum
             for i, g in enumerate(part_grads):
                 grads[i] = g.clone() if grads[i] is None else grads[i].add_(g)
             self.tokens += sum(len(r) for r in part)
         return loss
 
-    def step(self, between: Callable[[], None] | None = None) -> list[dict]:
+    def step(self, between: Callable[[], None] | None = None
+             ) -> list[StepProgress | EvalProgress]:
         """One optimiser step, then evaluation/checkpoint when due; returns progress events.
 
         ``between`` is called between the model's layers (engine.breaks), where the worker
@@ -284,7 +299,10 @@ class TrainingJob:
             between()
             paused += time.perf_counter() - begun
 
-        with layer_breaks(self.host.model, pause if between is not None else None):
+        # A step replayed from CUDA graphs has no layers to break between (and a capture must
+        # not serve anything): its requests wait for the step, which is short on a GPU.
+        breaks = pause if between is not None and not self.passes.graphs.enabled else None
+        with layer_breaks(self.host.model, breaks):
             loss, lr = self._optimise()
             self.train_seconds += time.perf_counter() - started - paused
             return self._after_step(loss, lr)
@@ -318,25 +336,40 @@ class TrainingJob:
         grads, mean_loss = self._gradients([self._next_batch()
                                             for _ in range(self.config.grad_accum)])
         for param, grad in zip(params, grads, strict=True):
-            param.grad = grad
+            param.grad = grad.div_(self.loss_scale) if self.loss_scale != 1.0 else grad
         if self.config.anchor and self.parent_tensor is not None:
             value = self.params.value()
             pull = (value - self.parent_tensor.to(value.device)).pow(2).mean()
             (self.config.anchor * pull).backward()
         norm = torch.nn.utils.clip_grad_norm_(params, self.config.clip)
         loss, norm_value = torch.stack([mean_loss, norm.float()]).tolist()
-        if not math.isfinite(loss) or not math.isfinite(norm_value):
-            self.optimizer.zero_grad(set_to_none=True)
-            self._fail_non_finite(loss)
-        self.optimizer.step()
+        finite = math.isfinite(loss) and math.isfinite(norm_value)
+        if finite:
+            self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if not finite and not self.scaling:
+            self._fail_non_finite(loss)
+        if self.scaling:
+            self._rescale(finite)
         self.step_index += 1
         self.last_loss = loss
         return loss, lr
 
-    def _after_step(self, loss: float, lr: float) -> list[dict]:
+    def _rescale(self, finite: bool) -> None:
+        """Loss scaling for float16: halve after an overflow (that step changed nothing),
+        double after ``GROWTH_STEPS`` good steps."""
+        if not finite:
+            self.loss_scale /= 2.0
+            self.good_steps = 0
+            self.summary["skipped_steps"] = self.summary.get("skipped_steps", 0) + 1
+            return
+        self.good_steps += 1
+        if self.good_steps % GROWTH_STEPS == 0:
+            self.loss_scale *= 2.0
+
+    def _after_step(self, loss: float, lr: float) -> list[StepProgress | EvalProgress]:
         """The step's events; stop conditions, evaluation and checkpoint when due."""
-        events = [self._step_event(loss, lr)]
+        events: list[StepProgress | EvalProgress] = [self._step_event(loss, lr)]
         if self.config.stop_at_loss is not None and loss <= self.config.stop_at_loss:
             self.stop_reason = f"train loss reached {self.config.stop_at_loss}"
         budget = self.config.time_budget_s
@@ -350,14 +383,14 @@ class TrainingJob:
             self.save_checkpoint()
         return events
 
-    def _step_event(self, loss: float, lr: float) -> dict:
+    def _step_event(self, loss: float, lr: float) -> StepProgress:
+        # The ETA comes from the measured time per step of this run, nothing else.
         per_step = self.train_seconds / max(1, self.step_index)
-        event = {"kind": "step", "step": self.step_index, "total": self.total_steps,
-                 "loss": loss, "lr": lr,
-                 "tokens_per_s": self.tokens / max(self.train_seconds, 1e-9),
-                 "eta_s": per_step * (self.total_steps - self.step_index)}
+        event = StepProgress(step=self.step_index, total=self.total_steps, loss=loss, lr=lr,
+                             tokens_per_s=self.tokens / max(self.train_seconds, 1e-9),
+                             eta_s=per_step * (self.total_steps - self.step_index))
         self.library.log_metrics(self.run_id, self.step_index,
-                                 {"loss": loss, "lr": lr, "tokens_per_s": event["tokens_per_s"]})
+                                 {"loss": loss, "lr": lr, "tokens_per_s": event.tokens_per_s})
         return event
 
     def _fail(self, message: str, hint: str) -> None:
@@ -404,7 +437,7 @@ class TrainingJob:
             return metric < self.best["metric"]
         return metric > self.best["metric"]
 
-    def _eval_event(self) -> dict:
+    def _eval_event(self) -> EvalProgress:
         value = self.params.value().detach()
         result = self.evaluate(value, self.eval_set)
         if self._better(result["metric"]):
@@ -418,8 +451,9 @@ class TrainingJob:
         self.history.append({"step": self.step_index, **result})
         self.library.log_metrics(self.run_id, self.step_index,
                                  {"eval_loss": result["eval_loss"], "metric": result["metric"]})
-        return {"kind": "eval", "step": self.step_index, "eval_loss": result["eval_loss"],
-                "metric": result["metric"], "metric_name": self.metric_name, "n": result["n"]}
+        return EvalProgress(step=self.step_index, eval_loss=result["eval_loss"],
+                            metric=result["metric"], metric_name=self.metric_name,
+                            n=result["n"])
 
     def evaluate_sets(self, tensor: torch.Tensor) -> dict:
         """The tensor evaluated on the new (and, in continual runs, the old) evaluation set."""
@@ -429,15 +463,18 @@ class TrainingJob:
         return {name: self.evaluate(tensor, data) for name, data in sets.items()}
 
     # ---- ending -------------------------------------------------------------------------
-    def cancel(self) -> None:
-        """Stop at this step boundary: checkpoint now and mark the run cancelled (resumable)."""
+    def cancel(self, reason: str = "") -> None:
+        """Stop at this step boundary: checkpoint now and mark the run cancelled (resumable).
+
+        ``reason`` says why when nobody asked (the client went away, shutdown)."""
         if self.finished or self.cancelled:
             return
         self.cancelled = True
         self.save_checkpoint()
-        self.library.finish_run(self.run_id, "cancelled",
-                                summary={**self.summary, "steps": self.step_index,
-                                         "resumable": True})
+        summary = {**self.summary, "steps": self.step_index, "resumable": True}
+        if reason:
+            summary["interrupted"] = reason
+        self.library.finish_run(self.run_id, "cancelled", summary=summary)
 
     def final_tensor(self) -> torch.Tensor:
         """The kept prompt: the best evaluated one, else the current one (MLP folded in)."""
@@ -493,7 +530,8 @@ class TrainingJob:
                            self.metric_name, tokens_per_s, self.run_id, self.summary)
 
 
-def run_job(job: TrainingJob, on_event: Callable[[dict], None] | None = None,
+def run_job(job: TrainingJob,
+            on_event: Callable[[StepProgress | EvalProgress], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> TrainResult | None:
     """Step a job to its end and save the version; None when ``should_stop`` cancelled it."""
     while not job.done:

@@ -6,9 +6,10 @@ the answer tokens (``engine.forward``). Rows of several prompts may share a pass
 training); each token carries its task's weight, so every prompt gets exactly the gradient of
 its own task's mean loss.
 
-On a GPU, row widths and target counts are rounded up to a few sizes and each pass shape is
-captured once as a CUDA graph (forward and backward) and replayed, so a step costs a few
-launches instead of thousands; on a CPU nothing is padded and passes run eagerly.
+On a GPU, row widths and target counts are rounded up to a few sizes (``width_bucket``, powers
+of two) and each pass shape is captured once as a CUDA graph (forward and backward) and
+replayed, so a step costs a few launches instead of thousands; on a CPU nothing is padded and
+passes run eagerly.
 """
 
 from __future__ import annotations
@@ -21,13 +22,11 @@ import torch
 from engine.chat import Row
 from engine.forward.graphs import Graphs, Inputs
 from engine.forward.past import layout, stack
-from engine.forward.rows import Targets, bucket, place, power_bucket, targets
+from engine.forward.rows import Targets, place, power_bucket, targets, width_bucket
 from engine.forward.state import token_logprobs
 from engine.passes import causal_mask, run
 from engine.training.params import PromptParams
 
-#: Row widths on a GPU are rounded up to a multiple of this, target counts to a power of two.
-WIDTH_STEP = 16
 #: Share of free GPU memory a pass may plan to use for activations.
 MEMORY_SHARE = 0.6
 
@@ -54,12 +53,12 @@ class Passes:
         self.lengths = [p.method.length_of(p.value()) for p in self.prompts]
         self.pad = host.chat.pad_id
         self.padded = host.device.type == "cuda"
-        self.graphs = Graphs(self._fn_for, host.device, enabled=graphs, warm=1)
+        self.graphs = Graphs(self._fn_for, host.device, enabled=graphs, warm=1, limit=32)
 
     def reset(self) -> None:
         """Drop the captured graphs (and the memory they hold)."""
         self.graphs = Graphs(self._fn_for, self.host.device, enabled=self.graphs.enabled,
-                             warm=self.graphs.warm)
+                             warm=self.graphs.warm, limit=self.graphs.limit)
 
     def parameters(self, index: int) -> list[torch.nn.Parameter]:
         return [p for p in self.prompts[index].parameters() if p.requires_grad]
@@ -85,7 +84,7 @@ class Passes:
         slot_lengths = [self.lengths[o] + (len(self.heads[o]) if h else 0) for o, h in slots]
         past_valid, row_lengths = layout(slot_lengths, row_slot)
         longest = max(len(s) for s in sequences)
-        width = bucket(longest, WIDTH_STEP) if self.padded else longest
+        width = width_bucket(longest) if self.padded else longest
         placed = place(sequences, row_lengths.tolist(), pad_id=self.pad, width=width)
         count = sum(len(s) - max(st, 1) for s, st in zip(sequences, starts, strict=True))
         goal = targets(sequences, starts, width, row_weights=part.weights,

@@ -113,7 +113,7 @@ def engine_window(qapp, request: pytest.FixtureRequest,
 @pytest.fixture
 def window(qtbot, engine_window):
     """The shared engine window, with the engine running and the model loaded."""
-    if engine_window.session.model == {}:
+    if engine_window.session.model is None:
         with qtbot.waitSignal(engine_window.session.sig_model_changed, timeout=ENGINE_START_MS,
                               check_params_cb=bool):
             engine_window.restart_engine()

@@ -183,11 +183,11 @@ def test_export_version_as_pack_through_the_engine(qtbot, window, sentiment_file
     add_task_with_data(window, "to-export", sentiment_file)
     add_random_version(window, tiny_host, "to-export", 4)
     page = window.task_page
-    page.show_task("to-export")
+    page.set_task("to-export")
     target = tmp_path / "delta.pbpack"
     page.start_export(1, "pack", target)
-    qtbot.waitUntil(lambda: "Exported to" in page.error.text(), timeout=30_000)
-    assert target.is_file() and str(target) in page.error.text()
+    qtbot.waitUntil(lambda: "Exported to" in page.notice.text(), timeout=30_000)
+    assert target.is_file() and str(target) in page.notice.text() and not page.error.text()
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     page.start_export(1, "kobold", blocker / "delta.zip")

@@ -11,9 +11,11 @@ import pytest
 import torch
 from PySide6.QtWidgets import QMessageBox
 
-from desktop.wizard.new_task import NewTaskWizard, parse_labels
+from desktop.widgets.formatting import parse_labels
+from desktop.wizard.new_task import NewTaskWizard
 from engine.errors import PromptbankError
 from engine.library import Library
+from engine.payloads import ModelDescription
 from engine.prompts import ModelGeometry, SoftPrompt
 from tests.desktop.conftest import ENGINE_START_MS, make_window, writer
 
@@ -28,12 +30,12 @@ def open_wizard(window) -> NewTaskWizard:
 
 
 def fill_wizard(qtbot, wizard: NewTaskWizard, name: str, path: Path, *, kind="classify"):
-    wizard.task_page.name.setText(name)
-    wizard.task_page.kind.setCurrentText(kind)
-    wizard.task_page.instruction.setPlainText("Classify the sentiment.")
-    wizard.train_page.train_now.setChecked(False)
-    with qtbot.waitSignal(wizard.data_page.preview.sig_validated, timeout=10_000) as blocker:
-        wizard.data_page.preview.load(str(path))
+    wizard.name_page.name.setText(name)
+    wizard.name_page.kind.setCurrentText(kind)
+    wizard.name_page.instruction.setPlainText("Classify the sentiment.")
+    wizard.training_page.train_now.setChecked(False)
+    with qtbot.waitSignal(wizard.dataset_page.preview.sig_validated, timeout=10_000) as blocker:
+        wizard.dataset_page.preview.load(str(path))
     return blocker.args[0]
 
 
@@ -49,11 +51,11 @@ def add_version(lib: Library, name: str, hidden_size: int = 32) -> None:
 def test_create_task_from_file_is_listed(qtbot, window, sentiment_file):
     wizard = open_wizard(window)
     assert fill_wizard(qtbot, wizard, "sentiment", sentiment_file) is True
-    preview = wizard.data_page.preview
+    preview = wizard.dataset_page.preview
     assert preview.table.rowCount() == 10
     assert preview.table.item(0, 1).text() == "positive"
     assert "10 examples" in preview.status.text()
-    assert wizard.data_page.isComplete()
+    assert wizard.dataset_page.isComplete()
     with qtbot.waitSignal(wizard.sig_task_created, timeout=ENGINE_MS):
         wizard.accept()
     assert "sentiment" in window.library.task_names()
@@ -74,15 +76,15 @@ def test_bad_file_shows_inline_error_and_creates_nothing(qtbot, window, tmp_path
                    encoding="utf-8")
     wizard = open_wizard(window)
     assert fill_wizard(qtbot, wizard, "broken", bad) is False
-    error = wizard.data_page.preview.status.text()
+    error = wizard.dataset_page.preview.status.text()
     assert "bad.jsonl" in error and "2" in error  # names the file and its line
-    assert not wizard.data_page.isComplete()
+    assert not wizard.dataset_page.isComplete()
     # Forcing creation anyway fails cleanly (the engine says why) and changes nothing.
     with qtbot.waitSignal(wizard.sig_failed, timeout=ENGINE_MS) as failed:
         wizard.accept()
     assert "bad.jsonl" in failed.args[0]
     assert wizard.isVisible()
-    assert wizard.train_page.error.text() == failed.args[0]
+    assert wizard.training_page.error.text() == failed.args[0]
     assert "broken" not in [t.name for t in writer(window).list_tasks()]
     assert "broken" not in window.library.task_names()
 
@@ -164,16 +166,16 @@ def test_edit_add_data_and_import_ops_from_the_desktop(qtbot, window, sentiment_
     assert run_op(qtbot, window, "create_task", {"task": "ops"})[0] == "ok"
     status, data = run_op(qtbot, window, "edit_task", {"task": "ops", "new_name": "ops2",
                                                        "description": "renamed"})
-    assert status == "ok" and data["task"]["description"] == "renamed"
+    assert status == "ok" and data.task["description"] == "renamed"
     status, data = run_op(qtbot, window, "add_dataset", {"task": "ops2",
                                                          "data": str(sentiment_file)})
-    assert status == "ok" and data["added"] and data["dataset"]["rows"] == 10
+    assert status == "ok" and data.added and data.dataset["rows"] == 10
     prompt = tmp_path / "imported.safetensors"
     geometry = ModelGeometry.of(tiny_host)
     prompt.write_bytes(SoftPrompt("prompt", torch.zeros(3, geometry.hidden_size), geometry,
                                   task="imported").to_bytes())
     status, data = run_op(qtbot, window, "import", {"path": str(prompt)})
-    assert status == "ok" and data["added"] == ["imported v1"]
+    assert status == "ok" and data.added == ["imported v1"]
     names = [t.name for t in window.session.library.list_tasks()]
     assert {"ops2", "imported"} <= set(names) and "ops" not in names
     for op, args, words in (
@@ -265,13 +267,13 @@ def test_duplicate_and_invalid_names_are_refused(qtbot, offline_window, library_
     Library(library_root).create_task("taken")
     offline_window.session.notify_library_changed()
     wizard = open_wizard(offline_window)
-    wizard.task_page.name.setText("taken")
-    assert not wizard.task_page.isComplete()
-    assert "already exists" in wizard.task_page.error.text()
-    wizard.task_page.name.setText("bad/name")
-    assert not wizard.task_page.isComplete()
-    wizard.task_page.name.setText("fine name")
-    assert wizard.task_page.isComplete()
+    wizard.name_page.name.setText("taken")
+    assert not wizard.name_page.isComplete()
+    assert "already exists" in wizard.name_page.error.text()
+    wizard.name_page.name.setText("bad/name")
+    assert not wizard.name_page.isComplete()
+    wizard.name_page.name.setText("fine name")
+    assert wizard.name_page.isComplete()
     assert parse_labels(" a, b,,a ,c ") == ["a", "b", "c"]
 
 
@@ -301,11 +303,9 @@ def test_prompt_for_another_model_is_greyed_with_reason(qtbot, offline_window, l
     add_version(lib, "other")
     session = offline_window.session
     session.notify_library_changed()
-    session.model = {"name": "big", "fingerprint": "not-the-same", "hidden_size": 576}
-    session.sig_model_changed.emit(session.model)
+    session.set_model(ModelDescription(name="big", fingerprint="not-the-same", hidden_size=576))
     item = offline_window.library.list.item(0)
     assert "hidden size 32" in item.toolTip()
     assert item.foreground().color().name() == "#9ca3af"
-    session.model = {"name": "tiny", "fingerprint": "f" * 32, "hidden_size": 32}
-    session.sig_model_changed.emit(session.model)
+    session.set_model(ModelDescription(name="tiny", fingerprint="f" * 32, hidden_size=32))
     assert "hidden size" not in offline_window.library.list.item(0).toolTip()

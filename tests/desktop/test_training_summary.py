@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from desktop.training.page import describe_summary
+from desktop.pages.training.page import describe_summary
 
 
 def test_plain_run_summary():
     text = describe_summary({"steps": 40, "best": {"step": 30, "metric": 0.875, "n": 8},
                              "stop_reason": "steps done", "tokens_per_s": 1234.5,
-                             "version": 2}, "accuracy")
-    assert text == "best accuracy 0.875 at step 30 · stopped: steps done · 1,234 data tokens/s"
+                             "version": 2, "train_seconds": 125.2}, "accuracy")
+    assert text == ("best accuracy 0.875 (n=8, too few to trust) at step 30 · stopped: steps "
+                    "done · 1,234 data tokens/s · trained for 2 min 5 s")
     assert "{" not in text
 
 
@@ -28,9 +29,18 @@ def test_empty_summary_says_nothing():
 
 
 def test_headline_metric_prefers_the_trainers_own_metric():
-    from desktop.summary import headline_metric
+    from desktop.widgets.formatting import headline_metric
 
     trained = {"metric_name": "accuracy", "best_metric": 0.92, "eval_loss": 0.2, "steps": 300}
     assert headline_metric(trained) == "accuracy 0.92"
+    assert headline_metric({**trained, "eval_n": 6}) == "accuracy 0.92 (n=6, too few to trust)"
+    assert headline_metric({**trained, "eval_n": 200}) == "accuracy 0.92 (n=200)"
     assert headline_metric({"eval_loss": 0.5}) == "eval loss 0.5"
     assert headline_metric({"notes": "x"}) == ""
+
+
+def test_summary_counts_the_rows_cut_to_the_row_limit():
+    text = describe_summary({"rows": 1200, "truncated_rows": 35, "train_seconds": 5}, "")
+    assert text.split("<br>")[1] == ("35 of 1,200 training rows were longer than the row "
+                                     "limit and lost the start of their input")
+    assert "rows" not in describe_summary({"rows": 1200, "truncated_rows": 0}, "")

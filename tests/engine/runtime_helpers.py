@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import TEST_DEVICE
+
 SCALE = 10.0
 
 
@@ -21,7 +23,7 @@ def lively_host(tiny_model_dir: Path):
     """A tiny model whose greedy output depends on its whole context."""
     from engine.model import ModelHost
 
-    host = ModelHost(str(tiny_model_dir), device="cpu")
+    host = ModelHost(str(tiny_model_dir), device=TEST_DEVICE, dtype="float32")
     with torch.no_grad():
         for param in host.model.parameters():
             if param.dim() == 2:

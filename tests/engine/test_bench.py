@@ -12,20 +12,22 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TEST_DEVICE
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def bench(model_dir: Path, *args: str) -> dict:
     proc = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "--model", str(model_dir), "--device", "cpu",
+        [sys.executable, "-m", "engine.cli", "--model", str(model_dir), "--device", TEST_DEVICE,
          "bench", *args, "--json"], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def test_bench_train_fields_and_equal_step0_loss(tiny_model_dir, tmp_path):
-    out = bench(tiny_model_dir, "train", "--lengths", "3,5", "--steps", "2", "--data",
-                str(tmp_path / "no-data"))
+    out = bench(tiny_model_dir, "train", "--lengths", "3,5", "--steps", "2", "--cycle", "2",
+                "--data", str(tmp_path / "no-data"))
     assert {"device", "model", "runs"} <= set(out)
     assert [r["length"] for r in out["runs"]] == [3, 5]
     for run in out["runs"]:
@@ -74,7 +76,7 @@ def test_bench_train_with_a_busy_neighbour(tiny_model_dir, tmp_path):
     import os
 
     out = bench(tiny_model_dir, "--threads", "1", "train", "--lengths", "3", "--steps", "2",
-                "--warmup", "1", "--neighbour", "--data", str(tmp_path / "no-data"))
+                "--cycle", "1", "--neighbour", "--data", str(tmp_path / "no-data"))
     assert out["threads"] == 1
     (run,) = out["runs"]
     busy = run["neighbour"]

@@ -127,3 +127,13 @@ def test_label_scores_tell_apart_labels_sharing_a_prefix(tiny_host):
     rows = chat.rows([("bad", label) for label in labels])
     expected, _ = answer_logliks(tiny_host, [start], [0, 0], rows)
     assert scores[1] == pytest.approx(expected, abs=1e-5)
+
+
+def test_width_buckets_repeat_and_waste_little():
+    from engine.forward.rows import power_bucket, width_bucket
+
+    widths = [width_bucket(n) for n in range(1, 600)]
+    assert len(set(widths)) <= 40  # few shapes to capture
+    assert all(w >= n and (w - n) <= max(7, n // 8) for n, w in zip(range(1, 600), widths,
+                                                                  strict=True))
+    assert [power_bucket(n) for n in (1, 16, 17, 100)] == [16, 16, 32, 128]

@@ -12,7 +12,7 @@ import pytest
 from engine.client import Client, RequestFailed, WorkerDied, worker_argv
 from engine.errors import PromptbankError
 from engine.library import Library
-from tests.conftest import REAL_CACHE
+from tests.conftest import REAL_CACHE, TEST_DEVICE
 from tests.engine.worker_fixtures import make_library, start_worker, train_config
 
 
@@ -35,7 +35,7 @@ def test_context_manager_shuts_the_worker_down(tiny_model_dir, library):
 
 def test_attach_to_a_running_worker(tiny_model_dir, library):
     env = {**os.environ, "PROMPTBANK_CACHE": REAL_CACHE, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(worker_argv(str(tiny_model_dir), library, "cpu"),
+    proc = subprocess.Popen(worker_argv(str(tiny_model_dir), library, TEST_DEVICE),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, env=env)
     client = Client.attach(proc.stdin, proc.stdout, timeout=60)

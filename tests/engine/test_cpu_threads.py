@@ -14,7 +14,7 @@ import pytest
 from engine.cli import build_parser
 from engine.client import Client, worker_argv
 from engine.cpu_threads import resolve_threads, shared_threads, threads_setting
-from tests.conftest import REAL_CACHE
+from tests.conftest import REAL_CACHE, TEST_DEVICE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,11 +50,11 @@ def test_the_option_and_its_environment_default(monkeypatch, capsys):
 
 def test_the_cli_and_the_worker_run_the_model_on_the_threads_asked(tiny_model_dir, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "engine.cli", "--model", str(tiny_model_dir),
-                           "--device", "cpu", "--threads", "1", "model", "info", "--json"],
+                           "--device", TEST_DEVICE, "--threads", "1", "model", "info", "--json"],
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.splitlines()[-1])["threads"] == 1
-    argv = worker_argv(str(tiny_model_dir), tmp_path / "library", "cpu",
+    argv = worker_argv(str(tiny_model_dir), tmp_path / "library", TEST_DEVICE,
                        extra=["--threads", "2"])
     with Client(argv, timeout=120, env={"PROMPTBANK_CACHE": REAL_CACHE,
                                         "HF_HUB_OFFLINE": "1"}) as client:

@@ -18,6 +18,7 @@ from engine.cli import main
 from engine.errors import PromptbankError
 from engine.library import Library
 from engine.prompts import ModelGeometry, SoftPrompt
+from tests.conftest import TEST_DEVICE
 from tests.engine.library_helpers import TINY_GEOMETRY, prompt_bytes, snapshot
 
 GEOMETRY = ModelGeometry(**TINY_GEOMETRY)
@@ -145,7 +146,7 @@ def test_cli_import_of_a_peft_adapter_for_another_model(tmp_path, tiny_model_dir
     config["base_model_name_or_path"] = "meta-llama/Llama-2-7b-hf"
     (folder / "adapter_config.json").write_text(json.dumps(config))
     argv = ["--library", str(tmp_path / "lib"), "--model", str(tiny_model_dir), "--device",
-            "cpu", "import", str(folder), "--task", "theirs"]
+            TEST_DEVICE, "import", str(folder), "--task", "theirs"]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith(f"promptbank: {folder} is a PEFT adapter for meta-llama/Llama-2-7b-hf")

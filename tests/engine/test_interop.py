@@ -68,7 +68,7 @@ def our_logits(host, method, tensor, ids):
         packed = get_method(method).keys_values(host, tensor)
         past, valid, lengths = gather(host, [packed], [0] * ids.shape[0])
         placed = place(ids.tolist(), lengths.tolist(), pad_id=0)
-        return logits(host, data_hidden(host, past, valid, placed))
+        return logits(host, data_hidden(host, past, valid, placed.to(host.device))).cpu()
 
 
 def peft_logits(model, ids):

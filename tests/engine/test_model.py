@@ -13,6 +13,7 @@ import torch
 
 from engine.errors import PromptbankError
 from engine.model import ModelHost, pick_device, pick_dtype, resolve_spec
+from tests.conftest import TEST_DEVICE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,7 +27,7 @@ def cli(*args: str, env_home: Path | None = None) -> subprocess.CompletedProcess
 def test_tiny_model_loads_frozen_in_eval_mode(tiny_host):
     assert not tiny_host.model.training
     assert all(not p.requires_grad for p in tiny_host.model.parameters())
-    assert tiny_host.device == torch.device("cpu")
+    assert tiny_host.device == torch.device(TEST_DEVICE)
     assert tiny_host.dtype == torch.float32
     info = tiny_host.info()
     assert (info.hidden_size, info.layers, info.heads, info.kv_heads, info.head_dim) == (

@@ -21,6 +21,7 @@ from engine.library.rebuild import rebuild_catalogue
 from engine.library.store import prompt_file
 from engine.prompts import ModelGeometry, SoftPrompt
 from engine.st_header import read_header_metadata
+from tests.conftest import TEST_DEVICE
 from tests.engine.library_helpers import TINY_GEOMETRY, snapshot
 
 GEOMETRY = ModelGeometry(**TINY_GEOMETRY)
@@ -100,7 +101,7 @@ def test_cli_import_of_a_malformed_header_is_one_line(tmp_path, tiny_model_dir, 
     path = tmp_path / "x.safetensors"
     path.write_bytes(DEEP)
     code = main(["--library", str(tmp_path / "lib"), "--model", str(tiny_model_dir), "--device",
-                 "cpu", "import", str(path)])
+                 TEST_DEVICE, "import", str(path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err[-1].startswith("promptbank: ") and "nested deeper" in err[-1]
 

@@ -19,11 +19,8 @@ from engine.protocol import (
     error,
     generate_rows,
     ops_table_markdown,
-    progress,
     read_lines,
     request_id_of,
-    result,
-    token,
     validate_args,
 )
 
@@ -37,8 +34,10 @@ def test_request_round_trip_for_every_op():
 
 
 def test_event_round_trip_and_final():
-    events = [result("r1", pong=True), error("r2", "bad thing"), progress("r3", "step", step=2),
-              token("r4", 0, "hé\nllo"), Event("", "hello", {"protocol": 1}),
+    events = [Event("r1", "result", {"pong": True}), error("r2", "bad thing"),
+              Event("r3", "progress", {"kind": "step", "step": 2}),
+              Event("r4", "token", {"row": 0, "text": "hé\nllo"}),
+              Event("", "hello", {"protocol": 1}),
               Event("r5", "log", {"level": "info", "message": "x"})]
     for event in events:
         line = event.encode()

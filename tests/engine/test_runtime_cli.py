@@ -7,6 +7,7 @@ import json
 import pytest
 
 from engine.cli import main
+from tests.conftest import TEST_DEVICE
 from tests.engine import runtime_helpers
 from tests.engine.runtime_helpers import library_with_tasks
 
@@ -19,7 +20,7 @@ def cli(tmp_path, tiny_model_dir, lively_host):
 
     def call(*argv: str) -> tuple[int, str, str]:
         return main(["--library", str(tmp_path / "lib"), "--model", str(tiny_model_dir),
-                     "--device", "cpu", *argv])
+                     "--device", TEST_DEVICE, *argv])
     return call
 
 

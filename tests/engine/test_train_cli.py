@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
+from tests.conftest import TEST_DEVICE
 from tests.engine.train_helpers import make_library, write_jsonl
 
 
@@ -18,7 +19,7 @@ def lib_dir(tmp_path):
 
 
 def _cli(capsys, tiny_model_dir, lib_dir, *argv):
-    code = main(["--library", lib_dir, "--model", str(tiny_model_dir), "--device", "cpu",
+    code = main(["--library", lib_dir, "--model", str(tiny_model_dir), "--device", TEST_DEVICE,
                  "--json", *argv])
     out = capsys.readouterr().out.strip().splitlines()
     return code, json.loads(out[-1]) if out else None
@@ -86,8 +87,8 @@ def test_preparation_progress_truncation_and_checkpoint_interval(capsys, tiny_mo
     from engine.library import Library
     from engine.training.checkpointing import load_checkpoint
 
-    argv = ["--library", lib_dir, "--model", str(tiny_model_dir), "--device", "cpu", "train",
-            "sentiment", "--method", "prompt", "--length", "2", "--steps", "3",
+    argv = ["--library", lib_dir, "--model", str(tiny_model_dir), "--device", TEST_DEVICE,
+            "train", "sentiment", "--method", "prompt", "--length", "2", "--steps", "3",
             "--batch-size", "4", "--eval-every", "0", "--max-length", "21",
             "--checkpoint-every", "2"]
     assert main(argv) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -12,6 +13,7 @@ from engine.prompt_init import initial_tensor
 from engine.prompts import SoftPrompt
 from engine.training.config import TrainConfig
 from engine.training.job import TrainingJob, run_job
+from tests.conftest import TEST_DEVICE
 from tests.engine.train_helpers import make_library
 
 
@@ -35,7 +37,7 @@ def test_init_strategies_shape_and_content(tiny_host, lib, method, init):
     if method == "prompt" and init in ("text", "labels"):
         text = task.instruction if init == "text" else " positive negative"
         ids = tiny_host.tokenizer(text, add_special_tokens=False)["input_ids"]
-        table = tiny_host.embeddings().weight.detach()
+        table = tiny_host.embeddings().weight.detach().cpu()
         assert torch.equal(tensor[0], table[ids[0]])
         assert torch.equal(tensor[len(ids) % 6], table[ids[len(ids) % 6 % len(ids)]])
 
@@ -45,8 +47,9 @@ def test_prefix_text_init_is_the_texts_keys_and_values(tiny_host, lib):
     prefix = initial_tensor(tiny_host, "prefix", 3, "text", task)
     ids = tiny_host.tokenizer(task.instruction, add_special_tokens=False)["input_ids"][:3]
     with torch.no_grad():
-        out = tiny_host.model(input_ids=torch.tensor([ids]), use_cache=True)
-    keys = out.past_key_values.layers[1].keys[0]
+        out = tiny_host.model(input_ids=torch.tensor([ids], device=tiny_host.device),
+                              use_cache=True)
+    keys = out.past_key_values.layers[1].keys[0].cpu()
     assert torch.allclose(prefix[1, 0], keys, atol=1e-6)
 
 
@@ -67,12 +70,12 @@ def test_training_lowers_the_loss_and_saves_a_version(tiny_host, lib):
     job = TrainingJob.start(lib, host=tiny_host, task="sentiment", config=config)
     events = []
     result = run_job(job, on_event=events.append)
-    steps = [e for e in events if e["kind"] == "step"]
-    evals = [e for e in events if e["kind"] == "eval"]
+    steps = [e for e in events if e.KIND == "step"]
+    evals = [e for e in events if e.KIND == "eval"]
     assert len(steps) == 40 and len(evals) == 2
-    assert sum(e["loss"] for e in steps[-8:]) < sum(e["loss"] for e in steps[:8])
-    assert {"step", "total", "loss", "lr", "tokens_per_s", "eta_s"} <= set(steps[0])
-    assert evals[0]["metric_name"] == "accuracy"
+    assert sum(e.loss for e in steps[-8:]) < sum(e.loss for e in steps[:8])
+    assert steps[0].total == 40 and steps[0].lr > 0 and steps[0].eta_s is not None
+    assert evals[0].metric_name == "accuracy" and evals[0].n > 0
     assert result.version == 1 and result.steps == 40
     run = lib.get_run(result.run_id)
     assert run.status == "done" and run.version_id == lib.get_version("sentiment").id
@@ -87,7 +90,7 @@ def test_prefix_with_mlp_is_folded_into_a_plain_tensor(tiny_host, lib):
                          eval_every=0, reparam=16)
     job = TrainingJob.start(lib, tiny_host, "sentiment", config)
     start = initial_tensor(tiny_host, "prefix", 3, "text", lib.get_task("sentiment"))
-    assert torch.allclose(job.params.value().detach(), start)
+    assert torch.allclose(job.params.value().detach().cpu(), start)
     run_job(job)
     saved = _prompt(lib)
     assert saved.tensor.shape == start.shape
@@ -244,3 +247,30 @@ def test_first_version_becomes_active_and_later_ones_wait(tiny_host, lib):
     second = run_job(TrainingJob.start(lib, host=tiny_host, task="sentiment", config=config))
     assert second.version == 2 and second.summary["activated"] is False
     assert lib.get_version("sentiment").number == 1
+
+
+def test_float16_loss_scaling_skips_an_overflowing_step_and_halves_the_scale(tiny_host, lib):
+    """float16 training scales the loss; here the scale is set so high that the gradients
+    overflow: that step changes nothing and the scale halves, and training goes on."""
+    job = TrainingJob.start(lib, tiny_host, "sentiment", TrainConfig(
+        method="prompt", length=2, steps=3, batch_size=4, eval_every=0))
+    job.scaling, job.loss_scale = True, 1e38
+    before = job.params.value().detach().clone()
+    job.step()
+    assert torch.equal(job.params.value(), before)
+    assert job.loss_scale == 5e37 and job.summary["skipped_steps"] == 1
+    job.loss_scale = 1024.0
+    job.step()
+    assert not torch.equal(job.params.value(), before) and job.good_steps == 1
+
+
+@pytest.mark.skipif(TEST_DEVICE != "cuda", reason="float16 runs on a GPU only")
+def test_float16_training_on_a_gpu_learns(tiny_model_dir, lib):
+    from engine.model import ModelHost
+
+    host = ModelHost(str(tiny_model_dir), device=TEST_DEVICE, dtype="float16")
+    job = TrainingJob.start(lib, host, "sentiment", TrainConfig(
+        method="prefix", length=3, steps=30, lr=0.05, batch_size=8, eval_every=0))
+    losses = [job.step()[0].loss for _ in range(30)]
+    assert all(math.isfinite(x) for x in losses) and job.scaling
+    assert sum(losses[-5:]) < sum(losses[:5])

@@ -188,3 +188,20 @@ def test_export_op_writes_each_format_and_refuses_bad_ones(setup, tmp_path):
     assert not (tmp_path / "deep.zip").exists()
     with pytest.raises(RequestFailed, match="'format'"):
         client.call("export", task="sent", format="onnx", out=str(tmp_path / "x"))
+
+
+def test_a_cancel_stops_a_running_generate_between_tokens(setup):
+    client, _ = setup
+    full = client.call("generate", text="hello world", task="echo", max_new_tokens=300,
+                       stream=False)["results"][0]
+    assert len(full["tokens"]) > 50  # long enough to be stopped half way
+    gen = client.request("generate", {"text": "hello world", "task": "echo",
+                                      "max_new_tokens": 300})
+    assert gen.next_event(60).type == "token"  # it runs
+    assert client.call("cancel", job=gen.id)["was"] == "ended"
+    final = list(gen)[-1]
+    assert final.type == "result" and final.data["status"] == "cancelled"
+    row = final.data["results"][0]
+    assert row["finish_reason"] == "cancelled" and len(row["tokens"]) < len(full["tokens"])
+    assert full["text"].startswith(row["text"])
+    assert client.call("ping") == {"pong": True}

@@ -10,6 +10,7 @@ from engine.library import Library
 from engine.protocol import Request
 from engine.training.checkpointing import load_checkpoint
 from engine.worker import Worker
+from tests.conftest import TEST_DEVICE
 from tests.engine.worker_fixtures import make_library, train_config
 
 
@@ -18,10 +19,12 @@ def test_requests_during_a_step_are_answered_between_its_layers(tiny_model_dir, 
     root = tmp_path / "library"
     make_library(root, tiny_host)
     out = io.StringIO()
-    worker = Worker(argparse.Namespace(model=str(tiny_model_dir), device="cpu", dtype="auto",
+    worker = Worker(argparse.Namespace(model=str(tiny_model_dir), device=TEST_DEVICE, dtype="auto",
                                        library=root, trust_remote_code=False), out=out)
     sched = worker.scheduler
-    sched.dispatch(Request("t", "train", {"task": "sent", "config": train_config(50)}))
+    # Eager steps: a step replayed from CUDA graphs answers its requests after it.
+    sched.dispatch(Request("t", "train", {"task": "sent",
+                                          "config": train_config(50, graphs=False)}))
     sched.advance()  # the job starts
     sched.advance()  # step 1
     for req in (Request("g", "generate", {"text": "hello", "task": "echo", "max_new_tokens": 3}),
@@ -50,3 +53,49 @@ def test_requests_during_a_step_are_answered_between_its_layers(tiny_model_dir, 
     run_id = final["run_id"]
     _, state = load_checkpoint(Library(root).checkpoint_dir(run_id))
     assert state["step"] == 2 and Library(root).get_run(run_id).status == "cancelled"
+
+
+def test_requests_arriving_during_a_backward_on_a_device_thread_wait(tiny_model_dir, tiny_host,
+                                                                     tmp_path, monkeypatch):
+    """As on CUDA, the backward pass runs on another thread (here: autograd.grad is made to);
+    requests that arrive during it (``jobs`` reads the catalogue's SQLite connection, which
+    refuses a second thread) are answered on the worker's thread after it, not from it, and
+    the worker keeps training and answering."""
+    import threading
+
+    import torch
+
+    root = tmp_path / "library"
+    make_library(root, tiny_host)
+    out = io.StringIO()
+    worker = Worker(argparse.Namespace(model=str(tiny_model_dir), device=TEST_DEVICE, dtype="auto",
+                                       library=root, trust_remote_code=False), out=out)
+    sched = worker.scheduler
+    real_grad = torch.autograd.grad
+    arrived: list[str] = []
+
+    def grad_on_a_device_thread(*args, **kwargs):
+        result: dict = {}
+
+        def backward() -> None:
+            n = len(arrived)
+            arrived.append(f"j{n}")
+            sched.put(Request(f"j{n}", "jobs"))  # arrives while the backward runs
+            result["grads"] = real_grad(*args, **kwargs)
+
+        thread = threading.Thread(target=backward)
+        thread.start()
+        thread.join()
+        return result["grads"]
+
+    monkeypatch.setattr(torch.autograd, "grad", grad_on_a_device_thread)
+    sched.dispatch(Request("t", "train", {"task": "sent",
+                                          "config": train_config(3, graphs=False)}))
+    while sched.jobs:
+        sched.advance()
+    sched.put(Request("p", "ping"))
+    sched.dispatch(sched._next(block=False))
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    answers = {e["id"]: e for e in lines if e["type"] in ("result", "error")}
+    assert arrived and all(answers[rid]["type"] == "result" for rid in arrived), answers
+    assert answers["t"]["status"] == "done" and answers["p"]["pong"] is True

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from engine.client import Client
 from engine.protocol import OPS
-from tests.conftest import REAL_CACHE
+from tests.conftest import REAL_CACHE, TEST_DEVICE
 
 # Every op but those that end the worker or write files where a random path points.
 SAFE_OPS = [op for op in OPS if op not in ("shutdown", "install_examples", "import", "export",
@@ -58,7 +58,7 @@ INTERNAL = re.compile(r"^[A-Z]\w*(Error|Exception)\b")
 def client(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz") / "library"
     # No model: every op that needs one fails at once, so each example stays quick.
-    worker = Client.start("no-such-model", root, "cpu", timeout=60,
+    worker = Client.start("no-such-model", root, TEST_DEVICE, timeout=60,
                           env={"PROMPTBANK_CACHE": REAL_CACHE, "HF_HUB_OFFLINE": "1"})
     yield worker
     worker.close()

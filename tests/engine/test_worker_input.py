@@ -10,11 +10,12 @@ from pathlib import Path
 
 from engine.protocol import MAX_LINE
 from engine.worker import Worker
+from tests.conftest import TEST_DEVICE
 
 
 def in_process(tmp_path: Path) -> tuple[Worker, io.StringIO]:
     out = io.StringIO()
-    args = argparse.Namespace(model="unused", device="cpu", dtype="auto",
+    args = argparse.Namespace(model="unused", device=TEST_DEVICE, dtype="auto",
                               library=tmp_path / "library", trust_remote_code=False)
     return Worker(args, out=out), out
 

@@ -13,6 +13,7 @@ from engine.interop import export_version
 from engine.library import Library
 from engine.protocol import OP_SPECS, Request
 from engine.worker import Worker
+from tests.conftest import TEST_DEVICE
 from tests.engine.library_helpers import prompt_bytes, snapshot, write_jsonl
 from tests.engine.worker_fixtures import make_library
 
@@ -24,7 +25,7 @@ class InProcess:
 
     def __init__(self, root: Path, model: str = "unused") -> None:
         self.out = io.StringIO()
-        self.worker = Worker(argparse.Namespace(model=model, device="cpu", dtype="auto",
+        self.worker = Worker(argparse.Namespace(model=model, device=TEST_DEVICE, dtype="auto",
                                                 library=root, trust_remote_code=False),
                              out=self.out)
         self.count = 0

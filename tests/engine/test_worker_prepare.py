@@ -11,6 +11,7 @@ from engine.chat import ENCODE_CHUNK
 from engine.library import Library
 from engine.protocol import Request
 from engine.worker import Worker
+from tests.conftest import TEST_DEVICE
 from tests.engine.worker_fixtures import make_library, train_config, write_sentiment
 
 
@@ -24,7 +25,7 @@ def test_a_starting_job_sends_prepare_progress_and_answers_requests(tiny_model_d
     rows = len(lib.examples("big", "train"))
     assert rows > ENCODE_CHUNK
     out = io.StringIO()
-    worker = Worker(argparse.Namespace(model=str(tiny_model_dir), device="cpu", dtype="auto",
+    worker = Worker(argparse.Namespace(model=str(tiny_model_dir), device=TEST_DEVICE, dtype="auto",
                                        library=root, trust_remote_code=False), out=out)
     worker.scheduler.dispatch(Request("t", "train", {"task": "big",
                                                      "config": train_config(2)}))

@@ -10,6 +10,7 @@ from engine.cli import main
 from engine.library import Library
 from engine.protocol import Request
 from engine.worker import Worker
+from tests.conftest import TEST_DEVICE
 from tests.engine.test_library_run_owner import holder
 
 
@@ -22,8 +23,8 @@ def test_resume_of_a_run_held_elsewhere_is_refused_and_not_listed(tmp_path):
     free = lib.create_run("t", {})
     lib.finish_run(free.id, "cancelled")
     out = io.StringIO()
-    worker = Worker(argparse.Namespace(model="unused", device="cpu", dtype="auto", library=root,
-                                       trust_remote_code=False), out=out)
+    worker = Worker(argparse.Namespace(model="unused", device=TEST_DEVICE, dtype="auto",
+                                       library=root, trust_remote_code=False), out=out)
     proc = holder(root, held.id)
     try:
         worker.scheduler.dispatch(Request("r", "resume", {"run_id": held.id}))

@@ -10,7 +10,7 @@ import torch
 from engine.client import Client
 from engine.library import Library
 from engine.prompts import ModelGeometry, SoftPrompt
-from tests.conftest import REAL_CACHE
+from tests.conftest import REAL_CACHE, TEST_DEVICE
 
 POSITIVE = ["the movie was great", "wonderful acting", "great and wonderful film",
             "i am fine thank you", "a great day", "the acting was great"]
@@ -51,7 +51,7 @@ def make_library(root: Path, host) -> Library:
 
 def start_worker(model_dir: Path, library: Path) -> Client:
     """A worker on the tiny model and ``library`` (CPU)."""
-    return Client.start(str(model_dir), library, "cpu", timeout=120,
+    return Client.start(str(model_dir), library, TEST_DEVICE, timeout=120,
                         env={"PROMPTBANK_CACHE": REAL_CACHE, "HF_HUB_OFFLINE": "1",
                              "OMP_NUM_THREADS": "1"})
 

@@ -1,0 +1,228 @@
+"""JobTracker: sends training requests to the engine and keeps each job's live state.
+
+Shared by the pages, the wizard and the status bar; kept per job so that one curve (or, for
+joint training, one per task) can be drawn from ``JobState.losses`` and ``JobState.evals``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QObject, Signal
+
+from desktop.session import Session
+from engine.errors import PromptbankError
+from engine.payloads import (
+    EvalProgress,
+    JobOutcome,
+    Payload,
+    PrepareProgress,
+    Queued,
+    Started,
+    StepProgress,
+)
+
+ACTIVE = ("queued", "running")
+#: Statuses after which a run can be resumed from its checkpoint.
+RESUMABLE = ("cancelled", "interrupted")
+
+
+@dataclass
+class JobState:
+    """What the desktop knows about one training job."""
+
+    task: str
+    kind: str = "train"
+    status: str = "queued"  # queued | running | done | cancelled | interrupted | failed
+    run_id: int | None = None
+    step: int = 0
+    total: int = 0
+    # Rows tokenised of all the training rows, while the engine prepares them (before step 0).
+    prepared: int = 0
+    rows: int = 0
+    loss: float | None = None
+    tokens_per_s: float | None = None
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    evals: list[tuple[int, float]] = field(default_factory=list)
+    metric_name: str = ""
+    eval_n: int = 0
+    version: int | None = None
+    outcome: JobOutcome | None = None
+    message: str = ""
+    request_id: str = ""
+    # Wall-clock time and step when the engine started (or resumed) it, and when it ended:
+    # the ETA is measured from them, so it counts evaluations and everything else a step
+    # really costs on this machine.
+    started_at: float | None = None
+    start_step: int = 0
+    ended_at: float | None = None
+
+    @property
+    def fraction(self) -> float:
+        """Progress in [0, 1] (1 once done)."""
+        if self.status == "done":
+            return 1.0
+        return min(1.0, self.step / self.total) if self.total else 0.0
+
+    @property
+    def preparing(self) -> bool:
+        """True while the engine tokenises the job's rows, before its first step."""
+        return self.active and self.started_at is None and self.rows > 0
+
+    @property
+    def active(self) -> bool:
+        """True while the job is queued or running."""
+        return self.status in ACTIVE
+
+    @property
+    def elapsed_s(self) -> float | None:
+        """Seconds since it started (until it ended), or None before it started."""
+        if self.started_at is None:
+            return None
+        return (self.ended_at or time.monotonic()) - self.started_at
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the measured pace of this run's steps so far, or None."""
+        done = self.step - self.start_step
+        elapsed = self.elapsed_s
+        if not self.active or elapsed is None or done <= 0 or not self.total:
+            return None
+        return elapsed / done * max(0, self.total - self.step)
+
+
+class JobTracker(QObject):
+    """All training jobs of this session; the pages and the status bar listen to it."""
+
+    sig_job_changed = Signal(object)
+    """A job's state changed (a ``JobState``); emitted at most once per engine event."""
+    sig_job_finished = Signal(object)
+    """A job ended (done, cancelled, interrupted or failed); the ``JobState`` says which."""
+
+    def __init__(self, session: Session, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.jobs: list[JobState] = []
+        session.engine.sig_crashed.connect(self._on_crash)
+
+    def running(self) -> JobState | None:
+        """The job the engine is advancing now, if any."""
+        return next((j for j in self.jobs if j.status == "running"), None)
+
+    def start(self, task: str, config: dict, *, continue_data: str | None = None) -> JobState:
+        """Queue a training job (or continual training on ``continue_data``) for ``task``."""
+        job = JobState(task=task, kind="continue" if continue_data else "train")
+        args: dict = {"task": task, "config": config}
+        if continue_data:
+            args["data"] = continue_data
+        self._send(job, job.kind, args)
+        return job
+
+    def resume(self, run_id: int, task: str) -> JobState:
+        """Resume an interrupted or cancelled run from its last checkpoint."""
+        job = JobState(task=task, kind="resume", run_id=run_id)
+        self._send(job, "resume", {"run_id": run_id})
+        return job
+
+    def cancel(self, job: JobState) -> None:
+        """Ask the engine to stop ``job`` (it checkpoints and can be resumed)."""
+        if job.active and job.request_id:
+            self.session.op("cancel", {"job": job.request_id}).on_failure(
+                lambda msg: self._fail(job, msg)).run()
+
+    def _send(self, job: JobState, op: str, args: dict) -> None:
+        self.jobs.append(job)
+        operation = (self.session.op(op, args)
+                     .on_progress(lambda p: self._progress(job, p))
+                     .on_success(lambda outcome: self._done(job, outcome))
+                     .on_failure(lambda m: self._fail(job, m))
+                     .run())
+        job.request_id = operation.id
+        if job.status == "queued":
+            self.sig_job_changed.emit(job)
+
+    def _progress(self, job: JobState, progress: Payload) -> None:
+        if isinstance(progress, Queued):
+            job.status = "queued"
+        elif isinstance(progress, PrepareProgress):
+            # Rows, not steps: kept apart so the step total stays the one Started gives.
+            job.prepared, job.rows = progress.done, progress.total
+        elif isinstance(progress, Started):
+            self._started(job, progress)
+        elif isinstance(progress, StepProgress):
+            job.status = "running"
+            job.step, job.total = progress.step, progress.total or job.total
+            if progress.loss is not None:
+                job.loss = progress.loss
+                job.losses.append((job.step, job.loss))
+            job.tokens_per_s = progress.tokens_per_s
+        elif isinstance(progress, EvalProgress):
+            if progress.metric is not None:
+                job.evals.append((progress.step, progress.metric))
+            job.metric_name = progress.metric_name or job.metric_name or "eval_loss"
+            job.eval_n = progress.n
+        self.sig_job_changed.emit(job)
+
+    def _started(self, job: JobState, started: Started) -> None:
+        job.status = "running"
+        job.run_id = started.run_id if started.run_id is not None else job.run_id
+        job.step = job.start_step = started.step
+        job.total = started.total
+        job.started_at = time.monotonic()
+        if started.step > 0 and job.run_id is not None:
+            self._load_history(job)
+
+    def _load_history(self, job: JobState) -> None:
+        """A resumed run's curve starts with what it logged before it stopped."""
+        try:
+            metrics = self.session.library.run_metrics(job.run_id)
+        except PromptbankError:
+            return
+        before = [m for m in metrics if m.get("step", 0) <= job.step]
+        job.losses = [(m["step"], float(m["loss"])) for m in before
+                      if isinstance(m.get("loss"), int | float)]
+        job.evals = [(m["step"], float(m["metric"])) for m in before
+                     if isinstance(m.get("metric"), int | float)]
+
+    def _done(self, job: JobState, outcome: JobOutcome) -> None:
+        job.outcome = outcome
+        job.run_id = outcome.run_id if outcome.run_id is not None else job.run_id
+        job.version = outcome.version
+        job.metric_name = outcome.metric_name or job.metric_name
+        if outcome.status == "done":
+            job.status = "done"
+            job.step = outcome.steps or job.step
+            job.total = job.total or outcome.total or job.step
+        elif outcome.interrupted:
+            job.status = "interrupted"
+            job.step = outcome.step or job.step
+            job.message = (f"Interrupted: {outcome.interrupted}. It can be resumed from its "
+                           f"last checkpoint (step {job.step}).")
+        else:
+            job.status = "cancelled"
+            job.step = outcome.step or job.step
+        self._end(job)
+
+    def _fail(self, job: JobState, message: str) -> None:
+        if not job.active:
+            return
+        job.status = "failed"
+        job.message = message
+        self._end(job)
+
+    def _end(self, job: JobState) -> None:
+        job.ended_at = time.monotonic()
+        self.sig_job_changed.emit(job)
+        self.sig_job_finished.emit(job)
+        self.session.notify_library_changed()
+
+    def _on_crash(self, reason: str) -> None:
+        for job in self.jobs:
+            if job.active:
+                # The run keeps its last checkpoint: that is an interruption, not a failure.
+                job.status = "interrupted" if job.run_id is not None else "failed"
+                job.message = (f"Interrupted: {reason}. It can be resumed from its last "
+                               "checkpoint." if job.run_id is not None
+                               else f"The job did not start: {reason}.")
+                self._end(job)

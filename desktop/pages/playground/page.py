@@ -1,0 +1,336 @@
+"""PlaygroundPage: one input, any task, streamed output; Compare runs three ways at once."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.engine.operation import EngineOp
+from desktop.jobs import JobTracker
+from desktop.pages.base import Page
+from desktop.pages.playground.label_bars import LabelBars
+from desktop.session import Session
+from engine.errors import PromptbankError
+from engine.library import Task
+from engine.payloads import Generated, Scored, Token
+
+BASE = "(base model, no prompt)"
+COMPARE_TITLES = ("Base model", "Instruction as text", "Soft prompt")
+BASE_BOX, INSTRUCTION_BOX, PROMPT_BOX = 0, 1, 2
+PINNED_KEY = "playground/pinned"
+
+
+def instruction_text(task: Task, text: str) -> str:
+    """The input with the task's instruction written in front (the hard-prompt baseline)."""
+    return f"{task.instruction}\n\n{text}" if task.instruction else text
+
+
+class PlaygroundPage(Page):
+    """Runs the chosen task on the input; the model is never reloaded to switch tasks."""
+
+    KEY = "playground"
+    TITLE = "Playground"
+    TIP = "Try tasks on one input"
+
+    sig_finished = Signal(list)
+    """A run finished (or was stopped); the outputs (one text per output box used)."""
+    sig_failed = Signal(str)
+    """A run failed; the message is shown on the page too."""
+
+    def __init__(self, session: Session, jobs: JobTracker, parent: QWidget | None = None,
+                 settings: QSettings | None = None) -> None:
+        super().__init__(session, jobs, parent)
+        self.settings = settings or QSettings()
+        self.op: EngineOp | None = None
+        self.score_op: EngineOp | None = None
+        self.generated: Generated | None = None
+        self.boxes_in_use: list[int] = [BASE_BOX]
+        self.task_combo = QComboBox()
+        self.task_combo.setToolTip("The task to run. Ctrl+1…9 pick the pinned tasks; switching "
+                                   "is instant (one model serves every task).")
+        self.task_combo.setMinimumWidth(220)
+        self.pin = QCheckBox("Pinned")
+        self.pin.setToolTip("Pinned tasks get the shortcuts Ctrl+1…9 in this page's order.")
+        self.compare = QCheckBox("Compare")
+        self.compare.setToolTip("Run the input three ways side by side: the base model, the "
+                                "task's instruction as text, and the soft prompt.")
+        self.max_tokens = QSpinBox(minimum=1, maximum=4096, value=64)
+        self.max_tokens.setToolTip("Most tokens to generate.")
+        self.temperature = QDoubleSpinBox(minimum=0.0, maximum=2.0, singleStep=0.1, value=0.0)
+        self.temperature.setToolTip("0 is greedy (the same output every time).")
+        self.top_p = QDoubleSpinBox(minimum=0.05, maximum=1.0, singleStep=0.05, value=1.0)
+        self.top_p.setToolTip("Nucleus sampling: keep the smallest set of tokens whose "
+                              "probabilities add up to this (used when temperature > 0).")
+        self.stop = QLineEdit(placeholderText="stop strings, comma-separated")
+        self.stop.setToolTip("Generation ends when the output contains one of these strings.")
+        self.input = QPlainTextEdit(placeholderText="Type an input, then Ctrl+Enter.")
+        self.input.setMaximumHeight(140)
+        self.run_button = QPushButton("Run")
+        self.run_button.setToolTip("Run the task on the input (Ctrl+Enter)")
+        self.run_button.clicked.connect(self.run)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop the generation now; the text so far is kept (Esc)")
+        self.stop_button.setEnabled(False)
+        self.stop_button.clicked.connect(self.stop_generation)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.bars = LabelBars()
+        self.outputs = [QPlainTextEdit(readOnly=True) for _ in COMPARE_TITLES]
+        self.output_boxes = []
+        out_row = QHBoxLayout()
+        for title, edit in zip(COMPARE_TITLES, self.outputs, strict=True):
+            box = QGroupBox(title)
+            QVBoxLayout(box).addWidget(edit)
+            out_row.addWidget(box)
+            self.output_boxes.append(box)
+
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Task"))
+        top.addWidget(self.task_combo, 1)
+        top.addWidget(self.pin)
+        top.addWidget(self.compare)
+        top.addWidget(QLabel("Max tokens"))
+        top.addWidget(self.max_tokens)
+        top.addWidget(QLabel("Temperature"))
+        top.addWidget(self.temperature)
+        top.addWidget(QLabel("Top-p"))
+        top.addWidget(self.top_p)
+        top.addWidget(self.stop)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.input)
+        run_row = QHBoxLayout()
+        run_row.addWidget(self.status, 1)
+        run_row.addWidget(self.stop_button)
+        run_row.addWidget(self.run_button)
+        layout.addLayout(run_row)
+        layout.addWidget(self.bars)
+        layout.addLayout(out_row, 1)
+
+        for keys, slot in (("Ctrl+Return", self.run), ("Escape", self.stop_generation)):
+            shortcut = QShortcut(QKeySequence(keys), self, slot)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        for n in range(1, 10):
+            s = QShortcut(QKeySequence(f"Ctrl+{n}"), self, lambda n=n: self.pick_pinned(n))
+            s.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.compare.toggled.connect(self._on_compare)
+        self.task_combo.currentTextChanged.connect(self._on_task_changed)
+        self.pin.toggled.connect(self._on_pin)
+        session.sig_library_changed.connect(self.refresh)
+        self.refresh()
+
+    @property
+    def running(self) -> bool:
+        """True while a generation or a scoring of this page is in flight."""
+        return any(op is not None and not op.finished for op in (self.op, self.score_op))
+
+    def refresh(self) -> None:
+        """Re-read the task list, keeping the chosen task."""
+        current = self.task_combo.currentText()
+        self.task_combo.blockSignals(True)
+        self.task_combo.clear()
+        self.task_combo.addItem(BASE)
+        self.task_combo.addItems(sorted(t.name for t in self.session.library.list_tasks()))
+        index = self.task_combo.findText(current)
+        self.task_combo.setCurrentIndex(max(index, 0))
+        self.task_combo.blockSignals(False)
+        if self.task_combo.currentText() != current:
+            self._on_task_changed(self.task_combo.currentText())
+
+    def set_task(self, name: str) -> None:
+        """Switch to task ``name`` (no reload: the engine serves every task)."""
+        index = self.task_combo.findText(name)
+        if index < 0:
+            self.refresh()
+            index = self.task_combo.findText(name)
+        if index >= 0:
+            self.task_combo.setCurrentIndex(index)
+
+    def pinned(self) -> list[str]:
+        """Pinned task names in order (the first nine tasks when none are pinned)."""
+        names = [self.task_combo.itemText(i) for i in range(1, self.task_combo.count())]
+        pinned = [n for n in self.settings.value(PINNED_KEY, [], type=list) if n in names]
+        return pinned or names[:9]
+
+    def pick_pinned(self, n: int) -> None:
+        """Switch to the ``n``-th pinned task (Ctrl+n)."""
+        pinned = self.pinned()
+        if 0 < n <= len(pinned):
+            self.set_task(pinned[n - 1])
+
+    def current_task(self) -> Task | None:
+        """The chosen task, or None for the base model."""
+        name = self.task_combo.currentText()
+        if name in ("", BASE):
+            return None
+        try:
+            return self.session.library.get_task(name)
+        except PromptbankError:
+            return None
+
+    def run(self) -> None:
+        """Run the input through the chosen task (and, with Compare, two baselines)."""
+        text = self.input.toPlainText().strip()
+        if not text:
+            self.status.setText("Type an input first.")
+            return
+        self._drop_requests()
+        task = self.current_task()
+        self._clear_outputs()
+        self.status.setText("Running…")
+        self.run_button.setEnabled(False)
+        self.stop_button.setEnabled(True)
+        common = self.generation_settings()
+        trained = task is not None and bool(self.session.library.list_versions(task.name))
+        if self.compare.isChecked() and task is not None:
+            rows = [{"text": text}, {"text": instruction_text(task, text)}]
+            self.boxes_in_use = [BASE_BOX, INSTRUCTION_BOX]
+            if trained:
+                rows.append({"text": text, "task": task.name})
+                self.boxes_in_use.append(PROMPT_BOX)
+            else:
+                self.outputs[PROMPT_BOX].setPlainText("Not trained yet: train a version on "
+                                                      "the task page to compare it here.")
+        else:
+            rows = [{"text": text, **({"task": task.name} if task else {})}]
+            self.boxes_in_use = [self._single_box()]
+        self._layout_outputs()
+        self.op = (self.session.op("generate", {"rows": rows, **common})
+                   .on_token(self._on_token).on_success(self._on_generated)
+                   .on_failure(self._on_failed).run())
+        if trained and task.kind == "classify" and task.labels:
+            self.score_op = (self.session.op("score", {"task": task.name, "texts": [text]})
+                             .on_success(self._on_scored).on_failure(self._on_failed).run())
+
+    def stop_generation(self) -> None:
+        """Stop the running generation (the engine ends it at the next token)."""
+        if self.op is not None and not self.op.finished:
+            self.session.op("cancel", {"job": self.op.id}).run()
+            self.status.setText("Stopping…")
+            self.stop_button.setEnabled(False)
+
+    def generation_settings(self) -> dict:
+        """The per-row generation settings the engine's ``generate`` op takes."""
+        stops = [part for part in (p.strip() for p in self.stop.text().split(",")) if part]
+        return {"max_new_tokens": self.max_tokens.value(),
+                "temperature": self.temperature.value(), "top_p": self.top_p.value(),
+                "stop": stops}
+
+    def _single_box(self) -> int:
+        """Where a single run's answer goes: the soft-prompt box for a task, else the base
+        model's box, so turning Compare on never shows it under the wrong title."""
+        return PROMPT_BOX if self.current_task() is not None else BASE_BOX
+
+    def _layout_outputs(self) -> None:
+        on = self.compare.isChecked() and self.current_task() is not None
+        single = self._single_box()
+        for i, box in enumerate(self.output_boxes):
+            box.setVisible(on or i == single)
+            box.setTitle(COMPARE_TITLES[i] if on else "Output")
+
+    def _on_compare(self, _on: bool) -> None:
+        # The baselines' boxes never keep answers to another input or task.
+        if not self.running:
+            for i in (BASE_BOX, INSTRUCTION_BOX):
+                if i != self._single_box():
+                    self.outputs[i].clear()
+        self._layout_outputs()
+
+    def _clear_outputs(self) -> None:
+        for edit in self.outputs:
+            edit.clear()
+        self.bars.clear()
+        self.generated = None
+
+    def _drop_requests(self) -> None:
+        """Forget the answers still coming for an earlier run (and stop its generation)."""
+        if self.op is not None and not self.op.finished:
+            self.session.op("cancel", {"job": self.op.id}).run()
+        for op in (self.op, self.score_op):
+            if op is not None and not op.finished:
+                op.detach()
+        self.op = self.score_op = None
+        self.run_button.setEnabled(True)
+        self.stop_button.setEnabled(False)
+
+    def _on_task_changed(self, name: str) -> None:
+        self._drop_requests()
+        self._clear_outputs()
+        self.pin.blockSignals(True)
+        self.pin.setChecked(name in self.settings.value(PINNED_KEY, [], type=list))
+        self.pin.blockSignals(False)
+        self._show_task_facts()
+        self._layout_outputs()
+
+    def _show_task_facts(self) -> None:
+        task = self.current_task()
+        self.pin.setEnabled(task is not None)
+        if task is not None:
+            self.status.setText(f"{task.kind} · {task.description}" if task.description
+                                else task.kind)
+        else:
+            self.status.setText("The base model without any prompt.")
+
+    def _on_pin(self, on: bool) -> None:
+        name = self.task_combo.currentText()
+        pinned = [n for n in self.settings.value(PINNED_KEY, [], type=list) if n != name]
+        if on:
+            pinned.append(name)
+        self.settings.setValue(PINNED_KEY, pinned)
+
+    def _edit_for_row(self, row: int) -> QPlainTextEdit | None:
+        boxes = self.boxes_in_use
+        return self.outputs[boxes[row]] if 0 <= row < len(boxes) else None
+
+    def _on_token(self, piece: Token) -> None:
+        edit = self._edit_for_row(piece.row)
+        if edit is not None:
+            edit.moveCursor(edit.textCursor().MoveOperation.End)
+            edit.insertPlainText(piece.text)
+
+    def _on_generated(self, generated: Generated) -> None:
+        self.generated = generated
+        for row, res in enumerate(generated.results):
+            edit = self._edit_for_row(row)
+            if edit is not None:
+                edit.setPlainText(res.text)
+        self.stop_button.setEnabled(False)
+        self._maybe_finished()
+
+    def _on_scored(self, scored: Scored) -> None:
+        if scored.results:
+            self.bars.show_probs(scored.results[0].label, scored.results[0].probs)
+        self._maybe_finished()
+
+    def _maybe_finished(self) -> None:
+        """Say 'Done' only once every answer of the run is shown (text and probabilities)."""
+        if self.running:
+            self.status.setText("Scoring the labels…" if self.generated else "Running…")
+            return
+        generated = self.generated
+        if generated is None:
+            return
+        self.run_button.setEnabled(True)
+        tokens = sum(len(r.tokens) for r in generated.results)
+        word = "Stopped" if generated.status == "cancelled" else "Done"
+        self.status.setText(f"{word} · {tokens} tokens")
+        self.sig_finished.emit([r.text for r in generated.results])
+
+    def _on_failed(self, message: str) -> None:
+        self._drop_requests()
+        self.status.setText(f"<span style='color:#b91c1c'>{message}</span>")
+        self.sig_failed.emit(message)

@@ -1,0 +1,171 @@
+"""Dialogs opened from the task page: train or continue a version, compare versions, edit."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QTableWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.widgets.file_preview import DATASET_FILTER
+from desktop.widgets.formatting import format_value, headline_metric, metric_label, parse_labels
+from desktop.widgets.tables import fill_table
+from desktop.widgets.training_settings import TrainingSettings
+from engine.library import Evaluation, Task, Version
+
+KINDS = ("generate", "classify")
+
+
+class TrainDialog(QDialog):
+    """Training settings for a new version; with ``parent_version`` it continues that version
+    on a new data file (same method, length and start; replay and anchor offered)."""
+
+    def __init__(self, task: str, task_names: list[str], parent: QWidget | None = None,
+                 *, parent_version: Version | None = None,
+                 seconds_per_step: float | None = None) -> None:
+        super().__init__(parent)
+        continual = parent_version is not None
+        self.setWindowTitle(f"{'Continue training' if continual else 'Train'} — {task}")
+        keeps = (f"{parent_version.method} × {parent_version.length}, from "
+                 f"v{parent_version.number}" if parent_version is not None else "")
+        self.settings = TrainingSettings([n for n in task_names if n != task],
+                                         continual=keeps, seconds_per_step=seconds_per_step)
+        self.data = QLineEdit(placeholderText="New examples (.jsonl, .csv, .tsv)")
+        layout = QVBoxLayout(self)
+        if continual:
+            note = QLabel(f"Continue v{parent_version.number} (the active version) on new "
+                          "data. Earlier examples are replayed and the prompt can be anchored "
+                          "to its parent, so it keeps what it knew; the Training tab shows "
+                          "the metrics before and after on the old and the new data.")
+            note.setWordWrap(True)
+            browse = QPushButton("Browse…")
+            browse.clicked.connect(self._browse)
+            row = QHBoxLayout()
+            row.addWidget(self.data, 1)
+            row.addWidget(browse)
+            layout.addWidget(note)
+            layout.addLayout(row)
+        layout.addWidget(self.settings, 1)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Start training")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "New data", "", DATASET_FILTER)
+        if path:
+            self.data.setText(path)
+
+
+def compare_same_data(versions: list[Version], evaluations: list[Evaluation]
+                      ) -> tuple[list[str], list[list[str]]]:
+    """Rows per (data, metric) and a column per version or baseline measured on that data,
+    for the data sets on which at least one of ``versions`` was evaluated."""
+    chosen = {v.id: f"v{v.number}" for v in versions}
+    digests = sorted({e.data_sha256 for e in evaluations if e.version_id in chosen})
+    columns: list[str] = list(chosen.values())
+    for e in evaluations:
+        if e.version_id is None and e.data_sha256 in digests and e.baseline not in columns:
+            columns.append(e.baseline)
+    rows = []
+    for digest in digests:
+        here = [e for e in evaluations if e.data_sha256 == digest]
+        latest: dict[str, Evaluation] = {}
+        for e in sorted(here, key=lambda e: e.created):
+            who = chosen.get(e.version_id) if e.version_id is not None else e.baseline
+            if who is not None and (e.version_id is None or e.baseline == "none"):
+                latest[who] = e
+        n = max((e.n for e in latest.values()), default=0)
+        for name in sorted({k for e in latest.values() for k in e.metrics}):
+            rows.append([f"{digest[:8]} (n={n})", metric_label(name),
+                         *(format_value(latest[c].metrics.get(name)) if c in latest else "—"
+                           for c in columns)])
+    return ["data", "metric", *columns], rows
+
+
+class CompareDialog(QDialog):
+    """Versions side by side: how they were trained, and their scores on the same data."""
+
+    def __init__(self, versions: list[Version], evaluations: list[Evaluation],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Compare versions")
+        self.facts = QTableWidget()
+        fill_table(self.facts, ["", *(f"v{v.number}" for v in versions)],
+                   [["method", *(v.method for v in versions)],
+                    ["length", *(str(v.length) for v in versions)],
+                    ["init", *(v.init for v in versions)],
+                    ["training metric", *(headline_metric(v.metrics) for v in versions)]])
+        self.same_data = QTableWidget()
+        header, rows = compare_same_data(versions, evaluations)
+        fill_table(self.same_data, header, rows)
+        note = QLabel("Scores on the same evaluation data (same hash: the same examples). "
+                      + ("" if rows else "None yet: use Evaluate… on the task page to "
+                         "measure these versions on the same data."))
+        note.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.facts)
+        layout.addWidget(note)
+        layout.addWidget(self.same_data, 1)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        self.resize(640, 480)
+
+
+class EditTaskDialog(QDialog):
+    """Rename a task or change its kind, labels, description and instruction."""
+
+    def __init__(self, task: Task, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.task = task
+        self.setWindowTitle(f"Edit task — {task.name}")
+        self.name = QLineEdit(task.name)
+        self.kind = QComboBox()
+        self.kind.addItems(KINDS)
+        self.kind.setCurrentText(task.kind)
+        self.labels = QLineEdit(", ".join(task.labels))
+        self.labels.setPlaceholderText("positive, negative")
+        self.description = QLineEdit(task.description)
+        self.instruction = QPlainTextEdit(task.instruction)
+        self.instruction.setMaximumHeight(90)
+        form = QFormLayout()
+        form.addRow("Name", self.name)
+        form.addRow("Kind", self.kind)
+        form.addRow("Labels", self.labels)
+        form.addRow("Description", self.description)
+        form.addRow("Instruction", self.instruction)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def changes(self) -> dict:
+        """The ``edit_task`` arguments for what the user changed (only ``task`` if nothing)."""
+        args: dict = {"task": self.task.name}
+        name = self.name.text().strip()
+        if name and name != self.task.name:
+            args["new_name"] = name
+        fields = {"kind": self.kind.currentText(), "description": self.description.text().strip(),
+                  "instruction": self.instruction.toPlainText().strip(),
+                  "labels": parse_labels(self.labels.text())}
+        for key, value in fields.items():
+            if value != getattr(self.task, key):
+                args[key] = value
+        return args

@@ -1,0 +1,122 @@
+"""Curves: live loss and eval plots (pyqtgraph), redrawn at most a few times a second.
+
+Every call happens on the GUI thread (job events arrive through Qt signals); the points are
+copied into fresh numpy arrays at each redraw, so nothing pyqtgraph draws is ever changed
+underneath it. A plot holds one curve per series name (one per task in joint training).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QHBoxLayout, QWidget
+
+from desktop.widgets.formatting import metric_label
+from desktop.widgets.plots import plot_widget, set_title
+
+REDRAW_MS = 250
+COLOURS = ("#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2")
+Points = list[tuple[int, float]]
+
+
+@dataclass
+class CurveData:
+    """What the two plots show: per series name its loss and eval points, the metric's
+    name, the job's total steps and which job it is (a new key resets the axes)."""
+
+    key: str = ""
+    losses: dict[str, Points] = field(default_factory=dict)
+    evals: dict[str, Points] = field(default_factory=dict)
+    metric_name: str = ""
+    total: int = 0
+
+
+def bounded_metric(name: str) -> bool:
+    """True for metrics on a 0–1 scale (everything but a loss)."""
+    return bool(name) and "loss" not in name
+
+
+class Curves(QWidget):
+    """A training-loss plot and an evaluation plot; ``set_data`` only marks them dirty."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.loss_plot = plot_widget("Training loss")
+        self.eval_plot = plot_widget("Evaluation")
+        for plot in (self.loss_plot, self.eval_plot):
+            plot.showGrid(x=True, y=True, alpha=0.3)
+            plot.setLabel("bottom", "step")
+        self.loss_curves: dict[str, pg.PlotDataItem] = {}
+        self.eval_curves: dict[str, pg.PlotDataItem] = {}
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.loss_plot)
+        layout.addWidget(self.eval_plot)
+        self.shown_key = ""
+        self._pending: CurveData | None = None
+        # Training sends an event per step; redrawing on each would starve the event loop.
+        self.timer = QTimer(self, interval=REDRAW_MS, singleShot=True)
+        self.timer.timeout.connect(self._redraw)
+
+    def set_data(self, data: CurveData) -> None:
+        """Show ``data`` at the next redraw (coalesces bursts of updates)."""
+        self._pending = CurveData(data.key, {k: list(v) for k, v in data.losses.items()},
+                                  {k: list(v) for k, v in data.evals.items()},
+                                  data.metric_name, data.total)
+        if not self.timer.isActive():
+            self.timer.start()
+
+    def flush(self) -> None:
+        """Redraw now (before a screenshot, or when a test checks the plots)."""
+        self.timer.stop()
+        self._redraw()
+
+    def _redraw(self) -> None:
+        data, self._pending = self._pending, None
+        if data is None:
+            return
+        self._draw(self.loss_plot, self.loss_curves, data.losses, symbol=False)
+        self._draw(self.eval_plot, self.eval_curves, data.evals, symbol=True)
+        name = metric_label(data.metric_name)
+        set_title(self.eval_plot, f"Evaluation ({name})" if name else "Evaluation")
+        if data.key != self.shown_key:
+            self.shown_key = data.key
+            self._reset_axes(data)
+        self._bound_metric_axis(data.metric_name)
+
+    def _reset_axes(self, data: CurveData) -> None:
+        """A new job gets fresh axes: steps 0–total, losses fitted to its own values."""
+        for plot in (self.loss_plot, self.eval_plot):
+            plot.enableAutoRange(axis="y")
+            if data.total:
+                plot.setXRange(0, data.total, padding=0.02)
+            else:
+                plot.enableAutoRange(axis="x")
+
+    def _bound_metric_axis(self, metric_name: str) -> None:
+        """A 0–1 metric (accuracy, F1…) is drawn on exactly 0–1; a loss fits its values."""
+        view = self.eval_plot.getViewBox()
+        if bounded_metric(metric_name):
+            view.setLimits(yMin=0.0, yMax=1.0)
+            view.setYRange(0.0, 1.0, padding=0)
+        else:
+            view.setLimits(yMin=None, yMax=None)
+            view.enableAutoRange(axis="y")
+
+    def _draw(self, plot: pg.PlotWidget, curves: dict[str, pg.PlotDataItem],
+              series: dict[str, Points], *, symbol: bool) -> None:
+        for name in [n for n in curves if n not in series]:
+            plot.removeItem(curves.pop(name))
+        for i, (name, points) in enumerate(series.items()):
+            curve = curves.get(name)
+            if curve is None:
+                colour = COLOURS[i % len(COLOURS)]
+                style = {"symbol": "o", "symbolSize": 6, "symbolBrush": colour} if symbol else {}
+                curve = curves[name] = plot.plot(pen=pg.mkPen(colour, width=2), name=name,
+                                                 **style)
+            steps = np.array([s for s, _ in points], dtype=float)
+            values = np.array([v for _, v in points], dtype=float)
+            curve.setData(steps, values)

@@ -1,0 +1,327 @@
+"""TrainingPage: the job queue and past runs, live progress and curves, cancel and resume."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.jobs import RESUMABLE, JobState, JobTracker
+from desktop.pages.base import Page
+from desktop.pages.training.curves import CurveData, Curves
+from desktop.session import Session
+from desktop.widgets.formatting import format_duration, metric_label, sample_note
+from engine.errors import PromptbankError
+from engine.library import Run
+
+STATUS_MARK = {"queued": "…", "running": "▶", "done": "✓", "cancelled": "■",
+               "interrupted": "■", "failed": "✗"}
+LIVE, RUN = "live", "run"
+ERROR = "<span style='color:#b91c1c'>{}</span>"
+
+
+def run_status(run: Run, live: bool = False) -> str:
+    """A run's state in words: done, failed, 'cancelled · resumable', 'interrupted · …'."""
+    if run.status == "running" and not live:
+        return "interrupted · resumable"  # its process is gone; the checkpoint is there
+    if run.status == "cancelled":
+        interrupted = run.summary.get("interrupted")
+        return "interrupted · resumable" if interrupted else "cancelled · resumable"
+    return run.status
+
+
+def run_steps(run: Run) -> int:
+    """The steps a run was asked for (0 when its configuration does not say)."""
+    return int((run.config.get("train") or {}).get("steps") or 0)
+
+
+def metric_series(metrics: list[dict]) -> tuple[list, list, str]:
+    """A run's logged loss points, eval points and the eval metric's name."""
+    losses = [(m["step"], float(m["loss"])) for m in metrics
+              if isinstance(m.get("loss"), int | float)]
+    key = next((k for k in ("metric", "eval_loss") if any(k in m for m in metrics)), "")
+    evals = [(m["step"], float(m[key])) for m in metrics
+             if key and isinstance(m.get(key), int | float)]
+    name = next((str(m["metric_name"]) for m in metrics if m.get("metric_name")), key)
+    return losses, evals, name
+
+
+def _metric(result: dict | None) -> str:
+    value = (result or {}).get("metric")
+    return f"{value:.4g}" if isinstance(value, int | float) else "?"
+
+
+def describe_summary(summary: dict, metric_name: str) -> str:
+    """A run's summary in words: best metric (with its eval-set size), why it stopped, how
+    long it trained, and continual gain/forgetting."""
+    name = metric_label(metric_name or "metric")
+    parts = []
+    best = summary.get("best") or {}
+    if isinstance(best.get("metric"), int | float):
+        parts.append(f"best {name} {best['metric']:.4g}{sample_note(best.get('n'))} at step "
+                     f"{best.get('step', '?')}")
+    if summary.get("stop_reason"):
+        parts.append(f"stopped: {summary['stop_reason']}")
+    if isinstance(summary.get("tokens_per_s"), int | float):
+        parts.append(f"{summary['tokens_per_s']:,.0f} data tokens/s")
+    if isinstance(summary.get("train_seconds"), int | float):
+        parts.append(f"trained for {format_duration(summary['train_seconds'])}")
+    lines = [" · ".join(parts)] if parts else []
+    cut = truncation_text(summary)
+    if cut:
+        lines.append(cut)
+    before, after = summary.get("before") or {}, summary.get("after") or {}
+    for data, change, sign in (("new", "gain_new", "gain"), ("old", "forgetting_old",
+                                                              "forgetting")):
+        if data in before or data in after:
+            line = (f"{data} data: {name} {_metric(before.get(data))} → "
+                    f"{_metric(after.get(data))}")
+            if isinstance(summary.get(change), int | float):
+                line += f" ({sign} {summary[change]:+.4g})"
+            lines.append(line)
+    return "<br>".join(lines)
+
+
+def truncation_text(summary: dict) -> str:
+    """How many training rows were cut to the longest row length ("" when none were)."""
+    cut = summary.get("truncated_rows")
+    if not isinstance(cut, int) or cut <= 0:
+        return ""
+    rows = summary.get("rows")
+    of = f" of {rows:,}" if isinstance(rows, int) else ""
+    return (f"{cut:,}{of} training rows were longer than the row limit and lost the start of "
+            "their input")
+
+
+def job_text(job: JobState) -> str:
+    """A job's line in the list."""
+    status = f"{job.status} · resumable" if job.status in RESUMABLE else job.status
+    if job.preparing:
+        status = "preparing rows"
+    return f"{STATUS_MARK.get(job.status, '')} {job.task} · {job.kind} · {status}"
+
+
+class TrainingPage(Page):
+    """Lists this session's jobs and the library's past runs; shows the selected one."""
+
+    KEY = "training"
+    TITLE = "Training"
+    TIP = "Training jobs, progress and curves"
+
+    def __init__(self, session: Session, jobs: JobTracker, parent: QWidget | None = None) -> None:
+        super().__init__(session, jobs, parent)
+        self.list = QListWidget()
+        self.list.setToolTip("Jobs of this session first, then the library's earlier runs.")
+        self.title = QLabel("No training yet. Train a task from its page or the New-task "
+                            "wizard.")
+        self.title.setStyleSheet("font-size: 13pt; font-weight: bold;")
+        self.title.setWordWrap(True)
+        self.progress = QProgressBar(maximum=1000)
+        self.stats = QLabel()
+        self.stats.setWordWrap(True)
+        self.stats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.curves = Curves()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the job; it saves a checkpoint and can be resumed.")
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue an interrupted or cancelled run from its last "
+                                      "checkpoint.")
+        self.open_button = QPushButton("Open new version")
+        buttons = QHBoxLayout()
+        for b in (self.cancel_button, self.resume_button, self.open_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        right = QWidget()
+        rlayout = QVBoxLayout(right)
+        rlayout.addWidget(self.title)
+        rlayout.addWidget(self.progress)
+        rlayout.addWidget(self.stats)
+        rlayout.addLayout(buttons)
+        rlayout.addWidget(self.curves, 1)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.list)
+        split.addWidget(right)
+        split.setSizes([260, 800])
+        QVBoxLayout(self).addWidget(split)
+        self.cancel_button.clicked.connect(self._cancel)
+        self.resume_button.clicked.connect(self._resume)
+        self.open_button.clicked.connect(self._open)
+        self.list.currentItemChanged.connect(lambda *_: self._show_selected())
+        jobs.sig_job_changed.connect(self._on_job)
+        session.sig_library_changed.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Rebuild the list: live jobs, then runs from the catalogue not shown as jobs."""
+        selected = self._selected()
+        self.list.blockSignals(True)
+        self.list.clear()
+        live_runs = set()
+        for job in reversed(self.jobs.jobs):
+            live_runs.add(job.run_id)
+            self._add(LIVE, job, job_text(job))
+        try:
+            runs = self.session.library.list_runs()
+        except PromptbankError:
+            runs = []
+        names = self._task_names()
+        for run in runs:
+            if run.id not in live_runs:
+                self._add(RUN, run, f"{STATUS_MARK.get(run.status, '')} "
+                          f"{names.get(run.task_id, '?')} · run {run.id} · {run_status(run)}")
+        self.list.blockSignals(False)
+        self._reselect(selected)
+        self._show_selected()
+
+    def _task_names(self) -> dict[int, str]:
+        return {t.id: t.name for t in self.session.library.list_tasks()}
+
+    def _add(self, kind: str, obj, text: str) -> None:
+        item = QListWidgetItem(text)
+        item.setData(Qt.ItemDataRole.UserRole, (kind, obj))
+        self.list.addItem(item)
+
+    def _selected(self):
+        item = self.list.currentItem()
+        return item.data(Qt.ItemDataRole.UserRole) if item else None
+
+    def _reselect(self, selected) -> None:
+        if self.list.count() == 0:
+            return
+        for row in range(self.list.count()):
+            if self.list.item(row).data(Qt.ItemDataRole.UserRole) == selected:
+                self.list.setCurrentRow(row)
+                return
+        self.list.setCurrentRow(0)
+
+    def select_job(self, job: JobState) -> None:
+        """Show ``job`` in the detail pane."""
+        for row in range(self.list.count()):
+            kind, obj = self.list.item(row).data(Qt.ItemDataRole.UserRole)
+            if kind == LIVE and obj is job:
+                self.list.setCurrentRow(row)
+                return
+
+    def _on_job(self, job: JobState) -> None:
+        item = next((self.list.item(r) for r in range(self.list.count())
+                     if self.list.item(r).data(Qt.ItemDataRole.UserRole) == (LIVE, job)), None)
+        if item is not None:
+            item.setText(job_text(job))
+        else:
+            self.refresh()
+            self.select_job(job)
+        selected = self._selected()
+        if selected and selected[1] is job:
+            self._show_job(job)
+
+    def _show_selected(self) -> None:
+        selected = self._selected()
+        if selected is None:
+            for b in (self.cancel_button, self.resume_button, self.open_button):
+                b.setEnabled(False)
+            self.curves.set_data(CurveData())
+            return
+        kind, obj = selected
+        if kind == LIVE:
+            self._show_job(obj)
+        else:
+            self._show_run(obj)
+
+    def _show_job(self, job: JobState) -> None:
+        self.title.setText(f"{job.task} — {job.kind} ({job.status})")
+        if job.preparing:
+            # Before step 0 the bar shows the rows prepared; the steps take it over after.
+            self.progress.setValue(int(1000 * job.prepared / job.rows))
+            parts = [f"preparing rows: {job.prepared:,} of {job.rows:,}"]
+        else:
+            self.progress.setValue(int(1000 * job.fraction))
+            parts = [f"step {job.step} of {job.total}" if job.total else "waiting to start"]
+        if job.loss is not None:
+            parts.append(f"loss {job.loss:.4f}")
+        if job.tokens_per_s:
+            parts.append(f"{job.tokens_per_s:,.0f} data tokens/s")
+        if job.elapsed_s is not None:
+            parts.append(f"{format_duration(job.elapsed_s)} elapsed")
+        if job.active and job.total:
+            eta = job.eta_s
+            parts.append(f"about {format_duration(eta)} left" if eta is not None
+                         else "time left: measuring the first step")
+        if job.version:
+            parts.append(f"saved as v{job.version}")
+        text = " · ".join(parts)
+        if job.message:
+            text += "<br>" + ERROR.format(job.message)
+        summary = job.outcome.summary if job.outcome else {}
+        described = describe_summary(summary, job.metric_name)
+        if described:
+            text += "<br>" + described
+        self.stats.setText(text)
+        self.curves.set_data(CurveData(f"job:{job.request_id}", {job.task: job.losses},
+                                       {job.task: job.evals}, job.metric_name, job.total))
+        self.cancel_button.setEnabled(job.active)
+        self.resume_button.setEnabled(job.status in (*RESUMABLE, "failed")
+                                      and job.run_id is not None)
+        self.open_button.setEnabled(job.version is not None)
+
+    def _show_run(self, run: Run) -> None:
+        name = self._task_names().get(run.task_id, "?")
+        status = run_status(run)
+        self.title.setText(f"{name} — run {run.id} ({status})")
+        metrics = self.session.library.run_metrics(run.id)
+        losses, evals, metric_name = metric_series(metrics)
+        steps = run_steps(run)
+        last = int(run.summary.get("steps") or (metrics[-1]["step"] if metrics else 0))
+        fraction = 1.0 if run.status == "done" else (last / steps if steps else 0.0)
+        self.progress.setValue(int(1000 * min(1.0, fraction)))
+        lines = [f"started {run.started.replace('T', ' ')[:16]} · {run.kind} · step {last}"
+                 + (f" of {steps}" if steps else "")]
+        if run.summary.get("error"):
+            lines.append(ERROR.format(f"Failed: {run.summary['error']}"))
+        elif run.status == "failed":
+            lines.append(ERROR.format("Failed; the engine recorded no reason."))
+        if run.summary.get("interrupted"):
+            lines.append(f"Interrupted: {run.summary['interrupted']}. Resume it to go on "
+                         f"from step {last}.")
+        summary = describe_summary(run.summary, metric_name)
+        if summary:
+            lines.append(summary)
+        self.stats.setText("<br>".join(lines))
+        self.curves.set_data(CurveData(f"run:{run.id}", {name: losses}, {name: evals},
+                                       metric_name, steps))
+        self.cancel_button.setEnabled(False)
+        self.resume_button.setEnabled(run.status in ("cancelled", "running", "failed"))
+        self.open_button.setEnabled(run.version_id is not None)
+
+    def _cancel(self) -> None:
+        selected = self._selected()
+        if selected and selected[0] == LIVE:
+            self.jobs.cancel(selected[1])
+            self.cancel_button.setEnabled(False)
+
+    def _resume(self) -> None:
+        selected = self._selected()
+        if not selected:
+            return
+        kind, obj = selected
+        if kind == LIVE and obj.run_id is not None:
+            self.jobs.resume(obj.run_id, obj.task)
+        elif kind == RUN:
+            self.jobs.resume(obj.id, self._task_names().get(obj.task_id, "?"))
+
+    def _open(self) -> None:
+        selected = self._selected()
+        if not selected:
+            return
+        kind, obj = selected
+        name = obj.task if kind == LIVE else self._task_names().get(obj.task_id, "")
+        self.session.notify_library_changed()
+        self.sig_show_task.emit("task", name)

@@ -1,0 +1,1 @@
+"""Widgets and helpers every page may use: tables, formatting, file previews, settings."""

@@ -1,0 +1,201 @@
+"""TrainingSettings: presets (Quick / Standard / Thorough) and an Advanced section.
+
+Presets are described by their steps and what they are for, never by minutes: how long a step
+takes depends on the machine. When this library has a finished run, the blurb adds the pace
+measured here. A continued version keeps its parent's method, length and start, so in
+continual mode those settings are not offered; replay and the anchor are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QRadioButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.widgets.formatting import format_duration
+from engine.training.config import DEFAULT_REPLAY, TrainConfig
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of training settings and what it is for."""
+
+    steps: int
+    length: int
+    batch_size: int
+    eval_every: int
+    purpose: str
+
+
+PRESETS = {
+    # Deep prefixes learn far faster than input-level prompts on small models, so every preset
+    # uses them; the presets differ in how long they train and how many virtual tokens they get.
+    "Quick": Preset(60, 8, 8, 20, "a first check that the data teaches the task"),
+    "Standard": Preset(300, 20, 8, 50, "a solid first version"),
+    "Thorough": Preset(1200, 32, 8, 100, "the best quality; worth a GPU"),
+}
+INITS = ("text", "labels", "vocab", "random")
+
+
+def preset_blurb(name: str, seconds_per_step: float | None = None) -> str:
+    """What a preset does in words, with the time it would take at ``seconds_per_step``."""
+    preset = PRESETS[name]
+    text = (f"{name}: {preset.steps:,} steps of {preset.batch_size} examples, "
+            f"{preset.length} virtual tokens — {preset.purpose}.")
+    if seconds_per_step:
+        text += (f" At the pace last measured in this library ({seconds_per_step:.2g} s a "
+                 f"step) about {format_duration(seconds_per_step * preset.steps)}.")
+    return text
+
+
+class TrainingSettings(QWidget):
+    """Picks a preset and lets the user adjust every setting under Advanced."""
+
+    def __init__(self, task_names: list[str], parent: QWidget | None = None,
+                 *, start_from: str = "", continual: str = "",
+                 seconds_per_step: float | None = None) -> None:
+        """``continual`` is the parent's description ('prefix × 20, init text') when the
+        settings are for continuing a version; empty for a new one."""
+        super().__init__(parent)
+        self.continual = bool(continual)
+        self.seconds_per_step = seconds_per_step
+        self.group = QButtonGroup(self)
+        presets = QHBoxLayout()
+        self.blurb = QLabel()
+        self.blurb.setWordWrap(True)
+        for name in PRESETS:
+            button = QRadioButton(name)
+            button.setToolTip(PRESETS[name].purpose)
+            self.group.addButton(button)
+            presets.addWidget(button)
+        presets.addStretch(1)
+
+        self.method = QComboBox()
+        self.method.addItems(["prefix", "prompt"])
+        self.method.setToolTip("prefix: per-layer keys/values (P-tuning v2), strong on small "
+                               "models. prompt: virtual input tokens only (smallest files).")
+        self.length = QSpinBox(minimum=1, maximum=512)
+        self.length.setToolTip("Number of virtual tokens.")
+        self.init = QComboBox()
+        self.init.addItems([*INITS, *(f"task:{n}" for n in task_names)])
+        self.init.setToolTip("How the prompt starts: from the instruction text, the label "
+                             "words, random vocabulary, random numbers, or another task's prompt.")
+        self.steps = QSpinBox(minimum=1, maximum=1_000_000)
+        self.lr = QDoubleSpinBox(decimals=4, minimum=0.0, maximum=10.0, singleStep=0.005)
+        self.lr.setSpecialValueText("default for the method")
+        self.lr.setToolTip("0 keeps the engine's measured default (prefix 0.02, prompt 0.3).")
+        self.batch = QSpinBox(minimum=1, maximum=1024)
+        self.eval_every = QSpinBox(minimum=0, maximum=100_000)
+        self.eval_every.setToolTip("Evaluate on the held-out split every N steps (0: only at "
+                                   "the end).")
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
+        self.checkpoint_every = QSpinBox(minimum=0, maximum=1_000_000)
+        self.checkpoint_every.setValue(TrainConfig.checkpoint_every)
+        self.checkpoint_every.setSpecialValueText("only at the start and when stopped")
+        self.checkpoint_every.setToolTip(
+            "Save a resumable checkpoint every N steps: if the engine stops unexpectedly, "
+            f"resuming loses at most N steps (default {TrainConfig.checkpoint_every}).")
+        self.replay = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.9, singleStep=0.05,
+                                     value=DEFAULT_REPLAY)
+        self.replay.setToolTip("Share of the training rows drawn from the earlier data, so "
+                               "the prompt keeps what it knew (0: new data only).")
+        self.anchor = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=100.0, singleStep=0.1,
+                                     value=0.0)
+        self.anchor.setToolTip("Weight of a pull towards the parent prompt (mean squared "
+                               "distance); 0: no pull. Try 0.1–1 when the old data is lost.")
+
+        form = QFormLayout()
+        if self.continual:
+            form.addRow(QLabel(f"The new version keeps its parent's method, length and start "
+                               f"({continual})."))
+        else:
+            for label, widget in (("Method", self.method), ("Length", self.length),
+                                  ("Start from", self.init)):
+                form.addRow(label, widget)
+        for label, widget in (("Steps", self.steps), ("Learning rate", self.lr),
+                              ("Batch size", self.batch), ("Evaluate every", self.eval_every),
+                              ("Seed", self.seed), ("Checkpoint every", self.checkpoint_every)):
+            form.addRow(label, widget)
+        advanced = QGroupBox("Advanced")
+        advanced.setCheckable(True)
+        advanced.setChecked(False)
+        inner = QWidget()
+        inner.setLayout(form)
+        box = QVBoxLayout(advanced)
+        box.addWidget(inner)
+        advanced.toggled.connect(inner.setVisible)
+        inner.setVisible(False)
+        self.advanced = advanced
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        if self.continual:
+            keep = QGroupBox("Keeping what it knew")
+            keep_form = QFormLayout(keep)
+            keep_form.addRow("Replay earlier data", self.replay)
+            keep_form.addRow("Anchor to the parent", self.anchor)
+            layout.addWidget(keep)
+        layout.addLayout(presets)
+        layout.addWidget(self.blurb)
+        layout.addWidget(advanced)
+        layout.addStretch(1)
+        self.group.buttonClicked.connect(lambda b: self.apply_preset(b.text()))
+        self.apply_preset("Quick")
+        if start_from:
+            self.init.setCurrentText(f"task:{start_from}")
+
+    def apply_preset(self, name: str) -> None:
+        """Fill the settings from preset ``name``."""
+        preset = PRESETS[name]
+        for button in self.group.buttons():
+            button.setChecked(button.text() == name)
+        self.blurb.setText(preset_blurb(name, self.seconds_per_step))
+        self.length.setValue(preset.length)
+        self.steps.setValue(preset.steps)
+        self.lr.setValue(0.0)
+        self.batch.setValue(preset.batch_size)
+        self.eval_every.setValue(preset.eval_every)
+
+    def config(self) -> dict:
+        """The settings as a TrainConfig-shaped dict for the engine's ``train`` or
+        ``continue`` op (continual: no method, length or init; replay and anchor)."""
+        config: dict = {"steps": self.steps.value(), "batch_size": self.batch.value(),
+                        "eval_every": self.eval_every.value(), "seed": self.seed.value(),
+                        "checkpoint_every": self.checkpoint_every.value()}
+        if self.continual:
+            config.update(replay=self.replay.value(), anchor=self.anchor.value())
+        else:
+            config.update(method=self.method.currentText(), length=self.length.value(),
+                          init=self.init.currentText())
+        if self.lr.value() > 0:
+            config["lr"] = self.lr.value()
+        return config
+
+
+def usable_init(config: dict, *, has_text: bool, kind: str) -> dict:
+    """``config`` with an init that can work: 'text' needs an instruction or description, so
+    without one a classify task starts from its labels and a generate task from vocabulary."""
+    if config.get("init") == "text" and not has_text:
+        return {**config, "init": "labels" if kind == "classify" else "vocab"}
+    return config
+
+
+def measured_pace(runs: list) -> float | None:
+    """Seconds per step of the latest finished run that recorded its time, or None."""
+    for run in sorted(runs, key=lambda r: r.id, reverse=True):
+        seconds, steps = run.summary.get("train_seconds"), run.summary.get("steps")
+        if run.status == "done" and isinstance(seconds, int | float) and steps:
+            return float(seconds) / int(steps)
+    return None
