@@ -35,6 +35,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def engine_threads(settings: QSettings) -> int:
+    """The engine's thread count from the settings (0, also for a damaged value: automatic)."""
+    value = str(settings.value("engine/threads", 0))
+    return int(value) if value.isdigit() else 0
+
+
 def exit_when_ready(app: QApplication, window: MainWindow, timeout_s: float = 300) -> None:
     """For ``--check``: quit with 0 once the model is loaded, 1 on an engine error."""
     def on_model(info: ModelDescription | None) -> None:
@@ -65,7 +71,8 @@ def build(args: argparse.Namespace, settings: QSettings) -> MainWindow:
     gpu = engine_env.status()
     engine = EngineProcess([], python=gpu.python if gpu.ready else None)
     examples = resources_dir() / "examples" if args.examples else None
-    session = Session(engine, library, model_spec=model, device=device, examples=examples)
+    session = Session(engine, library, model_spec=model, device=device, examples=examples,
+                      threads=engine_threads(settings))
     engine.worker_args = session.worker_args()
     return MainWindow(session, settings=settings)
 

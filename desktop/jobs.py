@@ -17,6 +17,7 @@ from engine.payloads import (
     EvalProgress,
     JobOutcome,
     Payload,
+    PrepareProgress,
     Queued,
     Started,
     StepProgress,
@@ -38,6 +39,9 @@ class JobState:
     run_id: int | None = None
     step: int = 0
     total: int = 0
+    # Rows tokenised of all the training rows, while the engine prepares them (before step 0).
+    prepared: int = 0
+    rows: int = 0
     loss: float | None = None
     tokens_per_s: float | None = None
     losses: Points = field(default_factory=list)
@@ -66,6 +70,11 @@ class JobState:
         if self.status == "done":
             return 1.0
         return min(1.0, self.step / self.total) if self.total else 0.0
+
+    @property
+    def preparing(self) -> bool:
+        """True while the engine tokenises the job's rows, before its first step."""
+        return self.active and self.started_at is None and self.rows > 0
 
     @property
     def active(self) -> bool:
@@ -162,6 +171,9 @@ class JobTracker(QObject):
     def _progress(self, job: JobState, progress: Payload) -> None:
         if isinstance(progress, Queued):
             job.status = "queued"
+        elif isinstance(progress, PrepareProgress):
+            # Rows, not steps: kept apart so the step total stays the one Started gives.
+            job.prepared, job.rows = progress.done, progress.total
         elif isinstance(progress, Started):
             self._started(job, progress)
         elif isinstance(progress, StepProgress):

@@ -41,11 +41,13 @@ class Session(QObject):
 
     def __init__(self, engine: EngineProcess, library_root: Path | str | None,
                  model_spec: str = "default", device: str = "auto",
-                 parent: QObject | None = None, *, examples: Path | None = None) -> None:
+                 parent: QObject | None = None, *, examples: Path | None = None,
+                 threads: int = 0) -> None:
         super().__init__(parent)
         self.engine = engine
         self.model_spec = model_spec
         self.device = device
+        self.threads = threads  # 0: the engine's choice beside the desktop (a core left free)
         self.library, self.library_problem = open_catalogue(library_root)
         self.examples = examples  # installed by the engine once it is ready, then forgotten
         self.model: ModelDescription | None = None
@@ -59,7 +61,8 @@ class Session(QObject):
     def worker_args(self) -> list[str]:
         """Global options for ``promptbank worker`` from the current settings."""
         return ["--model", self.model_spec, "--device", self.device,
-                "--library", str(self.library.root)]
+                "--library", str(self.library.root),
+                "--threads", str(self.threads) if self.threads else "shared"]
 
     def open_library(self, root: Path | str) -> None:
         """Switch to another library folder and restart the engine on it."""

@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Sequence
 
 from engine import __version__
+from engine.cpu_threads import THREADS_ENV, threads_setting
 from engine.errors import PromptbankError
 from engine.launch import frozen
 
@@ -41,6 +42,10 @@ def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
                         choices=["auto", "float32", "bfloat16", "float16"],
                         help="model precision (auto: bfloat16 on a GPU that has it, else "
                              "float32)")
+    parser.add_argument("--threads", type=threads_setting,
+                        default=default(os.environ.get(THREADS_ENV, "auto")),
+                        help="CPU threads for the model: auto (every core), shared (one core "
+                             "left for another busy program) or a number")
     parser.add_argument("--json", action="store_true", default=default(False),
                         help="print machine-readable JSON")
     parser.add_argument("--debug", action="store_true", default=default(False),

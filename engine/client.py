@@ -179,26 +179,31 @@ class Client:
                 print(line, file=sys.stderr)
 
     def _read_events(self, stream: IO[bytes], unsolicited: queue.Queue[Any]) -> None:
-        for raw in stream:
-            if not raw.strip():
-                continue
-            try:
-                event = decode_event(raw)
-            except ProtocolError as exc:
-                self._stderr.append(f"unreadable engine line ({exc}): {raw[:200]!r}")
-                continue
+        # Whatever ends this thread, every waiting request hears that the worker is gone.
+        try:
+            for raw in stream:
+                if raw.strip():
+                    self._route(raw, unsolicited)
+        finally:
             with self._lock:
-                handle = self._pending.get(event.id)
-            if handle is not None:
-                handle.events.put(event)
-            else:
-                unsolicited.put(event)
+                self._alive = False
+                handles = list(self._pending.values())
+            for handle in handles:
+                handle.events.put(_DEAD)
+            unsolicited.put(_DEAD)
+
+    def _route(self, raw: bytes, unsolicited: queue.Queue[Any]) -> None:
+        try:
+            event = decode_event(raw)
+        except ProtocolError as exc:
+            self._stderr.append(f"unreadable engine line ({exc}): {raw[:200]!r}")
+            return
         with self._lock:
-            self._alive = False
-            handles = list(self._pending.values())
-        for handle in handles:
-            handle.events.put(_DEAD)
-        unsolicited.put(_DEAD)
+            handle = self._pending.get(event.id)
+        if handle is not None:
+            handle.events.put(event)
+        else:
+            unsolicited.put(event)
 
     def _forget(self, rid: str) -> None:
         with self._lock:
@@ -236,12 +241,12 @@ class Client:
         self.send_line(Request(rid, op, args or {}).encode())
         return handle
 
-    def send_line(self, line: str) -> None:
+    def send_line(self, line: str | bytes) -> None:
         """Write one raw line to the worker (tests use it for malformed input)."""
         assert self._writer is not None
         try:
             with self._lock:
-                self._writer.write(line.encode())
+                self._writer.write(line.encode() if isinstance(line, str) else line)
                 self._writer.flush()
         except (BrokenPipeError, OSError, ValueError) as exc:
             raise WorkerDied(f"The engine process is not running ({self.death_reason()}).",

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine import safe_json
 from engine.errors import PromptbankError
 
 MAX_BYTES = 1 << 30
@@ -211,9 +212,9 @@ def jsonl_records(text: str, name: str) -> Iterator[tuple[int, dict]]:
         if not raw.strip():
             continue
         try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise PromptbankError(f"Malformed JSON on line {number} of {name}: {exc.msg}.",
+            record = safe_json.loads(raw)
+        except safe_json.JsonRefused as exc:
+            raise PromptbankError(f"Malformed JSON on line {number} of {name}: {exc}.",
                                   hint="Fix that line; each line must be one JSON object.") from exc
         if not isinstance(record, dict):
             raise PromptbankError(f"Line {number} of {name} is not a JSON object.",

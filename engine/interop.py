@@ -5,6 +5,9 @@ PEFT: ``adapter_config.json`` + ``adapter_model.safetensors`` holding ``prompt_e
 for grouped-query models). KoboldAI: a zip with ``tensor.npy`` (n, hidden) and
 ``meta.json``; it has no prefix form. Packs (``.pbpack``): a zip with ``manifest.json``,
 prompt files and optional eval data, checked member by member before anything is written.
+Every import checks what it brings against the loaded model (``ImportTarget``): the geometry,
+a length that leaves room for data in the context, the archive's total size, and for PEFT
+adapters the base model and layer count their config names.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from engine import safe_json
 from engine.clock import utc_now
 from engine.data import parse_examples
 from engine.errors import PromptbankError
@@ -30,7 +34,7 @@ from engine.fileio import atomic_write_bytes, sha256_bytes
 from engine.library import Library, Version
 from engine.methods import by_peft_type, get_method
 from engine.methods.base import PromptMethod
-from engine.prompts import ModelGeometry, SoftPrompt
+from engine.prompts import ModelGeometry, SoftPrompt, check_length
 
 FORMATS = ("peft", "kobold", "pack", "safetensors")
 PACK_FORMAT = "promptbank-pack"
@@ -38,6 +42,37 @@ PACK_VERSION = 1
 MAX_MEMBER_BYTES = 256 << 20
 MAX_MEMBERS = 10000
 MAX_META_BYTES = 1 << 20
+#: All members of an archive together, uncompressed (a pack of a large library stays far below).
+MAX_ARCHIVE_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class ImportTarget:
+    """The loaded model as imports check against it: its geometry, its context length, and
+    the names a PEFT adapter may give it as its base model."""
+
+    geometry: ModelGeometry
+    context: int
+    names: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, host) -> ImportTarget:
+        """The target of a loaded ``ModelHost``."""
+        names = (host.name, str(host.folder), str(getattr(host.config, "_name_or_path", "")))
+        return cls(ModelGeometry.of(host), host.max_positions, tuple(n for n in names if n))
+
+    def known_as(self, name: str) -> bool:
+        """Whether ``name`` (a hub id or a path) names this model: the last parts match."""
+        return _last_part(name) in {_last_part(n) for n in self.names}
+
+    @property
+    def display_name(self) -> str:
+        """The name messages give the loaded model."""
+        return self.names[0] if self.names else "the loaded model"
+
+
+def _last_part(name: str) -> str:
+    return PurePosixPath(name.replace("\\", "/").rstrip("/")).name.lower()
 
 
 @dataclass
@@ -67,6 +102,14 @@ def _model_heads(library: Library, prompt: SoftPrompt) -> int:
     return int(info.get("heads") or prompt.geometry.hidden_size // prompt.geometry.head_dim)
 
 
+def _check_prompt(prompt: SoftPrompt, model: ImportTarget, source: str, *,
+                  force: bool = False) -> None:
+    """Refuse a prompt the loaded model cannot serve: another geometry (another model with
+    ``force``), or a length that leaves no room for data in its context."""
+    prompt.check_fits(model.geometry, force=force)
+    check_length(prompt.length, model.context, source=source)
+
+
 def _add_imported(library: Library, task: str, prompt: SoftPrompt, report: ImportReport,
                   source: str) -> None:
     """Add ``prompt`` as a new version of ``task`` (created if absent), unless already there."""
@@ -89,10 +132,11 @@ def _same_prompt(library: Library, version: Version, prompt: SoftPrompt) -> bool
     return torch.equal(load_version(library, version).tensor, prompt.tensor)
 
 
-def _check_rows(method: PromptMethod, rows: torch.Tensor, model: ModelGeometry,
+def _check_rows(method: PromptMethod, rows: torch.Tensor, model: ImportTarget,
                 source: str) -> None:
     """Refuse token rows (PEFT's or KoboldAI's layout) that do not fit the loaded model."""
-    method.check_peft_rows(rows, model, source)
+    method.check_peft_rows(rows, model.geometry, source)
+    check_length(rows.shape[0], model.context, source=source)
     if not torch.isfinite(rows).all():
         raise PromptbankError(f"{source} holds NaN or infinite values.")
 
@@ -109,14 +153,14 @@ def export_safetensors(library: Library, version: Version, out: Path) -> Path:
     return out
 
 
-def import_safetensors(library: Library, path: Path, model: ModelGeometry, *,
+def import_safetensors(library: Library, path: Path, model: ImportTarget, *,
                        task: str | None = None, force: bool = False) -> ImportReport:
     """Import a Promptbank prompt file as a new version (its task is created if absent)."""
     data = _read_capped(Path(path))
     prompt = SoftPrompt.from_bytes(data, source=str(path))
-    prompt.check_fits(model, force=force)
+    _check_prompt(prompt, model, str(path), force=force)
     report = ImportReport()
-    if prompt.geometry.fingerprint != model.fingerprint:
+    if prompt.geometry.fingerprint != model.geometry.fingerprint:
         report.notes.append("The prompt was trained on another model of the same size.")
     _add_imported(library, task or prompt.task or Path(path).stem, prompt, report, Path(path).name)
     return report
@@ -167,18 +211,17 @@ def export_peft(library: Library, version: Version, out: Path) -> Path:
     return out
 
 
-def read_peft(folder: Path, model: ModelGeometry) -> tuple[str, torch.Tensor]:
-    """The method and our-layout tensor of a PEFT prompt-learning adapter folder."""
+def read_peft(folder: Path, model: ImportTarget, *,
+              force: bool = False) -> tuple[str, torch.Tensor, list[str]]:
+    """The method, our-layout tensor and notes of a PEFT prompt-learning adapter folder,
+    refused when its config names another layer count, or (unless ``force``) another model."""
     folder = Path(folder)
     config_path, weights_path = folder / "adapter_config.json", folder / "adapter_model.safetensors"
     if not config_path.is_file() or not weights_path.is_file():
         raise PromptbankError(f"{folder} is not a PEFT adapter folder.",
                               hint="It needs adapter_config.json and adapter_model.safetensors.")
-    try:
-        config = json.loads(config_path.read_bytes()[:MAX_META_BYTES])
-        peft_type = config["peft_type"]
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise PromptbankError(f"{config_path} is not a valid adapter config.") from exc
+    config = _json_file(config_path)
+    peft_type = config.get("peft_type")
     method = by_peft_type(peft_type) if isinstance(peft_type, str) else None
     if method is None:
         raise PromptbankError(f"{folder} is a {peft_type} adapter; only PROMPT_TUNING and "
@@ -187,6 +230,7 @@ def read_peft(folder: Path, model: ModelGeometry) -> tuple[str, torch.Tensor]:
     if config.get("prefix_projection"):
         raise PromptbankError(f"{folder} holds an un-folded prefix encoder (prefix_projection).",
                               hint="Re-save it with prefix_projection=False.")
+    notes = _check_peft_model(config, model, folder, force)
     try:
         tensors = st_load(_read_capped(weights_path))
     except SafetensorError as exc:
@@ -195,17 +239,42 @@ def read_peft(folder: Path, model: ModelGeometry) -> tuple[str, torch.Tensor]:
         raise PromptbankError(f"{weights_path} has no 'prompt_embeddings' tensor.")
     rows = tensors["prompt_embeddings"].float()
     _check_rows(method, rows, model, str(weights_path))
-    return method.name, method.from_token_rows(rows, model).contiguous()
+    return method.name, method.from_token_rows(rows, model.geometry).contiguous(), notes
 
 
-def import_peft(library: Library, folder: Path, model: ModelGeometry, *,
-                task: str | None = None) -> ImportReport:
+def _check_peft_model(config: dict, model: ImportTarget, folder: Path, force: bool) -> list[str]:
+    """Refuse an adapter whose config names another layer count, or another base model
+    unless ``force``; the notes say what was assumed."""
+    layers = config.get("num_layers")
+    if layers is not None and layers != model.geometry.layers:
+        raise PromptbankError(
+            f"{folder} is a PEFT adapter for a model of {layers} layers; the loaded model "
+            f"({model.display_name}) has {model.geometry.layers}, so it cannot be used.",
+            hint="Load the model it was trained for.")
+    base = config.get("base_model_name_or_path")
+    if not isinstance(base, str) or not base.strip():
+        return ["PEFT adapters carry no model fingerprint and this one names no base model; "
+                "the prompt is assumed to be for the loaded model (same shape)."]
+    if model.known_as(base):
+        return [f"PEFT adapters carry no model fingerprint; this one names {base}, the loaded "
+                "model's name, and its shape fits."]
+    if not force:
+        raise PromptbankError(
+            f"{folder} is a PEFT adapter for {base}; the loaded model is "
+            f"{model.display_name}.",
+            hint="Load that model, or use --force if it is the same model under another name "
+                 "(same size: results may be poor otherwise).")
+    return [f"The adapter names {base}, not the loaded model {model.display_name}; imported "
+            "with --force because its shape fits."]
+
+
+def import_peft(library: Library, folder: Path, model: ImportTarget, *,
+                task: str | None = None, force: bool = False) -> ImportReport:
     """Import a PEFT prompt/prefix-tuning adapter as a new version for the loaded model."""
-    method, tensor = read_peft(folder, model)
+    method, tensor, notes = read_peft(folder, model, force=force)
     name = task or Path(folder).resolve().name
-    prompt = SoftPrompt(method, tensor, model, task=name, init="import:peft")
-    report = ImportReport(notes=["PEFT adapters carry no model fingerprint; the prompt is "
-                                 "assumed to be for the loaded model (same shape)."])
+    prompt = SoftPrompt(method, tensor, model.geometry, task=name, init="import:peft")
+    report = ImportReport(notes=notes)
     _add_imported(library, name, prompt, report, "a PEFT adapter")
     return report
 
@@ -235,7 +304,7 @@ def export_kobold(library: Library, version: Version, out: Path, *, task_name: s
     return Path(out)
 
 
-def import_kobold(library: Library, path: Path, model: ModelGeometry, *,
+def import_kobold(library: Library, path: Path, model: ImportTarget, *,
                   task: str | None = None) -> ImportReport:
     """Import a KoboldAI soft-prompt zip as a prompt version for the loaded model."""
     with _open_zip(Path(path)) as zf:
@@ -253,11 +322,9 @@ def import_kobold(library: Library, path: Path, model: ModelGeometry, *,
     if array.dtype.kind not in "fiu":
         raise PromptbankError(f"The tensor.npy in {path} does not hold numbers.")
     tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-    _check_rows(get_method("prompt"), tensor, model, str(path))
-    if tensor.shape[0] == 0:
-        raise PromptbankError(f"The tensor.npy in {path} has no virtual tokens.")
+    _check_rows(get_method("prompt"), tensor, model, f"The tensor.npy in {path}")
     name = task or str(meta.get("name") or "").strip() or Path(path).stem
-    prompt = SoftPrompt("prompt", tensor, model, task=name, init="import:kobold",
+    prompt = SoftPrompt("prompt", tensor, model.geometry, task=name, init="import:kobold",
                         extra={"kobold_description": str(meta.get("description", ""))[:500]})
     report = ImportReport(notes=["KoboldAI soft prompts carry no model fingerprint; the prompt "
                                  "is assumed to be for the loaded model (same hidden size)."])
@@ -279,10 +346,17 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
 
 
 def _checked_members(zf: zipfile.ZipFile, path: Path) -> dict[str, zipfile.ZipInfo]:
-    """The archive's files by name, refusing escaping paths, links and oversized members."""
+    """The archive's files by name, refusing escaping paths, links, oversized members and
+    archives too large in all (a member never yields more than its listed size)."""
     infos = zf.infolist()
     if len(infos) > MAX_MEMBERS:
         raise PromptbankError(f"{path} holds too many files ({len(infos)}).")
+    total = sum(info.file_size for info in infos)
+    if total > MAX_ARCHIVE_BYTES:
+        raise PromptbankError(
+            f"{path} unpacks to {total / 2**20:,.0f} MiB, more than the "
+            f"{MAX_ARCHIVE_BYTES / 2**20:,.0f} MiB an import may hold; it was refused.",
+            hint="Export fewer tasks or versions per pack.")
     members: dict[str, zipfile.ZipInfo] = {}
     for info in infos:
         name = info.filename
@@ -323,12 +397,22 @@ def _json_member(zf: zipfile.ZipFile, name: str, path: Path) -> dict:
     info = zf.getinfo(name)
     if info.file_size > MAX_META_BYTES:
         raise PromptbankError(f"The {name} in {path} is oversized.")
+    return _json_object(_read_member(zf, info), f"The {name} in {path}")
+
+
+def _json_file(path: Path) -> dict:
+    with path.open("rb") as fh:
+        return _json_object(fh.read(MAX_META_BYTES + 1), str(path))
+
+
+def _json_object(data: bytes, what: str) -> dict:
+    """A small JSON object (manifest, meta or adapter config), bounded in size and depth."""
     try:
-        value = json.loads(_read_member(zf, info))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PromptbankError(f"The {name} in {path} is not valid JSON.") from exc
+        value = safe_json.loads(data, max_bytes=MAX_META_BYTES)
+    except safe_json.JsonRefused as exc:
+        raise PromptbankError(f"{what} is not valid JSON: {exc}.") from exc
     if not isinstance(value, dict):
-        raise PromptbankError(f"The {name} in {path} is not a JSON object.")
+        raise PromptbankError(f"{what} is not a JSON object.")
     return value
 
 
@@ -387,7 +471,7 @@ class _PackTask:
     eval_data: bytes | None
 
 
-def _read_pack(path: Path, model: ModelGeometry, force: bool) -> tuple[list[_PackTask], list[str]]:
+def _read_pack(path: Path, model: ImportTarget, force: bool) -> tuple[list[_PackTask], list[str]]:
     """Every task of a pack, fully checked (checksums, geometry) before anything is written."""
     notes: list[str] = []
     with _open_zip(path) as zf:
@@ -423,7 +507,7 @@ def _member_bytes(zf: zipfile.ZipFile, members: dict, ref: object, digest: objec
 
 
 def _read_pack_task(zf: zipfile.ZipFile, members: dict, entry: object, path: Path,
-                    model: ModelGeometry, force: bool, notes: list[str]) -> _PackTask:
+                    model: ImportTarget, force: bool, notes: list[str]) -> _PackTask:
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) \
             or not isinstance(entry.get("versions", []), list):
         raise PromptbankError(f"The manifest of {path} has a malformed task entry.")
@@ -432,9 +516,10 @@ def _read_pack_task(zf: zipfile.ZipFile, members: dict, entry: object, path: Pat
         if not isinstance(item, dict) or not isinstance(item.get("number"), int):
             raise PromptbankError(f"The manifest of {path} has a malformed version entry.")
         data = _member_bytes(zf, members, item.get("file"), item.get("sha256"), path)
-        prompt = SoftPrompt.from_bytes(data, source=f"{item.get('file')} in {path}")
-        prompt.check_fits(model, force=force)
-        if prompt.geometry.fingerprint != model.fingerprint:
+        source = f"{item.get('file')} in {path}"
+        prompt = SoftPrompt.from_bytes(data, source=source)
+        _check_prompt(prompt, model, source, force=force)
+        if prompt.geometry.fingerprint != model.geometry.fingerprint:
             notes.append(f"{entry['name']} v{item['number']} was trained on another model "
                          "of the same size (imported with --force).")
         prompts.append((item, data, prompt))
@@ -454,7 +539,7 @@ def _free_name(library: Library, name: str) -> str:
     return f"{name} ({number})"
 
 
-def import_pack(library: Library, path: Path, model: ModelGeometry, *,
+def import_pack(library: Library, path: Path, model: ImportTarget, *,
                 force: bool = False) -> ImportReport:
     """Import a ``.pbpack`` in one transaction; a task whose versions are all here is skipped,
     one that clashes by name is added under a new name."""
@@ -529,7 +614,7 @@ def detect_import_format(path: Path) -> str:
     return "safetensors"
 
 
-def import_any(library: Library, path: Path, model: ModelGeometry, *, task: str | None = None,
+def import_any(library: Library, path: Path, model: ImportTarget, *, task: str | None = None,
                force: bool = False) -> tuple[str, ImportReport]:
     """Import whatever ``path`` holds; returns the detected format and the report."""
     fmt = detect_import_format(Path(path))
@@ -538,7 +623,7 @@ def import_any(library: Library, path: Path, model: ModelGeometry, *, task: str 
     if fmt == "kobold":
         return fmt, import_kobold(library, path, model, task=task)
     if fmt == "peft":
-        return fmt, import_peft(library, path, model, task=task)
+        return fmt, import_peft(library, path, model, task=task, force=force)
     return fmt, import_safetensors(library, path, model, task=task, force=force)
 
 

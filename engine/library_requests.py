@@ -106,13 +106,12 @@ class LibraryRequests:
         self.send(DatasetAdded(dataset=asdict(dataset), added=dataset.id not in known).event(rid))
 
     def op_import(self, rid: str, args: dict) -> None:
-        from engine.interop import detect_import_format, import_any
-        from engine.prompts import ModelGeometry
+        from engine.interop import ImportTarget, detect_import_format, import_any
 
         path = _path(args["path"])
         detect_import_format(path)  # a wrong path fails before the model loads
         host = self.ensure_model(rid)
-        fmt, report = import_any(self.library, path, ModelGeometry.of(host), task=args["task"],
+        fmt, report = import_any(self.library, path, ImportTarget.of(host), task=args["task"],
                                  force=args["force"])
         self.send(Imported(format=fmt, **report.to_dict()).event(rid))
 

@@ -75,6 +75,7 @@ class ModelInfo:
     device: str
     dtype: str
     load_seconds: float
+    threads: int
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -230,6 +231,13 @@ def configure_device(device: torch.device) -> None:
         torch.backends.cuda.enable_cudnn_sdp(False)
 
 
+def use_threads(threads: int | None) -> None:
+    """Run torch's CPU operators on ``threads`` threads (None: torch's own choice), as chosen
+    by ``engine.cpu_threads``: the count is per process, so it is set with the model."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
 def _hash_file(path: Path, digest: hashlib._Hash) -> None:
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 22), b""):
@@ -329,12 +337,14 @@ class ModelHost:
         dtype: str = "auto",
         trust_remote_code: bool = False,
         progress: Progress = _no_progress,
+        threads: int | None = None,
     ) -> None:
         started = time.perf_counter()
         self.spec = spec or DEFAULT_SPEC
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, dtype)
         configure_device(self.device)
+        use_threads(threads)
         self.resolved = resolve_spec(self.spec)
         folder = self.resolved.folder
         weights = _weight_files(folder, self.resolved.gguf_file)
@@ -373,7 +383,7 @@ class ModelHost:
 
     @classmethod
     def random(cls, config, tokenizer, *, name: str, device: str = "auto",
-               dtype: str = "auto") -> ModelHost:
+               dtype: str = "auto", threads: int | None = None) -> ModelHost:
         """A model of ``config``'s shape with random weights, built on the device: speed
         benchmarks at published sizes without their weights (its outputs mean nothing)."""
         started = time.perf_counter()
@@ -382,6 +392,7 @@ class ModelHost:
         host.device = pick_device(device)
         host.dtype = pick_dtype(host.device, dtype)
         configure_device(host.device)
+        use_threads(threads)
         host.resolved = ResolvedSpec(name, "random", Path())
         host.folder = Path()
         host.tokenizer = tokenizer
@@ -461,4 +472,5 @@ class ModelHost:
             device=str(self.device),
             dtype=str(self.dtype).removeprefix("torch."),
             load_seconds=round(self.load_seconds, 3),
+            threads=torch.get_num_threads(),
         )

@@ -39,8 +39,8 @@ class MultitaskRequests:
                                 "different tasks.")
         configs = [self._train_config(args["config"], t) for t in tasks]
         self._submit(rid, "train_joint", tasks[0],
-                     lambda between: JointJob.start(self.library, self.ensure_model(rid), tasks,
-                                                    configs),
+                     lambda between, on_rows: JointJob.start(
+                         self.library, self.ensure_model(rid), tasks, configs, on_rows=on_rows),
                      tuple(tasks))
 
     def op_universal(self, rid: str, args: dict) -> None:
@@ -58,13 +58,14 @@ class MultitaskRequests:
             config.setdefault("replay", UNIVERSAL_REPLAY)
         settings = self._train_config(config)
         if sources:
-            def start(between):
+            def start(between, on_rows):
                 return UniversalJob.create(self.library, self.ensure_model(rid), name, sources,
-                                           settings, instruction=args["instruction"])
+                                           settings, instruction=args["instruction"],
+                                           on_rows=on_rows)
         else:
-            def start(between):
+            def start(between, on_rows):
                 return UniversalJob.update(self.library, self.ensure_model(rid), name, add,
-                                           settings, between=between)
+                                           settings, between=between, on_rows=on_rows)
         self._submit(rid, "universal", name, start, (name, *sources, *add))
 
     def op_rank_starts(self, rid: str, args: dict) -> None:

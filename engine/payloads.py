@@ -186,6 +186,17 @@ class RowsProgress(Payload):
 
 
 @dataclass
+class PrepareProgress(Payload):
+    """A training job tokenising its rows before its first step: ``done`` of ``total``
+    (sent after each chunk of rows)."""
+
+    EVENT: ClassVar[str] = "progress"
+    KIND: ClassVar[str] = "prepare"
+    done: int = 0
+    total: int = 0
+
+
+@dataclass
 class Token(Payload):
     """A piece of generated text for row ``row`` of a ``generate`` request."""
 
@@ -239,6 +250,7 @@ class ModelDescription(Payload):
     max_positions: int = 0
     device: str = ""
     dtype: str = ""
+    threads: int = 0
     load_seconds: float = 0.0
 
 
@@ -497,7 +509,7 @@ class ExamplesInstalled(Payload):
 
 PROGRESS: dict[str, type[Payload]] = {cls.KIND: cls for cls in (
     LoadProgress, Queued, Started, StepProgress, EvalProgress, VersionSaved, TaskFailed,
-    ProbeProgress, RowsProgress)}
+    ProbeProgress, RowsProgress, PrepareProgress)}
 RESULTS: dict[str, type[Payload]] = {
     "hello": Hello, "ping": Pong, "shutdown": Bye, "load_model": ModelDescription,
     "model_info": ModelDescription, "generate": Generated, "score": Scored,

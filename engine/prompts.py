@@ -14,13 +14,16 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from engine.chat import DEFAULT_MAX_LENGTH
 from engine.clock import utc_now
 from engine.errors import PromptbankError
 from engine.fileio import atomic_write_bytes, read_verified
 from engine.methods import METHODS, get_method
-from engine.st_header import read_header_metadata
+from engine.st_header import header_int, read_header_metadata
 
 FORMAT_VERSION = 1
+#: Tokens a prompt must leave free in the model's context: one training row's worth.
+DATA_ROOM = DEFAULT_MAX_LENGTH
 
 
 @dataclass
@@ -58,6 +61,11 @@ class SoftPrompt:
             raise PromptbankError(f"Unknown prompt method '{self.method}'.",
                                   hint=f"Use one of: {', '.join(METHODS)}.")
         self.tensor = self.tensor.detach().to("cpu", torch.float32).contiguous()
+        if self.tensor.numel() == 0:
+            # A prompt of no tokens steers nothing, and reshaping it fails later in serving.
+            raise PromptbankError(f"The {self.method} prompt has no virtual tokens (shape "
+                                  f"{tuple(self.tensor.shape)}); a prompt needs at least one.",
+                                  hint="Export the prompt again from where it was trained.")
         expected = self.expected_shape(self.length)
         if tuple(self.tensor.shape) != expected:
             raise PromptbankError(
@@ -109,20 +117,20 @@ class SoftPrompt:
         meta = read_header_metadata(data, source=source)
         if meta.get("format") != "promptbank":
             raise PromptbankError(f"{source} is not a Promptbank prompt file.")
-        if int(meta.get("format_version", "0")) > FORMAT_VERSION:
+        version = header_int(meta, "format_version", source=source, default=0)
+        if version > FORMAT_VERSION:
             raise PromptbankError(
-                f"{source} was written by a newer Promptbank (format "
-                f"{meta.get('format_version')}).", hint="Update Promptbank to read it.")
+                f"{source} was written by a newer Promptbank (format {version}).",
+                hint="Update Promptbank to read it.")
         method = meta.get("method", "")
+        if not meta.get("model_fingerprint"):
+            raise PromptbankError(f"{source} has a damaged header: it names no model.",
+                                  hint="Restore it from a backup or retrain.")
+        geometry = ModelGeometry(meta["model_fingerprint"], **{
+            key: header_int(meta, key, source=source)
+            for key in ("hidden_size", "layers", "kv_heads", "head_dim")})
         try:
             tensors = st_load(data)
-            geometry = ModelGeometry(
-                fingerprint=meta["model_fingerprint"],
-                hidden_size=int(meta["hidden_size"]),
-                layers=int(meta["layers"]),
-                kv_heads=int(meta["kv_heads"]),
-                head_dim=int(meta["head_dim"]),
-            )
         except Exception as exc:  # safetensors raises several types for damaged data
             raise PromptbankError(f"{source} is damaged or incomplete ({exc}).",
                                   hint="Restore it from a backup or retrain.") from exc
@@ -132,9 +140,12 @@ class SoftPrompt:
         if not torch.isfinite(tensor).all():
             raise PromptbankError(f"{source} holds NaN or infinite values.")
         extra = {k[2:]: v for k, v in meta.items() if k.startswith("x_")}
-        return cls(method=method, tensor=tensor, geometry=geometry, task=meta.get("task", ""),
-                   parent=meta.get("parent", ""), init=meta.get("init", ""),
-                   created=meta.get("created", ""), extra=extra)
+        try:
+            return cls(method=method, tensor=tensor, geometry=geometry,
+                       task=meta.get("task", ""), parent=meta.get("parent", ""),
+                       init=meta.get("init", ""), created=meta.get("created", ""), extra=extra)
+        except PromptbankError as exc:
+            raise PromptbankError(f"{source}: {exc.message}", hint=exc.hint) from exc
 
     @classmethod
     def load(cls, path: Path, *, sha256: str | None = None) -> SoftPrompt:
@@ -157,6 +168,19 @@ class SoftPrompt:
                 "This prompt was trained on another model of the same size (fingerprint "
                 f"{self.geometry.fingerprint[:12]} vs {model.fingerprint[:12]}).",
                 hint="Use --force to load it anyway; results may be poor.")
+
+
+def check_length(length: int, context: int, *, room: int = DATA_ROOM,
+                 source: str = "The prompt") -> None:
+    """Refuse a prompt of no virtual tokens, or one that leaves less than ``room`` tokens of
+    a model's ``context`` for the data (chat template, input and answer)."""
+    if length < 1:
+        raise PromptbankError(f"{source} has no virtual tokens; a prompt needs at least one.")
+    if length + room > context:
+        raise PromptbankError(
+            f"{source} has {length:,} virtual tokens, but the model's context of {context:,} "
+            f"tokens must keep {room:,} for the data, so at most {max(0, context - room):,} "
+            "fit.", hint="Use a shorter prompt (or shorter rows).")
 
 
 def prompt_shape(method: str, length: int, geometry: ModelGeometry) -> tuple[int, ...]:

@@ -10,9 +10,11 @@ request against it and names the offending argument.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
+from engine import safe_json
 from engine.methods import METHODS
 
 PROTOCOL_VERSION = 1
@@ -283,21 +285,22 @@ def ops_table_markdown() -> str:
 
 # --- decoding ---------------------------------------------------------------------------
 
-def _parse_object(line: str | bytes) -> dict[str, Any]:
-    if len(line) > MAX_LINE:
-        raise ProtocolError("line too long")
+def _parse_object(line: str | bytes, *, finite: bool) -> dict[str, Any]:
+    # Bounded in size and nesting before parsing: one deep line must not raise
+    # RecursionError in the thread that reads the pipe.
     try:
-        obj = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"not JSON: {exc.msg if hasattr(exc, 'msg') else exc}") from exc
+        obj = safe_json.loads(line, max_bytes=MAX_LINE, finite=finite)
+    except safe_json.JsonRefused as exc:
+        raise ProtocolError(str(exc)) from exc
     if not isinstance(obj, dict):
         raise ProtocolError("a line must be one JSON object")
     return obj
 
 
 def decode_request(line: str | bytes) -> Request:
-    """Parse a request line; ProtocolError says what is wrong with it."""
-    obj = _parse_object(line)
+    """Parse a request line; ProtocolError says what is wrong with it (also a line too long,
+    nested too deep, or holding a number out of range)."""
+    obj = _parse_object(line, finite=True)
     rid, op, args = obj.get("id"), obj.get("op"), obj.get("args", {})
     if not isinstance(rid, str) or not rid:
         raise ProtocolError("a request needs a non-empty string 'id'")
@@ -310,10 +313,23 @@ def decode_request(line: str | bytes) -> Request:
     return Request(rid, op, args)
 
 
+def read_lines(stream: BinaryIO, limit: int = MAX_LINE) -> Iterator[bytes]:
+    """The lines of a byte stream, each read into at most ``limit + 1`` bytes: the rest of a
+    longer line is skipped unread, so it costs no memory and decodes as too long."""
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        rest = line
+        while len(rest) > limit and not rest.endswith(b"\n"):
+            rest = stream.readline(limit + 1)
+        yield line
+
+
 def request_id_of(line: str | bytes) -> str:
     """The id of a line that failed to decode, when one can still be read (else "")."""
     try:
-        rid = json.loads(line).get("id")
+        rid = safe_json.loads(line, max_bytes=MAX_LINE).get("id")
     except (ValueError, AttributeError, TypeError):
         return ""
     return rid if isinstance(rid, str) else ""
@@ -321,7 +337,7 @@ def request_id_of(line: str | bytes) -> str:
 
 def decode_event(line: str | bytes) -> Event:
     """Parse an event line; ProtocolError says what is wrong with it."""
-    obj = _parse_object(line)
+    obj = _parse_object(line, finite=False)  # the engine's own numbers may be NaN
     rid, kind = obj.pop("id", None), obj.pop("type", None)
     if not isinstance(rid, str) or kind not in EVENT_TYPES:
         raise ProtocolError("an event needs a string 'id' and a known 'type'")

@@ -81,8 +81,17 @@ class Malformed:
     message: str
 
 
+@dataclass
+class InputFailed:
+    """The request reader stopped on an error: the worker can no longer hear its client."""
+
+    reason: str
+
+
 END_OF_INPUT = object()
-Item = Request | Malformed | object
+Item = Request | Malformed | InputFailed | object
+#: How often a main loop waiting for requests checks that the reader still runs (seconds).
+WATCH_S = 0.5
 #: Ops that change the jobs themselves: inside a job's start, step or finish they wait for its
 #: end, so a job is cancelled or checkpointed only at a step boundary.
 STEP_BOUNDARY_OPS = frozenset({"cancel", "shutdown"})
@@ -103,11 +112,14 @@ class Scheduler:
 
     def __init__(self, send: Callable[[Event], None], handle: Callable[[Request], None],
                  *, quick: Callable[[str], bool] = lambda op: True,
-                 on_failure: Callable[[BaseException], None] = lambda exc: None) -> None:
+                 on_failure: Callable[[BaseException], None] = lambda exc: None,
+                 input_alive: Callable[[], bool] = lambda: True) -> None:
         self.send = send
         self.handle = handle
         self.quick = quick
         self.on_failure = on_failure
+        self.input_alive = input_alive
+        self.exit_code = 0
         self.inbox: queue.Queue[Item] = queue.Queue()
         self.backlog: deque[Item] = deque()
         self.jobs: deque[JobEntry] = deque()
@@ -151,14 +163,23 @@ class Scheduler:
         if self.backlog:
             return self.backlog.popleft()
         try:
-            return self.inbox.get(block=block)
+            return self.inbox.get(block=block, timeout=WATCH_S if block else None)
         except queue.Empty:
+            # A reader that ended without a word (end of input is queued before it ends)
+            # would leave the worker deaf for ever: stop, so its client sees it gone.
+            if not self.input_alive() and self.inbox.empty():
+                return InputFailed("the request reader ended")
             return None
 
     def dispatch(self, item: Item) -> None:
         """Answer one request; every failure becomes an ``error`` event, never a crash."""
         if item is END_OF_INPUT:
             self.stop("the desktop or client went away")
+            return
+        if isinstance(item, InputFailed):
+            log.error("the worker cannot read requests any more (%s); it exits", item.reason)
+            self.exit_code = 1
+            self.stop(f"the worker could not read its input ({item.reason})")
             return
         if isinstance(item, Malformed):
             self.send(error(item.id, f"Malformed request: {item.message}."))
@@ -203,7 +224,7 @@ class Scheduler:
         self.served_s += time.perf_counter() - started
 
     def _must_wait(self, item: Item) -> bool:
-        if item is END_OF_INPUT:
+        if item is END_OF_INPUT or isinstance(item, InputFailed):
             return True
         if not isinstance(item, Request):
             return False

@@ -13,11 +13,13 @@ import logging
 import os
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from engine import __version__
+from engine.cpu_threads import resolve_threads
 from engine.errors import PromptbankError
 from engine.faults import release_memory
 from engine.library_requests import LibraryRequests
@@ -40,6 +42,7 @@ from engine.payloads import (
     NearTokens,
     Payload,
     Pong,
+    PrepareProgress,
     ResumableRun,
     RowsProgress,
     Scored,
@@ -54,10 +57,11 @@ from engine.protocol import (
     Request,
     decode_request,
     generate_rows,
+    read_lines,
     request_id_of,
     validate_args,
 )
-from engine.scheduler import END_OF_INPUT, JobEntry, Malformed, Scheduler
+from engine.scheduler import END_OF_INPUT, InputFailed, JobEntry, Malformed, Scheduler, one_line
 
 log = logging.getLogger("promptbank.worker")
 
@@ -182,7 +186,8 @@ class Worker(LibraryRequests, MultitaskRequests):
         self.host = ModelHost(wanted, device=device or self.args.device,
                               dtype=self.args.dtype,
                               trust_remote_code=self.args.trust_remote_code,
-                              progress=on_progress)
+                              progress=on_progress,
+                              threads=resolve_threads(getattr(self.args, "threads", None)))
         self._runtime = None
         if self._library is not None:
             self._library.record_model(self.host.info().to_dict())
@@ -307,8 +312,14 @@ class Worker(LibraryRequests, MultitaskRequests):
 
     def _submit(self, rid: str, op: str, task: str, start: Any,
                 tasks: tuple[str, ...] = ()) -> None:
+        """Queue a job that ``start(between, on_rows)`` builds when its turn comes; while it
+        tokenises its rows it sends ``prepare`` progress and answers quick requests."""
         def begin(between: Callable[[], None]) -> TrainingJobAdapter:
-            return TrainingJobAdapter(start(between), self.library, self._invalidate)
+            def on_rows(done: int, total: int) -> None:
+                self.send(PrepareProgress(done, total).event(rid))
+                between()
+
+            return TrainingJobAdapter(start(between, on_rows), self.library, self._invalidate)
 
         self.scheduler.submit(JobEntry(rid, op, task, begin, tasks=tasks))
 
@@ -318,8 +329,9 @@ class Worker(LibraryRequests, MultitaskRequests):
         from engine.training.job import TrainingJob
 
         self._submit(rid, "train", task,
-                     lambda between: TrainingJob.start(self.library, self.ensure_model(rid),
-                                                       task, config, between=between))
+                     lambda between, on_rows: TrainingJob.start(
+                         self.library, self.ensure_model(rid), task, config, between=between,
+                         on_rows=on_rows))
 
     def op_continue(self, rid: str, args: dict) -> None:
         config = self._train_config(args["config"])
@@ -330,9 +342,9 @@ class Worker(LibraryRequests, MultitaskRequests):
         from engine.training.job import TrainingJob
 
         self._submit(rid, "continue", task,
-                     lambda between: TrainingJob.start(self.library, self.ensure_model(rid),
-                                                       task, config, continue_data=data,
-                                                       between=between))
+                     lambda between, on_rows: TrainingJob.start(
+                         self.library, self.ensure_model(rid), task, config, continue_data=data,
+                         between=between, on_rows=on_rows))
 
     def op_resume(self, rid: str, args: dict) -> None:
         run_id = args["run_id"]
@@ -349,7 +361,8 @@ class Worker(LibraryRequests, MultitaskRequests):
         tasks = tuple(self._task_name(r.task_id) for r in self.library.joint_runs(run.joint_id)
                       ) if run.joint_id is not None else ()
         self._submit(rid, "resume", task,
-                     lambda between: resume_run(self.library, self.ensure_model(rid), run_id),
+                     lambda between, on_rows: resume_run(self.library, self.ensure_model(rid),
+                                                         run_id, on_rows=on_rows),
                      tasks)
 
     def _task_name(self, task_id: int) -> str:
@@ -473,23 +486,43 @@ class Worker(LibraryRequests, MultitaskRequests):
 
     # --- the process ------------------------------------------------------------------
 
-    def read(self, stream: TextIO) -> None:
-        """The reader thread: decode lines and queue them for the main loop."""
-        for line in stream:
-            if not line.strip():
-                continue
-            try:
-                self.scheduler.put(decode_request(line))
-            except ProtocolError as exc:
-                self.scheduler.put(Malformed(request_id_of(line), str(exc)))
+    def read(self, stream: BinaryIO) -> None:
+        """The reader thread: decode lines and queue them for the main loop.
+
+        A line that cannot be decoded, for whatever reason, is answered as a malformed
+        request. If reading itself fails the main loop is told, and the worker exits so its
+        client sees it gone and can start a fresh one.
+        """
+        try:
+            for line in read_lines(stream):
+                if line.strip():
+                    self.scheduler.put(decode_line(line))
+        except BaseException as exc:
+            log.error("reading requests failed:\n%s", traceback.format_exc())
+            self.scheduler.put(InputFailed(one_line(exc)))
+            return
         self.scheduler.put(END_OF_INPUT)
 
-    def serve(self, stream: TextIO) -> None:
-        """Say hello, then serve requests from ``stream`` until shutdown or end of input."""
+    def serve(self, stream: BinaryIO) -> int:
+        """Say hello, then serve requests from ``stream`` until shutdown or end of input;
+        the exit status (1 when the input could no longer be read)."""
         self.send(self.hello().event(""))
         reader = threading.Thread(target=self.read, args=(stream,), name="reader", daemon=True)
+        self.scheduler.input_alive = reader.is_alive
         reader.start()
         self.scheduler.run()
+        return self.scheduler.exit_code
+
+
+def decode_line(line: bytes) -> Request | Malformed:
+    """A request line decoded, or what the main loop answers instead: never an exception."""
+    try:
+        return decode_request(line)
+    except ProtocolError as exc:
+        return Malformed(request_id_of(line), str(exc))
+    except Exception as exc:  # a defect of ours costs this one line, not the reader
+        log.error("could not decode a request line:\n%s", traceback.format_exc())
+        return Malformed(request_id_of(line), one_line(exc))
 
 
 def protocol_stdout() -> TextIO:
@@ -507,5 +540,7 @@ def protocol_stdout() -> TextIO:
 def run(args: argparse.Namespace) -> int:
     """Serve stdin/stdout until ``shutdown`` or end of input."""
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="worker: %(message)s")
-    Worker(args, out=protocol_stdout()).serve(sys.stdin)
-    return 0
+    # A private handle on stdin: the interpreter, exiting, must not wait for the lock of a
+    # stream the reader thread is blocked in (that aborts the process).
+    requests = os.fdopen(os.dup(sys.stdin.fileno()), "rb")
+    return Worker(args, out=protocol_stdout()).serve(requests)

@@ -56,6 +56,10 @@ class ImportDialog(QDialog):
         self.task = QLineEdit(placeholderText="(its own name)")
         self.task.setToolTip("The task a single prompt goes to; packs keep their task names.")
         self.force = QCheckBox("Accept prompts trained on another model of the same size")
+        self.force.setToolTip("Also accepts a PEFT adapter whose config names another base "
+                              "model, when it is the loaded model under another name. A prompt "
+                              "the model cannot serve (another size, too long) is still "
+                              "refused.")
         self.report = QLabel("Prompts for another model are refused unless you tick the box; "
                              "a name that is taken is imported as 'name (2)'.")
         self.report.setWordWrap(True)

@@ -1,5 +1,5 @@
-"""SettingsDialog: the base model (checked by loading it), the device, the library folder, and
-the engine (CPU, or the GPU engine installed on demand)."""
+"""SettingsDialog: the base model (checked by loading it), the device, the CPU threads, the
+library folder, and the engine (CPU, or the GPU engine installed on demand)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop.session import Session
 from desktop.settings.engine_panel import EnginePanel
+from engine.cpu_threads import cores, shared_threads
 from engine.payloads import LoadProgress, ModelDescription
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -50,6 +52,12 @@ class SettingsDialog(QDialog):
         self.device = QComboBox()
         self.device.addItems(DEVICES)
         self.device.setCurrentText(session.device)
+        self.threads = QSpinBox(minimum=0, maximum=max(64, cores()))
+        self.threads.setSpecialValueText(f"Automatic: {shared_threads()} of {cores()} cores")
+        self.threads.setValue(session.threads)
+        self.threads.setToolTip(
+            "CPU threads the engine trains and generates with. Automatic leaves one core for "
+            "this window; more threads than free cores make every step slower, not faster.")
         self.library = QLineEdit(str(session.library.root))
         lib_button = QPushButton("Choose…")
         lib_button.clicked.connect(self._pick_library)
@@ -65,6 +73,7 @@ class SettingsDialog(QDialog):
         form = QFormLayout()
         form.addRow("Model", model_row)
         form.addRow("Device", self.device)
+        form.addRow("Engine threads", self.threads)
         form.addRow("Library folder", lib_row)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel)
@@ -101,7 +110,8 @@ class SettingsDialog(QDialog):
         self.session.set_model(info)
         self.info.setStyleSheet("color: #166534;")
         self.info.setText(f"OK: {info.name} · {info.parameters / 1e6:.0f}M parameters · "
-                          f"hidden size {info.hidden_size} · {info.device} · {info.dtype}")
+                          f"hidden size {info.hidden_size} · {info.device} · {info.dtype} · "
+                          f"{info.threads} CPU threads")
 
     def _failed(self, message: str) -> None:
         self.check.setEnabled(True)
@@ -109,17 +119,21 @@ class SettingsDialog(QDialog):
         self.info.setText(message)
 
     def accept(self) -> None:
-        """Save the settings; restart the engine when the model, device or library changed."""
+        """Save the settings; restart the engine when the model, device, threads or library
+        changed."""
         spec, device = self.model.currentText().strip() or "default", self.device.currentText()
         library = self.library.text().strip()
+        threads_changed = self.threads.value() != self.session.threads
+        self.session.threads = self.threads.value()
         self.settings.setValue("engine/model", spec)
         self.settings.setValue("engine/device", device)
+        self.settings.setValue("engine/threads", self.threads.value())
         self.settings.setValue("library/root", library)
         if library and library != str(self.session.library.root):
             self.session.model_spec, self.session.device = spec, device
             self.session.open_library(library)
         elif (spec, device) != (self.session.model_spec, self.session.device) \
-                or self.session.model is None:
+                or self.session.model is None or threads_changed:
             self.session.change_model(spec, device)
         super().accept()
 

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.widgets.formatting import format_duration
-from engine.training.config import DEFAULT_REPLAY
+from engine.training.config import DEFAULT_REPLAY, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,12 @@ class TrainingSettings(QWidget):
         self.eval_every.setToolTip("Evaluate on the held-out split every N steps (0: only at "
                                    "the end).")
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
+        self.checkpoint_every = QSpinBox(minimum=0, maximum=1_000_000)
+        self.checkpoint_every.setValue(TrainConfig.checkpoint_every)
+        self.checkpoint_every.setSpecialValueText("only at the start and when stopped")
+        self.checkpoint_every.setToolTip(
+            "Save a resumable checkpoint every N steps: if the engine stops unexpectedly, "
+            f"resuming loses at most N steps (default {TrainConfig.checkpoint_every}).")
         self.replay = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.9, singleStep=0.05,
                                      value=DEFAULT_REPLAY)
         self.replay.setToolTip("Share of the training rows drawn from the earlier data, so "
@@ -120,7 +126,7 @@ class TrainingSettings(QWidget):
                 form.addRow(label, widget)
         for label, widget in (("Steps", self.steps), ("Learning rate", self.lr),
                               ("Batch size", self.batch), ("Evaluate every", self.eval_every),
-                              ("Seed", self.seed)):
+                              ("Seed", self.seed), ("Checkpoint every", self.checkpoint_every)):
             form.addRow(label, widget)
         advanced = QGroupBox("Advanced")
         advanced.setCheckable(True)
@@ -166,7 +172,8 @@ class TrainingSettings(QWidget):
         """The settings as a TrainConfig-shaped dict for the engine's ``train`` or
         ``continue`` op (continual: no method, length or init; replay and anchor)."""
         config: dict = {"steps": self.steps.value(), "batch_size": self.batch.value(),
-                        "eval_every": self.eval_every.value(), "seed": self.seed.value()}
+                        "eval_every": self.eval_every.value(), "seed": self.seed.value(),
+                        "checkpoint_every": self.checkpoint_every.value()}
         if self.continual:
             config.update(replay=self.replay.value(), anchor=self.anchor.value())
         else:

@@ -35,6 +35,7 @@ def bench_host(args: argparse.Namespace):
         return load_host(args)
     from transformers import AutoTokenizer, LlamaConfig
 
+    from engine.cpu_threads import resolve_threads
     from engine.model import ModelHost, converted_folder, resolve_spec
 
     tokenizer = AutoTokenizer.from_pretrained(converted_folder(resolve_spec("default")))
@@ -42,4 +43,5 @@ def bench_host(args: argparse.Namespace):
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id, **GEOMETRIES[args.geometry])
     return ModelHost.random(config, tokenizer, name=f"{args.geometry} (random weights)",
-                            device=args.device, dtype=args.dtype)
+                            device=args.device, dtype=args.dtype,
+                            threads=resolve_threads(args.threads))

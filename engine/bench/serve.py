@@ -28,8 +28,6 @@ def register(bsub: argparse._SubParsersAction) -> None:
     parser.add_argument("--tasks", type=int, default=16, help="tasks in the mixed batch")
     parser.add_argument("--new-tokens", type=int, default=16)
     parser.add_argument("--bank", type=int, default=1000, help="prompts held for the RSS test")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch CPU threads (0: torch's default)")
     add_option(parser)
     parser.set_defaults(func=cmd_bench_serve)
 
@@ -112,8 +110,6 @@ def cmd_bench_serve(args: argparse.Namespace) -> int:
     from engine.model import ModelHost
     from engine.runtime import GenRow, Runtime
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     rng = random.Random(0)
     host = bench_host(args)
     reload_s = (None if args.geometry else

@@ -7,7 +7,8 @@ tokens/s of a full step (forward, backward, clipping, AdamW), the step-0 losses,
 the GPU-busy share of a step, kernels per step and peak memory. On a GPU PEFT runs with cuDNN
 attention off as we run (faster for PEFT too), and with ``--peft-default`` also with torch's
 default backends; the speed-up is taken over the fastest PEFT run. ``--default-run`` adds the
-wall time of a default ``promptbank train``.
+wall time of a default ``promptbank train``; ``--neighbour`` times each case again while a busy
+process shares the cores (``--threads`` sets the engine's own thread count).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from engine.bench._geometry import add_option, bench_host
 from engine.bench._gpu import busy_share, peak_memory_mb, reset_peak, synchronize
+from engine.bench._neighbour import busy_neighbour
 from engine.bench._peft import peft_batch, peft_model
 from engine.bench.quality import DATA_DIR, load_task
 
@@ -136,6 +138,21 @@ def _peft_variants(host, default_too: bool) -> list[tuple[str, bool]]:
     return [("peft_no_cudnn", False)] + ([("peft", True)] if default_too else [])
 
 
+def with_neighbour(host, lib, length: int, batch: int, args: argparse.Namespace) -> dict:
+    """The same comparison while one busy process shares the cores: ours, PEFT, speed-up."""
+    with busy_neighbour() as pid:
+        run = ours(host, lib, length, batch, args.steps, args.cycle)
+        out = {"neighbour_pid": pid, "ours_tokens_per_s": run["ours_tokens_per_s"],
+               "ours_step_ms": run["ours_step_ms"]}
+        if not args.no_peft:
+            _, cudnn = _peft_variants(host, default_too=False)[0]
+            base = peft(host, peft_model(host, length), run["init"], run["batches"], args.steps,
+                        cudnn)
+            out.update(peft_tokens_per_s=base["tokens_per_s"], peft_step_ms=base["step_ms"],
+                       speedup=round(run["ours_tokens_per_s"] / base["tokens_per_s"], 3))
+    return out
+
+
 def default_run(host, data_dir: Path) -> dict:
     """Wall time of ``promptbank train`` with every default, model load excluded."""
     from engine.training.config import TrainConfig
@@ -169,6 +186,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(cuDNN attention on: slower, it rebuilds per shape)")
     p.add_argument("--default-run", action="store_true",
                    help="also time a default `promptbank train` run")
+    p.add_argument("--neighbour", action="store_true",
+                   help="time every case again while one busy process shares the cores")
     add_option(p)
     p.set_defaults(func=cmd_train_bench)
 
@@ -199,10 +218,12 @@ def cmd_train_bench(args: argparse.Namespace) -> int:
                 best = max(v for k, v in run.items() if k.startswith("peft")
                            and k.endswith("tokens_per_s"))
                 run["speedup"] = round(run["ours_tokens_per_s"] / best, 3)
+            if args.neighbour:
+                run["neighbour"] = with_neighbour(host, lib, length, batch, args)
             print(json.dumps(run), file=sys.stderr, flush=True)
             runs.append(run)
     out = {"device": str(host.device), "model": host.name, "dtype": str(host.dtype),
-           "torch": torch.__version__, "runs": runs}
+           "torch": torch.__version__, "threads": torch.get_num_threads(), "runs": runs}
     if host.device.type == "cuda":
         out["gpu"] = torch.cuda.get_device_name(host.device)
     if args.default_run:

@@ -60,7 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("path", type=Path)
     imp.add_argument("--task", default=None, help="task for a single prompt (default: its name)")
     imp.add_argument("--force", action="store_true",
-                     help="accept prompts trained on another model of the same size")
+                     help="accept prompts trained on (or PEFT adapters naming) another "
+                          "model of the same size")
     imp.set_defaults(func=cmd_import)
 
 
@@ -267,13 +268,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from engine.interop import detect_import_format, import_any
-    from engine.prompts import ModelGeometry
+    from engine.interop import ImportTarget, detect_import_format, import_any
 
     lib = open_library(args)
     detect_import_format(args.path)  # a wrong path fails before the model loads
     host = load_host(args)
-    fmt, report = import_any(lib, args.path, ModelGeometry.of(host), task=args.task,
+    fmt, report = import_any(lib, args.path, ImportTarget.of(host), task=args.task,
                              force=args.force)
     lib.record_model(host.info().to_dict())
     lines = [f"Imported {args.path} ({fmt})."]

@@ -7,10 +7,10 @@ import argparse
 import sys
 import time
 
-from engine.commands._common import emit, load_host
+from engine.commands._common import emit, load_host, stderr_progress
 from engine.methods import METHODS
 from engine.payloads import EvalProgress, StepProgress, TaskFailed, VersionSaved
-from engine.training.config import DEFAULT_REPLAY, MODES
+from engine.training.config import DEFAULT_REPLAY, MODES, TrainConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,6 +64,12 @@ def common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS")
     p.add_argument("--reparam", type=int, default=None,
                    help="prefix only: hidden width of an MLP reparameterisation (0: none)")
+    p.add_argument("--max-length", type=int, default=None, metavar="TOKENS",
+                   help=f"longest training row; longer rows lose the start of their input "
+                        f"(default {TrainConfig.max_length})")
+    p.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
+                   help=f"save a resumable checkpoint every N steps (default "
+                        f"{TrainConfig.checkpoint_every}; 0: only at the start and on cancel)")
 
 
 OPTION_FIELDS = {"method": "method", "length": "length", "init": "init", "steps": "steps",
@@ -72,7 +78,8 @@ OPTION_FIELDS = {"method": "method", "length": "length", "init": "init", "steps"
                  "eval_every": "eval_every", "seed": "seed", "patience": "patience",
                  "stop_at_loss": "stop_at_loss", "time_budget": "time_budget_s",
                  "reparam": "reparam", "replay": "replay", "anchor": "anchor",
-                 "mode": "mode", "cap": "mix_cap"}
+                 "mode": "mode", "cap": "mix_cap", "max_length": "max_length",
+                 "checkpoint_every": "checkpoint_every"}
 
 
 def given_settings(args: argparse.Namespace) -> dict:
@@ -81,10 +88,8 @@ def given_settings(args: argparse.Namespace) -> dict:
             if getattr(args, option, None) is not None}
 
 
-def config_from_args(args: argparse.Namespace):
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """A TrainConfig with the options the user gave over the defaults."""
-    from engine.training.config import TrainConfig
-
     return TrainConfig(**given_settings(args))
 
 
@@ -121,15 +126,19 @@ class ProgressBar:
               file=sys.stderr, flush=True)
 
 
-def describe_result(result) -> tuple[dict, str]:
-    """A finished task's JSON summary and its sentences."""
+def describe_result(result, limits: dict[str, int]) -> tuple[dict, str]:
+    """A finished task's JSON summary and its sentences (``limits``: each task's longest row,
+    for the note on rows cut to it)."""
     payload = result.to_dict()
-    for key in ("gain_new", "forgetting_old"):
+    for key in ("rows", "truncated_rows", "gain_new", "forgetting_old"):
         if key in result.summary:
             payload[key] = result.summary[key]
     metric = "n/a" if result.best_metric is None else f"{result.best_metric:.4f}"
     text = (f"Saved {result.task} version {result.version} after {result.steps} steps "
             f"({result.metric_name} {metric}, {result.tokens_per_s:.0f} data tokens/s).")
+    note = truncation_note(result.summary, limits[result.task])
+    if note:
+        text += f"\n{note}"
     if not result.summary.get("activated"):
         text += (f"\nThe active version is unchanged; use `promptbank activate {result.task} "
                  f"{result.version}` to serve this one.")
@@ -139,26 +148,47 @@ def describe_result(result) -> tuple[dict, str]:
     return payload, text
 
 
-def _describe_joint(result) -> tuple[dict, str]:
-    parts = [describe_result(r) for r in result.results]
+def _describe_joint(result, limits: dict[str, int]) -> tuple[dict, str]:
+    parts = [describe_result(r, limits) for r in result.results]
     lines = [text for _, text in parts]
     lines += [f"{task} failed: {message}" for task, message in result.failed.items()]
-    return result.to_dict(), "\n".join(lines)
+    return {**result.to_dict(), "tasks": [payload for payload, _ in parts]}, "\n".join(lines)
+
+
+def truncation_note(summary: dict, max_length: int) -> str:
+    """The sentence about rows cut to fit ``max_length`` ("" when none were)."""
+    cut = summary.get("truncated_rows") or 0
+    if not cut:
+        return ""
+    rows = summary.get("rows")
+    of = f" of {rows:,}" if isinstance(rows, int) else ""
+    return (f"{cut:,}{of} training rows were longer than {max_length} tokens and lost the "
+            "start of their input (--max-length).")
+
+
+def _preparing(done: int, total: int) -> None:
+    stderr_progress(f"preparing rows: {done:,} of {total:,}", done / max(1, total))
 
 
 def run_training(args: argparse.Namespace, start, describe=describe_result) -> int:
-    """Start a job, step it with a progress bar to its end (Ctrl-C cancels it, resumable)
-    and print what it saved."""
+    """Start a job (``start(library, host, on_rows)``, with a bar while its rows are
+    prepared), step it with a progress bar to its end (Ctrl-C cancels it, resumable) and
+    print what it saved."""
     from engine.library import Library
     from engine.training.job import run_job
 
     library = Library(args.library)
     host = load_host(args)
-    job = start(library, host)
+    job = start(library, host, None if args.json else _preparing)
+    limits = {slot.task: slot.config.max_length for slot in job.slots}
     if not args.json:
         names = ", ".join(f"'{t}'" for t in job.tasks)
         what = f"run {job.run_id}" if len(job.tasks) == 1 else f"joint job (run {job.run_id})"
         print(f"{what}: training {names} for {job.total_steps} steps", file=sys.stderr)
+        for slot in job.slots:
+            note = truncation_note(slot.summary, slot.config.max_length)
+            if note:
+                print(f"{slot.task}: {note}" if len(job.slots) > 1 else note, file=sys.stderr)
     try:
         result = run_job(job, on_event=ProgressBar(args.json, job.tasks))
     except KeyboardInterrupt:
@@ -168,7 +198,7 @@ def run_training(args: argparse.Namespace, start, describe=describe_result) -> i
         return 130
     if not args.json:
         print(file=sys.stderr)
-    emit(args, *describe(result))
+    emit(args, *describe(result, limits))
     return 0
 
 
@@ -192,23 +222,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         from engine.training.resume import resume_run
 
         Library(args.library).claim_run(args.resume)  # refused at once while another trains it
-        return run_training(args, lambda lib, host: resume_run(lib, host, args.resume),
-                            _describe_any)
+        return run_training(args, lambda lib, host, on_rows: resume_run(
+            lib, host, args.resume, on_rows=on_rows), _describe_any)
     given = given_settings(args)
     if len(args.tasks) == 1:
-        return run_training(args, lambda lib, host: TrainingJob.start(
-            lib, host, args.tasks[0], _task_config(lib, args.tasks[0], given)))
-    return run_training(args, lambda lib, host: JointJob.start(
-        lib, host, args.tasks, [_task_config(lib, t, given) for t in args.tasks]),
-        _describe_joint)
+        return run_training(args, lambda lib, host, on_rows: TrainingJob.start(
+            lib, host, args.tasks[0], _task_config(lib, args.tasks[0], given),
+            on_rows=on_rows))
+    return run_training(args, lambda lib, host, on_rows: JointJob.start(
+        lib, host, args.tasks, [_task_config(lib, t, given) for t in args.tasks],
+        on_rows=on_rows), _describe_joint)
 
 
-def _describe_any(result) -> tuple[dict, str]:
+def _describe_any(result, limits: dict[str, int]) -> tuple[dict, str]:
     from engine.training.joint import JointResult
 
     if isinstance(result, JointResult):
-        return _describe_joint(result)
-    return describe_result(result)
+        return _describe_joint(result, limits)
+    return describe_result(result, limits)
 
 
 def cmd_continue(args: argparse.Namespace) -> int:
@@ -217,5 +248,5 @@ def cmd_continue(args: argparse.Namespace) -> int:
     from engine.training.job import TrainingJob
 
     config = config_from_args(args)
-    return run_training(args, lambda lib, host: TrainingJob.start(
-        lib, host, args.task, config, continue_data=Path(args.data)))
+    return run_training(args, lambda lib, host, on_rows: TrainingJob.start(
+        lib, host, args.task, config, continue_data=Path(args.data), on_rows=on_rows))

@@ -60,9 +60,9 @@ def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def describe_sources(result) -> tuple[dict, str]:
+def describe_sources(result, limits: dict[str, int]) -> tuple[dict, str]:
     """A universal run's summary with each source's metric before and after."""
-    payload, text = describe_result(result)
+    payload, text = describe_result(result, limits)
     before, after = result.summary.get("before", {}), result.summary.get("after", {})
     payload["sources"] = {name: {"before": before.get(name), "after": res}
                           for name, res in after.items()}
@@ -79,17 +79,17 @@ def cmd_create(args: argparse.Namespace) -> int:
     from engine.training.universal import UniversalJob
 
     config = config_from_args(args)
-    return run_training(args, lambda lib, host: UniversalJob.create(
-        lib, host, args.name, _names(args.sources), config, instruction=args.instruction),
-        describe_sources)
+    return run_training(args, lambda lib, host, on_rows: UniversalJob.create(
+        lib, host, args.name, _names(args.sources), config, instruction=args.instruction,
+        on_rows=on_rows), describe_sources)
 
 
 def cmd_update(args: argparse.Namespace) -> int:
     from engine.training.universal import UniversalJob
 
     config = config_from_args(args)
-    return run_training(args, lambda lib, host: UniversalJob.update(
-        lib, host, args.name, _names(args.add), config), describe_sources)
+    return run_training(args, lambda lib, host, on_rows: UniversalJob.update(
+        lib, host, args.name, _names(args.add), config, on_rows=on_rows), describe_sources)
 
 
 def cmd_suggest(args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ from engine.library.records import dumps
 from engine.library.schema import DB_NAME, migrations
 from engine.library.store import DATASET_FILE, PROMPT_FILE, FileStore
 from engine.paths import library_dir
-from engine.st_header import read_header_metadata
+from engine.st_header import header_int, read_header_metadata
 
 REBUILD_EVAL_FRACTION = 0.1
 LOST_IN_REBUILD = ("Task kinds, labels, instructions and descriptions, active versions, runs, "
@@ -141,12 +141,11 @@ def _read_prompt(files: FileStore, rel: str) -> _Prompt:
     if not digest.startswith(match["sha"]):
         raise PromptbankError("its contents do not match the checksum in its name (changed "
                               "after it was saved)")
-    meta = read_header_metadata(data, source="its header")
+    meta = read_header_metadata(data, source="the file")
     if meta.get("format") != "promptbank" or meta.get("method") not in ("prompt", "prefix"):
         raise PromptbankError("not a Promptbank prompt file")
     for key in ("length", "hidden_size"):
-        if not meta.get(key, "").isdigit():
-            raise PromptbankError(f"its header has no valid {key}")
+        header_int(meta, key, source="the file")
     if not meta.get("model_fingerprint"):
         raise PromptbankError("its header names no model")
     return _Prompt(rel, int(match["task"]), int(match["number"]), digest, meta)

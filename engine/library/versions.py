@@ -10,7 +10,7 @@ from engine.fileio import sha256_bytes
 from engine.library.records import Version, dumps, version_from_row
 from engine.library.store import prompt_file
 from engine.library.tasks import TaskRepository
-from engine.st_header import read_header_metadata
+from engine.st_header import header_int, read_header_metadata
 
 
 class VersionRepository(TaskRepository):
@@ -23,12 +23,12 @@ class VersionRepository(TaskRepository):
         if meta.get("format") != "promptbank" or meta.get("method") not in ("prompt", "prefix"):
             raise PromptbankError("The prompt data is not a Promptbank prompt file.",
                                   hint="Save prompts with SoftPrompt.to_bytes().")
-        try:
-            length, hidden = int(meta["length"]), int(meta["hidden_size"])
-            fingerprint = meta["model_fingerprint"]
-        except (KeyError, ValueError) as exc:
-            raise PromptbankError("The prompt file's header lacks its shape or model.",
-                                  hint="Save prompts with SoftPrompt.to_bytes().") from exc
+        length = header_int(meta, "length", source="The prompt data")
+        hidden = header_int(meta, "hidden_size", source="The prompt data")
+        fingerprint = meta.get("model_fingerprint")
+        if not fingerprint:
+            raise PromptbankError("The prompt file's header names no model.",
+                                  hint="Save prompts with SoftPrompt.to_bytes().")
         with self.transaction():
             record = self.get_task(task)
             if parent_id is not None:

@@ -8,14 +8,11 @@ costing memory.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.chat import Row
+from engine.chat import OnRows, Row
 from engine.data import Example, examples_sha256
-
-#: Progress while rows are prepared: (rows done, rows in all).
-OnRows = Callable[[int, int], None]
 
 
 @dataclass

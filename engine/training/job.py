@@ -19,12 +19,12 @@ from pathlib import Path
 import torch
 
 from engine.breaks import layer_breaks
-from engine.chat import Row
+from engine.chat import OnRows, Row
 from engine.errors import PromptbankError
 from engine.faults import is_out_of_memory, release_memory
 from engine.payloads import Payload
 from engine.prompt_init import initial_tensor
-from engine.prompts import SoftPrompt
+from engine.prompts import SoftPrompt, check_length
 from engine.training import continual
 from engine.training.checkpointing import restore_state
 from engine.training.config import TrainConfig
@@ -33,11 +33,9 @@ from engine.training.evaluation import Evaluator
 from engine.training.passes import Pass, Passes
 from engine.training.slot import TaskSlot, TrainResult
 
-__all__ = ["FLOAT16_SCALE", "GROWTH_STEPS", "OnRows", "SlotJob", "TrainResult", "TrainingJob",
-           "check_new_run", "run_job"]
+__all__ = ["FLOAT16_SCALE", "GROWTH_STEPS", "SlotJob", "TrainResult", "TrainingJob",
+           "check_new_run", "check_settings", "run_job"]
 
-#: Progress while rows are tokenised: (rows done, rows in all).
-OnRows = Callable[[int, int], None]
 #: float16 gradients underflow unless the loss is scaled up before the backward pass (and the
 #: gradients back down after it); an overflow skips the step and halves the scale, and every
 #: GROWTH_STEPS good steps double it again (as torch's GradScaler does).
@@ -250,9 +248,16 @@ def _not_universal(record) -> None:
             hint=f"Continue it with `promptbank universal update {record.name} --add TASK`.")
 
 
+def check_settings(host, config: TrainConfig) -> None:
+    """Check a run's settings, and that its prompt leaves the model's context room for its
+    longest row (``max_length``)."""
+    config.check()
+    check_length(config.length, host.max_positions, room=config.max_length)
+
+
 def check_new_run(library, host, task: str, config: TrainConfig):
     """Check a new run of a task before anything is written: its record and start tensor."""
-    config.check()
+    check_settings(host, config)
     record = library.get_task(task)
     _not_universal(record)
     init = initial_tensor(host, config.method, config.length, config.init, record,
@@ -310,7 +315,7 @@ class TrainingJob(SlotJob):
         if continue_data is None:
             record, init = check_new_run(library, host, task, config)
         else:
-            config.check()
+            check_settings(host, config)
             record = library.get_task(task)
             _not_universal(record)
             parent, parent_tensor = continual.parent_of(library, host, task, config)

@@ -15,11 +15,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from engine.breaks import layer_breaks
+from engine.chat import OnRows
 from engine.errors import PromptbankError
 from engine.payloads import JobOutcome, Payload, TaskFailed, VersionSaved
 from engine.runtime import Runtime
 from engine.training.config import TrainConfig
-from engine.training.job import OnRows, SlotJob, TrainingJob, check_new_run
+from engine.training.job import SlotJob, TrainingJob, check_new_run
 from engine.training.slot import TaskSlot, TrainResult
 
 

@@ -3,7 +3,8 @@ runs of a joint job (any of its runs resumes the whole job)."""
 
 from __future__ import annotations
 
-from engine.training.job import OnRows, TrainingJob
+from engine.chat import OnRows
+from engine.training.job import TrainingJob
 from engine.training.joint import JointJob
 from engine.training.universal import UniversalJob
 

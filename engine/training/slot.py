@@ -107,7 +107,7 @@ class TaskSlot:
         self.cancelled = False
         self.finished = False
         self.history: list[dict] = []
-        self.summary: dict = {"truncated_rows": sum(r.truncated for r in rows)}
+        self.summary: dict = {"rows": len(rows), "truncated_rows": sum(r.truncated for r in rows)}
         # The loss scale of the job stepping this slot (float16), kept in the checkpoint so a
         # resumed job goes on with it: {"loss_scale": ..., "good_steps": ...}.
         self.scale_state: dict = {}

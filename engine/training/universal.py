@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from engine.breaks import layer_breaks
+from engine.chat import OnRows
 from engine.errors import PromptbankError
 from engine.library.records import Task
 from engine.prompt_init import initial_tensor
@@ -23,7 +24,7 @@ from engine.training import continual
 from engine.training.config import UNIVERSAL_INSTRUCTION, TrainConfig
 from engine.training.data import SourcesEval, capped_order, encode, eval_set, replay_sample
 from engine.training.evaluation import SourcesEvaluator
-from engine.training.job import OnRows, TrainingJob
+from engine.training.job import TrainingJob, check_settings
 from engine.training.slot import TaskSlot
 
 
@@ -115,7 +116,7 @@ class UniversalJob(TrainingJob):
                instruction: str | None = None,
                on_rows: OnRows | None = None) -> UniversalJob:
         """Check the sources, create the universal task and its run, and return the job."""
-        config.check()
+        check_settings(host, config)
         names = _source_names(sources)
         if len(names) < 2:
             raise PromptbankError("A universal prompt needs at least two source tasks.",
@@ -149,7 +150,7 @@ class UniversalJob(TrainingJob):
                on_rows: OnRows | None = None) -> UniversalJob:
         """Continue a universal prompt's active version on added tasks, replaying its old
         sources; the parent is evaluated on every source first."""
-        config.check()
+        check_settings(host, config)
         record = library.get_task(name)
         if record.kind != "universal":
             raise PromptbankError(f"The task '{name}' is not a universal prompt.",

@@ -37,3 +37,25 @@ def test_headline_metric_prefers_the_trainers_own_metric():
     assert headline_metric({**trained, "eval_n": 200}) == "accuracy 0.92 (n=200)"
     assert headline_metric({"eval_loss": 0.5}) == "eval loss 0.5"
     assert headline_metric({"notes": "x"}) == ""
+
+
+def test_summary_counts_the_rows_cut_to_the_row_limit():
+    text = describe_summary({"rows": 1200, "truncated_rows": 35, "train_seconds": 5}, "")
+    assert text.split("<br>")[1] == ("35 of 1,200 training rows were longer than the row "
+                                     "limit and lost the start of their input")
+    assert "rows" not in describe_summary({"rows": 1200, "truncated_rows": 0}, "")
+
+
+def test_a_joint_job_names_the_tasks_whose_rows_were_cut():
+    from desktop.jobs import JobState
+    from desktop.pages.training.page import joint_text
+    from engine.payloads import JobOutcome
+
+    job = JobState(task="a", status="done", tasks=["a", "b"])
+    job.outcome = JobOutcome(tasks=["a", "b"], results=[
+        JobOutcome(task="a", version=2, summary={"rows": 40, "truncated_rows": 0}),
+        JobOutcome(task="b", version=1, summary={"rows": 1200, "truncated_rows": 35})])
+    assert joint_text(job).split("<br>") == [
+        "saved a v2, b v1",
+        "b: 35 of 1,200 training rows were longer than the row limit and lost the start of "
+        "their input"]

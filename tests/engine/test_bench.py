@@ -114,3 +114,28 @@ def test_bench_multitask_fields_and_joint_equals_sequential(tiny_model_dir, tmp_
 def test_bench_multitask_skips_cleanly_without_data(tiny_model_dir, tmp_path):
     out = bench(tiny_model_dir, "multitask", "--data", str(tmp_path / "absent"))
     assert "skipped" in out and "absent" in out["skipped"]
+
+
+def test_bench_prepare_fields(tiny_model_dir, tmp_path):
+    out = bench(tiny_model_dir, "prepare", "--rows", "700", "--long-mb", "0.5", "--data",
+                str(tmp_path / "no-data"))
+    assert out["rows"] == 700 and out["train_rows"] == 630  # a tenth held out for evaluation
+    for key in ("task_create_s", "job_start_s", "ms_per_row", "job_start_ms_per_row",
+                "first_progress_s", "longest_gap_s", "threads"):
+        assert key in out, key
+    assert out["progress_calls"] == 2  # chunks of 512 rows
+    long = out["long_row"]
+    assert long["truncated"] and long["tokens"] <= 256 and long["chars"] == int(0.5 * 2**20)
+
+
+def test_bench_train_with_a_busy_neighbour(tiny_model_dir, tmp_path):
+    import os
+
+    out = bench(tiny_model_dir, "--threads", "1", "train", "--lengths", "3", "--steps", "2",
+                "--cycle", "1", "--neighbour", "--data", str(tmp_path / "no-data"))
+    assert out["threads"] == 1
+    (run,) = out["runs"]
+    busy = run["neighbour"]
+    assert {"ours_tokens_per_s", "peft_tokens_per_s", "speedup"} <= set(busy)
+    with pytest.raises(ProcessLookupError):  # the neighbour was stopped with the run
+        os.kill(busy["neighbour_pid"], 0)

@@ -73,6 +73,10 @@ def test_csv_and_tsv_with_known_and_chosen_columns(tmp_path):
     (b"a,b\nhi,pos\n", "none.csv", {}, "none.csv has no input column"),
     (b"text,label\nhi,pos\nx,y,z\n", "fields.csv", {}, "Line 3 of fields.csv has 3 fields"),
     (b"text,label\n", "header.csv", {}, "header.csv has a header but no rows"),
+    (b'{"input": "a", "output": "b"}\n{"input": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n",
+     "deep.jsonl", {}, "Malformed JSON on line 2 of deep.jsonl: nested deeper than 64 levels."),
+    (b'{"input": "a", "output": ' + b"7" * 5000 + b"}\n", "digits.jsonl", {},
+     "Malformed JSON on line 1 of digits.jsonl: unreadable (ValueError"),
 ])
 def test_bad_files_name_file_and_line(data, name, kwargs, expected):
     with pytest.raises(PromptbankError) as err:

@@ -11,6 +11,7 @@ import torch
 
 from engine.errors import PromptbankError
 from engine.interop import (
+    ImportTarget,
     export_kobold,
     export_pack,
     export_peft,
@@ -29,6 +30,11 @@ from tests.engine.library_helpers import snapshot, write_jsonl
 @pytest.fixture
 def geometry(tiny_host) -> ModelGeometry:
     return ModelGeometry.of(tiny_host)
+
+
+@pytest.fixture
+def target(tiny_host) -> ImportTarget:
+    return ImportTarget.of(tiny_host)
 
 
 @pytest.fixture
@@ -93,7 +99,7 @@ def test_peft_export_gives_our_logits(method, lib, tiny_host, geometry, fresh_mo
 
 
 @pytest.mark.parametrize("method", ["prompt", "prefix"])
-def test_peft_import_gives_peft_logits(method, lib, tiny_host, geometry, fresh_model, tmp_path):
+def test_peft_import_gives_peft_logits(method, lib, tiny_host, target, fresh_model, tmp_path):
     from peft import PrefixTuningConfig, PromptTuningConfig, get_peft_model
 
     n = 3
@@ -107,7 +113,7 @@ def test_peft_import_gives_peft_logits(method, lib, tiny_host, geometry, fresh_m
         weight.copy_(torch.randn(weight.shape, generator=torch.Generator().manual_seed(3)) * 0.5)
     peft_model.save_pretrained(tmp_path / "their-adapter")
     peft_model.eval()
-    report = import_peft(lib, tmp_path / "their-adapter", geometry, task="theirs")
+    report = import_peft(lib, tmp_path / "their-adapter", target, task="theirs")
     assert report.added == ["theirs v1"]
     prompt = load_version(lib, lib.get_version("theirs"))
     assert prompt.method == method and prompt.length == n
@@ -117,7 +123,7 @@ def test_peft_import_gives_peft_logits(method, lib, tiny_host, geometry, fresh_m
     assert torch.allclose(ours, theirs, atol=1e-5), (ours - theirs).abs().max()
 
 
-def test_peft_import_refuses_other_sizes_and_kinds(lib, geometry, tmp_path):
+def test_peft_import_refuses_other_sizes_and_kinds(lib, geometry, target, tmp_path):
     from safetensors.torch import save_file
 
     folder = tmp_path / "big"
@@ -126,14 +132,14 @@ def test_peft_import_refuses_other_sizes_and_kinds(lib, geometry, tmp_path):
     save_file({"prompt_embeddings": torch.zeros(4, 64)}, str(folder / "adapter_model.safetensors"))
     before = snapshot(lib)
     with pytest.raises(PromptbankError, match="hidden size 32"):
-        import_peft(lib, folder, geometry)
+        import_peft(lib, folder, target)
     (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
     with pytest.raises(PromptbankError, match="LORA adapter"):
-        import_peft(lib, folder, geometry)
+        import_peft(lib, folder, target)
     assert snapshot(lib) == before
 
 
-def test_kobold_round_trip_and_prefix_refusal(lib, geometry, tmp_path):
+def test_kobold_round_trip_and_prefix_refusal(lib, geometry, target, tmp_path):
     lib.create_task("k")
     prompt = make_prompt(geometry, "prompt", seed=4)
     version = lib.add_version("k", prompt.to_bytes())
@@ -141,10 +147,10 @@ def test_kobold_round_trip_and_prefix_refusal(lib, geometry, tmp_path):
     with zipfile.ZipFile(out) as zf:
         assert set(zf.namelist()) == {"tensor.npy", "meta.json"}
         assert json.loads(zf.read("meta.json"))["name"] == "k"
-    report = import_kobold(lib, out, geometry, task="k2")
+    report = import_kobold(lib, out, target, task="k2")
     assert report.added == ["k2 v1"]
     assert torch.equal(load_version(lib, lib.get_version("k2")).tensor, prompt.tensor)
-    again = import_kobold(lib, out, geometry, task="k2")
+    again = import_kobold(lib, out, target, task="k2")
     assert again.skipped and not again.added  # the same prompt is not added twice
     lib.create_task("p")
     prefix = lib.add_version("p", make_prompt(geometry, "prefix").to_bytes())
@@ -152,7 +158,7 @@ def test_kobold_round_trip_and_prefix_refusal(lib, geometry, tmp_path):
         export_kobold(lib, prefix, tmp_path / "p.zip")
 
 
-def test_kobold_of_another_hidden_size_leaves_library_unchanged(lib, geometry, tmp_path):
+def test_kobold_of_another_hidden_size_leaves_library_unchanged(lib, geometry, target, tmp_path):
     path = tmp_path / "other.zip"
     buffer = __import__("io").BytesIO()
     np.save(buffer, np.zeros((4, 48), dtype=np.float32))
@@ -161,7 +167,7 @@ def test_kobold_of_another_hidden_size_leaves_library_unchanged(lib, geometry, t
         zf.writestr("meta.json", "{}")
     before = snapshot(lib)
     with pytest.raises(PromptbankError, match="hidden size 32"):
-        import_kobold(lib, path, geometry)
+        import_kobold(lib, path, target)
     assert snapshot(lib) == before
 
 
@@ -177,23 +183,23 @@ def build_library(lib, geometry, tmp_path):
     lib.add_version("gen", make_prompt(geometry, "prompt", seed=3).to_bytes())
 
 
-def test_pack_round_trip_rename_and_skip(lib, geometry, tmp_path):
+def test_pack_round_trip_rename_and_skip(lib, geometry, target, tmp_path):
     build_library(lib, geometry, tmp_path)
     pack = export_pack(lib, ["sent", "gen"], tmp_path / "share.pbpack")
     other = Library(tmp_path / "colleague")
-    report = import_pack(other, pack, geometry)
+    report = import_pack(other, pack, target)
     assert report.added == ["sent (2 versions)", "gen (1 version)"]
     versions = other.list_versions("sent")
     assert [v.number for v in versions] == [1, 2] and versions[1].parent_id == versions[0].id
     assert other.get_version("sent").number == 2 and versions[0].metrics == {"accuracy": 0.7}
     assert other.get_task("sent").labels == ["neg", "pos"]
     assert len(other.examples("sent", "eval")) == len(lib.examples("sent", "eval"))
-    assert import_pack(other, pack, geometry).skipped == ["sent: already in the library",
+    assert import_pack(other, pack, target).skipped == ["sent: already in the library",
                                                           "gen: already in the library"]
     other.add_version("gen", make_prompt(geometry, "prompt", seed=9).to_bytes())
     other.delete_task("sent")
     other.create_task("sent")
-    report = import_pack(other, pack, geometry)
+    report = import_pack(other, pack, target)
     assert report.renamed == ["sent -> sent (2)"]
     assert report.skipped == ["gen: already in the library"]
     other.close()
@@ -207,23 +213,23 @@ def test_pack_for_another_model_needs_force(lib, geometry, tmp_path):
                               geometry.head_dim)
     before = snapshot(other)
     with pytest.raises(PromptbankError, match="--force"):
-        import_pack(other, pack, same_size)
+        import_pack(other, pack, ImportTarget(same_size, 512))
     assert snapshot(other) == before
-    report = import_pack(other, pack, same_size, force=True)
+    report = import_pack(other, pack, ImportTarget(same_size, 512), force=True)
     assert report.added == ["gen (1 version)"] and report.notes
     bigger = ModelGeometry("1" * 32, 64, 2, 2, 16)
     with pytest.raises(PromptbankError, match="hidden size 32"):
-        import_pack(Library(tmp_path / "third"), pack, bigger, force=True)
+        import_pack(Library(tmp_path / "third"), pack, ImportTarget(bigger, 512), force=True)
     other.close()
 
 
-def test_exports_of_every_format_and_import_any(lib, geometry, tmp_path):
+def test_exports_of_every_format_and_import_any(lib, geometry, target, tmp_path):
     build_library(lib, geometry, tmp_path)
     for fmt, out in [("safetensors", tmp_path / "g.safetensors"), ("kobold", tmp_path / "g.zip"),
                      ("peft", tmp_path / "g-peft"), ("pack", tmp_path / "g.pbpack")]:
         export_version(lib, "gen", fmt, out)
         other = Library(tmp_path / f"lib-{fmt}")
-        detected, report = import_any(other, out, geometry, task="gen")
+        detected, report = import_any(other, out, target, task="gen")
         assert detected == fmt and report.added, fmt
         assert torch.equal(load_version(other, other.get_version("gen")).tensor,
                            load_version(lib, lib.get_version("gen")).tensor)

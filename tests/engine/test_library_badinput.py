@@ -19,6 +19,7 @@ from engine.prompts import ModelGeometry
 from tests.engine.library_helpers import TINY_GEOMETRY, prompt_bytes, snapshot, write_jsonl
 
 GEOMETRY = ModelGeometry(**TINY_GEOMETRY)
+TARGET = interop.ImportTarget(GEOMETRY, 512)
 ROWS = [{"input": f"x{i}", "output": "pos" if i % 2 else "neg"} for i in range(8)]
 
 
@@ -87,7 +88,7 @@ def test_prompt_for_another_hidden_size(lib, unchanged, tmp_path):
     path = tmp_path / "big.safetensors"
     path.write_bytes(prompt_bytes(geometry=bigger))
     with pytest.raises(PromptbankError, match="hidden size 64"):
-        interop.import_safetensors(lib, path, GEOMETRY, task="sent", force=True)
+        interop.import_safetensors(lib, path, TARGET, task="sent", force=True)
 
 
 def test_tampered_and_truncated_prompt_files(lib, tmp_path):
@@ -105,7 +106,7 @@ def test_tampered_and_truncated_prompt_files(lib, tmp_path):
     truncated = tmp_path / "cut.safetensors"
     truncated.write_bytes(good[: len(good) // 2])
     with pytest.raises(PromptbankError, match=r"damaged|truncated"):
-        interop.import_safetensors(lib, truncated, GEOMETRY)
+        interop.import_safetensors(lib, truncated, TARGET)
     with pytest.raises(PromptbankError):
         lib.add_version("sent", good[:40])
     assert snapshot(lib) == before
@@ -136,24 +137,24 @@ def test_pack_with_escaping_path(lib, unchanged, pack, tmp_path):
     members = members_of(pack)
     members["../evil.txt"] = b"x"
     with pytest.raises(PromptbankError, match="escapes"):
-        interop.import_pack(lib, make_zip(tmp_path / "e.pbpack", members), GEOMETRY)
+        interop.import_pack(lib, make_zip(tmp_path / "e.pbpack", members), TARGET)
     members.pop("../evil.txt")
     members["/abs/evil.txt"] = b"x"
     with pytest.raises(PromptbankError, match="escapes"):
-        interop.import_pack(lib, make_zip(tmp_path / "a.pbpack", members), GEOMETRY)
+        interop.import_pack(lib, make_zip(tmp_path / "a.pbpack", members), TARGET)
     assert not (tmp_path / "evil.txt").exists()
 
 
 def test_pack_with_symlink(lib, unchanged, pack, tmp_path):
     path = make_zip(tmp_path / "l.pbpack", members_of(pack), links=["tasks/link"])
     with pytest.raises(PromptbankError, match="symbolic link"):
-        interop.import_pack(lib, path, GEOMETRY)
+        interop.import_pack(lib, path, TARGET)
 
 
 def test_pack_with_oversized_member(lib, unchanged, pack, monkeypatch):
     monkeypatch.setattr(interop, "MAX_MEMBER_BYTES", 100)
     with pytest.raises(PromptbankError, match="oversized"):
-        interop.import_pack(lib, pack, GEOMETRY)
+        interop.import_pack(lib, pack, TARGET)
 
 
 def test_pack_with_bad_checksum_or_missing_file(lib, unchanged, pack, tmp_path):
@@ -161,16 +162,16 @@ def test_pack_with_bad_checksum_or_missing_file(lib, unchanged, pack, tmp_path):
     name = next(n for n in members if n.endswith("v1.safetensors"))
     members[name] = members[name][:-1] + b"\x00"
     with pytest.raises(PromptbankError, match="does not match its checksum"):
-        interop.import_pack(lib, make_zip(tmp_path / "c.pbpack", members), GEOMETRY)
+        interop.import_pack(lib, make_zip(tmp_path / "c.pbpack", members), TARGET)
     members.pop(name)
     with pytest.raises(PromptbankError, match="lacks the file"):
-        interop.import_pack(lib, make_zip(tmp_path / "m.pbpack", members), GEOMETRY)
+        interop.import_pack(lib, make_zip(tmp_path / "m.pbpack", members), TARGET)
     bad = {"manifest.json": b"{not json"}
     with pytest.raises(PromptbankError, match="not valid JSON"):
-        interop.import_pack(lib, make_zip(tmp_path / "j.pbpack", bad), GEOMETRY)
+        interop.import_pack(lib, make_zip(tmp_path / "j.pbpack", bad), TARGET)
     (tmp_path / "n.pbpack").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(PromptbankError, match="not a valid zip"):
-        interop.import_pack(lib, tmp_path / "n.pbpack", GEOMETRY)
+        interop.import_pack(lib, tmp_path / "n.pbpack", TARGET)
 
 
 def test_pack_for_another_model(lib, unchanged, tmp_path):
@@ -179,7 +180,7 @@ def test_pack_for_another_model(lib, unchanged, tmp_path):
     other_lib.add_version("theirs", prompt_bytes(geometry=ModelGeometry("c" * 32, 32, 2, 2, 8)))
     pack = interop.export_pack(other_lib, ["theirs"], tmp_path / "t.pbpack")
     with pytest.raises(PromptbankError, match="--force"):
-        interop.import_pack(lib, pack, GEOMETRY)
+        interop.import_pack(lib, pack, TARGET)
 
 
 def full_disk_after(monkeypatch, allowed: int) -> None:
@@ -203,14 +204,13 @@ def test_disk_full_during_pack_import(lib, tmp_path, monkeypatch):
         source.add_version(name, prompt_bytes(seed=5, task=name))
         source.add_version(name, prompt_bytes(seed=6, task=name))
     pack = interop.export_pack(source, ["a", "b"], tmp_path / "ab.pbpack")
-    geometry = ModelGeometry(**TINY_GEOMETRY)
     before = snapshot(lib)
     full_disk_after(monkeypatch, 3)  # three prompt files land, the fourth does not fit
     with pytest.raises(PromptbankError, match="No space left"):
-        interop.import_pack(lib, pack, geometry)
+        interop.import_pack(lib, pack, TARGET)
     monkeypatch.undo()
     assert snapshot(lib) == before
-    report = interop.import_pack(lib, pack, geometry)  # and it works once there is room
+    report = interop.import_pack(lib, pack, TARGET)  # and it works once there is room
     assert report.added == ["a (2 versions)", "b (2 versions)"]
 
 
@@ -224,7 +224,7 @@ def test_disk_full_during_dataset_import(lib, unchanged, tmp_path, monkeypatch):
 
 def test_kobold_zip_without_tensor_and_with_pickle(lib, unchanged, tmp_path):
     with pytest.raises(PromptbankError, match=r"no tensor\.npy"):
-        interop.import_kobold(lib, make_zip(tmp_path / "k.zip", {"meta.json": b"{}"}), GEOMETRY)
+        interop.import_kobold(lib, make_zip(tmp_path / "k.zip", {"meta.json": b"{}"}), TARGET)
     import numpy as np
 
     buffer = io.BytesIO()
@@ -232,4 +232,4 @@ def test_kobold_zip_without_tensor_and_with_pickle(lib, unchanged, tmp_path):
     path = make_zip(tmp_path / "p.zip", {"tensor.npy": buffer.getvalue(),
                                          "meta.json": json.dumps({"name": "x"}).encode()})
     with pytest.raises(PromptbankError, match="damaged"):
-        interop.import_kobold(lib, path, GEOMETRY)
+        interop.import_kobold(lib, path, TARGET)

@@ -19,6 +19,7 @@ from engine.prompts import ModelGeometry
 from tests.engine.library_helpers import TINY_GEOMETRY, prompt_bytes, snapshot
 
 GEOMETRY = ModelGeometry(**TINY_GEOMETRY)
+TARGET = interop.ImportTarget(GEOMETRY, 512)
 FUZZ = settings(max_examples=60, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 KEYS = st.sampled_from(["input", "output", "prompt", "completion", "instruction", "messages",
@@ -74,7 +75,7 @@ def test_random_jsonl_as_dataset(lib, records, junk):
 def test_random_bytes_as_prompt_files(lib, tmp_path_factory, data, suffix):
     path = tmp_path_factory.mktemp("in") / f"x{suffix}"
     path.write_bytes(data)
-    attempt(lib, lambda: interop.import_any(lib, path, GEOMETRY))
+    attempt(lib, lambda: interop.import_any(lib, path, TARGET))
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +93,7 @@ def test_damaged_packs(lib, pack_bytes, tmp_path_factory, flips):
         data[where % len(data)] ^= mask
     path = tmp_path_factory.mktemp("d") / "g.pbpack"
     path.write_bytes(bytes(data))
-    attempt(lib, lambda: interop.import_pack(lib, path, GEOMETRY))
+    attempt(lib, lambda: interop.import_pack(lib, path, TARGET))
 
 
 @FUZZ
@@ -108,4 +109,4 @@ def test_random_manifests(lib, tmp_path_factory, manifest, tasks):
     path: Path = tmp_path_factory.mktemp("m") / "m.pbpack"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("manifest.json", json.dumps(manifest))
-    attempt(lib, lambda: interop.import_pack(lib, path, GEOMETRY))
+    attempt(lib, lambda: interop.import_pack(lib, path, TARGET))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -18,6 +19,7 @@ from engine.protocol import (
     error,
     generate_rows,
     ops_table_markdown,
+    read_lines,
     request_id_of,
     validate_args,
 )
@@ -74,6 +76,31 @@ def test_request_id_of_broken_lines():
     assert request_id_of("garbage") == ""
     assert request_id_of('{"id": 4}') == ""
     assert request_id_of("[1]") == ""
+
+
+def test_a_deeply_nested_line_is_refused_without_recursion():
+    line = '{"id": "d1", "op": "ping", "args": {"x": ' + "[" * 100_000 + "]" * 100_000 + "}}"
+    for decode in (decode_request, decode_event):
+        with pytest.raises(ProtocolError, match="nested deeper than 64 levels"):
+            decode(line)
+    assert request_id_of(line) == ""
+
+
+@pytest.mark.parametrize("value", ["1" + "0" * 30, "1" * 6000, "1e999", "NaN", "-Infinity"])
+def test_request_numbers_out_of_range_are_refused(value):
+    line = '{"id": "n1", "op": "generate", "args": {"text": "a", "max_new_tokens": ' + value + "}}"
+    with pytest.raises(ProtocolError, match=r"number|JSON does not allow"):
+        decode_request(line)
+    # The error goes to the request when its id can still be read (not past Python's own
+    # limit of 4,300 digits).
+    assert request_id_of(line) == ("" if len(value) > 4300 else "n1")
+
+
+def test_a_line_over_the_limit_is_read_only_up_to_it():
+    stream = io.BytesIO(b"short\n" + b"x" * 50 + b"\nnext\nlast")
+    assert list(read_lines(stream, limit=20)) == [b"short\n", b"x" * 21, b"next\n", b"last"]
+    with pytest.raises(ProtocolError, match="longer than"):
+        decode_request(b"{" + b" " * (16 << 20) + b"}")
 
 
 def test_bad_events_are_refused():

@@ -80,3 +80,31 @@ def test_bad_input_exits_2_and_changes_nothing(capsys, tiny_model_dir, lib_dir, 
     code, payload = _cli(capsys, tiny_model_dir, lib_dir, *argv)
     assert code == 2 and message in payload["error"]
     assert (Library(lib_dir).list_runs(), Library(lib_dir).list_versions("sentiment")) == before
+
+
+def test_preparation_progress_truncation_and_checkpoint_interval(capsys, tiny_model_dir,
+                                                                 lib_dir):
+    from engine.library import Library
+    from engine.training.checkpointing import load_checkpoint
+
+    argv = ["--library", lib_dir, "--model", str(tiny_model_dir), "--device", TEST_DEVICE,
+            "train", "sentiment", "--method", "prompt", "--length", "2", "--steps", "3",
+            "--batch-size", "4", "--eval-every", "0", "--max-length", "21",
+            "--checkpoint-every", "2", "--mode", "standard"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    rows = len(Library(lib_dir).examples("sentiment", "train"))
+    assert f"preparing rows: {rows:,} of {rows:,}" in captured.err
+    # Every row is 22 tokens or more in the tiny model's chat format.
+    note = (f"{rows} of {rows} training rows were longer than 21 tokens and lost the start of "
+            "their input (--max-length).")
+    assert note in captured.err and note in captured.out
+    run = Library(lib_dir).list_runs()[-1]
+    assert run.summary["truncated_rows"] == run.summary["rows"] == rows
+    assert run.config["train"]["checkpoint_every"] == 2
+    _, state = load_checkpoint(Library(lib_dir).checkpoint_dir(run.id))
+    assert state["step"] == 2  # the last checkpoint: step 2 (none at the last step, 3)
+    code, payload = _cli(capsys, tiny_model_dir, lib_dir, "train", "sentiment", "--method",
+                         "prompt", "--length", "2", "--steps", "1", "--batch-size", "4",
+                         "--eval-every", "0", "--max-length", "21", "--mode", "standard")
+    assert code == 0 and payload["truncated_rows"] == payload["rows"] == rows

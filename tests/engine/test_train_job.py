@@ -200,6 +200,9 @@ def test_bad_settings_leave_the_library_unchanged(tiny_host, lib):
     lib.create_task("empty", kind="generate", instruction="say hi")
     with pytest.raises(PromptbankError, match="no training examples"):
         TrainingJob.start(lib, tiny_host, "empty", TrainConfig())
+    # The tiny model's context is 512 tokens: a prompt of 300 leaves no room for rows of 256.
+    with pytest.raises(PromptbankError, match="at most 256 fit"):
+        TrainingJob.start(lib, tiny_host, "sentiment", TrainConfig(length=300))
     assert lib.list_runs() == runs_before
 
 

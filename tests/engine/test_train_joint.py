@@ -231,4 +231,8 @@ def test_bad_joint_input_changes_nothing(tiny_host, tmp_path):
             JointJob.start(lib, tiny_host, tasks, [config] * len(tasks))
     with pytest.raises(PromptbankError, match="steps"):
         JointJob.start(lib, tiny_host, TASKS, [config, TrainConfig(steps=0)])
+    # The tiny model's context is 512 tokens: one task's 300-token prompt leaves no room for
+    # rows of 256.
+    with pytest.raises(PromptbankError, match="at most 256 fit"):
+        JointJob.start(lib, tiny_host, TASKS, [config, TrainConfig(method="prompt", length=300)])
     assert lib.list_runs() == runs

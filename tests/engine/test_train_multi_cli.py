@@ -44,6 +44,30 @@ def test_train_several_tasks_is_one_joint_job(capsys, tiny_model_dir, lib_dir):
     assert lib.get_version("echo").length == 2
 
 
+def test_a_joint_job_prepares_and_reports_cut_rows_per_task(capsys, tiny_model_dir, lib_dir):
+    argv = ["--library", lib_dir, "--model", str(tiny_model_dir), "--device", TEST_DEVICE,
+            "train", "sentiment", "spam", "--mode", "standard", *FAST, "--max-length", "23"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    lib = Library(lib_dir)
+    runs = {lib.get_task_by_id(r.task_id).name: r for r in lib.list_runs()}
+    # In the tiny model's chat format sentiment rows are 22 to 32 tokens, spam rows 21 or 23.
+    assert runs["sentiment"].summary["truncated_rows"] > 0
+    assert runs["spam"].summary["truncated_rows"] == 0
+    for task in ("sentiment", "spam"):
+        rows, cut = runs[task].summary["rows"], runs[task].summary["truncated_rows"]
+        assert rows == len(lib.examples(task, "train"))
+        assert f"preparing rows: {rows:,} of {rows:,}" in captured.err
+        note = (f"{cut} of {rows} training rows were longer than 23 tokens and lost the start "
+                "of their input (--max-length).")
+        assert (f"{task}: {note}" in captured.err) == (note in captured.out) == (cut > 0)
+    code, payload, _ = _cli(capsys, tiny_model_dir, lib_dir, "train", "sentiment", "spam",
+                            "--mode", "standard", *FAST, "--max-length", "23")
+    assert code == 0 and [(t["rows"], t["truncated_rows"]) for t in payload["tasks"]] == [
+        (runs[t].summary["rows"], runs[t].summary["truncated_rows"])
+        for t in ("sentiment", "spam")]
+
+
 def test_a_joint_job_resumes_from_the_cli(capsys, tiny_model_dir, lib_dir, tiny_host):
     from engine.training.config import TrainConfig
     from engine.training.joint import JointJob

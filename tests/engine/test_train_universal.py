@@ -131,6 +131,9 @@ def test_bad_universal_input_changes_nothing(tiny_host, lib):
         UniversalJob.create(lib, tiny_host, "echo", SOURCES, _config())
     with pytest.raises(PromptbankError, match="not a universal prompt"):
         UniversalJob.update(lib, tiny_host, "echo", ["spam"], _config())
+    with pytest.raises(PromptbankError, match="at most 256 fit"):  # a context of 512 tokens
+        UniversalJob.create(lib, tiny_host, "uni", SOURCES,
+                            TrainConfig(method="prompt", length=300))
     assert lib.list_runs() == runs and lib.list_tasks() == tasks
     run_job(UniversalJob.create(lib, tiny_host, "uni", SOURCES, _config()))
     with pytest.raises(PromptbankError, match="already"):

@@ -30,7 +30,7 @@ def test_a_broken_pipe_stops_the_worker_and_leaves_the_run_resumable(tiny_model_
                                                                      tiny_host, tmp_path):
     root = tmp_path / "library"
     make_library(root, tiny_host)
-    out = ClosedPipe(close_after=4)  # queued, started, two steps; then the desktop is gone
+    out = ClosedPipe(close_after=5)  # queued, prepare, started, two steps; then it is gone
     worker = Worker(argparse.Namespace(model=str(tiny_model_dir), device="cpu", dtype="auto",
                                        library=root, trust_remote_code=False), out=out)
     worker.scheduler.put(Request("t", "train", {"task": "sent", "config": train_config(500)}))

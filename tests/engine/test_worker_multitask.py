@@ -31,6 +31,12 @@ def test_train_joint_reports_each_task_and_guards_its_tasks(setup):
         client.call("delete_task", task="more")
     events = [e.data for e in joint]
     started = next(e for e in events if e.get("kind") == "started")
+    # Each task's rows are prepared, with progress, before the job's first step.
+    lib = Library(root)
+    sizes = [len(lib.examples(t, "train")) for t in ("sent", "more")]
+    prepared = [(e["done"], e["total"]) for e in events[:events.index(started)]
+                if e.get("kind") == "prepare"]
+    assert prepared == [(n, n) for n in sizes]
     assert started["tasks"] == ["sent", "more"] and len(started["run_ids"]) == 2
     steps = [(e["task"], e["step"]) for e in events if e.get("kind") == "step"]
     assert steps == [(t, s) for s in (1, 2, 3) for t in ("sent", "more")]
@@ -40,7 +46,6 @@ def test_train_joint_reports_each_task_and_guards_its_tasks(setup):
     assert final["tasks"] == ["sent", "more"] and final["run_ids"] == started["run_ids"]
     assert [t["task"] for t in final["results"]] == ["sent", "more"]
     assert sorted(saved) == ["more", "sent"]
-    lib = Library(root)
     assert lib.get_run(final["results"][1]["run_id"]).joint_id == started["run_id"]
     with pytest.raises(RequestFailed, match="two or more"):
         client.call("train_joint", tasks=["sent"])
@@ -49,7 +54,14 @@ def test_train_joint_reports_each_task_and_guards_its_tasks(setup):
 def test_universal_and_rank_starts(setup, tmp_path):
     client, root = setup
     config = train_config(2, length=4, method="prompt")
-    created = client.call("universal", task="uni", sources=["sent", "more"], config=config)
+    events = [e.data for e in client.request("universal", {"task": "uni",
+                                                          "sources": ["sent", "more"],
+                                                          "config": config})]
+    # One count over every source's rows.
+    rows = sum(len(Library(root).examples(t, "train")) for t in ("sent", "more"))
+    assert [(e["done"], e["total"]) for e in events if e.get("kind") == "prepare"][-1] == (
+        rows, rows)
+    created = events[-1]
     assert created["status"] == "done" and Library(root).get_task("uni").kind == "universal"
     assert set(created["summary"]["after"]) == {"sent", "more"}
     data = write_sentiment(tmp_path / "new.jsonl", repeat=1)

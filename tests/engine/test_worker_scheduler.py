@@ -282,6 +282,17 @@ def test_requests_are_served_while_a_job_starts_and_finishes():
     assert h.of("b")[-1].data.items() >= {"status": "done", "steps": 1}.items()
 
 
+def test_a_reader_that_ends_without_a_word_stops_the_worker():
+    h = Harness()
+    alive = {"reader": True}
+    h.sched.input_alive = lambda: alive["reader"]
+    h.job("a", 100, on_step=lambda i: i == 2 and alive.update(reader=False))
+    h.sched.run()  # returns: the loop noticed its reader is gone
+    assert h.sched.exit_code == 1
+    assert "a:cancelled@2" in h.trace  # the running job was checkpointed first
+    assert h.of("a")[-1].data["status"] == "cancelled"
+
+
 def test_a_cancel_reaches_a_stoppable_request_while_it_runs():
     h = Harness()
     pieces: list[int] = []

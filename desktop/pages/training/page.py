@@ -77,6 +77,9 @@ def describe_summary(summary: dict, metric_name: str) -> str:
     if isinstance(summary.get("train_seconds"), int | float):
         parts.append(f"trained for {format_duration(summary['train_seconds'])}")
     lines = [" · ".join(parts)] if parts else []
+    cut = truncation_text(summary)
+    if cut:
+        lines.append(cut)
     before, after = summary.get("before") or {}, summary.get("after") or {}
     for data, change, sign in (("new", "gain_new", "gain"), ("old", "forgetting_old",
                                                               "forgetting")):
@@ -90,21 +93,36 @@ def describe_summary(summary: dict, metric_name: str) -> str:
 
 
 def joint_text(job: JobState) -> str:
-    """A joint job's tasks in words: which were saved as which version, which failed."""
+    """A joint job's tasks in words: which were saved as which version (and how many of their
+    rows were cut), which failed."""
     outcome = job.outcome
     if outcome is None or not (outcome.results or outcome.failed):
         return f"one joint job: {', '.join(job.tasks)}"
     parts = []
     if outcome.results:
         parts.append("saved " + ", ".join(f"{r.task} v{r.version}" for r in outcome.results))
+    parts += [f"{r.task}: {cut}" for r in outcome.results if (cut := truncation_text(r.summary))]
     parts += [ERROR.format(f"{task} failed: {message}")
               for task, message in outcome.failed.items()]
     return "<br>".join(parts)
 
 
+def truncation_text(summary: dict) -> str:
+    """How many training rows were cut to the longest row length ("" when none were)."""
+    cut = summary.get("truncated_rows")
+    if not isinstance(cut, int) or cut <= 0:
+        return ""
+    rows = summary.get("rows")
+    of = f" of {rows:,}" if isinstance(rows, int) else ""
+    return (f"{cut:,}{of} training rows were longer than the row limit and lost the start of "
+            "their input")
+
+
 def job_text(job: JobState) -> str:
     """A job's line in the list."""
     status = f"{job.status} · resumable" if job.status in RESUMABLE else job.status
+    if job.preparing:
+        status = "preparing rows"
     return f"{STATUS_MARK.get(job.status, '')} {job.task} · {job.kind} · {status}"
 
 
@@ -239,8 +257,13 @@ class TrainingPage(Page):
 
     def _show_job(self, job: JobState) -> None:
         self.title.setText(f"{job.task} — {job.kind} ({job.status})")
-        self.progress.setValue(int(1000 * job.fraction))
-        parts = [f"step {job.step} of {job.total}" if job.total else "waiting to start"]
+        if job.preparing:
+            # Before step 0 the bar shows the rows prepared; the steps take it over after.
+            self.progress.setValue(int(1000 * job.prepared / job.rows))
+            parts = [f"preparing rows: {job.prepared:,} of {job.rows:,}"]
+        else:
+            self.progress.setValue(int(1000 * job.fraction))
+            parts = [f"step {job.step} of {job.total}" if job.total else "waiting to start"]
         if job.loss is not None:
             parts.append(f"loss {job.loss:.4f}")
         if job.tokens_per_s:
