@@ -21,15 +21,17 @@ def _forward(host, *, grad: bool) -> torch.Tensor:
 
 def test_a_break_comes_before_each_layer_and_after_each_layers_backward(tiny_host):
     layers = tiny_host.model.config.num_hidden_layers
+    # A GPU's backward runs on autograd's device thread, where breaks are skipped.
+    backward = layers if tiny_host.device.type == "cpu" else 0
     trace: list[str] = []
     with layer_breaks(tiny_host.model, lambda: trace.append("break")):
         logits = _forward(tiny_host, grad=True)
         assert len(trace) == layers
         logits.sum().backward()
-        assert len(trace) == 2 * layers
+        assert len(trace) == layers + backward
         with torch.no_grad():
             _forward(tiny_host, grad=False)
-        assert len(trace) == 3 * layers
+        assert len(trace) == 2 * layers + backward
         late = _forward(tiny_host, grad=True)
     trace.clear()
     late.sum().backward()  # the graph outlives the block: no more breaks

@@ -167,8 +167,10 @@ def test_automatic_shared_passes_shrink_when_memory_runs_out(tiny_host, tmp_path
     monkeypatch.setattr(job.passes, "run", tight)
     run_job(job)
     assert sizes[:3] == [8, 4, 2] and set(sizes[3:]) == {2} and job.pass_rows == 2
+    # Passes of other sizes sum in another order: float32 rounding (on a GPU other kernels
+    # too) moves the prompts after two AdamW steps of lr up to 0.3 by well under 1e-5.
     for slot, alone in zip(job.slots, fits.slots, strict=True):
-        assert torch.allclose(slot.params.value(), alone.params.value(), atol=1e-6)
+        assert torch.allclose(slot.params.value(), alone.params.value(), atol=1e-5)
 
 
 def test_out_of_memory_at_a_set_micro_batch_fails_every_run_of_the_job(tiny_host, tmp_path,
