@@ -30,7 +30,7 @@ from engine.training.checkpointing import restore_state
 from engine.training.config import TrainConfig
 from engine.training.data import encode, eval_set
 from engine.training.evaluation import Evaluator
-from engine.training.passes import Pass, Passes
+from engine.training.passes import Pass, Passes, group_by_width
 from engine.training.slot import TaskSlot, TrainResult
 
 __all__ = ["FLOAT16_SCALE", "GROWTH_STEPS", "SlotJob", "TrainResult", "TrainingJob",
@@ -184,11 +184,9 @@ class SlotJob:
             rows = [r for _, batch in members for r in batch]
             index = [i for i, batch in members for _ in batch]
             weight = {i: slots[i].token_weight(batch) for i, batch in members}
-            size = self.pass_rows or self.passes.rows_per_pass(len(rows),
-                                                               max(len(r) for r in rows))
             batch_loss = {i: torch.zeros((), device=self.host.device) for i, _ in members}
-            for begin in range(0, len(rows), size):
-                part, part_index = rows[begin:begin + size], index[begin:begin + size]
+            for chosen in self._split(rows, [owners[i] for i in index]):
+                part, part_index = [rows[j] for j in chosen], [index[j] for j in chosen]
                 sums, part_grads = self.passes.run(Pass(
                     part, [owners[i] for i in part_index], [weight[i] for i in part_index]),
                     self.loss_scale)
@@ -203,6 +201,16 @@ class SlotJob:
             for i, loss in batch_loss.items():
                 losses[i].append(loss)
         return [sum(batch) / len(batch) for batch in losses]
+
+    def _split(self, rows: list[Row], owners: list[int]) -> list[list[int]]:
+        """A round's rows (by index) in passes: ``--micro-batch`` rows at a time, or as many
+        as the GPU's memory holds (a GPU pads to a few widths anyway); on a CPU, rows of
+        similar width together."""
+        if not (self.pass_rows or self.passes.padded):
+            return group_by_width([self.passes.width(o, r)
+                                   for r, o in zip(rows, owners, strict=True)])
+        size = self.pass_rows or self.passes.rows_per_pass(len(rows), max(map(len, rows)))
+        return [list(range(b, min(b + size, len(rows)))) for b in range(0, len(rows), size)]
 
     def _fail_oom(self, slots: list[TaskSlot], rows: int) -> None:
         size = sum(s.config.batch_size for s in slots)

@@ -30,6 +30,10 @@ from engine.training.params import PromptParams
 #: Share of free GPU memory a pass may plan to use for activations.
 MEMORY_SHARE = 0.6
 
+#: What one more pass costs on a CPU beside its tokens, counted in tokens: the weights are
+#: read again for its forward and backward, and its prompts run again.
+PASS_COST_TOKENS = 96
+
 
 @dataclass
 class Pass:
@@ -69,15 +73,22 @@ class Passes:
         return bool(head) and len(row.prompt_ids) > len(head) and \
             row.prompt_ids[:len(head)] == head
 
+    def _cut(self, owner: int, row: Row) -> int:
+        """The tokens of ``row`` the pass leaves out: its task's head, run once."""
+        return len(self.heads[owner]) if self._headed(owner, row) else 0
+
+    def width(self, owner: int, row: Row) -> int:
+        """The tokens ``row`` of prompt ``owner`` takes in a pass."""
+        return len(row.ids) - self._cut(owner, row)
+
     def run(self, part: Pass, scale: float = 1.0) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Each prompt's weighted loss sum (device) and the gradients of every prompt's
         parameters, in ``parameters`` order, prompt after prompt."""
         slots: dict[tuple[int, bool], int] = {}
         row_slot, sequences, starts, row_lengths = [], [], [], []
         for row, owner in zip(part.rows, part.owners, strict=True):
-            headed = self._headed(owner, row)
-            slot = slots.setdefault((owner, headed), len(slots))
-            cut = len(self.heads[owner]) if headed else 0
+            cut = self._cut(owner, row)
+            slot = slots.setdefault((owner, cut > 0), len(slots))
             row_slot.append(slot)
             sequences.append(row.ids[cut:])
             starts.append(len(row.prompt_ids) - cut)
@@ -136,3 +147,22 @@ class Passes:
         size = torch.finfo(self.host.dtype).bits // 8
         per_token = self.host.num_layers * (12 * self.host.hidden_size + 3 * inner) * size
         return max(1, min(batch, int(MEMORY_SHARE * free / (per_token * max(width, 1)))))
+
+
+def group_by_width(widths: Sequence[int], pass_cost: int = PASS_COST_TOKENS) -> list[list[int]]:
+    """Rows (by index) split into passes of similar width, for a CPU where padding costs as
+    much as a real token: the split of the rows sorted by width with the fewest padded tokens
+    plus ``pass_cost`` a pass. A round of several tasks' rows mixes short and long texts."""
+    order = sorted(range(len(widths)), key=widths.__getitem__)
+    best = [0] + [0] * len(order)
+    cut = [0] * (len(order) + 1)
+    for end in range(1, len(order) + 1):
+        widest = widths[order[end - 1]]
+        best[end], cut[end] = min((best[begin] + (end - begin) * widest + pass_cost, begin)
+                                  for begin in range(end))
+    groups: list[list[int]] = []
+    end = len(order)
+    while end:
+        groups.insert(0, order[cut[end]:end])
+        end = cut[end]
+    return groups

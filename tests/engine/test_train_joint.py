@@ -13,8 +13,9 @@ from engine.prompts import SoftPrompt
 from engine.training.config import TrainConfig
 from engine.training.job import TrainingJob, run_job
 from engine.training.joint import JointJob
+from engine.training.passes import group_by_width
 from engine.training.resume import resume_run
-from tests.engine.train_helpers import add_echo_task, make_library
+from tests.engine.train_helpers import add_echo_task, make_library, write_jsonl
 
 TASKS = ("sentiment", "echo")
 
@@ -238,3 +239,36 @@ def test_bad_joint_input_changes_nothing(tiny_host, tmp_path):
     with pytest.raises(PromptbankError, match="at most 256 fit"):
         JointJob.start(lib, tiny_host, TASKS, [config, TrainConfig(method="prompt", length=300)])
     assert lib.list_runs() == runs
+
+
+def test_rows_are_grouped_by_width_with_the_fewest_padded_tokens():
+    widths = [30, 5, 31, 6, 29, 5]
+    # Two passes: 3 × 6 + 3 × 31 tokens and two pass costs, against 6 × 31 for one pass.
+    assert group_by_width(widths, pass_cost=10) == [[1, 5, 3], [4, 0, 2]]
+    # A pass that costs more than the padding it saves is not worth it.
+    assert group_by_width(widths, pass_cost=1000) == [[1, 5, 3, 4, 0, 2]]
+    assert sorted(i for g in group_by_width(widths, pass_cost=0) for i in g) == list(range(6))
+    assert group_by_width([]) == []
+
+
+@pytest.mark.cpu_only("a GPU pads every pass to a few widths and keeps a round in one pass")
+def test_on_a_cpu_short_and_long_rows_of_a_joint_round_take_separate_passes(tiny_host,
+                                                                           tmp_path):
+    lib = make_library(tmp_path)
+    essay = " ".join(["the story goes on and on with many more words"] * 6)
+    lib.create_task("essay", kind="generate", instruction="summarise")
+    lib.add_dataset("essay", write_jsonl(tmp_path / "essay.jsonl",
+                                         [(f"{essay} {i}", f"part {i}") for i in range(8)]),
+                    eval_fraction=0.25, seed=0)
+    config = TrainConfig(method="prefix", length=4, steps=1, batch_size=4, eval_every=0)
+    job = JointJob.start(lib, tiny_host, ["sentiment", "essay"], [config, config])
+    parts = []
+    real = job.passes.run
+
+    def recorded(part, scale=1.0):
+        parts.append(part)
+        return real(part, scale)
+
+    job.passes.run = recorded
+    run_job(job)
+    assert len(parts) == 2 and [set(p.owners) for p in parts] == [{0}, {1}]
