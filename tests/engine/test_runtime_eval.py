@@ -114,3 +114,24 @@ def test_damaged_or_foreign_prompt_file_is_refused(setup, lively_host):
     lib.add_version("describe", foreign.to_bytes())
     with pytest.raises(PromptbankError, match="another model"):
         rt.generate([GenRow("hello", "describe", version=2)])
+
+
+@pytest.mark.parametrize("method", ["prompt", "prefix"])
+def test_the_metric_training_stores_is_what_promptbank_eval_measures(tiny_host, tmp_path,
+                                                                    method):
+    """One label scorer, one truncation rule and one data hash: the best metric a run saves
+    with its version is the accuracy `promptbank eval` gives that version on the same rows."""
+    from engine.training.config import TrainConfig
+    from engine.training.job import TrainingJob, run_job
+    from tests.engine.train_helpers import make_library
+
+    lib = make_library(tmp_path)
+    config = TrainConfig(method=method, length=3, steps=4, lr=0.1, batch_size=4,
+                         eval_every=4, init="vocab", warmup=0.0)
+    result = run_job(TrainingJob.start(lib, tiny_host, "sentiment", config))
+    stored = lib.get_version("sentiment").metrics
+    measured = evaluate(Runtime(tiny_host, lib), lib, "sentiment")
+    assert measured.version == result.version == 1
+    assert stored["metric_name"] == "accuracy" and stored["best_metric"] == result.best_metric
+    assert measured.metrics["accuracy"] == pytest.approx(result.best_metric, abs=1e-12)
+    assert measured.n == len(lib.examples("sentiment", "eval"))

@@ -7,6 +7,7 @@ import hashlib
 import pytest
 
 from engine.errors import PromptbankError
+from engine.evaluate import evaluate
 from engine.prompts import SoftPrompt
 from engine.runtime import Runtime
 from engine.training.config import TrainConfig
@@ -66,6 +67,15 @@ def test_continue_makes_a_child_and_touches_nothing_else(tiny_host, tmp_path):
     assert sorted(e.baseline for e in evals) == sorted(
         f"continual-{when}-{which}" for when in ("before", "after") for which in ("new", "old"))
     assert {e.version_id for e in evals} == {parent.id, child.id}
+    # One data hash and one scorer: `promptbank eval` of the parent on the old held-out rows
+    # lines up with the stored "before" evaluation in `compare`, with the same accuracy.
+    first = lib.list_datasets("sentiment")[0].id
+    old_rows = [(e.input, e.output) for e in lib.examples("sentiment", "eval", dataset_id=first)]
+    measured = evaluate(Runtime(tiny_host, lib), lib, "sentiment", version=parent.number,
+                        data=write_jsonl(tmp_path / "old-eval.jsonl", old_rows))
+    before_old = next(e for e in evals if e.baseline == "continual-before-old")
+    assert before_old.data_sha256 == measured.data_sha256
+    assert before_old.metrics["accuracy"] == pytest.approx(measured.metrics["accuracy"])
 
     assert lib.read_version_bytes(lib.get_version("other")) == other_bytes
     assert lib.get_version("other").id == other.id
