@@ -183,12 +183,13 @@ class SlotJob:
             members = [(i, draws[i][k]) for i in range(len(slots)) if k < len(draws[i])]
             rows = [r for _, batch in members for r in batch]
             index = [i for i, batch in members for _ in batch]
+            row_owners = [owners[i] for i in index]
             weight = {i: slots[i].token_weight(batch) for i, batch in members}
             batch_loss = {i: torch.zeros((), device=self.host.device) for i, _ in members}
-            for chosen in self._split(rows, [owners[i] for i in index]):
+            for chosen in self._split(rows, row_owners):
                 part, part_index = [rows[j] for j in chosen], [index[j] for j in chosen]
                 sums, part_grads = self.passes.run(Pass(
-                    part, [owners[i] for i in part_index], [weight[i] for i in part_index]),
+                    part, [row_owners[j] for j in chosen], [weight[i] for i in part_index]),
                     self.loss_scale)
                 for i in dict.fromkeys(part_index):
                     accum = slots[i].config.grad_accum
