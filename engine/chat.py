@@ -47,6 +47,15 @@ def format_input(text: str, template: str | None = None) -> str:
     return text
 
 
+def _added_bos(tokenizer) -> str:
+    """The BOS token's text when the tokenizer puts it before every text, else ""."""
+    bos = tokenizer.bos_token
+    if not bos or tokenizer.bos_token_id is None:
+        return ""
+    ids = tokenizer("a")["input_ids"]
+    return bos if ids and ids[0] == tokenizer.bos_token_id else ""
+
+
 @dataclass
 class Row:
     """One tokenised example: context ids (no loss) then answer ids (loss)."""
@@ -75,6 +84,10 @@ class Chat:
         stops = {vocab.get(self.end_of_turn), tokenizer.eos_token_id}
         self.stop_ids = {int(t) for t in stops if isinstance(t, int) and t >= 0}
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        # A chat template writes its own BOS; without one (a base model) the text is framed
+        # plainly, and the BOS the tokenizer would add must be kept: Gemma 3 270M scores an
+        # English sentence at perplexity 13 with it and 423 without.
+        self.bos_text = "" if tokenizer.chat_template else _added_bos(tokenizer)
         self._frames: dict[str | None, tuple[str, str] | None] = {}
 
     # ---- text ------------------------------------------------------------------------
@@ -112,7 +125,7 @@ class Chat:
         """The chat template around one user message (and earlier example turns)."""
         if not self.tokenizer.chat_template:
             examples = "".join(f"{q}\n{a}\n\n" for q, a in shots)
-            return (f"{system}\n\n" if system else "") + examples + user + "\n"
+            return self.bos_text + (f"{system}\n\n" if system else "") + examples + user + "\n"
         frame = None if shots else self._frame(system)
         if frame is not None:
             return frame[0] + user + frame[1]

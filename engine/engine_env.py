@@ -29,7 +29,7 @@ import platformdirs
 
 from engine import __version__
 from engine.errors import PromptbankError
-from engine.launch import child_env, constraints_file, module_command
+from engine.launch import child_env, constraints_file, module_command, uv_binary
 from engine.paths import APP_NAME
 
 #: What the worker imports besides torch (pyproject's dependencies without the GUI's).
@@ -144,17 +144,6 @@ def status(home: Path | None = None) -> EngineStatus:
                                "The GPU engine was installed for another version of "
                                "Promptbank; the CPU engine is used until you install it again."})
     return found
-
-
-def uv_binary() -> str:
-    """The uv program installed with the app (the bundle carries it in ``bin``)."""
-    try:
-        from uv import find_uv_bin
-
-        return find_uv_bin()
-    except (ImportError, FileNotFoundError) as exc:
-        raise PromptbankError("The uv program that installs the GPU engine is missing.",
-                              hint="Reinstall Promptbank (uv is one of its packages).") from exc
 
 
 def torch_backends() -> list[str]:

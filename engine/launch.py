@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from engine.errors import PromptbankError
 from engine.paths import resources_dir
 
 
@@ -55,3 +56,16 @@ def child_env(python: str | os.PathLike[str] | None = None,
     if python is not None:
         env["PROMPTBANK_RESOURCES"] = str(resources_dir())
     return env
+
+
+def uv_binary() -> str:
+    """The uv program installed with the app (the bundle carries it in ``bin``): it installs
+    the GPU engine and fetches optional models."""
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError) as exc:
+        raise PromptbankError("The uv program that installs the GPU engine and optional models "
+                              "is missing.",
+                              hint="Reinstall Promptbank (uv is one of its packages).") from exc

@@ -18,9 +18,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from engine import gguf
+from engine.architecture import Architecture
 from engine.chat import Chat
 from engine.errors import PromptbankError
 from engine.model_bundle import find_bundled_model
+from engine.model_catalog import OPTIONAL, model_path
 from engine.paths import cache_dir
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -48,7 +51,7 @@ class ResolvedSpec:
     """Where a model spec points: a folder to load, or a GGUF file inside a folder."""
 
     name: str
-    source: str  # "default" | "folder" | "gguf" | "hub" | "random"
+    source: str  # "default" | "folder" | "gguf" | "optional" | "hub" | "random"
     folder: Path
     gguf_file: str | None = None
     # A pre-converted copy (engine/model_bundle.py) stands for its GGUF: the fingerprint
@@ -76,6 +79,16 @@ class ModelInfo:
     dtype: str
     load_seconds: float
     threads: int
+    #: transformers' ``model_type``.
+    family: str = ""
+    #: The forward check's largest logit difference relative to the model's own (None: not
+    #: checked yet); see ``engine.forward.fidelity``.
+    exactness: float | None = None
+    #: How inputs are framed: "model" (its chat template), "file" (a GGUF's), "family:NAME"
+    #: (the family's, for a GGUF without one) or "plain" (a base model: text, BOS kept).
+    template: str = ""
+    #: A converted GGUF's first-load check, in words ("" for other models).
+    conversion: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -130,6 +143,13 @@ def resolve_spec(spec: str) -> ResolvedSpec:
             return ResolvedSpec(DEFAULT_NAME, "default", bundled.folder,
                                 weights_sha256=bundled.gguf_sha256)
         return resolve_from_gguf()
+    if spec in OPTIONAL:
+        path = model_path(spec)
+        if not path.is_file():
+            raise PromptbankError(f"The model '{spec}' is not added yet.",
+                                  hint=f"Run `promptbank model add {spec}` (it fetches "
+                                       f"{OPTIONAL[spec].size_mb} MB once).")
+        return ResolvedSpec(OPTIONAL[spec].title, "optional", path.parent, path.name)
     path = Path(spec).expanduser()
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
@@ -283,29 +303,21 @@ def _tokenizer_digest(tokenizer) -> str:
 
 
 def _convert_gguf(resolved: ResolvedSpec, target: Path, progress: Progress) -> None:
-    """De-quantise a GGUF once into a safetensors folder (atomic: temp folder, then rename)."""
-    progress("Reading the GGUF file (first start only)", 0.05)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(resolved.folder, gguf_file=resolved.gguf_file)
-        progress("De-quantising the weights (first start only)", 0.2)
-        model = AutoModelForCausalLM.from_pretrained(
-            resolved.folder, gguf_file=resolved.gguf_file, dtype=torch.float32
-        )
-    except Exception as exc:
-        raise PromptbankError(
-            f"The GGUF file {resolved.folder / resolved.gguf_file} could not be read "
-            f"({type(exc).__name__}); it may be truncated or of an unsupported architecture.",
-            hint="Re-download or re-export the file, or use a Hugging Face model folder.",
-        ) from exc
-    progress("Saving the converted model", 0.8)
-    # The GGUF quantizer marks the model unserialisable; the tensors are plain floats by now.
-    model.hf_quantizer = None
-    model.config.__dict__.pop("quantization_config", None)
+    """Convert a GGUF once into a safetensors folder (atomic: temp folder, then rename)."""
+    gguf_path = resolved.folder / str(resolved.gguf_file)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        try:
+            gguf.convert(gguf_path, tmp, progress)
+        except PromptbankError:
+            raise
+        except Exception as exc:
+            raise PromptbankError(
+                f"The GGUF file {gguf_path} could not be read ({type(exc).__name__}: {exc}); "
+                "it may be truncated or of an unsupported architecture.",
+                hint="Re-download or re-export the file, or use a Hugging Face model folder.",
+            ) from exc
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
@@ -316,13 +328,18 @@ def _convert_gguf(resolved: ResolvedSpec, target: Path, progress: Progress) -> N
 
 
 def converted_folder(resolved: ResolvedSpec, progress: Progress = _no_progress) -> Path:
-    """The cached safetensors folder for a GGUF spec, converting it the first time."""
+    """The cached safetensors folder for a GGUF spec, converting it the first time (earlier
+    conversion formats of the same file are replaced)."""
     assert resolved.gguf_file is not None
-    gguf = resolved.folder / resolved.gguf_file
-    key = _cached_file_hash(gguf)[:16]
-    target = cache_dir() / "models" / f"{Path(resolved.gguf_file).stem}-{key}"
+    gguf_path = resolved.folder / resolved.gguf_file
+    stem = f"{Path(resolved.gguf_file).stem}-{_cached_file_hash(gguf_path)[:16]}"
+    models = cache_dir() / "models"
+    target = models / f"{stem}-f{gguf.FORMAT}"
     if not (target / "config.json").is_file():
         _convert_gguf(resolved, target, progress)
+        for old in models.glob(f"{stem}*"):
+            if old != target and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
     return target
 
 
@@ -379,7 +396,25 @@ class ModelHost:
         hashes = ([self.resolved.weights_sha256] if self.resolved.weights_sha256
                   else [_cached_file_hash(path) for path in weights])
         self._adopt(self.model.to(self.device), hashes, started)
+        self.conversion = gguf.ConversionRecord.load(folder)
+        if self.conversion is not None:
+            self._check_conversion(progress)
         progress("Ready", 1.0)
+
+    def _check_conversion(self, progress: Progress) -> None:
+        """Run a converted GGUF's first-load check (once; the verdict is kept with the
+        conversion) and refuse a conversion that computes garbage."""
+        record = self.conversion
+        if not (record.check or {}).get("passed"):
+            progress("Checking the conversion (first start only)", 0.95)
+            record.check = gguf.conversion_check(self.model, self.tokenizer, self.device)
+            record.save(self.folder)
+        if not record.check["passed"]:
+            raise PromptbankError(
+                f"The model converted from {record.gguf} computes garbage: "
+                f"{gguf.verdict_text(record.check)}.",
+                hint="The file may be damaged or of an architecture transformers converts "
+                     "wrongly; use a Hugging Face model folder of the same model.")
 
     @classmethod
     def random(cls, config, tokenizer, *, name: str, device: str = "auto",
@@ -410,6 +445,8 @@ class ModelHost:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.config = self.model.config
+        self.architecture = Architecture.of(self.config)
+        self.num_kv_heads, self.head_dim = self._cache_geometry()
         self.chat = Chat(self.tokenizer, self.max_positions)
         digest = hashlib.sha256()
         digest.update(_config_digest(self.config).encode())
@@ -417,6 +454,8 @@ class ModelHost:
         for value in weight_hashes:
             digest.update(value.encode())
         self.fingerprint = digest.hexdigest()[:32]
+        self.exactness: float | None = None
+        self.conversion: gguf.ConversionRecord | None = None
         self.load_seconds = time.perf_counter() - started
 
     @property
@@ -428,6 +467,12 @@ class ModelHost:
         return int(self.config.hidden_size)
 
     @property
+    def embedding_size(self) -> int:
+        """The width of an input embedding (a virtual token); the hidden size but for a few
+        families that project embeddings in (OPT-350m)."""
+        return int(self.embeddings().embedding_dim)
+
+    @property
     def num_layers(self) -> int:
         return int(self.config.num_hidden_layers)
 
@@ -435,13 +480,22 @@ class ModelHost:
     def num_heads(self) -> int:
         return int(self.config.num_attention_heads)
 
-    @property
-    def num_kv_heads(self) -> int:
-        return int(getattr(self.config, "num_key_value_heads", None) or self.num_heads)
-
-    @property
-    def head_dim(self) -> int:
-        return int(getattr(self.config, "head_dim", None) or self.hidden_size // self.num_heads)
+    def _cache_geometry(self) -> tuple[int, int]:
+        """(key/value heads, head size) as the model's own cache holds them after one token:
+        configs name these in a dozen ways (multi-query, ``n_head_kv``, ``head_dim`` unset),
+        the cache does not. The config's values where the cache has another form."""
+        heads = int(getattr(self.config, "num_key_value_heads", None) or self.num_heads)
+        size = int(getattr(self.config, "head_dim", None) or self.hidden_size // self.num_heads)
+        token = torch.zeros((1, 1), dtype=torch.long, device=self.device)
+        try:
+            with torch.no_grad():
+                cache = self.model(input_ids=token, use_cache=True).past_key_values
+            keys = cache.layers[0].keys
+        except (AttributeError, IndexError, TypeError, ValueError, RuntimeError):
+            return heads, size
+        if keys is None or keys.dim() != 4:
+            return heads, size
+        return int(keys.shape[1]), int(keys.shape[3])
 
     @property
     def max_positions(self) -> int:
@@ -473,4 +527,15 @@ class ModelHost:
             dtype=str(self.dtype).removeprefix("torch."),
             load_seconds=round(self.load_seconds, 3),
             threads=torch.get_num_threads(),
+            family=self.architecture.model_type,
+            exactness=self.exactness,
+            template=self.template,
+            conversion=gguf.verdict_text(self.conversion.check if self.conversion else None),
         )
+
+    @property
+    def template(self) -> str:
+        """How inputs are framed (see ``ModelInfo.template``)."""
+        if self.conversion is not None and self.conversion.template:
+            return self.conversion.template
+        return "model" if self.tokenizer.chat_template else "plain"

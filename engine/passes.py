@@ -4,6 +4,10 @@ Every pass gets an explicit 4-D boolean attention mask and explicit position ids
 model's own mask logic (which varies between versions and can synchronise with the host)
 never runs, and a pass has the same shapes every time its inputs do (CUDA graphs).
 
+Models with sliding-window layers get each layer type its own mask, cut to the window by the
+distance between a query's position and each key's (``engine.architecture``), and logits get
+the family's head scaling and soft-capping, so every family computes what it computes alone.
+
 Keys/values of a prompt are "packed": one tensor (layers, 2, kv_heads, length, head_dim),
 keys at index 0 and values at index 1 of the second dimension.
 """
@@ -16,6 +20,8 @@ from typing import Any
 
 import torch
 from transformers.cache_utils import Cache
+
+from engine.architecture import Architecture
 
 #: One (keys, values) pair per layer, each (batch, kv_heads, length, head_dim).
 Past = list[tuple[torch.Tensor, torch.Tensor]]
@@ -78,15 +84,48 @@ def run(host: Any, past: Past, mask: torch.Tensor, positions: torch.Tensor, *,
     """
     model = decoder(host)
     cache_ = PastCache(past, write_at)
-    out = model(input_ids=ids, inputs_embeds=embeds, attention_mask=mask,
+    out = model(input_ids=ids, inputs_embeds=embeds,
+                attention_mask=layer_masks(host, mask, positions),
                 position_ids=positions, use_cache=True,
                 **{_cache_argument(type(model)): cache_})
     return out.last_hidden_state, cache_
 
 
+def layer_masks(host: Any, mask: torch.Tensor, positions: torch.Tensor
+                ) -> torch.Tensor | dict[str, torch.Tensor]:
+    """The mask each layer gets: ``mask`` cut to the layers' sliding windows, one per layer
+    type where the types differ, as booleans or as scores to add (eager attention).
+
+    Every mask the engine builds lets a row's last query see all of its row's real keys up
+    to itself, and a row's real keys are its tokens in order, so a key's position is the
+    number of keys any query sees before it.
+    """
+    arch: Architecture = host.architecture
+    if arch.windowed:
+        key_pos = mask.any(dim=2, keepdim=True).cumsum(dim=-1) - 1
+        distance = positions[:, None, :, None] - key_pos
+
+    def cut(window: int | None) -> torch.Tensor:
+        kept = mask if window is None else mask & (distance < window)
+        if not arch.additive_mask:
+            return kept
+        return torch.zeros(kept.shape, dtype=host.dtype, device=kept.device).masked_fill(
+            ~kept, torch.finfo(host.dtype).min)
+
+    if arch.by_type is None:
+        return cut(arch.windows[0] if arch.windowed else None)
+    return {kind: cut(window) for kind, window in arch.by_type.items()}
+
+
 def logits(host: Any, hidden: torch.Tensor) -> torch.Tensor:
-    """Vocabulary logits (float32) of hidden states."""
-    return host.model.get_output_embeddings()(hidden).float()
+    """Vocabulary logits (float32) of hidden states, as the model's own head gives them."""
+    out = host.model.get_output_embeddings()(hidden).float()
+    arch = host.architecture
+    if arch.logit_scale != 1.0:
+        out = out * arch.logit_scale
+    if arch.logit_softcap is not None:
+        out = torch.tanh(out / arch.logit_softcap) * arch.logit_softcap
+    return out
 
 
 def empty_past(host: Any, batch: int) -> Past:

@@ -252,6 +252,10 @@ class ModelDescription(Payload):
     dtype: str = ""
     threads: int = 0
     load_seconds: float = 0.0
+    family: str = ""
+    exactness: float | None = None
+    template: str = ""
+    conversion: str = ""
 
 
 @dataclass

@@ -50,12 +50,17 @@ def init_token_ids(host, init: str, length: int, task, seed: int) -> torch.Tenso
 
 
 def _embeddings(host, init: str, length: int, task, seed: int) -> torch.Tensor:
-    table = host.embeddings().weight.detach().float().cpu()
+    """Token embeddings as the model's embedding module gives them: some families scale
+    them there (Gemma 3), and a start must act like the tokens it comes from."""
+    module = host.embeddings()
     ids = init_token_ids(host, init, length, task, seed)
-    if ids is not None:
-        return table[ids].clone()
+    with torch.no_grad():
+        if ids is not None:
+            return module(ids.to(host.device)).float().cpu()
+        common = torch.arange(min(COMMON_VOCAB, int(host.config.vocab_size)), device=host.device)
+        scale = module(common).float().std().cpu()
     gen = torch.Generator().manual_seed(seed)
-    return torch.randn(length, table.shape[1], generator=gen) * table.std()
+    return torch.randn(length, module.embedding_dim, generator=gen) * scale
 
 
 def transfer_tensor(library, host, other: str, method: str, length: int) -> torch.Tensor:

@@ -31,6 +31,8 @@ class ModelGeometry:
     """What a prompt file must match in a model: identity and tensor geometry."""
 
     fingerprint: str
+    #: The input embedding width (a virtual token's size), the model's hidden size in all
+    #: but a few families (``ModelHost.embedding_size``).
     hidden_size: int
     layers: int
     kv_heads: int
@@ -39,7 +41,7 @@ class ModelGeometry:
     @classmethod
     def of(cls, host) -> ModelGeometry:
         """The geometry of a loaded ``ModelHost``."""
-        return cls(host.fingerprint, host.hidden_size, host.num_layers, host.num_kv_heads,
+        return cls(host.fingerprint, host.embedding_size, host.num_layers, host.num_kv_heads,
                    host.head_dim)
 
 

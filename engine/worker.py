@@ -178,16 +178,17 @@ class Worker(LibraryRequests, MultitaskRequests):
         if self.host is not None and self.scheduler.jobs:
             raise PromptbankError("A training job uses the loaded model.",
                                   hint="Cancel or finish the jobs before switching models.")
+        from engine.forward.fidelity import check_fidelity
         from engine.model import ModelHost
 
         def on_progress(stage: str, fraction: float) -> None:
             self.send(LoadProgress(stage=stage, fraction=fraction).event(rid))
 
-        self.host = ModelHost(wanted, device=device or self.args.device,
-                              dtype=self.args.dtype,
-                              trust_remote_code=self.args.trust_remote_code,
-                              progress=on_progress,
-                              threads=resolve_threads(getattr(self.args, "threads", None)))
+        host = ModelHost(wanted, device=device or self.args.device, dtype=self.args.dtype,
+                         trust_remote_code=self.args.trust_remote_code, progress=on_progress,
+                         threads=resolve_threads(getattr(self.args, "threads", None)))
+        check_fidelity(host)
+        self.host = host
         self._runtime = None
         if self._library is not None:
             self._library.record_model(self.host.info().to_dict())

@@ -40,8 +40,18 @@ def _real_cache() -> str:
 
 
 # The embedded model's converted copy is kept in the user's cache across runs (the conversion
-# costs ~20 s); everything else a test writes goes under its own tmp folders.
+# costs ~20 s), and optional models added with `make setup MODELS=...` stay where they were
+# added; everything else a test writes goes under its own tmp folders.
 REAL_CACHE = _real_cache()
+
+
+def _real_models() -> str:
+    from engine.model_catalog import models_dir
+
+    return str(models_dir())
+
+
+REAL_MODELS = _real_models()
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +64,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROMPTBANK_HOME", str(tmp_path / "library"))
     monkeypatch.setenv("PROMPTBANK_CACHE", REAL_CACHE)
+    monkeypatch.setenv("PROMPTBANK_MODELS", REAL_MODELS)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 

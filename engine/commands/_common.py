@@ -18,14 +18,18 @@ def stderr_progress(stage: str, fraction: float) -> None:
 
 
 def load_host(args: argparse.Namespace):
-    """The ModelHost for the global --model/--device options, with progress on stderr."""
+    """The ModelHost for the global --model/--device options, with progress on stderr,
+    checked to compute what the model computes (``engine.forward.fidelity``)."""
     from engine.cpu_threads import resolve_threads
+    from engine.forward.fidelity import check_fidelity
     from engine.model import ModelHost
 
     progress = (lambda s, f: None) if args.json else stderr_progress
-    return ModelHost(args.model, device=args.device, dtype=args.dtype,
+    host = ModelHost(args.model, device=args.device, dtype=args.dtype,
                      trust_remote_code=args.trust_remote_code, progress=progress,
                      threads=resolve_threads(args.threads))
+    check_fidelity(host)
+    return host
 
 
 def emit(args: argparse.Namespace, payload: Any, text: str | None = None) -> None:

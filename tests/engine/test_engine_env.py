@@ -22,7 +22,7 @@ from engine.engine_env import (
     status,
 )
 from engine.errors import PromptbankError
-from engine.launch import child_env, constraints_file, module_command, source_root
+from engine.launch import child_env, constraints_file, module_command, source_root, uv_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 GUI_PACKAGES = {"pyside6-essentials", "pyqtgraph"}
@@ -166,4 +166,4 @@ def test_a_missing_uv_is_one_line_error(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "uv", None)  # import uv now fails
     with pytest.raises(PromptbankError, match="uv program that installs the GPU engine"):
-        engine_env.uv_binary()
+        uv_binary()
