@@ -1,5 +1,6 @@
-"""SettingsDialog: the base model (checked by loading it), the device, the CPU threads, the
-library folder, and the engine (CPU, or the GPU engine installed on demand)."""
+"""SettingsDialog: the base model (``ModelPanel``: picked, added, checked by loading it), the
+device, the CPU threads, the library folder, and the engine (CPU, or the GPU engine installed
+on demand)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
@@ -22,8 +22,9 @@ from PySide6.QtWidgets import (
 
 from desktop.session import Session
 from desktop.settings.engine_panel import EnginePanel
+from desktop.settings.model_panel import ModelPanel
 from engine.cpu_threads import cores, shared_threads
-from engine.payloads import LoadProgress, ModelDescription
+from engine.payloads import ModelDescription
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -37,18 +38,6 @@ class SettingsDialog(QDialog):
         self.session = session
         self.settings = settings or QSettings()
         self.setWindowTitle("Settings")
-        self.model = QComboBox(editable=True)
-        self.model.addItem("default")
-        self.model.setCurrentText(session.model_spec)
-        self.model.setToolTip("'default' is the embedded SmolLM2-135M-Instruct; or a Hugging "
-                              "Face model folder, a .gguf file, or a hub id already cached.")
-        folder = QPushButton("Folder…")
-        folder.clicked.connect(self._pick_folder)
-        gguf = QPushButton("GGUF file…")
-        gguf.clicked.connect(self._pick_gguf)
-        self.check = QPushButton("Check")
-        self.check.setToolTip("Load the model in the engine and show what it is.")
-        self.check.clicked.connect(self.check_model)
         self.device = QComboBox()
         self.device.addItems(DEVICES)
         self.device.setCurrentText(session.device)
@@ -61,17 +50,13 @@ class SettingsDialog(QDialog):
         self.library = QLineEdit(str(session.library.root))
         lib_button = QPushButton("Choose…")
         lib_button.clicked.connect(self._pick_library)
-        self.info = QLabel("Prompts are tied to the model they were trained on; tasks whose "
-                           "prompts do not fit the loaded model are greyed out.")
-        self.info.setWordWrap(True)
-        model_row = QHBoxLayout()
-        for w in (self.model, folder, gguf, self.check):
-            model_row.addWidget(w, 1 if w is self.model else 0)
+        self.model = ModelPanel(session, self.device)
+        self.model.sig_checked.connect(self._checked)
         lib_row = QHBoxLayout()
         lib_row.addWidget(self.library, 1)
         lib_row.addWidget(lib_button)
         form = QFormLayout()
-        form.addRow("Model", model_row)
+        form.addRow("Model", self.model)
         form.addRow("Device", self.device)
         form.addRow("Engine threads", self.threads)
         form.addRow("Library folder", lib_row)
@@ -84,44 +69,18 @@ class SettingsDialog(QDialog):
         QVBoxLayout(engine_box).addWidget(self.engine)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
-        layout.addWidget(self.info)
         layout.addWidget(engine_box, 1)
         layout.addWidget(buttons)
         self.resize(680, 520)
 
-    def check_model(self) -> None:
-        """Load the chosen model in the engine (``load_model``) and describe it."""
-        spec, device = self.model.currentText().strip(), self.device.currentText()
-        self.info.setStyleSheet("")
-        self.info.setText(f"Loading {spec}…")
-        self.check.setEnabled(False)
-        self.session.op("load_model", {"model": spec, "device": device}) \
-            .on_progress(self._on_progress) \
-            .on_success(lambda info: self._checked(spec, device, info)) \
-            .on_failure(self._failed).run()
-
-    def _on_progress(self, progress: LoadProgress) -> None:
-        if isinstance(progress, LoadProgress):
-            self.info.setText(f"{progress.stage} ({100 * progress.fraction:.0f}%)")
-
     def _checked(self, spec: str, device: str, info: ModelDescription) -> None:
-        self.check.setEnabled(True)
         self.session.model_spec, self.session.device = spec, device
         self.session.set_model(info)
-        self.info.setStyleSheet("color: #166534;")
-        self.info.setText(f"OK: {info.name} · {info.parameters / 1e6:.0f}M parameters · "
-                          f"hidden size {info.hidden_size} · {info.device} · {info.dtype} · "
-                          f"{info.threads} CPU threads")
-
-    def _failed(self, message: str) -> None:
-        self.check.setEnabled(True)
-        self.info.setStyleSheet("color: #b91c1c;")
-        self.info.setText(message)
 
     def accept(self) -> None:
         """Save the settings; restart the engine when the model, device, threads or library
         changed."""
-        spec, device = self.model.currentText().strip() or "default", self.device.currentText()
+        spec, device = self.model.spec, self.device.currentText()
         library = self.library.text().strip()
         threads_changed = self.threads.value() != self.session.threads
         self.session.threads = self.threads.value()
@@ -140,17 +99,8 @@ class SettingsDialog(QDialog):
     def done(self, result: int) -> None:
         """Close the dialog; a GPU engine install still running is cancelled first."""
         self.engine.stop()
+        self.model.wait()
         super().done(result)
-
-    def _pick_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Model folder")
-        if path:
-            self.model.setCurrentText(path)
-
-    def _pick_gguf(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "GGUF model", "", "GGUF (*.gguf)")
-        if path:
-            self.model.setCurrentText(path)
 
     def _pick_library(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Library folder", self.library.text())
