@@ -9,6 +9,7 @@ memory (tests, benchmarks, prompts not yet saved) are kept until ``invalidate``.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -22,6 +23,9 @@ from engine.prompts import ModelGeometry, SoftPrompt
 
 #: ("lib", task, version id) for catalogue prompts, ("mem", task, number) for registered ones.
 Key = tuple[str, str, int]
+
+
+log = logging.getLogger("promptbank.bank")
 
 
 @dataclass
@@ -167,4 +171,9 @@ class PromptBank:
     def _load(self, record) -> SoftPrompt:
         prompt = SoftPrompt.load(self.library.version_path(record), sha256=record.sha256)
         prompt.check_fits(self.geometry, force=self.force)
+        trained = prompt.extra.get("quantization", "")
+        if trained != getattr(self.host, "quantization", ""):
+            log.warning("%s v%d was trained on the %s base of this model and runs on the %s "
+                        "one; its answers may differ slightly.", prompt.task, record.number,
+                        trained or "full-precision", self.host.quantization or "full-precision")
         return prompt

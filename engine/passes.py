@@ -15,10 +15,13 @@ keys at index 0 and values at index 1 of the second dimension.
 from __future__ import annotations
 
 import inspect
-from functools import cache
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache, partial
 from typing import Any
 
 import torch
+from torch.utils.checkpoint import checkpoint
 from transformers.cache_utils import Cache
 
 from engine.architecture import Architecture
@@ -37,18 +40,24 @@ class PastCache(Cache):
 
     def __init__(self, past: Past, write_at: torch.Tensor | None = None) -> None:
         super().__init__(layers=[])
+        self.given = list(past)
         self.keys = [k for k, _ in past]
         self.values = [v for _, v in past]
         self.write_at = write_at
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int,
                *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        device = key_states.device  # a split model's layers sit on several devices
         if self.write_at is None:
-            self.keys[layer_idx] = torch.cat([self.keys[layer_idx], key_states], dim=-2)
-            self.values[layer_idx] = torch.cat([self.values[layer_idx], value_states], dim=-2)
+            # From the given past each time: a checkpointed layer runs twice, and its second
+            # run must see what the first saw.
+            keys, values = self.given[layer_idx]
+            self.keys[layer_idx] = torch.cat([keys.to(device), key_states], dim=-2)
+            self.values[layer_idx] = torch.cat([values.to(device), value_states], dim=-2)
         else:
-            self.keys[layer_idx].index_copy_(2, self.write_at, key_states)
-            self.values[layer_idx].index_copy_(2, self.write_at, value_states)
+            at = self.write_at.to(device)
+            self.keys[layer_idx].index_copy_(2, at, key_states)
+            self.values[layer_idx].index_copy_(2, at, value_states)
         return self.keys[layer_idx], self.values[layer_idx]
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
@@ -117,9 +126,34 @@ def layer_masks(host: Any, mask: torch.Tensor, positions: torch.Tensor
     return {kind: cut(window) for kind, window in arch.by_type.items()}
 
 
+def checkpoint_layers(host: Any) -> list[torch.nn.Module]:
+    """The decoder layers activation checkpointing can wrap (empty if the family has none)."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    return [m for m in decoder(host).modules() if isinstance(m, GradientCheckpointingLayer)]
+
+
+@contextmanager
+def checkpointed(host: Any, enabled: bool = True) -> Iterator[None]:
+    """Run the decoder layers under activation checkpointing: each keeps only its input for
+    the backward pass and runs again there. transformers' own checkpointing drops the cache
+    (so PEFT refuses prefix tuning with it); the engine's cache gives a layer's second run
+    the same past, so both methods can use it."""
+    layers = checkpoint_layers(host) if enabled else []
+    for layer in layers:
+        layer.forward = partial(checkpoint, type(layer).forward.__get__(layer),
+                                use_reentrant=False)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer.forward
+
+
 def logits(host: Any, hidden: torch.Tensor) -> torch.Tensor:
-    """Vocabulary logits (float32) of hidden states, as the model's own head gives them."""
-    out = host.model.get_output_embeddings()(hidden).float()
+    """Vocabulary logits (float32, on the host's device) of hidden states, as the model's own
+    head gives them."""
+    out = host.model.get_output_embeddings()(hidden).float().to(host.device)
     arch = host.architecture
     if arch.logit_scale != 1.0:
         out = out * arch.logit_scale
@@ -131,8 +165,8 @@ def logits(host: Any, hidden: torch.Tensor) -> torch.Tensor:
 def empty_past(host: Any, batch: int) -> Past:
     """A past of no tokens, for rows that start from nothing."""
     shape = (batch, host.num_kv_heads, 0, host.head_dim)
-    blank = torch.empty(shape, device=host.device, dtype=host.dtype)
-    return [(blank, blank) for _ in range(host.num_layers)]
+    return [(torch.empty(shape, device=device, dtype=host.dtype),) * 2
+            for device in host.layer_devices]
 
 
 def unpack(packed: torch.Tensor) -> Past:

@@ -15,6 +15,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
+from engine.memory import MemoryPlan
 from engine.protocol import Event, ProtocolError
 
 P = TypeVar("P", bound="Payload")
@@ -256,6 +257,8 @@ class ModelDescription(Payload):
     exactness: float | None = None
     template: str = ""
     conversion: str = ""
+    dtype_reason: str = ""
+    quantization: str = ""
 
 
 @dataclass
@@ -511,6 +514,11 @@ class ExamplesInstalled(Payload):
     skipped: list[str] = field(default_factory=list)
 
 
+@dataclass
+class MemoryPlanned(MemoryPlan, Payload):
+    """The answer to ``plan``: a training run's memory, part by part (``engine.memory``)."""
+
+
 PROGRESS: dict[str, type[Payload]] = {cls.KIND: cls for cls in (
     LoadProgress, Queued, Started, StepProgress, EvalProgress, VersionSaved, TaskFailed,
     ProbeProgress, RowsProgress, PrepareProgress)}
@@ -524,6 +532,7 @@ RESULTS: dict[str, type[Payload]] = {
     "import": Imported, "library_info": LibraryInfo, "create_task": TaskSaved,
     "edit_task": TaskSaved, "delete_task": TaskDeleted, "activate": Activated,
     "add_dataset": DatasetAdded, "install_examples": ExamplesInstalled,
+    "plan": MemoryPlanned,
 }
 
 

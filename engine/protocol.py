@@ -144,7 +144,9 @@ OP_SPECS: dict[str, OpSpec] = {spec.name: spec for spec in (
     OpSpec("ping", "Answers at once; measures the round trip."),
     OpSpec("load_model", "Load (or switch to) a base model; streams load progress.",
            (Arg("model", "str", doc="model spec (default: the worker's --model)"),
-            Arg("device", "str", doc="auto | cpu | cuda[:N] | mps")),
+            Arg("device", "str", doc="auto | cpu | cuda[:N] | mps"),
+            Arg("quantize", "str", choices=("", "8bit", "4bit"),
+                doc="hold the base in 8 or 4 bits (\"\": full precision; default: as started)")),
            "progress*, result", "long"),
     OpSpec("model_info", "The loaded model's description (loads it if needed)."),
     OpSpec("generate", "Generate text for one or more rows, each with its own task; "
@@ -165,6 +167,9 @@ OP_SPECS: dict[str, OpSpec] = {spec.name: spec for spec in (
            (_task(), Arg("texts", "list", required=True), _VERSION)),
     OpSpec("train", "Queue a training job for a task; streams progress until it ends.",
            (_task(), _TRAIN_CONFIG), "progress*, result", "job"),
+    OpSpec("plan", "The memory a training of the tasks needs on the loaded model's device, "
+           "part by part, and the rows per pass (and checkpointing) that make it fit.",
+           (Arg("tasks", "list", required=True, doc="one or more task names"), _TRAIN_CONFIG)),
     OpSpec("train_joint", "Queue one joint job training several tasks' prompts in mixed "
            "batches (each task its own optimiser, schedule, early stopping and version).",
            (Arg("tasks", "list", required=True, doc="two or more task names"), _TRAIN_CONFIG),

@@ -170,10 +170,13 @@ class Worker(LibraryRequests, MultitaskRequests):
     # --- shared state -----------------------------------------------------------------
 
     def ensure_model(self, rid: str = "", spec: str | None = None,
-                     device: str | None = None) -> Any:
-        """The loaded ModelHost, loading it (with progress events on ``rid``) if needed."""
+                     device: str | None = None, quantize: str | None = None) -> Any:
+        """The loaded ModelHost, loading it (with progress events on ``rid``) if needed;
+        ``quantize`` ("" for full precision) changes the base's precision from then on."""
         wanted = spec or self.args.model
-        if self.host is not None and spec in (None, self.host.spec) and device is None:
+        same = quantize is None or quantize == getattr(self.host, "quantization", None)
+        if self.host is not None and spec in (None, self.host.spec) and device is None \
+                and same:
             return self.host
         if self.host is not None and self.scheduler.jobs:
             raise PromptbankError("A training job uses the loaded model.",
@@ -184,9 +187,13 @@ class Worker(LibraryRequests, MultitaskRequests):
         def on_progress(stage: str, fraction: float) -> None:
             self.send(LoadProgress(stage=stage, fraction=fraction).event(rid))
 
+        if quantize is not None:
+            self.args.quantize = quantize or None
         host = ModelHost(wanted, device=device or self.args.device, dtype=self.args.dtype,
                          trust_remote_code=self.args.trust_remote_code, progress=on_progress,
-                         threads=resolve_threads(getattr(self.args, "threads", None)))
+                         threads=resolve_threads(getattr(self.args, "threads", None)),
+                         quantize=getattr(self.args, "quantize", None),
+                         offload=getattr(self.args, "offload", False))
         check_fidelity(host)
         self.host = host
         self._runtime = None
@@ -246,7 +253,7 @@ class Worker(LibraryRequests, MultitaskRequests):
         self.send(Pong().event(rid))
 
     def op_load_model(self, rid: str, args: dict) -> None:
-        host = self.ensure_model(rid, args["model"], args["device"])
+        host = self.ensure_model(rid, args["model"], args["device"], args.get("quantize"))
         self.send(ModelDescription(**host.info().to_dict()).event(rid))
 
     def op_model_info(self, rid: str, args: dict) -> None:
@@ -333,6 +340,17 @@ class Worker(LibraryRequests, MultitaskRequests):
                      lambda between, on_rows: TrainingJob.start(
                          self.library, self.ensure_model(rid), task, config, between=between,
                          on_rows=on_rows))
+
+    def op_plan(self, rid: str, args: dict) -> None:
+        from engine.payloads import MemoryPlanned
+        from engine.training.plan import plan_run
+
+        tasks = [self.library.get_task(t).name for t in args["tasks"]]
+        config = self._train_config(args["config"], tasks[0])
+        host = self.ensure_model(rid)
+        plan = plan_run(self.library, tasks, config, model=host.spec, device=str(host.device),
+                        dtype=str(host.dtype).removeprefix("torch."), resident=host)
+        self.send(MemoryPlanned(**plan.to_dict()).event(rid))
 
     def op_continue(self, rid: str, args: dict) -> None:
         config = self._train_config(args["config"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -62,6 +63,9 @@ def preset_blurb(name: str, seconds_per_step: float | None = None) -> str:
 
 class TrainingSettings(QWidget):
     """Picks a preset and lets the user adjust every setting under Advanced."""
+
+    sig_changed = Signal()
+    """A setting changed (the memory plan follows it)."""
 
     def __init__(self, task_names: list[str], parent: QWidget | None = None,
                  *, start_from: str = "", continual: str = "",
@@ -152,6 +156,10 @@ class TrainingSettings(QWidget):
         layout.addWidget(advanced)
         layout.addStretch(1)
         self.group.buttonClicked.connect(lambda b: self.apply_preset(b.text()))
+        for box in (self.length, self.steps, self.batch, self.lr):
+            box.valueChanged.connect(self.sig_changed)
+        for combo in (self.method, self.init):
+            combo.currentTextChanged.connect(self.sig_changed)
         self.apply_preset("Quick")
         if start_from:
             self.init.setCurrentText(f"task:{start_from}")

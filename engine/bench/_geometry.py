@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import argparse
 
-#: Published shapes (vocabulary: the embedded tokenizer's, 49,152).
+#: Published shapes with their vocabularies (the embedded tokenizer's ids all fall inside).
 GEOMETRIES = {
     "smollm2-135m": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-                         num_attention_heads=9, num_key_value_heads=3,
+                         num_attention_heads=9, num_key_value_heads=3, vocab_size=49152,
                          tie_word_embeddings=True, rope_theta=100000.0),
     "llama-1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
-                     num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=True,
-                     rope_theta=500000.0),
+                     num_attention_heads=32, num_key_value_heads=8, vocab_size=128256,
+                     tie_word_embeddings=True, rope_theta=500000.0),
+    "llama-3b": dict(hidden_size=3072, intermediate_size=8192, num_hidden_layers=28,
+                     num_attention_heads=24, num_key_value_heads=8, vocab_size=128256,
+                     tie_word_embeddings=True, rope_theta=500000.0),
     "llama-8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                     num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=False,
-                     rope_theta=500000.0),
+                     num_attention_heads=32, num_key_value_heads=8, vocab_size=128256,
+                     tie_word_embeddings=False, rope_theta=500000.0),
 }
 
 
@@ -33,15 +36,28 @@ def bench_host(args: argparse.Namespace):
 
     if getattr(args, "geometry", None) is None:
         return load_host(args)
-    from transformers import AutoTokenizer, LlamaConfig
-
     from engine.cpu_threads import resolve_threads
-    from engine.model import ModelHost, converted_folder, resolve_spec
+    from engine.model import ModelHost
 
-    tokenizer = AutoTokenizer.from_pretrained(converted_folder(resolve_spec("default")))
-    config = LlamaConfig(vocab_size=len(tokenizer), max_position_embeddings=8192,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, **GEOMETRIES[args.geometry])
-    return ModelHost.random(config, tokenizer, name=f"{args.geometry} (random weights)",
-                            device=args.device, dtype=args.dtype,
-                            threads=resolve_threads(args.threads))
+    tokenizer = embedded_tokenizer()
+    return ModelHost.random(geometry_config(args.geometry, tokenizer), tokenizer,
+                            name=f"{args.geometry} (random weights)", device=args.device,
+                            dtype=args.dtype, threads=resolve_threads(args.threads))
+
+
+def embedded_tokenizer():
+    """The embedded model's tokenizer (its conversion is made if needed)."""
+    from transformers import AutoTokenizer
+
+    from engine.model import converted_folder, resolve_spec
+
+    return AutoTokenizer.from_pretrained(converted_folder(resolve_spec("default")))
+
+
+def geometry_config(name: str, tokenizer):
+    """A Llama config of the published shape ``name`` around ``tokenizer``'s special ids."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(max_position_embeddings=8192, bos_token_id=tokenizer.bos_token_id,
+                       eos_token_id=tokenizer.eos_token_id,
+                       pad_token_id=tokenizer.pad_token_id, **GEOMETRIES[name])

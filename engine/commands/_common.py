@@ -27,7 +27,8 @@ def load_host(args: argparse.Namespace):
     progress = (lambda s, f: None) if args.json else stderr_progress
     host = ModelHost(args.model, device=args.device, dtype=args.dtype,
                      trust_remote_code=args.trust_remote_code, progress=progress,
-                     threads=resolve_threads(args.threads))
+                     threads=resolve_threads(args.threads), quantize=args.quantize,
+                     offload=args.offload)
     check_fidelity(host)
     return host
 

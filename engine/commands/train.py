@@ -26,6 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     common_options(train)
     train.set_defaults(func=cmd_train)
 
+    plan = sub.add_parser("plan", help="the memory a training of TASK needs on this device, "
+                          "and the rows per pass that make it fit (nothing is loaded)")
+    plan.add_argument("tasks", nargs="+", metavar="TASK")
+    prompt_options(plan)
+    plan.add_argument("--mode", choices=MODES, default=None)
+    common_options(plan)
+    plan.set_defaults(func=cmd_plan)
+
     cont = sub.add_parser("continue", help="continue TASK's active version on new data")
     cont.add_argument("task")
     cont.add_argument("--data", required=True, metavar="FILE", help="the new dataset file")
@@ -232,6 +240,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     return run_training(args, lambda lib, host, on_rows: JointJob.start(
         lib, host, args.tasks, [_task_config(lib, t, given) for t in args.tasks],
         on_rows=on_rows), _describe_joint)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from engine.commands.library import open_library
+    from engine.training.plan import plan_run
+
+    library = open_library(args)
+    try:
+        config = _task_config(library, args.tasks[0], given_settings(args))
+        plan = plan_run(library, args.tasks, config, model=args.model, device=args.device,
+                        dtype=args.dtype)
+    finally:
+        library.close()
+    emit(args, plan.to_dict(), plan.describe())
+    return 0 if plan.fits else 3
 
 
 def _describe_any(result, limits: dict[str, int]) -> tuple[dict, str]:

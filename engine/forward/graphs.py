@@ -52,10 +52,13 @@ class Graphs:
         self.pool = torch.cuda.graph_pool_handle() if self.enabled else None
         self.captures = 0
 
-    def __call__(self, key: Hashable, inputs: Inputs) -> tuple[torch.Tensor, ...]:
-        """``fn`` of ``inputs`` (host or device tensors), from the graph of ``key`` if any."""
-        entry = self.graphs.get(key)
-        if entry is None and self._should_capture(key):
+    def __call__(self, key: Hashable, inputs: Inputs, *, capture: bool = True
+                 ) -> tuple[torch.Tensor, ...]:
+        """``fn`` of ``inputs`` (host or device tensors), from the graph of ``key`` if any;
+        ``capture`` False runs it eagerly (checkpointed layers run twice, which a graph of
+        their first run would not)."""
+        entry = self.graphs.get(key) if capture else None
+        if entry is None and capture and self._should_capture(key):
             entry = self._capture(key, inputs)
         if entry is None:
             return self.fn_for(key)({k: v.to(self.device, non_blocking=True)

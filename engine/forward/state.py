@@ -33,7 +33,8 @@ def token_logprobs(host, hidden: torch.Tensor, targets: Targets) -> torch.Tensor
     Only those positions go through the output head, which saves the vocabulary projection
     everywhere else.
     """
-    flat = hidden.reshape(-1, hidden.shape[-1]).index_select(0, targets.gather)
+    flat = hidden.reshape(-1, hidden.shape[-1]).index_select(
+        0, targets.gather.to(hidden.device))
     return -F.cross_entropy(logits(host, flat), targets.tokens, reduction="none")
 
 
@@ -95,9 +96,9 @@ class Prefilled:
 def empty_state(host, batch: int, width: int) -> Prefilled:
     """A state of ``batch`` rows and ``width`` columns with nothing written."""
     shape = (batch, host.num_kv_heads, width, host.head_dim)
-    past = [(torch.zeros(shape, device=host.device, dtype=host.dtype),
-             torch.zeros(shape, device=host.device, dtype=host.dtype))
-            for _ in range(host.num_layers)]
+    past = [(torch.zeros(shape, device=device, dtype=host.dtype),
+             torch.zeros(shape, device=device, dtype=host.dtype))
+            for device in host.layer_devices]
     return Prefilled(past, torch.zeros((batch, width), dtype=torch.bool, device=host.device),
                      torch.zeros(batch, dtype=torch.long, device=host.device), 0)
 

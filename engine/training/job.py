@@ -164,7 +164,8 @@ class SlotJob:
                 release_memory()
                 rounds = _rounds(draws)
                 planned = self.pass_rows or self.passes.rows_per_pass(
-                    max(map(len, rounds)), max(len(r) for rows in rounds for r in rows))
+                    max(map(len, rounds)), max(len(r) for rows in rounds for r in rows),
+                    max(len(r.answer_ids) for rows in rounds for r in rows))
                 if self.micro_batch or planned <= 1:
                     self._fail_oom(slots, planned)
                 self.pass_rows = planned // 2
@@ -207,10 +208,12 @@ class SlotJob:
         """A round's rows (by index) in passes: ``--micro-batch`` rows at a time, or as many
         as the GPU's memory holds (a GPU pads to a few widths anyway); on a CPU, rows of
         similar width together."""
+        size = self.pass_rows or self.passes.rows_per_pass(
+            len(rows), max(map(len, rows)), max(len(r.answer_ids) for r in rows))
         if not (self.pass_rows or self.passes.padded):
-            return group_by_width([self.passes.width(o, r)
-                                   for r, o in zip(rows, owners, strict=True)])
-        size = self.pass_rows or self.passes.rows_per_pass(len(rows), max(map(len, rows)))
+            groups = group_by_width([self.passes.width(o, r)
+                                     for r, o in zip(rows, owners, strict=True)])
+            return [g[b:b + size] for g in groups for b in range(0, len(g), size)]
         return [list(range(b, min(b + size, len(rows)))) for b in range(0, len(rows), size)]
 
     def _fail_oom(self, slots: list[TaskSlot], rows: int) -> None:

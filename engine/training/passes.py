@@ -19,16 +19,16 @@ from dataclasses import dataclass
 
 import torch
 
+from engine import memory
+from engine import model as models
 from engine.chat import Row
+from engine.errors import PromptbankError
 from engine.forward.graphs import Graphs, Inputs
 from engine.forward.past import layout, stack
 from engine.forward.rows import Targets, place, power_bucket, targets, width_bucket
 from engine.forward.state import token_logprobs
-from engine.passes import causal_mask, run
+from engine.passes import causal_mask, checkpoint_layers, checkpointed, run
 from engine.training.params import PromptParams
-
-#: Share of free GPU memory a pass may plan to use for activations.
-MEMORY_SHARE = 0.6
 
 #: What one more pass costs on a CPU beside its tokens, counted in tokens: the weights are
 #: read again for its forward and backward, and its prompts run again.
@@ -57,6 +57,8 @@ class Passes:
         self.lengths = [p.method.length_of(p.value()) for p in self.prompts]
         self.pad = host.chat.pad_id
         self.padded = host.device.type == "cuda"
+        # Set when even one row does not fit otherwise (``rows_per_pass``).
+        self.checkpointing = False
         self.graphs = Graphs(self._fn_for, host.device, enabled=graphs, warm=1, limit=32)
 
     def reset(self) -> None:
@@ -106,7 +108,8 @@ class Passes:
                   "past_valid": past_valid, "row_slot": torch.tensor(row_slot),
                   "gather": goal.gather, "tokens": goal.tokens, "weights": goal.weights,
                   "groups": goal.groups, "scale": torch.tensor([scale])}
-        sums, *grads = self.graphs(key, inputs)
+        with checkpointed(self.host, self.checkpointing):
+            sums, *grads = self.graphs(key, inputs, capture=not self.checkpointing)
         return sums, list(grads)
 
     def _fn_for(self, key: Hashable):
@@ -134,19 +137,30 @@ class Passes:
 
         return fn
 
-    def rows_per_pass(self, batch: int, width: int) -> int:
-        """How many rows of ``width`` tokens a pass can hold: all on a CPU; on a GPU as many
-        as the free memory holds for their activations (estimated per token)."""
-        if not self.padded:
-            return batch
-        free, _ = torch.cuda.mem_get_info(self.host.device)
-        free += torch.cuda.memory_reserved(self.host.device) - \
-            torch.cuda.memory_allocated(self.host.device)
-        config = self.host.config
-        inner = int(getattr(config, "intermediate_size", 4 * self.host.hidden_size))
-        size = torch.finfo(self.host.dtype).bits // 8
-        per_token = self.host.num_layers * (12 * self.host.hidden_size + 3 * inner) * size
-        return max(1, min(batch, int(MEMORY_SHARE * free / (per_token * max(width, 1)))))
+    def rows_per_pass(self, batch: int, width: int, answers: int) -> int:
+        """How many rows of ``width`` tokens (``answers`` of them scored) a pass can hold in
+        the device's free memory (``engine.memory``); when not even one row fits, the layers
+        are checkpointed from then on."""
+        host = self.host
+        free = models.free_bytes(host.device)
+        if host.device.type == "cuda":
+            free += torch.cuda.memory_reserved(host.device) - \
+                torch.cuda.memory_allocated(host.device)
+        budget = free * memory.USABLE
+        dtype = str(host.dtype).removeprefix("torch.")
+        length = max(self.lengths) + max(map(len, self.heads), default=0)
+        method = self.prompts[0].method.name
+        rows, self.checkpointing, per_row = memory.rows_that_fit(
+            host.shape, dtype, budget, method, length, width, answers, batch,
+            checkpointing_possible=bool(checkpoint_layers(host)))
+        if per_row > budget:
+            raise PromptbankError(
+                f"One training row of {width} tokens needs {per_row / memory.GiB:.1f} GB of "
+                f"activations{' even checkpointed' if self.checkpointing else ''}, but "
+                f"{host.device} has {free / memory.GiB:.1f} GB free, so training stops here.",
+                hint=f"Use shorter rows (--max-length {max(8, width // 2)}), free memory or "
+                     "use a larger device (`promptbank plan TASK` shows the numbers).")
+        return rows
 
 
 def group_by_width(widths: Sequence[int], pass_cost: int = PASS_COST_TOKENS) -> list[list[int]]:

@@ -364,6 +364,8 @@ class TaskSlot:
             extra={"run_id": self.run_id, "steps": self.step_index, "lr": config.lr,
                    "batch_size": config.batch_size, "reparam": config.reparam,
                    "seed": config.seed,
+                   **({"quantization": self.host.quantization} if self.host.quantization
+                      else {}),
                    **{k: ",".join(map(str, v)) if isinstance(v, list) else v
                       for k, v in self.version_extra().items()}})
         best = self.best or {}

@@ -54,3 +54,17 @@ def test_a_converted_base_model_says_how_it_is_framed_and_checked():
     assert "268M parameters" in text and "context 32,768 tokens" in text
     assert "a base model: no chat template" in text
     assert "Conversion check passed: perplexity 12" in text
+
+
+def test_the_train_dialog_shows_the_memory_the_run_needs(qtbot, window, sentiment_file):
+    from desktop.pages.task.dialogs import TrainDialog
+    from tests.desktop.test_desktop_engine import add_task_with_data
+
+    add_task_with_data(window, "memory-line", sentiment_file)
+    dialog = TrainDialog("memory-line", ["memory-line"], session=window.session)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.memory.plan is not None, timeout=30_000)
+    assert dialog.memory.text().startswith("Memory: about ")
+    assert "Fits: 8 row(s) per pass" in dialog.memory.text()
+    dialog.settings.batch.setValue(4)
+    qtbot.waitUntil(lambda: dialog.memory.plan.rows_per_pass == 4, timeout=30_000)

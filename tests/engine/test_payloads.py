@@ -89,6 +89,9 @@ SAMPLES: list[tuple[str, p.Payload]] = [
         p.StartRank("universal:uni", "universal", 1, 2.5, 1.25, "#1: loss 1.250"),
         p.StartRank("text", "text", None, 2.6, 1.5, "#2: loss 1.500")])),
     ("rank_starts", p.RankedStarts(method="prefix", length=8)),
+    ("plan", p.MemoryPlanned("cuda:0", "bfloat16", 24 << 30, 16 << 30, 1 << 20, 600 << 20,
+                             300 << 20, 4 << 20, 8, False, 1, 20 << 30, True,
+                             "8 row(s) per pass", ["Rows: up to 256 tokens"])),
 ]
 
 

@@ -205,3 +205,11 @@ def test_a_cancel_stops_a_running_generate_between_tokens(setup):
     assert row["finish_reason"] == "cancelled" and len(row["tokens"]) < len(full["tokens"])
     assert full["text"].startswith(row["text"])
     assert client.call("ping") == {"pong": True}
+
+
+def test_plan_gives_the_memory_of_a_run_on_the_loaded_model(setup):
+    client, _ = setup
+    plan = client.call("plan", tasks=["sent"], config={"batch_size": 4})
+    assert plan["fits"] and plan["rows_per_pass"] == 4 and plan["device"] == "cpu"
+    assert plan["weights"] > 0 and plan["free"] > plan["weights"]
+    assert "row(s) per pass" in plan["advice"] and plan["notes"]

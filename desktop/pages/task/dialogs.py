@@ -18,8 +18,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.session import Session
 from desktop.widgets.file_preview import DATASET_FILTER
 from desktop.widgets.formatting import format_value, headline_metric, metric_label, parse_labels
+from desktop.widgets.memory_line import MemoryLine
 from desktop.widgets.tables import fill_table
 from desktop.widgets.training_settings import TrainingSettings
 from engine.library import Evaluation, Task, Version
@@ -33,7 +35,7 @@ class TrainDialog(QDialog):
 
     def __init__(self, task: str, task_names: list[str], parent: QWidget | None = None,
                  *, parent_version: Version | None = None,
-                 seconds_per_step: float | None = None) -> None:
+                 seconds_per_step: float | None = None, session: Session | None = None) -> None:
         super().__init__(parent)
         continual = parent_version is not None
         self.setWindowTitle(f"{'Continue training' if continual else 'Train'} — {task}")
@@ -57,6 +59,12 @@ class TrainDialog(QDialog):
             layout.addWidget(note)
             layout.addLayout(row)
         layout.addWidget(self.settings, 1)
+        self.memory = None
+        if session is not None:
+            self.memory = MemoryLine(session, [task], self.settings.config)
+            self.settings.sig_changed.connect(self.memory.refresh)
+            self.memory.refresh()
+            layout.addWidget(self.memory)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel)
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Start training")

@@ -260,7 +260,7 @@ class TaskOverviewPage(Page):
         if self.task is None:
             return
         dialog = TrainDialog(self.task.name, self._task_names(), self,
-                             seconds_per_step=self._pace())
+                             seconds_per_step=self._pace(), session=self.session)
         if dialog.exec():
             self.jobs.start(self.task.name, self._config(dialog))
             self.sig_show_task.emit("training", self.task.name)
@@ -275,7 +275,7 @@ class TaskOverviewPage(Page):
             self._say("Train a first version before continuing it on new data.", error=True)
             return
         dialog = TrainDialog(self.task.name, self._task_names(), self, parent_version=parent,
-                             seconds_per_step=self._pace())
+                             seconds_per_step=self._pace(), session=self.session)
         if dialog.exec():
             data = dialog.data.text().strip()
             if not data:
