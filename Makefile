@@ -14,7 +14,7 @@ PACK_VENV := .venv-pack
 PACK_BIN := $(PACK_VENV)/bin
 PACK_STAMP := $(PACK_VENV)/.installed
 
-.PHONY: run test test-gpu lint setup screenshots bench clean examples package package-test package-linux families models
+.PHONY: run test test-gpu lint setup screenshots bench clean examples package package-test package-linux families models check-gpu
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ test: lint models
 # docs/gpu.md); the desktop tests stay on the CPU run above.
 test-gpu: lint
 	PROMPTBANK_TEST_DEVICE=cuda $(BIN)/python -m pytest -q tests/engine
+
+# The GPU verdict on this workstation (a CUDA build of torch: make setup TORCH=...).
+check-gpu: $(STAMP)
+	$(BIN)/promptbank --device cuda check
 
 # The README's table of tested families, from a run of the family matrix.
 families: $(STAMP)

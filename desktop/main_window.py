@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
 
 from desktop.banner import CrashBanner
 from desktop.crash_log import UnexpectedExit
+from desktop.help.check_dialog import CheckDialog
 from desktop.jobs import JobTracker
 from desktop.library.import_dialog import ImportDialog
 from desktop.library.panel import LibraryPanel
@@ -95,6 +96,7 @@ class MainWindow(QMainWindow):
         menu_file = self.menuBar().addMenu("&File")
         menu_view = self.menuBar().addMenu("&View")
         menu_engine = self.menuBar().addMenu("&Engine")
+        menu_help = self.menuBar().addMenu("&Help")
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("mainToolbar")
 
@@ -130,6 +132,9 @@ class MainWindow(QMainWindow):
                    f"Show the {cls.TITLE} page", menu=menu_view)
         action("&Restart engine", self.restart_engine, None,
                "Stop and start the engine process", menu=menu_engine, on_toolbar=True)
+        action("&Check this computer…", self.check_computer, None,
+               "Test and time Promptbank on this computer, with a table for bug reports",
+               menu=menu_help)
 
     def open_task(self, name: str) -> None:
         """Show task ``name`` on every page that follows the selection."""
@@ -159,6 +164,12 @@ class MainWindow(QMainWindow):
     def open_settings(self) -> None:
         """Open the Settings dialog."""
         SettingsDialog(self.session, self).open()
+
+    def check_computer(self) -> CheckDialog:
+        """Open Help → Check this computer."""
+        dialog = CheckDialog(self.session, self)
+        dialog.open()
+        return dialog
 
     def restart_engine(self) -> None:
         """Restart the engine process and hide the crash banner."""

@@ -46,12 +46,16 @@ def bench_host(args: argparse.Namespace):
 
 
 def embedded_tokenizer():
-    """The embedded model's tokenizer (its conversion is made if needed)."""
+    """The embedded model's tokenizer: from ``$PROMPTBANK_TOKENIZER`` when set (a GPU machine
+    that was sent the tokenizer but not the model), else from its conversion."""
+    import os
+
     from transformers import AutoTokenizer
 
     from engine.model import converted_folder, resolve_spec
 
-    return AutoTokenizer.from_pretrained(converted_folder(resolve_spec("default")))
+    folder = os.environ.get("PROMPTBANK_TOKENIZER") or converted_folder(resolve_spec("default"))
+    return AutoTokenizer.from_pretrained(folder)
 
 
 def geometry_config(name: str, tokenizer):

@@ -138,7 +138,7 @@ def describe_result(result, limits: dict[str, int]) -> tuple[dict, str]:
     """A finished task's JSON summary and its sentences (``limits``: each task's longest row,
     for the note on rows cut to it)."""
     payload = result.to_dict()
-    for key in ("rows", "truncated_rows", "gain_new", "forgetting_old"):
+    for key in ("rows", "truncated_rows", "gain_new", "forgetting_old", "train_seconds"):
         if key in result.summary:
             payload[key] = result.summary[key]
     metric = "n/a" if result.best_metric is None else f"{result.best_metric:.4f}"

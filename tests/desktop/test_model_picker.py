@@ -68,3 +68,18 @@ def test_the_train_dialog_shows_the_memory_the_run_needs(qtbot, window, sentimen
     assert "Fits: 8 row(s) per pass" in dialog.memory.text()
     dialog.settings.batch.setValue(4)
     qtbot.waitUntil(lambda: dialog.memory.plan.rows_per_pass == 4, timeout=30_000)
+
+
+def test_help_check_this_computer_shows_the_verdict_and_copies_it(qtbot, offline_window):
+    from PySide6.QtGui import QGuiApplication
+
+    dialog = offline_window.check_computer()
+    qtbot.addWidget(dialog)
+    dialog.show_verdict({"verdict": "fail", "figures": [
+        {"stage": "device", "status": "info", "target": "", "measured": "cpu"},
+        {"stage": "serving", "status": "fail", "target": "", "measured": "failed: died"}]})
+    assert dialog.table.rowCount() == 2 and dialog.table.item(1, 3).text() == "failed: died"
+    assert "Something is wrong: serving" in dialog.state.text()
+    dialog.copy.click()
+    assert QGuiApplication.clipboard().text().splitlines()[2] == \
+        "serving\tfail\t\tfailed: died"
