@@ -14,7 +14,7 @@ PACK_VENV := .venv-pack
 PACK_BIN := $(PACK_VENV)/bin
 PACK_STAMP := $(PACK_VENV)/.installed
 
-.PHONY: run test test-gpu lint setup screenshots bench clean examples package package-test package-linux families models check-gpu
+.PHONY: run test test-gpu lint setup screenshots bench clean examples package package-test package-linux families models check-gpu docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,9 +52,13 @@ test-gpu: lint
 check-gpu: $(STAMP)
 	$(BIN)/promptbank --device cuda check
 
-# The README's table of tested families, from a run of the family matrix.
+# docs/protocol.md's table of ops, from engine.api.
+docs: $(STAMP)
+	$(BIN)/python -c "from engine.api.registry import write_ops_table; write_ops_table('docs/protocol.md')"
+
+# docs/models.md's table of tested families, from a run of the family matrix.
 families: $(STAMP)
-	$(BIN)/python -m pytest -q tests/engine/families --family-table README.md
+	$(BIN)/python -m pytest -q tests/engine/families --family-table docs/models.md
 
 bench: $(STAMP)
 	$(BIN)/promptbank bench train --json

@@ -12,13 +12,13 @@ from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
 from desktop.binding_check import binding_problem
+from desktop.connection.process import EngineProcess
 from desktop.crash_log import CrashLog
-from desktop.engine.process import EngineProcess
 from desktop.main_window import MainWindow
 from desktop.session import Session
-from engine import engine_env
-from engine.paths import resources_dir
-from engine.payloads import ModelDescription
+from engine.api.session import ModelDescription
+from engine.server import gpu_engine as engine_env
+from engine.support.paths import resources_dir
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

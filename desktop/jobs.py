@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 from PySide6.QtCore import QObject, Signal
 
 from desktop.session import Session
-from engine.errors import PromptbankError
-from engine.payloads import (
+from engine.api.payload import Payload
+from engine.api.training import (
     EvalProgress,
     JobOutcome,
-    Payload,
     PrepareProgress,
     Queued,
     Started,
     StepProgress,
 )
+from engine.errors import PromptbankError
 
 ACTIVE = ("queued", "running")
 #: Statuses after which a run can be resumed from its checkpoint.

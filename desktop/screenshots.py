@@ -24,7 +24,7 @@ from desktop.pages.task.dialogs import CompareDialog, TrainDialog
 from desktop.settings.dialog import SettingsDialog
 from desktop.widgets.training_settings import measured_pace, usable_init
 from desktop.wizard.new_task import NewTaskWizard
-from engine.paths import resources_dir
+from engine.support.paths import resources_dir
 
 SIZE = (1280, 800)
 

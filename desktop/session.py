@@ -10,12 +10,12 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from desktop.engine.operation import EngineOp
-from desktop.engine.process import EngineProcess
+from desktop.connection.operation import EngineOp
+from desktop.connection.process import EngineProcess
+from engine.api.session import ModelDescription
 from engine.errors import PromptbankError
 from engine.library import Library, Version
 from engine.library.catalogue import CatalogueMissing
-from engine.payloads import ModelDescription
 
 
 def open_catalogue(root: Path | str | None) -> tuple[Library, str]:

@@ -17,9 +17,9 @@ import traceback
 from collections.abc import Sequence
 
 from engine import __version__
-from engine.cpu_threads import THREADS_ENV, threads_setting
 from engine.errors import PromptbankError
-from engine.launch import frozen
+from engine.support.launch import frozen
+from engine.support.threads import THREADS_ENV, threads_setting
 
 # In the installed app every other command runs on the GPU engine once one is installed; these
 # run in the app itself (the worker's interpreter was already chosen by whoever started it).
@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), *gui])
     try:
         if frozen() and args.command not in _OWN_COMMANDS:
-            from engine.engine_env import run_cli
+            from engine.server.gpu_engine import run_cli
 
             code = run_cli(list(argv if argv is not None else sys.argv[1:]))
             if code is not None:

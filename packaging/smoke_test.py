@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from engine import __version__  # noqa: E402
-from engine.client import Client  # noqa: E402
+from engine.server.client import Client  # noqa: E402
 
 
 class SmokeTest:

@@ -46,7 +46,7 @@ REAL_CACHE = _real_cache()
 
 
 def _real_models() -> str:
-    from engine.model_catalog import models_dir
+    from engine.model.catalog import models_dir
 
     return str(models_dir())
 
@@ -72,7 +72,7 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def tiny_host(tiny_model_dir: Path):
     """The tiny model loaded through ModelHost in float32 on the test device (shared; it is
     frozen)."""
-    from engine.model import ModelHost
+    from engine.model.host import ModelHost
 
     return ModelHost(str(tiny_model_dir), device=TEST_DEVICE, dtype="float32")
 
@@ -80,7 +80,7 @@ def tiny_host(tiny_model_dir: Path):
 @pytest.fixture(scope="session")
 def tiny_host_bf16(tiny_model_dir: Path):
     """The tiny model in bfloat16 on the test device (the precision a GPU trains in)."""
-    from engine.model import ModelHost
+    from engine.model.host import ModelHost
 
     return ModelHost(str(tiny_model_dir), device=TEST_DEVICE, dtype="bfloat16")
 
@@ -88,6 +88,6 @@ def tiny_host_bf16(tiny_model_dir: Path):
 @pytest.fixture(scope="session")
 def default_host():
     """The embedded default model on the test device (integration tests only)."""
-    from engine.model import ModelHost
+    from engine.model.host import ModelHost
 
     return ModelHost("default", device=TEST_DEVICE, dtype="float32")

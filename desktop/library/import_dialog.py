@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.session import Session
-from engine.payloads import Imported
+from engine.api.library import Imported
 
 IMPORT_FILTER = ("Prompts (*.pbpack *.zip *.safetensors);;Prompt packs (*.pbpack);;"
                  "KoboldAI soft prompts (*.zip);;Prompt files (*.safetensors);;All files (*)")

@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
 from desktop.session import Session
 from desktop.settings.engine_panel import EnginePanel
 from desktop.settings.model_panel import ModelPanel
-from engine.cpu_threads import cores, shared_threads
-from engine.payloads import ModelDescription
+from engine.api.session import ModelDescription
+from engine.support.threads import cores, shared_threads
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QTableWidget
 
 from desktop.widgets.tables import fill_table
-from engine.data import Example
+from engine.library.readers import Example
 
 PREVIEW_ROWS = 50
 DATASET_FILTER = "Datasets (*.jsonl *.json *.csv *.tsv);;All files (*)"

@@ -9,12 +9,12 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QWidget
 
 from desktop.session import Session
-from engine.payloads import MemoryPlanned
+from engine.api.training import MemoryPlan
 
 GB = float(1 << 30)
 
 
-def summary(plan: MemoryPlanned) -> str:
+def summary(plan: MemoryPlan) -> str:
     """One or two lines: the total against the free memory, and how it is made to fit."""
     head = (f"Memory: about {plan.total / GB:.1f} GB of {plan.free / GB:.1f} GB free on "
             f"{plan.device} (weights {plan.weights / GB:.1f} GB, activations "
@@ -31,7 +31,7 @@ class MemoryLine(QLabel):
         self.session = session
         self.tasks = tasks
         self.config = config
-        self.plan: MemoryPlanned | None = None
+        self.plan: MemoryPlan | None = None
         self.setWordWrap(True)
         self._timer = QTimer(self, singleShot=True, interval=400)
         self._timer.timeout.connect(self._ask)
@@ -47,7 +47,7 @@ class MemoryLine(QLabel):
         self.session.op("plan", {"tasks": self.tasks, "config": self.config()}) \
             .on_success(self._show).on_failure(self._failed).run()
 
-    def _show(self, plan: MemoryPlanned) -> None:
+    def _show(self, plan: MemoryPlan) -> None:
         self.plan = plan
         self.setStyleSheet("" if plan.fits else "color: #b91c1c;")
         self.setText(summary(plan))

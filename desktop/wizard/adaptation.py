@@ -16,7 +16,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.session import Session
-from engine.payloads import Payload, ProbeProgress, RankedStarts, StartRank
+from engine.api.payload import Payload
+from engine.api.training import ProbeProgress, RankedStarts, StartRank
 from engine.training.config import FEW_SHOT_DEFAULTS, describe_mode, pick_mode
 
 

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 from desktop.threads import run_in_thread
 from desktop.widgets.file_preview import DATASET_FILTER, PREVIEW_ROWS, fill_examples, table_columns
 from desktop.widgets.formatting import output_counts
-from engine.data import Example, read_examples
+from engine.library.readers import Example, read_examples
 
 #: The column choice that lets the reader pick (it then names what it picked).
 AUTO = "(detect)"

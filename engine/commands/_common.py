@@ -20,9 +20,9 @@ def stderr_progress(stage: str, fraction: float) -> None:
 def load_host(args: argparse.Namespace):
     """The ModelHost for the global --model/--device options, with progress on stderr,
     checked to compute what the model computes (``engine.forward.fidelity``)."""
-    from engine.cpu_threads import resolve_threads
     from engine.forward.fidelity import check_fidelity
-    from engine.model import ModelHost
+    from engine.model.host import ModelHost
+    from engine.support.threads import resolve_threads
 
     progress = (lambda s, f: None) if args.json else stderr_progress
     host = ModelHost(args.model, device=args.device, dtype=args.dtype,

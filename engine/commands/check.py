@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.bench._geometry import GEOMETRIES
-from engine.launch import module_command, source_root
+from engine.commands.bench._geometry import GEOMETRIES
+from engine.support.launch import module_command, source_root
 
 #: The engine tests that matter on a device: exact training passes and PEFT, mixed batches,
 #: serving while training, out-of-memory refusal, resume.
@@ -85,7 +85,7 @@ def _ratio(value: float | None, target: float, *, at_least: bool = True) -> str:
 def stage_device(check: Check) -> None:
     import torch
 
-    from engine.model import pick_device, pick_dtype
+    from engine.model.device import pick_device, pick_dtype
 
     device = pick_device(check.args.device)
     facts = {"device": str(device), "torch": torch.__version__,
@@ -108,7 +108,7 @@ def stage_tests(check: Check) -> None:
         check.figures.append(Figure("engine tests", "skipped: this install has no test "
                                     "suite (run it from a source checkout)", status="skipped"))
         return
-    from engine.model import pick_device
+    from engine.model.device import pick_device
 
     env = {**os.environ, "PROMPTBANK_TEST_DEVICE": pick_device(check.args.device).type}
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",

@@ -11,9 +11,9 @@ import json
 import tempfile
 from pathlib import Path
 
+from engine.api.training import StepProgress
 from engine.commands._common import emit, load_host, stderr_progress
-from engine.paths import resources_dir
-from engine.payloads import StepProgress
+from engine.support.paths import resources_dir
 
 EXAMPLE_TASKS = [
     {
@@ -68,7 +68,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     manifest = []
     with tempfile.TemporaryDirectory(prefix="promptbank-examples-") as scratch:
         library = Library(scratch)
-        library.record_model(host.info().to_dict())
+        library.record_model(host.info().to_data())
         for spec in EXAMPLE_TASKS:
             library.create_task(spec["name"], kind=spec["kind"], labels=spec["labels"] or None,
                                 description=spec["description"],

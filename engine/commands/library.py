@@ -275,7 +275,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     host = load_host(args)
     fmt, report = import_any(lib, args.path, ImportTarget.of(host), task=args.task,
                              force=args.force)
-    lib.record_model(host.info().to_dict())
+    lib.record_model(host.info().to_data())
     lines = [f"Imported {args.path} ({fmt})."]
     lines += [f"added: {item}" for item in report.added]
     lines += [f"renamed: {item}" for item in report.renamed]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from engine.commands._common import emit, load_host, stderr_progress
-from engine.model_catalog import OPTIONAL
+from engine.model.catalog import OPTIONAL
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,13 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    emit(args, load_host(args).info().to_dict())
+    emit(args, load_host(args).info().to_data())
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     from engine.commands.library import open_library
-    from engine.model_catalog import is_added, model_path
+    from engine.model.catalog import is_added, model_path
 
     rows = [{"spec": "default", "name": "SmolLM2-135M-Instruct", "state": "embedded",
              "about": "the embedded model (instruction-tuned, Q4_1 GGUF)"}]
@@ -58,7 +58,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from engine.model_catalog import add
+    from engine.model.catalog import add
 
     path = add(args.name, None if args.json else stderr_progress)
     emit(args, {"name": args.name, "path": str(path)},
@@ -67,7 +67,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from engine.model_catalog import remove
+    from engine.model.catalog import remove
 
     removed = remove(args.name)
     emit(args, {"name": args.name, "removed": removed},
@@ -76,7 +76,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from engine.runtime import GenRow, Runtime
+    from engine.serving.runtime import GenRow, Runtime
 
     runtime = Runtime(load_host(args))
     answer = runtime.generate([GenRow(args.text, max_new_tokens=args.max_new_tokens)])[0].text

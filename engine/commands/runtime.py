@@ -61,7 +61,7 @@ def _force(parser: argparse.ArgumentParser) -> None:
 
 def _runtime(args: argparse.Namespace):
     from engine.library import Library
-    from engine.runtime import Runtime
+    from engine.serving.runtime import Runtime
 
     library = Library(args.library)
     host = load_host(args)
@@ -79,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise PromptbankError("Give a task and a text in quotes, or --no-task and a text.",
                               hint='Example: promptbank run sentiment "a great film"')
     task, text = (None, args.words[0]) if args.no_task else args.words
-    from engine.runtime import GenRow
+    from engine.serving.runtime import GenRow
 
     runtime, _ = _runtime(args)
     if task is not None and runtime.bank.spec(task).kind == "classify":
@@ -105,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from engine.evaluate import evaluate
+    from engine.serving.evaluate import evaluate
 
     runtime, library = _runtime(args)
     progress = None if args.json else _Bar("examples")
@@ -121,8 +121,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from engine.evaluate import compare_rows, compare_text
     from engine.library import Library
+    from engine.serving.evaluate import compare_rows, compare_text
 
     rows = compare_rows(Library(args.library), args.task)
     emit(args, {"task": args.task, "evaluations": rows}, compare_text(rows))
@@ -130,7 +130,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from engine.apply import apply_file
+    from engine.serving.apply import apply_file
 
     if args.out.exists() and not args.overwrite:
         raise PromptbankError(f"The output file {args.out} already exists.",

@@ -7,9 +7,9 @@ import argparse
 import sys
 import time
 
+from engine.api.training import EvalProgress, StepProgress, TaskFailed, VersionSaved
 from engine.commands._common import emit, load_host, stderr_progress
 from engine.methods import METHODS
-from engine.payloads import EvalProgress, StepProgress, TaskFailed, VersionSaved
 from engine.training.config import DEFAULT_REPLAY, MODES, TrainConfig
 
 
@@ -253,7 +253,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                         dtype=args.dtype)
     finally:
         library.close()
-    emit(args, plan.to_dict(), plan.describe())
+    emit(args, plan.to_data(), plan.describe())
     return 0 if plan.fits else 3
 
 

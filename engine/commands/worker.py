@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from engine.launch import module_command
+from engine.support.launch import module_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from engine.worker import run
+    from engine.server.worker import run
 
     return run(args)
 

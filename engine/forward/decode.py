@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from engine.forward.decoder import logits
 from engine.forward.graphs import Graphs, Inputs
 from engine.forward.rows import bucket
 from engine.forward.state import Prefilled, empty_state
-from engine.passes import logits
 
 #: Streaming callback: (row index in the request, new text).
 OnToken = Callable[[int, str], None]

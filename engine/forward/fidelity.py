@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import torch
 
 from engine.errors import PromptbankError
+from engine.forward.decoder import embeddings_past, logits
 from engine.forward.past import gather
 from engine.forward.rows import place
 from engine.forward.state import data_hidden
-from engine.passes import embeddings_past, logits
 
 #: A fixed English text; its first tokens act as the prompt, the rest as the input.
 PROBE_TEXT = ("The quick brown fox jumps over the lazy dog, and then the dog sleeps under "

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from engine.faults import is_out_of_memory
+from engine.support.faults import is_out_of_memory
 
 log = logging.getLogger("promptbank.graphs")
 Inputs = dict[str, torch.Tensor]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from engine.passes import Past
+from engine.forward.decoder import Past
 
 
 def layout(lengths: Sequence[int], row_slot: Sequence[int],

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 
 import torch
 
-from engine.chat import Row
+from engine.forward.decoder import logits
 from engine.forward.past import gather
 from engine.forward.rows import place, targets
 from engine.forward.start import Start, assign
 from engine.forward.state import data_hidden, prefill, token_logprobs
-from engine.passes import logits
+from engine.model.chat import Row
 
 
 @torch.no_grad()

@@ -15,9 +15,9 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
+from engine.forward.decoder import Past, causal_mask, logits, run
 from engine.forward.past import gather
 from engine.forward.rows import Placed, Targets, place
-from engine.passes import Past, causal_mask, logits, run
 
 
 def data_hidden(host, past: Past, past_valid: torch.Tensor, placed: Placed) -> torch.Tensor:

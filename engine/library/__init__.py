@@ -7,12 +7,12 @@ runs, evaluations, models) the queries; ``Library`` is composed from them. ``che
 ``rebuild`` verify the files and recreate a lost catalogue.
 """
 
-from engine.clock import utc_now
 from engine.library.catalogue import BUSY_TIMEOUT_MS, FOLDERS
 from engine.library.datasets import split_indices
 from engine.library.library import Library
 from engine.library.records import Dataset, Evaluation, Run, Task, Version
 from engine.library.schema import DB_NAME, KINDS, RUN_STATUSES, migrations
+from engine.support.clock import utc_now
 
 __all__ = [
     "BUSY_TIMEOUT_MS",

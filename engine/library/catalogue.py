@@ -18,7 +18,7 @@ from sqlite_utils import Database
 from engine.errors import PromptbankError
 from engine.library.schema import DB_NAME, migrations
 from engine.library.store import FileStore
-from engine.paths import library_dir
+from engine.support.paths import library_dir
 
 FOLDERS = ("prompts", "datasets", "checkpoints", "exports")
 BUSY_TIMEOUT_MS = 15000

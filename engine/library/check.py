@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from engine.fileio import sha256_file
 from engine.library.library import Library
+from engine.support.fileio import sha256_file
 
 
 @dataclass

@@ -6,13 +6,13 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.clock import utc_now
-from engine.data import Example, ReadResult, parse_examples, read_dataset_bytes
 from engine.errors import PromptbankError
-from engine.fileio import sha256_bytes
+from engine.library.readers import Example, ReadResult, parse_examples, read_dataset_bytes
 from engine.library.records import Dataset, Task, dataset_from_row, dumps, loads
 from engine.library.store import dataset_file
 from engine.library.tasks import TaskRepository
+from engine.support.clock import utc_now
+from engine.support.fileio import sha256_bytes
 
 
 @dataclass

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from engine.clock import utc_now
 from engine.library.records import Evaluation, dumps, evaluation_from_row
 from engine.library.tasks import TaskRepository
+from engine.support.clock import utc_now
 
 
 class EvaluationRepository(TaskRepository):

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from engine.clock import utc_now
 from engine.library.catalogue import Catalogue
 from engine.library.records import dumps, loads
+from engine.support.clock import utc_now
 
 
 class ModelRepository(Catalogue):
     """The ``models`` table."""
 
     def record_model(self, info: dict) -> None:
-        """Remember a model the library has seen (``ModelInfo.to_dict()``), by fingerprint."""
+        """Remember a model the library has seen (``ModelDescription.to_data()``)."""
         row = {"fingerprint": info["fingerprint"], "name": info.get("name"),
                "hidden_size": info.get("hidden_size"), "layers": info.get("layers"),
                "kv_heads": info.get("kv_heads"), "head_dim": info.get("head_dim"),

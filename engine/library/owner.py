@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.clock import utc_now
+from engine.support.clock import utc_now
 
 _WINDOWS_STILL_ACTIVE = 259
 _WINDOWS_QUERY_LIMITED = 0x1000

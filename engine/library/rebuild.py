@@ -16,17 +16,17 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from engine.data import parse_examples
 from engine.errors import PromptbankError
-from engine.fileio import sha256_bytes
 from engine.library.catalogue import CatalogueLost, CatalogueMissing
 from engine.library.datasets import split_indices
 from engine.library.library import Library
+from engine.library.readers import parse_examples
 from engine.library.records import dumps
 from engine.library.schema import DB_NAME, migrations
 from engine.library.store import DATASET_FILE, PROMPT_FILE, FileStore
-from engine.paths import library_dir
-from engine.st_header import header_int, read_header_metadata
+from engine.support.fileio import sha256_bytes
+from engine.support.headers import header_int, read_header_metadata
+from engine.support.paths import library_dir
 
 REBUILD_EVAL_FRACTION = 0.1
 LOST_IN_REBUILD = ("Task kinds, labels, instructions and descriptions, active versions, runs, "

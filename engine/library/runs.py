@@ -6,12 +6,12 @@ resume (refused while a live process holds it) and any final status releases it.
 
 from __future__ import annotations
 
-from engine.clock import utc_now
 from engine.errors import PromptbankError
 from engine.library.owner import RunOwner
 from engine.library.records import Run, dumps, loads, run_from_row
 from engine.library.schema import RUN_STATUSES
 from engine.library.tasks import TaskRepository
+from engine.support.clock import utc_now
 
 
 class RunRepository(TaskRepository):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from engine.fileio import atomic_write_bytes, read_verified
+from engine.support.fileio import atomic_write_bytes, read_verified
 
 CONTENT_FOLDERS = ("prompts", "datasets")
 # Files are named by task id and checksum, so a rename moves nothing and a lost catalogue can

@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
-from engine.clock import utc_now
 from engine.errors import PromptbankError
 from engine.library.catalogue import Catalogue
 from engine.library.owner import RunOwner
 from engine.library.records import Task, dumps, run_from_row, task_from_row
 from engine.library.schema import KINDS
+from engine.support.clock import utc_now
 
 
 class TaskRepository(Catalogue):

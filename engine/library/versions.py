@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.clock import utc_now
 from engine.errors import PromptbankError
-from engine.fileio import sha256_bytes
 from engine.library.records import Version, dumps, version_from_row
 from engine.library.store import prompt_file
 from engine.library.tasks import TaskRepository
-from engine.st_header import header_int, read_header_metadata
+from engine.support.clock import utc_now
+from engine.support.fileio import sha256_bytes
+from engine.support.headers import header_int, read_header_metadata
 
 
 class VersionRepository(TaskRepository):

@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
+from engine.forward.decoder import embeddings_past, extend_past
 from engine.methods.base import PromptMethod
-from engine.passes import embeddings_past, extend_past
 
 
 class PrefixTuning(PromptMethod):

@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
+from engine.forward.decoder import embeddings_past
 from engine.methods.base import PromptMethod
-from engine.passes import embeddings_past
 
 
 class PromptTuning(PromptMethod):

@@ -17,7 +17,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from engine.errors import PromptbankError
-from engine.fileio import atomic_write_bytes, sha256_bytes
+from engine.support.fileio import atomic_write_bytes, sha256_bytes
 
 TENSORS = "state.safetensors"
 STATE = "state.json"

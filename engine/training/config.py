@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from engine.chat import DEFAULT_MAX_LENGTH
 from engine.errors import PromptbankError
 from engine.methods import METHODS, get_method
+from engine.model.chat import DEFAULT_MAX_LENGTH
 
 #: Share of a continual run's training pool drawn from earlier data (CLI, worker and desktop).
 DEFAULT_REPLAY = 0.2

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.data import Example
+from engine.library.readers import Example
 from engine.methods import get_method
-from engine.prompts import ModelGeometry, SoftPrompt
+from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
+from engine.training.batches import EvalSet, eval_set, replay_sample
 from engine.training.config import TrainConfig
-from engine.training.data import EvalSet, eval_set, replay_sample
 
 
 @dataclass

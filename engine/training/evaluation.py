@@ -1,6 +1,6 @@
 """Evaluating a prompt tensor while it trains, exactly as serving and ``promptbank eval`` would.
 
-The tensor is served from a private runtime (``engine.runtime``), so a classify task's
+The tensor is served from a private runtime (``engine.serving.runtime``), so a classify task's
 accuracy goes through the one label scorer, with the same truncation and batches as
 ``promptbank eval``, and a stored metric agrees with a later evaluation of the saved version.
 """
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import torch
 
-from engine.bank import TaskSpec
 from engine.forward.scoring import answer_logliks
-from engine.prompts import ModelGeometry, SoftPrompt
-from engine.runtime import DEFAULT_BATCH, Runtime
-from engine.training.data import EvalSet, SourcesEval
+from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
+from engine.serving.bank import TaskSpec
+from engine.serving.runtime import DEFAULT_BATCH, Runtime
+from engine.training.batches import EvalSet, SourcesEval
 
 _VERSION = 1
 

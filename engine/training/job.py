@@ -18,17 +18,17 @@ from pathlib import Path
 
 import torch
 
-from engine.breaks import layer_breaks
-from engine.chat import OnRows, Row
+from engine.api.payload import Payload
 from engine.errors import PromptbankError
-from engine.faults import is_out_of_memory, release_memory
-from engine.payloads import Payload
-from engine.prompt_init import initial_tensor
-from engine.prompts import SoftPrompt, check_length
+from engine.forward.breaks import layer_breaks
+from engine.model.chat import OnRows, Row
+from engine.prompts.initial import initial_tensor
+from engine.prompts.soft_prompt import SoftPrompt, check_length
+from engine.support.faults import is_out_of_memory, release_memory
 from engine.training import continual
+from engine.training.batches import encode, eval_set
 from engine.training.checkpointing import restore_state
 from engine.training.config import TrainConfig
-from engine.training.data import encode, eval_set
 from engine.training.evaluation import Evaluator
 from engine.training.passes import Pass, Passes, group_by_width
 from engine.training.slot import TaskSlot, TrainResult
@@ -75,7 +75,7 @@ class SlotJob:
         """One optimiser step of every slot still training, then each slot's evaluation and
         checkpoint when due; returns progress events.
 
-        ``between`` is called between the model's layers (engine.breaks), where the worker
+        ``between`` is called between the model's layers (engine.forward.breaks), where the worker
         answers requests; its time does not count as training time.
         """
         if self.done:
@@ -320,7 +320,7 @@ class TrainingJob(SlotJob):
         """Validate, create the run row and return a job ready to step.
 
         With ``continue_data`` the job continues the task's active version on that file;
-        ``between`` is called between the model's layers (engine.breaks) while it evaluates;
+        ``between`` is called between the model's layers (engine.forward.breaks) while it evaluates;
         ``on_rows`` follows the tokenising of the training rows.
         """
         parent = parent_tensor = None
@@ -332,7 +332,7 @@ class TrainingJob(SlotJob):
             _not_universal(record)
             parent, parent_tensor = continual.parent_of(library, host, task, config)
             init = parent_tensor.clone()
-        library.record_model(host.info().to_dict())
+        library.record_model(host.info().to_data())
         run_config = {"train": config.to_dict(), "model": host.fingerprint}
         if continue_data is not None:
             dataset = library.add_dataset(task, continue_data, seed=config.seed)

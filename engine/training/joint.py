@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from engine.breaks import layer_breaks
-from engine.chat import OnRows
+from engine.api.payload import Payload
+from engine.api.training import JobOutcome, TaskFailed, VersionSaved
 from engine.errors import PromptbankError
-from engine.payloads import JobOutcome, Payload, TaskFailed, VersionSaved
-from engine.runtime import Runtime
+from engine.forward.breaks import layer_breaks
+from engine.model.chat import OnRows
+from engine.serving.runtime import Runtime
 from engine.training.config import TrainConfig
 from engine.training.job import SlotJob, TrainingJob, check_new_run
 from engine.training.slot import TaskSlot, TrainResult
@@ -95,7 +96,7 @@ class JointJob(SlotJob):
                                   hint="Name each task once.")
         checked = [check_new_run(library, host, task, config)
                    for task, config in zip(tasks, configs, strict=True)]
-        library.record_model(host.info().to_dict())
+        library.record_model(host.info().to_data())
         runs = library.create_joint_runs([
             (task, {"train": config.to_dict(), "model": host.fingerprint, "joint": tasks})
             for task, config in zip(tasks, configs, strict=True)])

@@ -19,15 +19,15 @@ from dataclasses import dataclass
 
 import torch
 
-from engine import memory
-from engine import model as models
-from engine.chat import Row
 from engine.errors import PromptbankError
+from engine.forward.decoder import causal_mask, checkpoint_layers, checkpointed, run
 from engine.forward.graphs import Graphs, Inputs
 from engine.forward.past import layout, stack
 from engine.forward.rows import Targets, place, power_bucket, targets, width_bucket
 from engine.forward.state import token_logprobs
-from engine.passes import causal_mask, checkpoint_layers, checkpointed, run
+from engine.model import device as models
+from engine.model import memory
+from engine.model.chat import Row
 from engine.training.params import PromptParams
 
 #: What one more pass costs on a CPU beside its tokens, counted in tokens: the weights are
@@ -139,7 +139,7 @@ class Passes:
 
     def rows_per_pass(self, batch: int, width: int, answers: int) -> int:
         """How many rows of ``width`` tokens (``answers`` of them scored) a pass can hold in
-        the device's free memory (``engine.memory``); when not even one row fits, the layers
+        the device's free memory (``engine.model.memory``); when not even one row fits, the layers
         are checkpointed from then on."""
         host = self.host
         free = models.free_bytes(host.device)

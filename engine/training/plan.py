@@ -1,23 +1,18 @@
 """The memory plan of a training run before anything is loaded (``promptbank plan``, the
 Training page): the model's sizes from its config and weight headers, the task's longest rows
-from its tokenizer, the device's free memory, and what follows (``engine.memory``)."""
+from its tokenizer, the device's free memory, and what follows (``engine.model.memory``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from engine import memory
-from engine import model as models
-from engine.chat import Chat
 from engine.errors import PromptbankError
-from engine.model import (
-    DTYPES,
-    converted_folder,
-    model_shape,
-    pick_device,
-    pick_dtype,
-    resolve_spec,
-)
+from engine.model import device as models
+from engine.model import memory
+from engine.model.chat import Chat
+from engine.model.convert import converted_folder
+from engine.model.device import DTYPES, model_shape, pick_device, pick_dtype
+from engine.model.spec import resolve_spec
 from engine.training.config import TrainConfig
 
 

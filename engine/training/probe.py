@@ -15,16 +15,16 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from engine.data import Example
 from engine.errors import PromptbankError
 from engine.forward.scoring import answer_logliks
 from engine.forward.start import Start
+from engine.library.readers import Example
 from engine.library.records import Task
 from engine.methods import get_method
-from engine.prompt_init import initial_tensor, version_tensor
-from engine.prompts import ModelGeometry
+from engine.prompts.initial import initial_tensor, version_tensor
+from engine.prompts.soft_prompt import ModelGeometry
+from engine.training.batches import encode
 from engine.training.config import PROBE_ROWS, PROBE_STEPS, TrainConfig
-from engine.training.data import encode
 from engine.training.params import PromptParams
 from engine.training.passes import Pass, Passes
 from engine.training.slot import optimizer_for

@@ -3,7 +3,7 @@ runs of a joint job (any of its runs resumes the whole job)."""
 
 from __future__ import annotations
 
-from engine.chat import OnRows
+from engine.model.chat import OnRows
 from engine.training.job import TrainingJob
 from engine.training.joint import JointJob
 from engine.training.universal import UniversalJob

@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 
 import torch
 
-from engine.chat import Row
+from engine.api.training import EvalProgress, JobOutcome, StepProgress
 from engine.errors import PromptbankError
 from engine.methods import get_method
-from engine.payloads import EvalProgress, JobOutcome, StepProgress
-from engine.prompts import ModelGeometry, SoftPrompt
+from engine.model.chat import Row
+from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
 from engine.training import continual
+from engine.training.batches import EvalSet, length_grouped_order
 from engine.training.checkpointing import restore_optimizer, save_state
 from engine.training.config import TrainConfig
-from engine.training.data import EvalSet, length_grouped_order
 from engine.training.params import PromptParams
 
 

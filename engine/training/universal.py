@@ -15,14 +15,14 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from engine.breaks import layer_breaks
-from engine.chat import OnRows
 from engine.errors import PromptbankError
+from engine.forward.breaks import layer_breaks
 from engine.library.records import Task
-from engine.prompt_init import initial_tensor
+from engine.model.chat import OnRows
+from engine.prompts.initial import initial_tensor
 from engine.training import continual
+from engine.training.batches import SourcesEval, capped_order, encode, eval_set, replay_sample
 from engine.training.config import UNIVERSAL_INSTRUCTION, TrainConfig
-from engine.training.data import SourcesEval, capped_order, encode, eval_set, replay_sample
 from engine.training.evaluation import SourcesEvaluator
 from engine.training.job import TrainingJob, check_settings
 from engine.training.slot import TaskSlot
@@ -131,7 +131,7 @@ class UniversalJob(TrainingJob):
         draft = Task(0, name, "universal", [], description, instruction, None, None, "")
         init = initial_tensor(host, config.method, config.length, config.init, draft,
                               seed=config.seed, library=library)
-        library.record_model(host.info().to_dict())
+        library.record_model(host.info().to_data())
         ids = [t.id for t in tasks]
         run_config = {"train": config.to_dict(), "model": host.fingerprint,
                       "universal": {"sources": ids, "added": ids}}
@@ -168,7 +168,7 @@ class UniversalJob(TrainingJob):
         if known:
             raise PromptbankError(f"'{known[0]}' is a source of '{name}' already.",
                                   hint="Add tasks it was not trained on.")
-        library.record_model(host.info().to_dict())
+        library.record_model(host.info().to_data())
         config.init = f"continue:v{parent.number}"
         added = [t.id for t in tasks]
         run_config = {"train": config.to_dict(), "model": host.fingerprint,

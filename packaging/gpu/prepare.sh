@@ -5,7 +5,7 @@
 set -eu
 bash ../shared/gpu/prepare.sh
 .venv/bin/python - <<'PY'
-from engine.bench._geometry import embedded_tokenizer
+from engine.commands.bench._geometry import embedded_tokenizer
 embedded_tokenizer().save_pretrained(".gpu/tokenizer")
 PY
 du -sh .gpu/tokenizer | sed 's/^/  /'

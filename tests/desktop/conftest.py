@@ -63,7 +63,7 @@ def writer(window):
 
 def make_window(qtbot, library_root: Path, settings, model: str):
     """A main window whose session would run ``model``; the engine is not started."""
-    from desktop.engine.process import EngineProcess
+    from desktop.connection.process import EngineProcess
     from desktop.main_window import MainWindow
     from desktop.session import Session
 

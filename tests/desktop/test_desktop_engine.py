@@ -8,7 +8,7 @@ import time
 import torch
 from PySide6.QtCore import QTimer
 
-from engine.prompts import ModelGeometry, SoftPrompt
+from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
 from tests.desktop.conftest import writer
 
 TRAIN_MS = 120_000

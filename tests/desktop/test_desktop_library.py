@@ -13,10 +13,10 @@ from PySide6.QtWidgets import QMessageBox
 
 from desktop.widgets.formatting import parse_labels
 from desktop.wizard.new_task import NewTaskWizard
+from engine.api.session import ModelDescription
 from engine.errors import PromptbankError
 from engine.library import Library
-from engine.payloads import ModelDescription
-from engine.prompts import ModelGeometry, SoftPrompt
+from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
 from tests.desktop.conftest import ENGINE_START_MS, make_window, writer
 
 ENGINE_MS = 30_000

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from desktop.engine.process import EngineProcess
+from desktop.connection.process import EngineProcess
 from desktop.session import Session
 from desktop.settings.engine_panel import EnginePanel
-from engine import engine_env
+from engine.server import gpu_engine as engine_env
 from tests.desktop.conftest import ENGINE_START_MS
 from tests.engine.test_engine_install import cpu_backend
 

@@ -8,8 +8,8 @@ import time
 from desktop.jobs import JobState
 from desktop.pages.playground.page import BASE_BOX, PROMPT_BOX
 from desktop.pages.training.curves import CurveData, Curves
+from engine.api.session import ModelDescription
 from engine.library import Library
-from engine.payloads import ModelDescription
 from tests.desktop.conftest import write_jsonl
 from tests.desktop.test_desktop_engine import add_random_version, add_task_with_data
 

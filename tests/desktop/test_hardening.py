@@ -11,9 +11,9 @@ from desktop.app import engine_threads
 from desktop.pages.training.page import describe_summary
 from desktop.settings.dialog import SettingsDialog
 from desktop.widgets.training_settings import TrainingSettings
-from engine.chat import ENCODE_CHUNK
-from engine.cpu_threads import cores, shared_threads
-from engine.payloads import ModelDescription
+from engine.api.session import ModelDescription
+from engine.model.chat import ENCODE_CHUNK
+from engine.support.threads import cores, shared_threads
 from tests.desktop.conftest import SENTIMENT, write_jsonl, writer
 from tests.desktop.test_desktop_engine import QUICK, TRAIN_MS, add_task_with_data
 from tests.engine.test_library_run_owner import holder

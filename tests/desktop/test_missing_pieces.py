@@ -10,9 +10,9 @@ from desktop.pages.task import page as task_page
 from desktop.pages.task.dialogs import EditTaskDialog
 from desktop.pages.task.versions import COLUMNS
 from desktop.wizard.dataset_preview import DatasetPreview
+from engine.api.inspection import Similarity
 from engine.library import Library
-from engine.payloads import Similarity
-from engine.prompts import ModelGeometry, SoftPrompt
+from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
 from tests.desktop.test_desktop_engine import add_random_version, add_task_with_data
 
 

@@ -49,7 +49,7 @@ def test_summary_counts_the_rows_cut_to_the_row_limit():
 def test_a_joint_job_names_the_tasks_whose_rows_were_cut():
     from desktop.jobs import JobState
     from desktop.pages.training.page import joint_text
-    from engine.payloads import JobOutcome
+    from engine.api.training import JobOutcome
 
     job = JobState(task="a", status="done", tasks=["a", "b"])
     job.outcome = JobOutcome(tasks=["a", "b"], results=[

@@ -28,7 +28,7 @@ def prompt_bytes(method: str = "prompt", length: int = 4, *, task: str = "t", se
     """A valid prompt file for the tiny model's geometry (or ``geometry``)."""
     import torch
 
-    from engine.prompts import ModelGeometry, SoftPrompt, prompt_shape
+    from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt, prompt_shape
 
     geometry = geometry or ModelGeometry(**TINY_GEOMETRY)
     gen = torch.Generator().manual_seed(seed)

@@ -21,7 +21,7 @@ SCALE = 10.0
 @pytest.fixture(scope="session")
 def lively_host(tiny_model_dir: Path):
     """A tiny model whose greedy output depends on its whole context."""
-    from engine.model import ModelHost
+    from engine.model.host import ModelHost
 
     host = ModelHost(str(tiny_model_dir), device=TEST_DEVICE, dtype="float32")
     with torch.no_grad():
@@ -33,7 +33,7 @@ def lively_host(tiny_model_dir: Path):
 
 def random_prompt(host, method: str, length: int, *, seed: int = 0, task: str = ""):
     """A SoftPrompt of ``method`` and ``length`` for ``host`` with random values."""
-    from engine.prompts import ModelGeometry, SoftPrompt, prompt_shape
+    from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt, prompt_shape
 
     geometry = ModelGeometry.of(host)
     gen = torch.Generator().manual_seed(seed)

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from engine.apply import apply_file, read_table
 from engine.errors import PromptbankError
-from engine.runtime import GenRow, Runtime
+from engine.serving.apply import apply_file, read_table
+from engine.serving.runtime import GenRow, Runtime
 from tests.engine import runtime_helpers
 from tests.engine.runtime_helpers import library_with_tasks
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.breaks import layer_breaks
-from engine.prompts import SoftPrompt
-from engine.runtime import GenRow, Runtime
+from engine.forward.breaks import layer_breaks
+from engine.prompts.soft_prompt import SoftPrompt
+from engine.serving.runtime import GenRow, Runtime
 from engine.training.config import TrainConfig
 from engine.training.job import TrainingJob, run_job
 from tests.engine.train_helpers import make_library, sentiment_rows, write_jsonl

@@ -8,11 +8,11 @@ import time
 import pytest
 import torch
 
-from engine.chat import Chat, common_prefix, format_input
 from engine.forward.scoring import answer_logliks, label_scores
 from engine.forward.start import Start
 from engine.methods import get_method
-from engine.training.data import length_grouped_order
+from engine.model.chat import Chat, common_prefix, format_input
+from engine.training.batches import length_grouped_order
 
 EXAMPLES = [("the movie was great", "positive"), ("bad", "negative"),
             ("a terrible boring film with bad jokes and the acting", "negative sentiment")]

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from engine.client import Client, RequestFailed, WorkerDied, worker_argv
 from engine.errors import PromptbankError
 from engine.library import Library
+from engine.server.client import Client, RequestFailed, WorkerDied, worker_argv
 from tests.conftest import REAL_CACHE, TEST_DEVICE
 from tests.engine.worker_fixtures import make_library, start_worker, train_config
 

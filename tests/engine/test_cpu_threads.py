@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from engine.cli import build_parser
-from engine.client import Client, worker_argv
-from engine.cpu_threads import resolve_threads, shared_threads, threads_setting
+from engine.server.client import Client, worker_argv
+from engine.support.threads import resolve_threads, shared_threads, threads_setting
 from tests.conftest import REAL_CACHE, TEST_DEVICE
 
 ROOT = Path(__file__).resolve().parents[2]

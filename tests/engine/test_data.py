@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from engine.data import Example, parse_examples, read_examples
 from engine.errors import PromptbankError
+from engine.library.readers import Example, parse_examples, read_examples
 
 
 def jl(*rows) -> bytes:

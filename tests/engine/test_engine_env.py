@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import engine_env
-from engine.engine_env import (
+from engine.errors import PromptbankError
+from engine.server import gpu_engine as engine_env
+from engine.server.gpu_engine import (
     ENGINE_PACKAGES,
     MANIFEST,
     EngineStatus,
@@ -21,8 +22,13 @@ from engine.engine_env import (
     remove,
     status,
 )
-from engine.errors import PromptbankError
-from engine.launch import child_env, constraints_file, module_command, source_root, uv_binary
+from engine.support.launch import (
+    child_env,
+    constraints_file,
+    module_command,
+    source_root,
+    uv_binary,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 GUI_PACKAGES = {"pyside6-essentials", "pyqtgraph"}

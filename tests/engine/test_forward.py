@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from transformers import DynamicCache
 
 from engine.methods import get_method
-from engine.prompts import ModelGeometry
+from engine.prompts.soft_prompt import ModelGeometry
 from engine.training.params import PromptParams
 from engine.training.passes import Pass, Passes
 

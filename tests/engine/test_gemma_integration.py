@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.model_catalog import is_added
+from engine.model.catalog import is_added
 from tests.conftest import TEST_DEVICE
 
 pytestmark = [
@@ -20,7 +20,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def gemma():
     from engine.forward.fidelity import check_fidelity
-    from engine.model import ModelHost
+    from engine.model.host import ModelHost
 
     host = ModelHost("gemma3-270m", device=TEST_DEVICE, dtype="float32")
     check_fidelity(host)
@@ -40,7 +40,7 @@ def test_the_conversion_is_checked_and_the_model_is_a_base_model(gemma):
 
 
 def test_greedy_generation_is_transformers_own(gemma):
-    from engine.runtime import GenRow, Runtime
+    from engine.serving.runtime import GenRow, Runtime
 
     text = "The capital of France is"
     ours = Runtime(gemma, graphs=False).generate([GenRow(text, max_new_tokens=10)])[0]
@@ -53,9 +53,9 @@ def test_greedy_generation_is_transformers_own(gemma):
 
 
 def test_a_mixed_batch_on_gemma_equals_each_row_alone(gemma):
-    from engine.bank import TaskSpec
-    from engine.prompts import ModelGeometry, SoftPrompt, prompt_shape
-    from engine.runtime import GenRow, Runtime
+    from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt, prompt_shape
+    from engine.serving.bank import TaskSpec
+    from engine.serving.runtime import GenRow, Runtime
 
     runtime = Runtime(gemma, graphs=False)
     geometry = ModelGeometry.of(gemma)

@@ -13,9 +13,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from engine import gguf
 from engine.errors import PromptbankError
-from engine.model import ModelHost
+from engine.model import convert as gguf
+from engine.model.host import ModelHost
 from tests.gguf_writer import build_hf, write_gguf
 
 TEXT = "the movie was great and the acting was wonderful a terrible boring film"
@@ -154,10 +154,10 @@ def test_an_interrupted_conversion_leaves_no_folder(tmp_path, cache, monkeypatch
 
 
 def test_an_older_conversion_of_the_same_file_is_replaced(tmp_path, cache, any_perplexity):
-    from engine.model import _cached_file_hash
+    from engine.model.convert import cached_file_hash
 
     path = write_gguf(build_hf(tmp_path / "hf", "llama"), tmp_path / "m.gguf", "llama")
-    old = cache / "models" / f"m-{_cached_file_hash(path)[:16]}"
+    old = cache / "models" / f"m-{cached_file_hash(path)[:16]}"
     old.mkdir(parents=True)
     (old / "config.json").write_text("{}")
     host = ModelHost(str(path), device="cpu")

@@ -13,11 +13,11 @@ import json
 import pytest
 import torch
 
+from engine.api.wire import Request
 from engine.errors import PromptbankError
-from engine.protocol import Request
+from engine.server.worker import Worker
 from engine.training.config import TrainConfig
 from engine.training.job import TrainingJob
-from engine.worker import Worker
 from tests.conftest import TEST_DEVICE
 from tests.engine.train_helpers import make_library
 from tests.engine.worker_fixtures import make_library as make_worker_library
@@ -42,8 +42,8 @@ def test_an_out_of_memory_request_fails_alone_and_memory_is_given_back(
     make_worker_library(root, tiny_host)
     worker, out = _worker(tiny_model_dir, root)
     released: list[int] = []
-    monkeypatch.setattr("engine.worker.release_memory", lambda: released.append(1))
-    runtime = worker.runtime("setup")
+    monkeypatch.setattr("engine.server.worker.release_memory", lambda: released.append(1))
+    runtime = worker.ctx.runtime("setup")
     real = runtime.generate
     calls = [0]
 

@@ -17,7 +17,7 @@ from engine import interop
 from engine.cli import main
 from engine.errors import PromptbankError
 from engine.library import Library
-from engine.prompts import ModelGeometry, SoftPrompt
+from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
 from tests.conftest import TEST_DEVICE
 from tests.engine.library_helpers import TINY_GEOMETRY, prompt_bytes, snapshot
 
@@ -88,12 +88,12 @@ def test_an_archive_too_large_in_all_is_refused_before_reading(lib, tmp_path, mo
         source.add_version(name, prompt_bytes(seed=len(name), task=name))
     pack = interop.export_pack(source, ["a", "b", "c"], tmp_path / "abc.pbpack")
     total = sum(i.file_size for i in zipfile.ZipFile(pack).infolist())
-    monkeypatch.setattr(interop, "MAX_ARCHIVE_BYTES", total - 1)
+    monkeypatch.setattr(interop.archive, "MAX_ARCHIVE_BYTES", total - 1)
     before = snapshot(lib)
     with pytest.raises(PromptbankError, match="MiB an import may hold; it was refused"):
         interop.import_pack(lib, pack, TARGET)
     assert snapshot(lib) == before
-    monkeypatch.setattr(interop, "MAX_ARCHIVE_BYTES", total)
+    monkeypatch.setattr(interop.archive, "MAX_ARCHIVE_BYTES", total)
     assert len(interop.import_pack(lib, pack, TARGET).added) == 3
 
 

@@ -23,7 +23,7 @@ from engine.interop import (
     load_version,
 )
 from engine.library import Library
-from engine.prompts import ModelGeometry, SoftPrompt, prompt_shape
+from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt, prompt_shape
 from tests.engine.library_helpers import snapshot, write_jsonl
 
 
@@ -58,11 +58,11 @@ def make_prompt(geometry, method, length=5, seed=0, task="t") -> SoftPrompt:
 
 
 def our_logits(host, method, tensor, ids):
+    from engine.forward.decoder import logits
     from engine.forward.past import gather
     from engine.forward.rows import place
     from engine.forward.state import data_hidden
     from engine.methods import get_method
-    from engine.passes import logits
 
     with torch.no_grad():
         packed = get_method(method).keys_values(host, tensor)

@@ -129,7 +129,7 @@ def test_versions_lineage_active_and_checksum(lib):
 
 
 def test_prompt_loads_with_softprompt_and_sha(lib):
-    from engine.prompts import SoftPrompt
+    from engine.prompts.soft_prompt import SoftPrompt
 
     lib.create_task("t")
     version = lib.add_version("t", prompt_bytes(task="t"))

@@ -15,7 +15,7 @@ import pytest
 from engine import interop
 from engine.errors import PromptbankError
 from engine.library import Library
-from engine.prompts import ModelGeometry
+from engine.prompts.soft_prompt import ModelGeometry
 from tests.engine.library_helpers import TINY_GEOMETRY, prompt_bytes, snapshot, write_jsonl
 
 GEOMETRY = ModelGeometry(**TINY_GEOMETRY)
@@ -152,7 +152,7 @@ def test_pack_with_symlink(lib, unchanged, pack, tmp_path):
 
 
 def test_pack_with_oversized_member(lib, unchanged, pack, monkeypatch):
-    monkeypatch.setattr(interop, "MAX_MEMBER_BYTES", 100)
+    monkeypatch.setattr(interop.archive, "MAX_MEMBER_BYTES", 100)
     with pytest.raises(PromptbankError, match="oversized"):
         interop.import_pack(lib, pack, TARGET)
 

@@ -17,7 +17,7 @@ from engine.library import Library
 from engine.library.catalogue import CatalogueLost, CatalogueMissing
 from engine.library.check import check_library
 from engine.library.rebuild import rebuild_catalogue
-from engine.prompts import ModelGeometry, SoftPrompt
+from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
 from tests.engine.library_helpers import TINY_GEOMETRY, prompt_bytes, snapshot, write_jsonl
 
 ROWS = [{"input": f"text {i}", "output": "pos" if i % 2 else "neg"} for i in range(20)]

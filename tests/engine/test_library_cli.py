@@ -78,7 +78,7 @@ def test_commands_without_a_model_do_not_import_torch(tmp_path):
 
 
 def test_import_with_the_tiny_model(run, tmp_path, tiny_model_dir, tiny_host):
-    from engine.prompts import ModelGeometry, SoftPrompt
+    from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
 
     prompt = prompt_bytes(task="moved", geometry=ModelGeometry.of(tiny_host))
     path = tmp_path / "moved.safetensors"

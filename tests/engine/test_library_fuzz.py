@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import interop
-from engine.data import parse_examples
 from engine.errors import PromptbankError
 from engine.library import Library
-from engine.prompts import ModelGeometry
+from engine.library.readers import parse_examples
+from engine.prompts.soft_prompt import ModelGeometry
 from tests.engine.library_helpers import TINY_GEOMETRY, prompt_bytes, snapshot
 
 GEOMETRY = ModelGeometry(**TINY_GEOMETRY)

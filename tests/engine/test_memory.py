@@ -9,13 +9,13 @@ import json
 import pytest
 import torch
 
-from engine import memory
-from engine import model as models
 from engine.errors import PromptbankError
+from engine.forward.decoder import checkpoint_layers
 from engine.methods import get_method
-from engine.model import ModelHost
-from engine.passes import checkpoint_layers
-from engine.prompts import ModelGeometry, prompt_shape
+from engine.model import device as models
+from engine.model import memory
+from engine.model.host import ModelHost
+from engine.prompts.soft_prompt import ModelGeometry, prompt_shape
 from engine.training.params import PromptParams
 from engine.training.passes import Pass, Passes
 from tests.engine.train_helpers import make_library
@@ -78,7 +78,7 @@ def test_a_plan_names_its_parts_and_what_does_not_fit():
 
 @pytest.mark.parametrize("method", ["prompt", "prefix"])
 def test_checkpointed_layers_give_the_same_loss_and_gradients(tiny_host, method, monkeypatch):
-    from engine.chat import Row
+    from engine.model.chat import Row
 
     calls: list[int] = []
     layer_class = type(checkpoint_layers(tiny_host)[0])

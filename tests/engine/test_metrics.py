@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import PromptbankError
-from engine.metrics import (
+from engine.serving.metrics import (
     accuracy,
     chrf,
     classify_metrics,

@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from engine.errors import PromptbankError
-from engine.model import ModelHost, pick_device, pick_dtype, resolve_spec
+from engine.model.device import pick_device, pick_dtype
+from engine.model.host import ModelHost
+from engine.model.spec import resolve_spec
 from tests.conftest import TEST_DEVICE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -171,7 +173,7 @@ def test_default_model_fingerprint_stable_and_answers(default_host):
     assert again.fingerprint == default_host.fingerprint
     info = default_host.info()
     assert info.source == "default" and info.hidden_size == 576 and info.layers == 30
-    from engine.runtime import GenRow, Runtime
+    from engine.serving.runtime import GenRow, Runtime
 
     answer = Runtime(default_host).generate([GenRow("What is the capital of France?",
                                                     max_new_tokens=12)])[0].text

@@ -8,15 +8,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.model import ModelHost, resolve_spec
-from engine.model_bundle import FOLDER_NAME, SOURCE_FILE, find_bundled_model, write_bundled_model
+from engine.model.bundle import FOLDER_NAME, SOURCE_FILE, find_bundled_model
+from engine.model.host import ModelHost
+from engine.model.spec import resolve_spec
 
 
 @pytest.mark.integration
 def test_bundled_copy_loads_without_conversion_and_keeps_the_fingerprint(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_host) -> None:
     resources = tmp_path / "resources"
-    bundled = write_bundled_model(resources / "models")
+    bundled = _prepare_model().write_bundled_model(resources / "models")
     monkeypatch.setenv("PROMPTBANK_RESOURCES", str(resources))
     monkeypatch.setenv("PROMPTBANK_CACHE", str(tmp_path / "empty-cache"))
     host = ModelHost("default", device="cpu")
@@ -26,6 +27,18 @@ def test_bundled_copy_loads_without_conversion_and_keeps_the_fingerprint(
     assert host.fingerprint == default_host.fingerprint
     assert torch.equal(host.embeddings().weight, default_host.embeddings().weight.cpu())
     assert not (tmp_path / "empty-cache" / "models").exists()
+
+
+
+def _prepare_model():
+    """packaging/prepare_model.py (a script beside the bundle's spec, not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "packaging" / "prepare_model.py"
+    spec = importlib.util.spec_from_file_location("prepare_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_a_folder_without_its_source_record_is_not_taken(

@@ -15,12 +15,12 @@ from safetensors.torch import save as st_save
 from engine import interop
 from engine.cli import main
 from engine.errors import PromptbankError
-from engine.fileio import sha256_bytes
 from engine.library import Library
 from engine.library.rebuild import rebuild_catalogue
 from engine.library.store import prompt_file
-from engine.prompts import ModelGeometry, SoftPrompt
-from engine.st_header import read_header_metadata
+from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
+from engine.support.fileio import sha256_bytes
+from engine.support.headers import read_header_metadata
 from tests.conftest import TEST_DEVICE
 from tests.engine.library_helpers import TINY_GEOMETRY, snapshot
 

@@ -7,21 +7,18 @@ import json
 
 import pytest
 
-from engine.protocol import (
+from engine.api.generation import generate_rows
+from engine.api.registry import OP_SPECS, OPS, ops_table_markdown, validate_args
+from engine.api.wire import (
     EVENT_TYPES,
-    OP_SPECS,
-    OPS,
     Event,
     ProtocolError,
     Request,
     decode_event,
     decode_request,
     error,
-    generate_rows,
-    ops_table_markdown,
     read_lines,
     request_id_of,
-    validate_args,
 )
 
 
@@ -126,7 +123,6 @@ def test_validate_fills_defaults():
     ("nearest_tokens", {"task": "t", "k": 0}, "'k' of 'nearest_tokens' must be at least 1"),
     ("nearest_tokens", {"task": "t", "k": True}, "'k' of 'nearest_tokens' must be a int"),
     ("nearest_tokens", {"task": "t", "k": 2.5}, "'k'"),
-    ("similarity", {"method": "lora"}, "'method' of 'similarity' must be one of"),
     ("resume", {"run_id": "3"}, "'run_id'"),
     ("cancel", {}, "Missing argument 'job'"),
     ("apply", {"tasks": 3, "input": "a", "column": "c", "output": "o"}, "'tasks'"),
@@ -176,3 +172,22 @@ def test_every_op_is_documented():
                "cancel", "jobs", "eval", "apply", "nearest_tokens", "similarity", "shutdown",
                "resume", "hello"):
         assert op in OPS
+
+
+def test_every_op_has_a_spec_a_result_type_and_exactly_one_handler():
+    from engine.api.registry import GROUPS, RESULTS
+    from engine.server.ops import HANDLERS
+
+    declared = [spec.name for group in GROUPS for spec in group.SPECS]
+    assert len(declared) == len(set(declared))  # no op declared twice
+    assert set(HANDLERS) == set(OP_SPECS) == set(RESULTS)
+
+
+def test_docs_protocol_holds_the_generated_op_table():
+    from pathlib import Path
+
+    from engine.api.registry import OPS_BEGIN, OPS_END
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
+    assert doc.split(OPS_BEGIN, 1)[1].split(OPS_END, 1)[0].strip() == ops_table_markdown(), \
+        "run `make docs`"

@@ -10,12 +10,12 @@ import logging
 import pytest
 import torch
 
-from engine.bank import TaskSpec
 from engine.errors import PromptbankError
 from engine.forward.fidelity import check_fidelity
-from engine.model import ModelHost
-from engine.prompts import SoftPrompt
-from engine.runtime import GenRow, Runtime
+from engine.model.host import ModelHost
+from engine.prompts.soft_prompt import SoftPrompt
+from engine.serving.bank import TaskSpec
+from engine.serving.runtime import GenRow, Runtime
 from engine.training.config import TrainConfig
 from engine.training.job import TrainingJob, run_job
 from tests.engine.runtime_helpers import random_prompt

@@ -7,9 +7,9 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from engine.bank import TaskSpec
 from engine.errors import PromptbankError
-from engine.runtime import GenRow, Runtime
+from engine.serving.bank import TaskSpec
+from engine.serving.runtime import GenRow, Runtime
 from tests.engine import runtime_helpers
 from tests.engine.runtime_helpers import random_prompt
 
@@ -261,7 +261,7 @@ def test_bad_settings_are_refused(runtime):
 
 
 def test_prompt_for_another_model_is_refused(lively_host):
-    from engine.prompts import ModelGeometry, SoftPrompt
+    from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
 
     rt = Runtime(lively_host)
     other = ModelGeometry("0" * 32, 32, 2, 2, 8)

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from engine.errors import PromptbankError
-from engine.evaluate import compare_rows, compare_text, evaluate, examples_sha256
-from engine.metrics import accuracy
-from engine.runtime import GenRow, Runtime
+from engine.serving.evaluate import compare_rows, compare_text, evaluate, examples_sha256
+from engine.serving.metrics import accuracy
+from engine.serving.runtime import GenRow, Runtime
 from tests.engine import runtime_helpers
 from tests.engine.runtime_helpers import library_with_tasks, random_prompt
 
@@ -105,7 +105,7 @@ def test_damaged_or_foreign_prompt_file_is_refused(setup, lively_host):
     path.write_bytes(path.read_bytes()[:-3] + b"xyz")
     with pytest.raises(PromptbankError, match="checksum"):
         rt.score("sentiment", ["hello"])
-    from engine.prompts import ModelGeometry
+    from engine.prompts.soft_prompt import ModelGeometry
 
     other = ModelGeometry("0" * 32, lively_host.hidden_size, lively_host.num_layers,
                           lively_host.num_kv_heads, lively_host.head_dim)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.apply import apply_file, read_table
-from engine.runtime import GenRow, Runtime
+from engine.serving.apply import apply_file, read_table
+from engine.serving.runtime import GenRow, Runtime
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "resources" / "examples"
 TEXTS = ["Great value for the price.", "Blurry pictures and a confusing story.",
@@ -30,8 +30,8 @@ def one_thread():
 
 @pytest.mark.integration
 def test_two_example_tasks_in_one_mixed_run(tmp_path, default_host, one_thread):
-    from engine.examples import install_examples
     from engine.library import Library
+    from engine.library.examples import install_examples
 
     lib = Library(tmp_path / "lib")
     assert {"sentiment", "restaurant-description"} <= set(install_examples(lib, EXAMPLES).installed)

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from engine.safe_json import MAX_DEPTH, JsonRefused, loads, nests_deeper
+from engine.support.safe_json import MAX_DEPTH, JsonRefused, loads, nests_deeper
 
 
 def deep(levels: int, opener: str = "[", closer: str = "]") -> str:

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from engine.examples import install_examples
 from engine.library import Library
-from engine.paths import resources_dir
-from engine.prompts import ModelGeometry, SoftPrompt
+from engine.library.examples import install_examples
+from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
+from engine.support.paths import resources_dir
 
 EXAMPLES = resources_dir() / "examples"
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine import memory
-from engine import model as models
-from engine.bank import TaskSpec
 from engine.errors import PromptbankError
-from engine.model import ModelHost
-from engine.runtime import GenRow, Runtime
+from engine.model import device as models
+from engine.model import memory
+from engine.model.host import ModelHost
+from engine.serving.bank import TaskSpec
+from engine.serving.runtime import GenRow, Runtime
 from engine.training.config import TrainConfig
 from engine.training.job import TrainingJob, run_job
 from tests.engine.runtime_helpers import random_prompt
@@ -68,7 +68,7 @@ def test_an_offloaded_split_computes_what_the_whole_model_does(folder, small_mem
                                   TrainConfig(method="prefix", length=2, steps=3, batch_size=4,
                                               eval_every=0, seed=1)))
         version = lib.get_version("sentiment")
-        from engine.prompts import SoftPrompt
+        from engine.prompts.soft_prompt import SoftPrompt
 
         tensors.append(SoftPrompt.load(lib.version_path(version)).tensor)
     assert torch.allclose(tensors[0], tensors[1], atol=1e-6)

@@ -7,9 +7,9 @@ import hashlib
 import pytest
 
 from engine.errors import PromptbankError
-from engine.evaluate import evaluate
-from engine.prompts import SoftPrompt
-from engine.runtime import Runtime
+from engine.prompts.soft_prompt import SoftPrompt
+from engine.serving.evaluate import evaluate
+from engine.serving.runtime import Runtime
 from engine.training.config import TrainConfig
 from engine.training.job import TrainingJob, run_job
 from tests.engine.train_helpers import make_library, write_jsonl

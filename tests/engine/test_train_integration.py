@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.paths import resources_dir
+from engine.support.paths import resources_dir
 from engine.training.config import TrainConfig
 from engine.training.job import TrainingJob, run_job
 

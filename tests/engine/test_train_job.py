@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from engine.errors import PromptbankError
-from engine.prompt_init import initial_tensor
-from engine.prompts import SoftPrompt
+from engine.prompts.initial import initial_tensor
+from engine.prompts.soft_prompt import SoftPrompt
 from engine.training.config import TrainConfig
 from engine.training.job import TrainingJob, run_job
 from tests.conftest import TEST_DEVICE
@@ -266,7 +266,7 @@ def test_float16_loss_scaling_skips_an_overflowing_step_and_halves_the_scale(tin
 
 @pytest.mark.skipif(TEST_DEVICE != "cuda", reason="float16 runs on a GPU only")
 def test_float16_training_on_a_gpu_learns(tiny_model_dir, lib):
-    from engine.model import ModelHost
+    from engine.model.host import ModelHost
 
     host = ModelHost(str(tiny_model_dir), device=TEST_DEVICE, dtype="float16")
     job = TrainingJob.start(lib, host, "sentiment", TrainConfig(

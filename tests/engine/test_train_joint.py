@@ -7,9 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from engine.api.payload import Payload
+from engine.api.training import StepProgress, TaskFailed, VersionSaved
 from engine.errors import PromptbankError
-from engine.payloads import Payload, StepProgress, TaskFailed, VersionSaved
-from engine.prompts import SoftPrompt
+from engine.prompts.soft_prompt import SoftPrompt
 from engine.training.config import TrainConfig
 from engine.training.job import TrainingJob, run_job
 from engine.training.joint import JointJob

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from engine.errors import PromptbankError
-from engine.prompt_init import initial_tensor
-from engine.prompts import SoftPrompt
+from engine.prompts.initial import initial_tensor
+from engine.prompts.soft_prompt import SoftPrompt
+from engine.training.batches import capped_order
 from engine.training.config import TrainConfig
-from engine.training.data import capped_order
 from engine.training.job import run_job
 from engine.training.resume import resume_run
 from engine.training.universal import UniversalJob

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.client import RequestFailed
 from engine.library import Library
+from engine.server.client import RequestFailed
 from engine.training.checkpointing import load_checkpoint
 from tests.engine.worker_fixtures import make_library, start_worker, train_config
 
@@ -90,7 +90,7 @@ def test_nearest_tokens_and_similarity(setup):
     client, root = setup
     lib = Library(root)
     meta_ids = None
-    from engine.prompts import SoftPrompt
+    from engine.prompts.soft_prompt import SoftPrompt
 
     version = lib.get_version("sent")
     meta_ids = SoftPrompt.from_bytes(lib.read_version_bytes(version)).extra["ids"]

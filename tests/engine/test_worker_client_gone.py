@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import io
 
+from engine.api.wire import Request
 from engine.library import Library
-from engine.protocol import Request
-from engine.worker import Worker
+from engine.server.worker import Worker
 from tests.engine.worker_fixtures import make_library, train_config
 
 

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.client import Client
-from engine.protocol import OPS
+from engine.api.registry import OPS
+from engine.server.client import Client
 from tests.conftest import REAL_CACHE, TEST_DEVICE
 
 # Every op but those that end the worker or write files where a random path points.

@@ -8,8 +8,8 @@ import io
 import json
 from pathlib import Path
 
-from engine.protocol import MAX_LINE
-from engine.worker import Worker
+from engine.api.wire import MAX_LINE
+from engine.server.worker import Worker
 from tests.conftest import TEST_DEVICE
 
 
@@ -57,7 +57,7 @@ def test_a_defect_in_decoding_costs_one_line_not_the_reader(tmp_path, monkeypatc
             raise RecursionError("maximum recursion depth exceeded")
         return real(line)
 
-    from engine import worker as worker_module
+    from engine.server import worker as worker_module
 
     real = worker_module.decode_request
     monkeypatch.setattr(worker_module, "decode_request", broken)

@@ -1,4 +1,4 @@
-"""engine.inspect in-process: nearest tokens and SPoT-style prompt similarity."""
+"""engine.serving.inspection in-process: nearest tokens and SPoT-style prompt similarity."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from engine.errors import PromptbankError
-from engine.inspect import nearest_tokens, prompt_similarity, similarity, token_vectors
-from engine.prompts import ModelGeometry, SoftPrompt
+from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
+from engine.serving.inspection import nearest_tokens, prompt_similarity, similarity, token_vectors
 
 
 def _prompt(host, tensor, method="prompt"):

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from engine.api.registry import OP_SPECS
+from engine.api.wire import Request
 from engine.interop import export_version
 from engine.library import Library
-from engine.protocol import OP_SPECS, Request
-from engine.worker import Worker
+from engine.server.worker import Worker
 from tests.conftest import TEST_DEVICE
 from tests.engine.library_helpers import prompt_bytes, snapshot, write_jsonl
 from tests.engine.worker_fixtures import make_library

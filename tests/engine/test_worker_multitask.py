@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.client import RequestFailed
 from engine.library import Library
+from engine.server.client import RequestFailed
 from tests.engine.worker_fixtures import make_library, start_worker, train_config, write_sentiment
 
 

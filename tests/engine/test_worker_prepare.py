@@ -7,10 +7,10 @@ import argparse
 import io
 import json
 
-from engine.chat import ENCODE_CHUNK
+from engine.api.wire import Request
 from engine.library import Library
-from engine.protocol import Request
-from engine.worker import Worker
+from engine.model.chat import ENCODE_CHUNK
+from engine.server.worker import Worker
 from tests.conftest import TEST_DEVICE
 from tests.engine.worker_fixtures import make_library, train_config, write_sentiment
 

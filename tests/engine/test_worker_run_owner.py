@@ -6,10 +6,10 @@ import argparse
 import io
 import json
 
+from engine.api.wire import Request
 from engine.cli import main
 from engine.library import Library
-from engine.protocol import Request
-from engine.worker import Worker
+from engine.server.worker import Worker
 from tests.conftest import TEST_DEVICE
 from tests.engine.test_library_run_owner import holder
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.api.training import JobOutcome, StepProgress
+from engine.api.wire import Event, Request
 from engine.errors import PromptbankError
-from engine.payloads import JobOutcome, StepProgress
-from engine.protocol import Event, Request
-from engine.scheduler import END_OF_INPUT, JobEntry, Malformed, Scheduler
+from engine.server.scheduler import END_OF_INPUT, JobEntry, Malformed, Scheduler
 
 
 def result(rid: str, **fields: Any) -> Event:
@@ -216,7 +216,7 @@ def test_long_op_serves_quick_requests_and_defers_the_rest():
 
 def test_a_step_serves_quick_requests_between_passes_and_defers_the_rest(monkeypatch):
     clock = [0.0]
-    monkeypatch.setattr("engine.scheduler.time.perf_counter", lambda: clock[0])
+    monkeypatch.setattr("engine.server.scheduler.time.perf_counter", lambda: clock[0])
     h = Harness()
     answer = h.handle
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from engine.client import Client
 from engine.library import Library
-from engine.prompts import ModelGeometry, SoftPrompt
+from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
+from engine.server.client import Client
 from tests.conftest import REAL_CACHE, TEST_DEVICE
 
 POSITIVE = ["the movie was great", "wonderful acting", "great and wonderful film",

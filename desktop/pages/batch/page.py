@@ -24,14 +24,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.engine.operation import EngineOp
+from desktop.connection.operation import EngineOp
 from desktop.jobs import JobTracker
 from desktop.pages.base import Page
 from desktop.session import Session
 from desktop.widgets.file_preview import TABLE_FILTER, preview_rows, table_columns
 from desktop.widgets.formatting import format_duration
 from desktop.widgets.tables import fill_table, read_only_table
-from engine.payloads import ApplyOutcome, RowsProgress
+from engine.api.generation import ApplyOutcome, RowsProgress
 
 PREVIEW_ROWS = 8
 ERROR_STYLE, OK_STYLE = "color: #b91c1c;", "color: #166534;"

@@ -24,8 +24,8 @@ from desktop.pages.inspect.norms import position_norms
 from desktop.session import Session
 from desktop.widgets.plots import plot_widget
 from desktop.widgets.tables import read_only_item
+from engine.api.inspection import NearTokens, Similarity
 from engine.errors import PromptbankError
-from engine.payloads import NearTokens, Similarity
 
 NOTE = ("Nearest tokens are a rough projection, not a faithful reading of the prompt: trained "
         "vectors usually sit far from every real token.")

@@ -19,14 +19,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.engine.operation import EngineOp
+from desktop.connection.operation import EngineOp
 from desktop.jobs import JobTracker
 from desktop.pages.base import Page
 from desktop.pages.playground.label_bars import LabelBars
 from desktop.session import Session
+from engine.api.generation import Generated, Scored, Token
 from engine.errors import PromptbankError
 from engine.library import Task
-from engine.payloads import Generated, Scored, Token
 
 BASE = "(base model, no prompt)"
 COMPARE_TITLES = ("Base model", "Instruction as text", "Soft prompt")

@@ -21,13 +21,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.engine.operation import EngineOp
+from desktop.connection.operation import EngineOp
 from desktop.session import Session
 from desktop.widgets.file_preview import DATASET_FILTER
 from desktop.widgets.formatting import SMALL_EVAL, format_value, metric_label
 from desktop.widgets.tables import fill_table, read_only_table
+from engine.api.generation import EvalOutcome, RowsProgress
 from engine.library import Evaluation, Task, Version
-from engine.payloads import EvalOutcome, RowsProgress
 
 BASELINE_NAMES = {"none": "", "instruction": "instruction baseline",
                   "fewshot": "few-shot baseline"}

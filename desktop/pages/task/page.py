@@ -28,9 +28,9 @@ from desktop.session import Session
 from desktop.widgets.file_preview import fill_examples
 from desktop.widgets.tables import read_only_item, read_only_table
 from desktop.widgets.training_settings import measured_pace, usable_init
+from engine.api.library import Exported, TaskSaved
 from engine.errors import PromptbankError
 from engine.library import Task
-from engine.payloads import Exported, TaskSaved
 
 DATASET_COLUMNS = ("name", "format", "rows", "train", "eval", "added")
 #: File-dialog filter → export format of the engine's ``export`` op.

@@ -43,7 +43,7 @@ class FamilyCase:
 @pytest.fixture(scope="session")
 def family_case(tmp_path_factory: pytest.TempPathFactory):
     """``family_case(name)``: the family's tiny lively model, built and loaded once."""
-    from engine.model import ModelHost
+    from engine.model.host import ModelHost
 
     built: dict[str, FamilyCase] = {}
 

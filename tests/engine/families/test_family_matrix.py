@@ -16,11 +16,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.bank import TaskSpec
 from engine.forward.fidelity import check_fidelity
 from engine.methods import METHODS, get_method
-from engine.prompts import ModelGeometry, SoftPrompt, prompt_shape
-from engine.runtime import GenRow, Runtime
+from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt, prompt_shape
+from engine.serving.bank import TaskSpec
+from engine.serving.runtime import GenRow, Runtime
 from engine.training.params import PromptParams
 from engine.training.passes import Pass, Passes
 from tests.tiny_model import FAMILIES
@@ -58,7 +58,7 @@ def _peft_model(case, prompt: SoftPrompt, tmp_path):
     from engine.library import Library
 
     lib = Library(tmp_path / "peft-lib")
-    lib.record_model(case.host.info().to_dict())
+    lib.record_model(case.host.info().to_data())
     lib.create_task("t")
     version = lib.add_version("t", prompt.to_bytes())
     folder = export_peft(lib, version, tmp_path / "adapter")
@@ -188,7 +188,7 @@ def test_prompt_cache_gives_the_same_scores(family_case, family, method):
 @FAMILY
 @METHOD
 def test_resume_and_eval_agree(family_case, family, method, tmp_path):
-    from engine.evaluate import evaluate
+    from engine.serving.evaluate import evaluate
     from engine.training.config import TrainConfig
     from engine.training.job import TrainingJob, run_job
     from tests.engine.train_helpers import make_library

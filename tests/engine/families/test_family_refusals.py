@@ -1,5 +1,5 @@
 """Families the engine cannot serve exactly are refused when the model loads, with the reason,
-and the README's table of tested families is the family matrix's own output."""
+and docs/models.md's table of tested families is the family matrix's own output."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from engine.cli import main
 from tests.engine.families.conftest import BEGIN, END
 from tests.tiny_model import FAMILIES, build_tokenizer
 
-README = Path(__file__).resolve().parents[3] / "README.md"
+MODELS_DOC = Path(__file__).resolve().parents[3] / "docs" / "models.md"
 
 
 def _save(folder: Path, model_type: str, **config) -> Path:
@@ -42,8 +42,8 @@ def test_a_family_the_engine_cannot_serve_is_refused_at_model_info(
     assert "Traceback" not in err
 
 
-def test_the_readme_table_lists_every_family_of_the_matrix_all_passing():
-    text = README.read_text()
+def test_the_docs_table_lists_every_family_of_the_matrix_all_passing():
+    text = MODELS_DOC.read_text()
     table = text.split(BEGIN, 1)[1].split(END, 1)[0]
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
     named = [row.split("|")[1].strip() for row in rows[1:]]

@@ -1,0 +1,1 @@
+"""The engine's torch-free protocol: requests, events and their payloads."""

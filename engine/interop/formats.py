@@ -1,0 +1,67 @@
+"""Which format a path holds, and import or export by format name."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from engine.errors import PromptbankError
+from engine.interop.archive import open_zip
+from engine.interop.common import ImportReport, ImportTarget
+from engine.interop.files import export_safetensors, import_safetensors
+from engine.interop.kobold import export_kobold, import_kobold
+from engine.interop.pack import export_pack, import_pack
+from engine.interop.peft import export_peft, import_peft
+from engine.library import Library
+
+FORMATS = ("peft", "kobold", "pack", "safetensors")
+
+
+def detect_import_format(path: Path) -> str:
+    """peft (a folder), pack, kobold (a zip with tensor.npy) or safetensors."""
+    path = Path(path)
+    if path.is_dir():
+        return "peft"
+    if not path.exists():
+        raise PromptbankError(f"{path} does not exist.", hint="Check the path.")
+    if path.suffix.lower() == ".safetensors":
+        return "safetensors"
+    if zipfile.is_zipfile(path):
+        with open_zip(path) as zf:
+            names = set(zf.namelist())
+        if "manifest.json" in names:
+            return "pack"
+        if "tensor.npy" in names:
+            return "kobold"
+    if path.suffix.lower() in (".pbpack", ".zip"):
+        raise PromptbankError(f"{path} is neither a prompt pack nor a KoboldAI soft prompt.")
+    return "safetensors"
+
+
+def import_any(library: Library, path: Path, model: ImportTarget, *, task: str | None = None,
+               force: bool = False) -> tuple[str, ImportReport]:
+    """Import whatever ``path`` holds; returns the detected format and the report."""
+    fmt = detect_import_format(Path(path))
+    if fmt == "pack":
+        return fmt, import_pack(library, path, model, force=force)
+    if fmt == "kobold":
+        return fmt, import_kobold(library, path, model, task=task)
+    if fmt == "peft":
+        return fmt, import_peft(library, path, model, task=task, force=force)
+    return fmt, import_safetensors(library, path, model, task=task, force=force)
+
+
+def export_version(library: Library, task: str, fmt: str, out: Path, *,
+                   version: int | None = None, include_eval: bool = True) -> Path:
+    """Export one task's version (or, for packs, the task with all its versions)."""
+    if fmt not in FORMATS:
+        raise PromptbankError(f"Unknown export format '{fmt}'.",
+                              hint=f"Use one of: {', '.join(FORMATS)}.")
+    if fmt == "pack":
+        return export_pack(library, [task], out, include_eval=include_eval, version=version)
+    chosen = library.get_version(task, version)
+    if fmt == "peft":
+        return export_peft(library, chosen, out)
+    if fmt == "kobold":
+        return export_kobold(library, chosen, out, task_name=task)
+    return export_safetensors(library, chosen, out)

@@ -1,0 +1,1 @@
+"""The base model: its spec, device, loading, conversion, chat format and memory."""

@@ -1,0 +1,1 @@
+"""Soft prompt files and their starting tensors."""

@@ -1,0 +1,1 @@
+"""The engine process: transport, scheduler, op handlers, and its client."""

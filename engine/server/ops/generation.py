@@ -1,0 +1,119 @@
+"""Handlers of the ops that run tasks: generation, label scores, evaluation, batch apply."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from engine.api.generation import (
+    ApplyOutcome,
+    EvalOutcome,
+    Generated,
+    RowsProgress,
+    Scored,
+    Token,
+    generate_rows,
+)
+from engine.api.wire import ProtocolError
+from engine.server.context import Context, not_available
+
+
+class EvalCancelled(Exception):
+    """Raised from an evaluation's progress callback to stop it when cancelled."""
+
+
+def shots(value: list) -> list[tuple[str, str]]:
+    """Few-shot examples from JSON: a list of [input, output] pairs."""
+    if not all(isinstance(p, list | tuple) and len(p) == 2 and all(isinstance(x, str) for x in p)
+               for p in value):
+        raise ProtocolError("Field 'shots' of 'generate' must be a list of [input, output] "
+                            "string pairs.")
+    return [(a, b) for a, b in value]
+
+
+def generate(ctx: Context, rid: str, args: dict) -> None:
+    rows = generate_rows(args)
+    runtime = ctx.runtime(rid)
+    from engine.serving.runtime import GenRow
+
+    fields = {f.name for f in dataclasses.fields(GenRow)}
+    gen_rows = []
+    for row in rows:
+        if "shots" in row:
+            row["shots"] = shots(row["shots"])
+        gen_rows.append(GenRow(**{k: v for k, v in row.items() if k in fields}))
+
+    def on_token(row: int, text: str) -> None:
+        ctx.send(Token(row=row, text=text).event(rid))
+
+    # A cancel of this request stops it between tokens (see Scheduler.stoppable).
+    with ctx.scheduler.stoppable(rid) as should_stop:
+        results = runtime.generate(gen_rows, on_token=on_token if args["stream"] else None,
+                                   should_stop=should_stop)
+    stopped = any(r.finish_reason == "cancelled" for r in results)
+    ctx.send(Generated(results, status="cancelled" if stopped else "done").event(rid))
+
+
+def score(ctx: Context, rid: str, args: dict) -> None:
+    texts = args["texts"]
+    if not all(isinstance(t, str) for t in texts):
+        raise ProtocolError("Argument 'texts' of 'score' must be a list of strings.")
+    ctx.send(Scored(ctx.runtime(rid).score(args["task"], texts,
+                                           version=args["version"])).event(rid))
+
+
+def evaluate(ctx: Context, rid: str, args: dict) -> None:
+    try:
+        from engine.serving.evaluate import evaluate as run_evaluation
+    except ImportError as exc:
+        raise not_available("evaluation") from exc
+    runtime = ctx.runtime(rid)
+    data = Path(args["data"]).expanduser() if args["data"] else None
+
+    def work(should_stop: Any) -> None:
+        def on_progress(done: int, total: int) -> None:
+            ctx.send(RowsProgress(done=done, total=total).event(rid))
+            ctx.scheduler.serve_pending()
+            if should_stop():
+                raise EvalCancelled
+
+        try:
+            res = run_evaluation(runtime, ctx.library, args["task"], version=args["version"],
+                                 data=data, baseline=args["baseline"], on_progress=on_progress)
+        except EvalCancelled:
+            # Nothing was stored: an evaluation is recorded only when complete.
+            ctx.send(EvalOutcome(status="cancelled", task=args["task"]).event(rid))
+            return
+        ctx.send(EvalOutcome(status="done", **res.to_dict()).event(rid))
+
+    ctx.scheduler.run_long(rid, "eval", args["task"], work)
+
+
+def apply(ctx: Context, rid: str, args: dict) -> None:
+    try:
+        from engine.serving.apply import apply_file
+    except ImportError as exc:
+        raise not_available("batch apply") from exc
+    tasks = args["tasks"] if isinstance(args["tasks"], list) else [args["tasks"]]
+    if not all(isinstance(t, str) for t in tasks):
+        raise ProtocolError("Argument 'tasks' of 'apply' must be a task name or a list "
+                            "of task names.")
+    runtime = ctx.runtime(rid)
+
+    def work(should_stop: Any) -> None:
+        def on_progress(done: int, total: int, rate: float, eta: float | None) -> None:
+            ctx.send(RowsProgress(done=done, total=total, rows_per_s=rate,
+                                  eta_s=eta).event(rid))
+            ctx.scheduler.serve_pending()
+
+        res = apply_file(runtime, tasks, Path(args["input"]).expanduser(), args["column"],
+                         Path(args["output"]).expanduser(), overwrite=args["overwrite"],
+                         on_progress=on_progress, should_stop=should_stop)
+        status = "done" if res.complete else "cancelled"
+        ctx.send(ApplyOutcome(status=status, **res.to_dict()).event(rid))
+
+    ctx.scheduler.run_long(rid, "apply", ",".join(tasks), work)
+
+
+HANDLERS = {"generate": generate, "score": score, "eval": evaluate, "apply": apply}

@@ -1,0 +1,229 @@
+"""Runtime: mixed-task generation and label scoring on one model, from the prompt bank.
+
+A batch may mix rows of different tasks, versions and none. Each row starts from its task's
+prompt keys/values and the template head after it (both cached in the bank), and runs only its
+own tokens; rows are laid out so that each computes what it computes alone
+(``engine.forward``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from engine.api.generation import GeneratedText, LabelScores
+from engine.errors import PromptbankError
+from engine.forward.decode import Decoder, OnToken, Sampling, Stream
+from engine.forward.scoring import label_scores
+from engine.forward.start import Start, assign
+from engine.forward.state import prefill
+from engine.prompts.soft_prompt import SoftPrompt
+from engine.serving.bank import PromptBank, TaskSpec
+
+DEFAULT_BATCH = 16
+
+
+@dataclass
+class GenRow:
+    """One generation request; ``task`` None runs the base model, ``prompt`` False runs the
+    task's input template without its soft prompt (baselines)."""
+
+    text: str
+    task: str | None = None
+    version: int | None = None
+    max_new_tokens: int = 64
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    system: str | None = None
+    shots: list[tuple[str, str]] = field(default_factory=list)
+    prompt: bool = True
+
+    @property
+    def sampling(self) -> Sampling:
+        return Sampling(self.max_new_tokens, self.temperature, self.top_p, list(self.stop),
+                        self.seed)
+
+
+@dataclass
+class _Prepared:
+    """A row ready for the model: what it starts from and its context token ids."""
+
+    start: Start
+    ids: list[int]
+    truncated: bool
+    version: int | None
+
+
+class Runtime:
+    """Serves any number of tasks on one loaded model; switching a task is a lookup."""
+
+    def __init__(self, host, library=None, *, max_prompts: int = 256, force: bool = False,
+                 graphs: bool = True):
+        self.host = host
+        self.library = library
+        self.bank = PromptBank(host, library, max_prompts=max_prompts, force=force)
+        self.chat = host.chat
+        self.decoder = Decoder(host, graphs=graphs)
+
+    # Prompt bank ----------------------------------------------------------------------------
+
+    def register(self, spec: TaskSpec | str, prompt: SoftPrompt, *, version: int = 1) -> None:
+        """Serve an in-memory prompt as ``version`` of a task (no library needed)."""
+        self.bank.register(spec, prompt, version=version)
+
+    def invalidate(self, task: str | None = None) -> None:
+        """Forget cached prompt keys/values of one task (or all), e.g. after a new version."""
+        self.bank.invalidate(task)
+
+    # Generation -----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(self, rows: Sequence[GenRow], on_token: OnToken | None = None, *,
+                 batch_size: int = DEFAULT_BATCH,
+                 should_stop: Callable[[], bool] | None = None) -> list[GeneratedText]:
+        """Generate for every row (mixed tasks allowed), streaming text through ``on_token``.
+
+        Once ``should_stop()`` is true (checked before each token) every row ends with
+        ``finish_reason`` "cancelled" and the text it had so far."""
+        for i, row in enumerate(rows):
+            _check_settings(i, row)
+        memo: dict = {}
+        prepared = [self._prepare(i, r.text, r.task, r.version, r.system, r.shots,
+                                  r.max_new_tokens, use_prompt=r.prompt, memo=memo)
+                    for i, r in enumerate(rows)]
+        results: list[GeneratedText] = []
+        for begin in range(0, len(rows), batch_size):
+            end = min(begin + batch_size, len(rows))
+            streams = [Stream(self.host.tokenizer, row.sampling, self.chat.stop_ids, begin + i,
+                              on_token, should_stop) for i, row in enumerate(rows[begin:end])]
+            chunk = prepared[begin:end]
+            if should_stop is not None and should_stop():
+                results += [GeneratedText("", [], "cancelled", p.truncated, p.version)
+                            for p in chunk]
+                continue
+            state, last = self._prefill(chunk, max(r.max_new_tokens for r in rows[begin:end]))
+            self.decoder.run(state, last, streams)
+            results += [GeneratedText(s.text, s.ids, s.finish_reason, p.truncated, p.version)
+                        for s, p in zip(streams, chunk, strict=True)]
+        return results
+
+    def _prefill(self, prepared: list[_Prepared], room: int):
+        starts = list({id(p.start): p.start for p in prepared}.values())
+        index = {id(s): i for i, s in enumerate(starts)}
+        packed, row_slot, rest = assign(starts, [index[id(p.start)] for p in prepared],
+                                        [p.ids for p in prepared])
+        return prefill(self.host, packed, row_slot, rest, room, into=self.decoder.workspace)
+
+    # Scoring --------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def score(self, task: str, texts: Sequence[str], *, version: int | None = None,
+              use_prompt: bool = True, system: str | None = None,
+              shots: Sequence[tuple[str, str]] = (),
+              batch_size: int = DEFAULT_BATCH) -> list[LabelScores]:
+        """Rank classification: each label's log-likelihood (answer and end of turn) after
+        the input, normalised over the labels. Labels sharing token prefixes are exact."""
+        return self.score_rows([(task, t) for t in texts], versions={task: version},
+                               use_prompt=use_prompt, system=system, shots=shots,
+                               batch_size=batch_size)
+
+    @torch.no_grad()
+    def score_rows(self, rows: Sequence[tuple[str, str]], *,
+                   versions: Mapping[str, int | None] | None = None, use_prompt: bool = True,
+                   system: str | None = None, shots: Sequence[tuple[str, str]] = (),
+                   batch_size: int = DEFAULT_BATCH) -> list[LabelScores]:
+        """``score`` for (task, text) rows of several classify tasks in mixed batches;
+        ``versions`` pins a task's version (default: the active one)."""
+        prepared, scores = self.logliks(rows, versions=versions, use_prompt=use_prompt,
+                                        system=system, shots=shots, batch_size=batch_size)
+        results: list[LabelScores] = []
+        for (task, _), row_scores, prep in zip(rows, scores, prepared, strict=True):
+            labels = self.bank.spec(task).labels
+            probs = torch.softmax(torch.tensor(row_scores, dtype=torch.float64), dim=0)
+            best = int(torch.argmax(probs))
+            results.append(LabelScores(labels[best], dict(zip(labels, probs.tolist(),
+                                                              strict=True)),
+                                       prep.truncated, prep.version))
+        return results
+
+    @torch.no_grad()
+    def logliks(self, rows: Sequence[tuple[str, str]], *,
+                versions: Mapping[str, int | None] | None = None, use_prompt: bool = True,
+                system: str | None = None, shots: Sequence[tuple[str, str]] = (),
+                batch_size: int = DEFAULT_BATCH) -> tuple[list[_Prepared], list[list[float]]]:
+        """Each row's summed log-likelihood of each of its task's labels (and end of turn),
+        with the prepared rows (truncation, version)."""
+        versions = versions or {}
+        label_ids: dict[str, list[list[int]]] = {}
+        for task, _ in rows:
+            if task not in label_ids:
+                spec = self.bank.spec(task)
+                if spec.kind != "classify" or len(spec.labels) < 2:
+                    raise PromptbankError(
+                        f"The task '{task}' is not a classify task with labels.",
+                        hint="Use `promptbank run` to generate text for it instead.")
+                label_ids[task] = [self.chat.answer_ids(label) for label in spec.labels]
+        memo: dict = {}
+        prepared = [self._prepare(i, text, task, versions.get(task), system, list(shots),
+                                  max(map(len, label_ids[task])), use_prompt=use_prompt,
+                                  memo=memo)
+                    for i, (task, text) in enumerate(rows)]
+        scores: list[list[float]] = []
+        for begin in range(0, len(rows), batch_size):
+            chunk = prepared[begin:begin + batch_size]
+            tasks = [task for task, _ in rows[begin:begin + batch_size]]
+            starts = list({id(p.start): p.start for p in chunk}.values())
+            index = {id(s): i for i, s in enumerate(starts)}
+            scores += label_scores(self.host, starts, [index[id(p.start)] for p in chunk],
+                                   [p.ids for p in chunk], [label_ids[t] for t in tasks])
+        return prepared, scores
+
+    # Shared machinery -----------------------------------------------------------------------
+
+    def _prepare(self, index: int, text: str, task: str | None, version: int | None,
+                 system: str | None, shots: list[tuple[str, str]], reserve: int, *,
+                 use_prompt: bool, memo: dict) -> _Prepared:
+        """Validate a row, resolve what it starts from (once per request: ``memo``), and
+        tokenise its context to fit the model."""
+        if not isinstance(text, str) or not text.strip():
+            raise PromptbankError(f"Row {index + 1} has an empty input.",
+                                  hint="Give some text to run the task on.")
+        key = (task, version, use_prompt, system, tuple(map(tuple, shots)))
+        if key not in memo:
+            memo[key] = self._row_start(task, version, use_prompt, system, shots)
+        template, start, length, number = memo[key]
+        budget = self.host.max_positions - length - reserve
+        if budget < 1:
+            raise PromptbankError(
+                f"The prompt and the answer need more than the model's "
+                f"{self.host.max_positions}-token context, leaving no room for the input.",
+                hint="Use fewer new tokens or a shorter prompt.")
+        ids, truncated = self.chat.context_ids(text, template=template, system=system,
+                                               shots=shots, budget=budget)
+        return _Prepared(start, ids, truncated, number)
+
+    def _row_start(self, task: str | None, version: int | None, use_prompt: bool,
+                   system: str | None, shots: list[tuple[str, str]]) -> tuple:
+        """(input template, start, prompt length, version number) of a request's rows."""
+        template = self.bank.spec(task).input_template if task is not None else None
+        resolved = (self.bank.resolve(task, version) if task is not None and use_prompt
+                    else None)
+        head = self.chat.head(template=template, system=system, shots=shots)
+        start = self.bank.start(resolved, head)
+        if resolved is None:
+            return template, start, 0, None
+        return template, start, resolved.length, resolved.number
+
+
+def _check_settings(index: int, row: GenRow) -> None:
+    if row.max_new_tokens < 1:
+        raise PromptbankError(f"Row {index + 1} asks for {row.max_new_tokens} new tokens.",
+                              hint="Ask for at least one new token.")
+    if row.temperature < 0 or not 0 < row.top_p <= 1:
+        raise PromptbankError(f"Row {index + 1} has temperature {row.temperature} and top-p "
+                              f"{row.top_p}.", hint="Use temperature >= 0 and 0 < top-p <= 1.")
+

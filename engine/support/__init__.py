@@ -1,0 +1,1 @@
+"""Small torch-free helpers: paths, files, JSON, threads, processes, faults."""
