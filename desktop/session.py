@@ -12,7 +12,7 @@ from PySide6.QtCore import QObject, Signal
 
 from desktop.connection.operation import EngineOp
 from desktop.connection.process import EngineProcess
-from engine.api.session import ModelDescription
+from engine.api.session import MethodInfo, ModelDescription
 from engine.errors import PromptbankError
 from engine.library import Library, Version
 from engine.library.catalogue import CatalogueMissing
@@ -57,6 +57,11 @@ class Session(QObject):
     def op(self, name: str, args: dict | None = None) -> EngineOp:
         """A new engine operation bound to this session's engine (call ``run()`` to send)."""
         return EngineOp(self.engine, name, dict(args or {}))
+
+    @property
+    def methods(self) -> list[MethodInfo]:
+        """The prompt methods the engine offers (empty until it has said hello)."""
+        return self.engine.hello.methods if self.engine.hello else []
 
     def worker_args(self) -> list[str]:
         """Global options for ``promptbank worker`` from the current settings."""

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.widgets.formatting import format_duration
+from engine.api.session import MethodInfo
 from engine.training.config import DEFAULT_REPLAY, TrainConfig
 
 
@@ -67,11 +68,12 @@ class TrainingSettings(QWidget):
     sig_changed = Signal()
     """A setting changed (the memory plan follows it)."""
 
-    def __init__(self, task_names: list[str], parent: QWidget | None = None,
-                 *, start_from: str = "", continual: str = "",
+    def __init__(self, task_names: list[str], methods: list[MethodInfo],
+                 parent: QWidget | None = None, *, start_from: str = "", continual: str = "",
                  seconds_per_step: float | None = None) -> None:
-        """``continual`` is the parent's description ('prefix × 20, init text') when the
-        settings are for continuing a version; empty for a new one."""
+        """``methods`` are the engine's (from its hello); ``continual`` is the parent's
+        description ('prefix × 20, init text') when the settings are for continuing a version,
+        empty for a new one."""
         super().__init__(parent)
         self.continual = bool(continual)
         self.seconds_per_step = seconds_per_step
@@ -87,9 +89,10 @@ class TrainingSettings(QWidget):
         presets.addStretch(1)
 
         self.method = QComboBox()
-        self.method.addItems(["prefix", "prompt"])
-        self.method.setToolTip("prefix: per-layer keys/values (P-tuning v2), strong on small "
-                               "models. prompt: virtual input tokens only (smallest files).")
+        self.method.addItems([m.name for m in methods])
+        self.method.setCurrentText(TrainConfig.method)
+        self.method.setToolTip(" ".join(f"{m.name}: {m.summary}." for m in methods)
+                               or "The engine has not said which methods it has yet.")
         self.length = QSpinBox(minimum=1, maximum=512)
         self.length.setToolTip("Number of virtual tokens.")
         self.init = QComboBox()
@@ -99,7 +102,8 @@ class TrainingSettings(QWidget):
         self.steps = QSpinBox(minimum=1, maximum=1_000_000)
         self.lr = QDoubleSpinBox(decimals=4, minimum=0.0, maximum=10.0, singleStep=0.005)
         self.lr.setSpecialValueText("default for the method")
-        self.lr.setToolTip("0 keeps the engine's measured default (prefix 0.02, prompt 0.3).")
+        defaults = ", ".join(f"{m.name} {m.default_lr:g}" for m in methods)
+        self.lr.setToolTip(f"0 keeps the engine's measured default ({defaults}).")
         self.batch = QSpinBox(minimum=1, maximum=1024)
         self.eval_every = QSpinBox(minimum=0, maximum=100_000)
         self.eval_every.setToolTip("Evaluate on the held-out split every N steps (0: only at "
@@ -185,8 +189,9 @@ class TrainingSettings(QWidget):
         if self.continual:
             config.update(replay=self.replay.value(), anchor=self.anchor.value())
         else:
-            config.update(method=self.method.currentText(), length=self.length.value(),
-                          init=self.init.currentText())
+            config.update(length=self.length.value(), init=self.init.currentText())
+            if self.method.currentText():  # else the engine's default method
+                config["method"] = self.method.currentText()
         if self.lr.value() > 0:
             config["lr"] = self.lr.value()
         return config

@@ -117,7 +117,7 @@ class TrainingWizardPage(QWizardPage):
         self.setTitle("Training")
         self.setSubTitle("Pick a preset; Advanced shows every setting. Training runs in the "
                          "background; the Training tab shows its progress.")
-        self.settings = TrainingSettings(task_names, start_from=start_from,
+        self.settings = TrainingSettings(task_names, session.methods, start_from=start_from,
                                          seconds_per_step=seconds_per_step)
         self.mode = ModeNote()
         self.suggestion = StartSuggestion(session, self.probe_request)

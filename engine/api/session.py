@@ -26,6 +26,18 @@ class LoadProgress(Payload):
 
 
 @dataclass
+class MethodInfo(Payload):
+    """A prompt method as the desktop sees it: its name, its tensor's key and token axis."""
+
+    name: str = ""
+    summary: str = ""
+    tensor_key: str = ""
+    token_axis: int = 0
+    input_embeddings: bool = False
+    default_lr: float = 0.0
+
+
+@dataclass
 class Hello(Payload):
     """What the worker says first (and answers to ``hello``)."""
 
@@ -34,6 +46,7 @@ class Hello(Payload):
     engine: str = ""
     model: dict | None = None
     ops: list[str] = field(default_factory=list)
+    methods: list[MethodInfo] = field(default_factory=list)
 
 
 @dataclass

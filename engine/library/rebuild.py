@@ -25,7 +25,7 @@ from engine.library.records import dumps
 from engine.library.schema import DB_NAME, migrations
 from engine.library.store import DATASET_FILE, PROMPT_FILE, FileStore
 from engine.support.fileio import sha256_bytes
-from engine.support.headers import header_int, read_header_metadata
+from engine.support.headers import header_int, is_prompt_file, read_header_metadata
 from engine.support.paths import library_dir
 
 REBUILD_EVAL_FRACTION = 0.1
@@ -142,7 +142,7 @@ def _read_prompt(files: FileStore, rel: str) -> _Prompt:
         raise PromptbankError("its contents do not match the checksum in its name (changed "
                               "after it was saved)")
     meta = read_header_metadata(data, source="the file")
-    if meta.get("format") != "promptbank" or meta.get("method") not in ("prompt", "prefix"):
+    if not is_prompt_file(data, meta):
         raise PromptbankError("not a Promptbank prompt file")
     for key in ("length", "hidden_size"):
         header_int(meta, key, source="the file")

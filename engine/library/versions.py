@@ -10,7 +10,7 @@ from engine.library.store import prompt_file
 from engine.library.tasks import TaskRepository
 from engine.support.clock import utc_now
 from engine.support.fileio import sha256_bytes
-from engine.support.headers import header_int, read_header_metadata
+from engine.support.headers import header_int, is_prompt_file, read_header_metadata
 
 
 class VersionRepository(TaskRepository):
@@ -20,7 +20,7 @@ class VersionRepository(TaskRepository):
                     run_id: int | None = None, metrics: dict | None = None) -> Version:
         """Store a new prompt version (the next number; never overwrites) and return it."""
         meta = read_header_metadata(prompt_bytes, source="The prompt data")
-        if meta.get("format") != "promptbank" or meta.get("method") not in ("prompt", "prefix"):
+        if not is_prompt_file(prompt_bytes, meta):
             raise PromptbankError("The prompt data is not a Promptbank prompt file.",
                                   hint="Save prompts with SoftPrompt.to_bytes().")
         length = header_int(meta, "length", source="The prompt data")

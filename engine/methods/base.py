@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from engine.api.session import MethodInfo
+
 
 def fit_length(tokens: torch.Tensor, length: int) -> torch.Tensor:
     """Repeat or cut a sequence (first dimension) to exactly ``length`` items."""
@@ -24,14 +26,24 @@ def fit_length(tokens: torch.Tensor, length: int) -> torch.Tensor:
 class PromptMethod(ABC):
     """One way of turning a trained tensor into keys/values a frozen model attends to."""
 
-    #: Name stored in prompt files and the catalogue.
+    #: Name stored in prompt files and the catalogue, and the file's tensor key.
     name: str = ""
+    #: What the desktop says about the method, in a few words.
+    summary: str = ""
+    #: The tensor axis that counts virtual tokens.
+    token_axis: int = 0
     #: Learning rate measured on the embedded model (see the README).
     default_lr: float = 0.1
     #: PEFT's ``peft_type`` for this method.
     peft_type: str = ""
     #: Whether the tensor lives in the input embedding space (nearest tokens, KoboldAI).
     input_embeddings: bool = False
+
+    def info(self) -> MethodInfo:
+        """The method as the desktop and the protocol see it (no torch needed to read it)."""
+        return MethodInfo(name=self.name, summary=self.summary, tensor_key=self.name,
+                          token_axis=self.token_axis, input_embeddings=self.input_embeddings,
+                          default_lr=self.default_lr)
 
     @abstractmethod
     def shape(self, length: int, geometry: Any) -> tuple[int, ...]:

@@ -15,6 +15,8 @@ class PrefixTuning(PromptMethod):
     """Keys and values trained directly at every layer; no model pass is needed to use them."""
 
     name = "prefix"
+    summary = "per-layer keys/values (P-tuning v2), strong on small models"
+    token_axis = 3
     default_lr = 2e-2
     peft_type = "PREFIX_TUNING"
 

@@ -14,6 +14,7 @@ class PromptTuning(PromptMethod):
     """Virtual-token embeddings placed before the input; the model computes their keys/values."""
 
     name = "prompt"
+    summary = "virtual input tokens only (smallest files, nearest words visible)"
     default_lr = 0.3
     peft_type = "PROMPT_TUNING"
     input_embeddings = True

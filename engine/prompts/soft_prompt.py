@@ -92,6 +92,8 @@ class SoftPrompt:
             "format_version": str(FORMAT_VERSION),
             "method": self.method,
             "length": str(self.length),
+            # Lets torch-free readers (the desktop's norms) find the tokens in any method.
+            "token_axis": str(get_method(self.method).token_axis),
             "shape": json.dumps(list(self.tensor.shape)),
             "model_fingerprint": g.fingerprint,
             "hidden_size": str(g.hidden_size),

@@ -16,6 +16,7 @@ from engine.api.session import Hello, LoadProgress
 from engine.api.training import JobOutcome, PrepareProgress
 from engine.api.wire import PROTOCOL_VERSION, Event, ProtocolError
 from engine.errors import PromptbankError
+from engine.methods import describe_methods
 from engine.server.scheduler import JobEntry, Scheduler
 from engine.support.threads import resolve_threads
 
@@ -87,7 +88,7 @@ class Context:
         """What ``hello`` answers: protocol and engine versions, model info, the ops."""
         info = self.host.info().to_data() if self.host else None
         return Hello(protocol=PROTOCOL_VERSION, engine=__version__, model=info,
-                     ops=list(OP_SPECS))
+                     ops=list(OP_SPECS), methods=describe_methods())
 
     def ensure_model(self, rid: str = "", spec: str | None = None, device: str | None = None,
                      quantize: str | None = None) -> ModelHost:

@@ -37,6 +37,16 @@ def read_header_metadata(data: bytes, *, source: str = "file") -> dict[str, str]
     return {str(k): str(v) for k, v in meta.items()}
 
 
+def is_prompt_file(data: bytes, meta: dict[str, str]) -> bool:
+    """Whether a safetensors blob with metadata ``meta`` is a Promptbank prompt file: its
+    format says so and it holds the tensor its ``method`` names (methods name their keys)."""
+    if meta.get("format") != "promptbank" or not meta.get("method"):
+        return False
+    (size,) = struct.unpack("<Q", data[:8])
+    header = safe_json.loads(data[8 : 8 + size], max_depth=MAX_HEADER_DEPTH)
+    return isinstance(header.get(meta["method"]), dict)
+
+
 def header_int(meta: dict[str, str], key: str, *, source: str,
                default: int | None = None) -> int:
     """A whole-number field of a header's metadata (``default`` when absent, if given); a

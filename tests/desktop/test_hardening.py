@@ -43,7 +43,7 @@ def test_engine_threads_setting_restarts_the_engine_with_it(qtbot, offline_windo
 
 
 def test_checkpoint_interval_is_a_training_setting(qtbot):
-    widget = TrainingSettings([])
+    widget = TrainingSettings([], [])
     qtbot.addWidget(widget)
     assert widget.config()["checkpoint_every"] == 50
     widget.checkpoint_every.setValue(0)

@@ -43,7 +43,7 @@ def test_the_continue_dialog_offers_replay_and_anchor_not_length_or_method(qtbot
     assert config["replay"] == DEFAULT_REPLAY and config["anchor"] == 0.0
     new = TrainDialog("t", ["t"], offline_window)
     qtbot.addWidget(new)
-    assert {"method", "length", "init"} <= set(new.settings.config())
+    assert {"length", "init"} <= set(new.settings.config())  # the method: once the engine says
     assert "replay" not in new.settings.config()
 
 

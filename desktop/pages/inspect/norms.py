@@ -5,25 +5,37 @@ from __future__ import annotations
 import numpy as np
 from safetensors.numpy import load as st_load
 
+from engine.api.session import MethodInfo
 from engine.errors import PromptbankError
+from engine.support.headers import header_int, read_header_metadata
+
+_DAMAGED = "Restore it from a backup or retrain."
 
 
-def position_norms(data: bytes) -> tuple[str, list[float]]:
+def position_norms(data: bytes, methods: list[MethodInfo]) -> tuple[str, list[float]]:
     """(method, L2 norm of each virtual token) of a prompt file's bytes.
 
-    A prefix's token vector is all its layers' keys and values at that position.
+    The token axis comes from the file's header, or for files written before it did, from the
+    engine's description of the method. A prefix's token vector is all its layers' keys and
+    values at that position.
     """
+    meta = read_header_metadata(data, source="The prompt file")
+    method = meta.get("method", "")
+    info = next((m for m in methods if m.name == method), None)
+    axis = header_int(meta, "token_axis", source="The prompt file",
+                      default=info.token_axis if info else -1)
+    if axis < 0:
+        raise PromptbankError(f"Where a '{method}' prompt keeps its tokens is known once the "
+                              "engine has started.",
+                              hint="Wait until the status bar shows the model, then select "
+                                   "the version again.")
     try:
-        tensors = st_load(data)
-    except Exception as exc:  # safetensors raises its own error types
+        tensor = st_load(data)[info.tensor_key if info else method].astype(np.float32)
+    except Exception as exc:  # a missing key, or safetensors' own error types
         raise PromptbankError(f"The prompt file could not be read ({exc}).",
-                              hint="Restore it from a backup or retrain.") from exc
-    if "prompt" in tensors:
-        t = tensors["prompt"].astype(np.float32)
-        return "prompt", [float(x) for x in np.linalg.norm(t, axis=1)]
-    if "prefix" in tensors:
-        t = tensors["prefix"].astype(np.float32)  # (layers, 2, kv_heads, n, head_dim)
-        flat = np.moveaxis(t, 3, 0).reshape(t.shape[3], -1)
-        return "prefix", [float(x) for x in np.linalg.norm(flat, axis=1)]
-    raise PromptbankError("The prompt file holds no 'prompt' or 'prefix' tensor.",
-                          hint="Restore it from a backup or retrain.")
+                              hint=_DAMAGED) from exc
+    if not 0 <= axis < tensor.ndim:
+        raise PromptbankError(f"The prompt file's token axis {axis} does not fit its tensor "
+                              f"of shape {tensor.shape}.", hint=_DAMAGED)
+    flat = np.moveaxis(tensor, axis, 0).reshape(tensor.shape[axis], -1)
+    return method, [float(x) for x in np.linalg.norm(flat, axis=1)]

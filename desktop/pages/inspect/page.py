@@ -29,8 +29,6 @@ from engine.errors import PromptbankError
 
 NOTE = ("Nearest tokens are a rough projection, not a faithful reading of the prompt: trained "
         "vectors usually sit far from every real token.")
-PREFIX_REASON = ("Nearest tokens apply to 'prompt' versions only: a prefix holds keys and "
-                 "values for every layer, not input token vectors.")
 HEAT_COLOURS = "CET-D1"
 
 
@@ -82,7 +80,6 @@ class InspectPage(Page):
         ll.addWidget(self.status)
 
         self.method = QComboBox()
-        self.method.addItems(["prefix", "prompt"])
         self.method.setToolTip("Only prompts of one method can be compared.")
         self.heat_button = QPushButton("Similarity map")
         self.heat_button.setToolTip("Cosine similarity of every task's active prompt.")
@@ -121,6 +118,15 @@ class InspectPage(Page):
         self.start_from.clicked.connect(lambda: self.task and self.sig_new_task_from.emit(
             self.task))
         session.sig_library_changed.connect(lambda: self.set_task(self.task))
+        session.sig_model_changed.connect(lambda _model: self._fill_methods())
+        self._fill_methods()
+
+    def _fill_methods(self) -> None:
+        chosen = self.method.currentText()
+        self.method.clear()
+        self.method.addItems([m.name for m in self.session.methods])
+        if chosen:
+            self.method.setCurrentText(chosen)
 
     def set_task(self, name: str) -> None:
         """Show task ``name``'s versions."""
@@ -153,7 +159,8 @@ class InspectPage(Page):
         library = self.session.library
         try:
             version = library.get_version(self.task, number)
-            method, norms = position_norms(library.read_version_bytes(version))
+            method, norms = position_norms(library.read_version_bytes(version),
+                                           self.session.methods)
         except PromptbankError as exc:
             self.status.setText(str(exc))
             return
@@ -162,12 +169,23 @@ class InspectPage(Page):
         self.norm_plot.addItem(bars)
         text = (f"{method} prompt of {len(norms)} virtual tokens; mean norm "
                 f"{np.mean(norms):.3g}.")
-        self.tokens_button.setEnabled(method == "prompt")
+        reason = self._no_tokens_reason(method)
+        self.tokens_button.setEnabled(not reason)
         self.tokens_button.setToolTip(
-            "Ask the engine for the vocabulary tokens nearest to each virtual token."
-            if method == "prompt" else PREFIX_REASON)
-        self.status.setText(text if method == "prompt" else f"{text} {PREFIX_REASON}")
+            reason or "Ask the engine for the vocabulary tokens nearest to each virtual token.")
+        self.status.setText(f"{text} {reason}".strip())
         self._fill_norms(norms)
+
+    def _no_tokens_reason(self, method: str) -> str:
+        """Why nearest tokens cannot be shown for a ``method`` version (empty if they can)."""
+        info = next((m for m in self.session.methods if m.name == method), None)
+        if info is None:
+            return (f"Nearest tokens for this {method} version need the engine, which has not "
+                    "started yet.")
+        if not info.input_embeddings:
+            return (f"Nearest tokens apply to input-level prompts only: a {method} version "
+                    "is not made of input token vectors.")
+        return ""
 
     def _fill_norms(self, norms: list[float]) -> None:
         self.tokens.setRowCount(len(norms))

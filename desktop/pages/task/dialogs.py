@@ -42,6 +42,7 @@ class TrainDialog(QDialog):
         keeps = (f"{parent_version.method} × {parent_version.length}, from "
                  f"v{parent_version.number}" if parent_version is not None else "")
         self.settings = TrainingSettings([n for n in task_names if n != task],
+                                         session.methods if session else [],
                                          continual=keeps, seconds_per_step=seconds_per_step)
         self.data = QLineEdit(placeholderText="New examples (.jsonl, .csv, .tsv)")
         layout = QVBoxLayout(self)

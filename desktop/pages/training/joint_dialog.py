@@ -44,7 +44,7 @@ class JointDialog(QDialog):
             item.setCheckState(Qt.CheckState.Checked if task.name in checked
                                else Qt.CheckState.Unchecked)
             self.tasks.addItem(item)
-        self.settings = TrainingSettings([])
+        self.settings = TrainingSettings([], session.methods)
         self.error = QLabel()
         self.error.setStyleSheet("color: #b91c1c;")
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
