@@ -71,7 +71,18 @@ def shoot(window: MainWindow, out: Path, *, steps: int, timeout_s: float) -> Non
     wait_until(lambda: session.model is not None or window.engine.state == "error", timeout_s)
     first = _pick_task(session, "classify")
     examples = resources_dir() / "examples"
+    _shoot_library(window, out, first, timeout_s)
+    _shoot_wizard(window, out, examples)
+    _shoot_training(window, out, first, steps, timeout_s)
+    _shoot_versions(window, out, first, timeout_s)
+    _shoot_playground(window, out, first, timeout_s)
+    _shoot_batch(window, out, examples, first, timeout_s)
+    _shoot_inspect(window, out, first, timeout_s)
+    _shoot_dialogs(window, out, examples)
 
+
+def _shoot_library(window: MainWindow, out: Path, first: str, timeout_s: float) -> None:
+    session = window.session
     if first:
         window.library.select(first)
         window.tabs.setCurrentWidget(window.task_page)
@@ -81,7 +92,9 @@ def shoot(window: MainWindow, out: Path, *, steps: int, timeout_s: float) -> Non
     window.tabs.setCurrentWidget(window.task_page)
     save(window, out, "library")
 
-    wizard = NewTaskWizard(session, window.jobs, window)
+
+def _shoot_wizard(window: MainWindow, out: Path, examples: Path) -> None:
+    wizard = NewTaskWizard(window.session, window.jobs, window)
     wizard.resize(900, 640)
     wizard.name_page.name.setText("my-task")
     wizard.name_page.kind.setCurrentText("classify")
@@ -94,6 +107,10 @@ def shoot(window: MainWindow, out: Path, *, steps: int, timeout_s: float) -> Non
     save(wizard, out, "wizard")
     wizard.reject()
 
+
+def _shoot_training(window: MainWindow, out: Path, first: str, steps: int,
+                    timeout_s: float) -> None:
+    session = window.session
     if first and session.model is not None:
         task = session.library.get_task(first)
         config = usable_init({"method": "prefix", "length": 8, "init": "text", "steps": steps,
@@ -108,6 +125,10 @@ def shoot(window: MainWindow, out: Path, *, steps: int, timeout_s: float) -> Non
     window.training.curves.flush()
     save(window, out, "training")
 
+
+def _shoot_versions(window: MainWindow, out: Path, first: str, timeout_s: float) -> None:
+    """The compare and continue-training dialogs (only once the task has two versions)."""
+    session = window.session
     if first and len(session.library.list_versions(first)) >= 2:
         window.library.select(first)
         _evaluate(window, [{"task": first, "version": 2}], timeout_s)
@@ -125,6 +146,9 @@ def shoot(window: MainWindow, out: Path, *, steps: int, timeout_s: float) -> Non
         save(dialog, out, "continue")
         dialog.reject()
 
+
+def _shoot_playground(window: MainWindow, out: Path, first: str, timeout_s: float) -> None:
+    session = window.session
     page = window.playground
     window.tabs.setCurrentWidget(page)
     if first:
@@ -140,6 +164,9 @@ def shoot(window: MainWindow, out: Path, *, steps: int, timeout_s: float) -> Non
         wait_until(lambda: bool(done), timeout_s)
     save(window, out, "playground")
 
+
+def _shoot_batch(window: MainWindow, out: Path, examples: Path, first: str,
+                 timeout_s: float) -> None:
     window.tabs.setCurrentWidget(window.batch)
     table = next((p for p in sorted(examples.glob("*.csv"))), None)
     if table is not None and first:
@@ -156,6 +183,8 @@ def shoot(window: MainWindow, out: Path, *, steps: int, timeout_s: float) -> Non
         Path(batch.output.text()).unlink(missing_ok=True)
     save(window, out, "batch")
 
+
+def _shoot_inspect(window: MainWindow, out: Path, first: str, timeout_s: float) -> None:
     window.tabs.setCurrentWidget(window.inspect)
     if first:
         window.inspect.set_task(first)
@@ -167,12 +196,15 @@ def shoot(window: MainWindow, out: Path, *, steps: int, timeout_s: float) -> Non
                    timeout_s)
     save(window, out, "inspect")
 
+
+def _shoot_dialogs(window: MainWindow, out: Path, examples: Path) -> None:
+    """The import, settings and unexpected-exit dialogs."""
     importer = window.import_prompts()
     importer.path.setText(str(examples / "prompts"))
     save(importer, out, "import")
     importer.reject()
 
-    dialog = SettingsDialog(session, window)
+    dialog = SettingsDialog(window.session, window)
     dialog.show()
     save(dialog, out, "settings")
     dialog.reject()

@@ -6,11 +6,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from engine.api.training import EvalProgress, StepProgress, TaskFailed, VersionSaved
 from engine.commands._common import emit, load_host, stderr_progress
 from engine.methods import METHODS
 from engine.training.config import DEFAULT_REPLAY, MODES, TrainConfig
+
+if TYPE_CHECKING:
+    from engine.library import Library
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -210,7 +214,7 @@ def run_training(args: argparse.Namespace, start, describe=describe_result) -> i
     return 0
 
 
-def _task_config(library, task: str, given: dict):
+def _task_config(library: Library, task: str, given: dict):
     """A task's settings: its mode's defaults (few-shot for a small task), then the options."""
     from engine.training.settings import settings_for
 

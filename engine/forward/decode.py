@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -18,6 +19,9 @@ from engine.forward.decoder import logits
 from engine.forward.graphs import Graphs, Inputs
 from engine.forward.rows import bucket
 from engine.forward.state import Prefilled, empty_state
+
+if TYPE_CHECKING:
+    from engine.model.host import ModelHost
 
 #: Streaming callback: (row index in the request, new text).
 OnToken = Callable[[int, str], None]
@@ -123,7 +127,7 @@ def pick(scores: torch.Tensor, samplings: Sequence[Sampling],
 class Decoder:
     """Decoding steps over workspaces of fixed shape, replayed from CUDA graphs on a GPU."""
 
-    def __init__(self, host, *, graphs: bool = True) -> None:
+    def __init__(self, host: ModelHost, *, graphs: bool = True) -> None:
         self.host = host
         self.workspaces: OrderedDict[Hashable, Prefilled] = OrderedDict()
         self.graphs = Graphs(self._step_fn, host.device, enabled=graphs, warm=2,

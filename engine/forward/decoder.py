@@ -18,13 +18,16 @@ import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache, partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.checkpoint import checkpoint
 from transformers.cache_utils import Cache
 
 from engine.model.architecture import Architecture
+
+if TYPE_CHECKING:
+    from engine.model.host import ModelHost
 
 #: One (keys, values) pair per layer, each (batch, kv_heads, length, head_dim).
 Past = list[tuple[torch.Tensor, torch.Tensor]]
@@ -78,12 +81,12 @@ def _cache_argument(model_class: type) -> str:
     return "cache" if "cache" in params else "past_key_values"
 
 
-def decoder(host: Any) -> torch.nn.Module:
+def decoder(host: ModelHost) -> torch.nn.Module:
     """The model without its output head (hidden states out)."""
     return host.model.base_model
 
 
-def run(host: Any, past: Past, mask: torch.Tensor, positions: torch.Tensor, *,
+def run(host: ModelHost, past: Past, mask: torch.Tensor, positions: torch.Tensor, *,
         ids: torch.Tensor | None = None, embeds: torch.Tensor | None = None,
         write_at: torch.Tensor | None = None) -> tuple[torch.Tensor, PastCache]:
     """Run tokens (ids or embeddings) after ``past``; return the last hidden states and the cache.
@@ -100,7 +103,7 @@ def run(host: Any, past: Past, mask: torch.Tensor, positions: torch.Tensor, *,
     return out.last_hidden_state, cache_
 
 
-def layer_masks(host: Any, mask: torch.Tensor, positions: torch.Tensor
+def layer_masks(host: ModelHost, mask: torch.Tensor, positions: torch.Tensor
                 ) -> torch.Tensor | dict[str, torch.Tensor]:
     """The mask each layer gets: ``mask`` cut to the layers' sliding windows, one per layer
     type where the types differ, as booleans or as scores to add (eager attention).
@@ -126,7 +129,7 @@ def layer_masks(host: Any, mask: torch.Tensor, positions: torch.Tensor
     return {kind: cut(window) for kind, window in arch.by_type.items()}
 
 
-def checkpoint_layers(host: Any) -> list[torch.nn.Module]:
+def checkpoint_layers(host: ModelHost) -> list[torch.nn.Module]:
     """The decoder layers activation checkpointing can wrap (empty if the family has none)."""
     from transformers.modeling_layers import GradientCheckpointingLayer
 
@@ -134,7 +137,7 @@ def checkpoint_layers(host: Any) -> list[torch.nn.Module]:
 
 
 @contextmanager
-def checkpointed(host: Any, enabled: bool = True) -> Iterator[None]:
+def checkpointed(host: ModelHost, enabled: bool = True) -> Iterator[None]:
     """Run the decoder layers under activation checkpointing: each keeps only its input for
     the backward pass and runs again there. transformers' own checkpointing drops the cache
     (so PEFT refuses prefix tuning with it); the engine's cache gives a layer's second run
@@ -150,7 +153,7 @@ def checkpointed(host: Any, enabled: bool = True) -> Iterator[None]:
             del layer.forward
 
 
-def logits(host: Any, hidden: torch.Tensor) -> torch.Tensor:
+def logits(host: ModelHost, hidden: torch.Tensor) -> torch.Tensor:
     """Vocabulary logits (float32, on the host's device) of hidden states, as the model's own
     head gives them."""
     out = host.model.get_output_embeddings()(hidden).float().to(host.device)
@@ -162,7 +165,7 @@ def logits(host: Any, hidden: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def empty_past(host: Any, batch: int) -> Past:
+def empty_past(host: ModelHost, batch: int) -> Past:
     """A past of no tokens, for rows that start from nothing."""
     shape = (batch, host.num_kv_heads, 0, host.head_dim)
     return [(torch.empty(shape, device=device, dtype=host.dtype),) * 2
@@ -190,7 +193,7 @@ def causal_mask(valid: torch.Tensor, past_valid: torch.Tensor) -> torch.Tensor:
     return torch.cat([past, data], dim=2).unsqueeze(1)
 
 
-def _single_row(host: Any, past: Past, length: int, *, ids: torch.Tensor | None = None,
+def _single_row(host: ModelHost, past: Past, length: int, *, ids: torch.Tensor | None = None,
                 embeds: torch.Tensor | None = None) -> torch.Tensor:
     """Packed keys/values of ``past`` followed by one row of ``length`` tokens."""
     offset = past[0][0].shape[2]
@@ -202,12 +205,12 @@ def _single_row(host: Any, past: Past, length: int, *, ids: torch.Tensor | None 
     return pack(grown.past())
 
 
-def embeddings_past(host: Any, embeds: torch.Tensor) -> torch.Tensor:
+def embeddings_past(host: ModelHost, embeds: torch.Tensor) -> torch.Tensor:
     """Packed keys/values of input embeddings (length, hidden) run as one row from position 0."""
     return _single_row(host, empty_past(host, 1), embeds.shape[0], embeds=embeds.unsqueeze(0))
 
 
-def extend_past(host: Any, packed: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+def extend_past(host: ModelHost, packed: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """Packed keys/values of a prompt followed by those of the token ids run after it."""
     return _single_row(host, unpack(packed), int(ids.shape[0]), ids=ids.unsqueeze(0))
 

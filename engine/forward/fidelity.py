@@ -12,6 +12,7 @@ model whose logits differ is refused with the reason instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -20,6 +21,9 @@ from engine.forward.decoder import embeddings_past, logits
 from engine.forward.past import gather
 from engine.forward.rows import place
 from engine.forward.state import data_hidden
+
+if TYPE_CHECKING:
+    from engine.model.host import ModelHost
 
 #: A fixed English text; its first tokens act as the prompt, the rest as the input.
 PROBE_TEXT = ("The quick brown fox jumps over the lazy dog, and then the dog sleeps under "
@@ -41,7 +45,7 @@ class Fidelity:
     tokens: int
 
 
-def _probe_ids(host) -> list[int]:
+def _probe_ids(host: ModelHost) -> list[int]:
     ids = host.tokenizer(PROBE_TEXT, add_special_tokens=False)["input_ids"]
     ids = [i for i in ids if 0 <= i < int(host.config.vocab_size)]
     while len(ids) < 2 * PROMPT_TOKENS + 8:
@@ -50,7 +54,7 @@ def _probe_ids(host) -> list[int]:
 
 
 @torch.no_grad()
-def _reference(host, ids: list[int]) -> torch.Tensor:
+def _reference(host: ModelHost, ids: list[int]) -> torch.Tensor:
     """The model's own logits of ``ids``, or a PromptbankError when it cannot run at all."""
     try:
         return host.model(input_ids=torch.tensor([ids], device=host.device)).logits[0].float()
@@ -62,7 +66,7 @@ def _reference(host, ids: list[int]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _errors(host, ids: list[int], reference: torch.Tensor) -> float:
+def _errors(host: ModelHost, ids: list[int], reference: torch.Tensor) -> float:
     device = host.device
     whole = torch.tensor([ids], device=device)
     packed = embeddings_past(host, host.embeddings()(whole[0, :PROMPT_TOKENS]))
@@ -78,7 +82,7 @@ def _errors(host, ids: list[int], reference: torch.Tensor) -> float:
     return float(max(split, alone) / reference.abs().max().clamp_min(1e-6))
 
 
-def check_fidelity(host) -> Fidelity:
+def check_fidelity(host: ModelHost) -> Fidelity:
     """Compare the engine's logits with the model's own and record the result on the host
     (``exactness``); raise a PromptbankError (the model is refused) when they differ or the
     engine's path cannot run on it."""

@@ -8,11 +8,15 @@ for the whole batch is broadcast instead (views, no copies); gradients flow back
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from engine.forward.decoder import Past
+
+if TYPE_CHECKING:
+    from engine.model.host import ModelHost
 
 
 def layout(lengths: Sequence[int], row_slot: Sequence[int],
@@ -26,7 +30,7 @@ def layout(lengths: Sequence[int], row_slot: Sequence[int],
     return valid, row_lengths
 
 
-def stack(host, packed: Sequence[torch.Tensor | None], row_slot: torch.Tensor,
+def stack(host: ModelHost, packed: Sequence[torch.Tensor | None], row_slot: torch.Tensor,
           width: int) -> Past:
     """On the device: the per-layer past of a batch whose row ``i`` starts from
     ``packed[row_slot[i]]`` (None: no prompt), right-aligned in ``width`` slots."""
@@ -42,7 +46,7 @@ def stack(host, packed: Sequence[torch.Tensor | None], row_slot: torch.Tensor,
     return [(rows[:, i, 0], rows[:, i, 1]) for i in range(host.num_layers)]
 
 
-def gather(host, packed: Sequence[torch.Tensor | None], row_slot: Sequence[int],
+def gather(host: ModelHost, packed: Sequence[torch.Tensor | None], row_slot: Sequence[int],
            width: int | None = None) -> tuple[Past, torch.Tensor, torch.Tensor]:
     """``stack`` and ``layout`` together: the past, its validity (on the device) and each
     row's prompt length (on the host)."""

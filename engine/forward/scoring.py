@@ -9,6 +9,7 @@ labels sharing their first tokens are still told apart exactly. Training evaluat
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -19,9 +20,12 @@ from engine.forward.start import Start, assign
 from engine.forward.state import data_hidden, prefill, token_logprobs
 from engine.model.chat import Row
 
+if TYPE_CHECKING:
+    from engine.model.host import ModelHost
+
 
 @torch.no_grad()
-def label_scores(host, starts: Sequence[Start], row_start: Sequence[int],
+def label_scores(host: ModelHost, starts: Sequence[Start], row_start: Sequence[int],
                  contexts: Sequence[Sequence[int]],
                  candidates: Sequence[Sequence[Sequence[int]]]) -> list[list[float]]:
     """Summed log-probabilities of each row's candidate id sequences after its context."""
@@ -59,7 +63,7 @@ def label_scores(host, starts: Sequence[Start], row_start: Sequence[int],
 
 
 @torch.no_grad()
-def answer_logliks(host, starts: Sequence[Start], row_start: Sequence[int],
+def answer_logliks(host: ModelHost, starts: Sequence[Start], row_start: Sequence[int],
                    rows: Sequence[Row]) -> tuple[list[float], list[int]]:
     """Each row's summed answer log-probability (teacher-forced) and its answer length."""
     packed, row_slot, rest = assign(starts, row_start, [r.ids for r in rows])

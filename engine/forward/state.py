@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -19,15 +20,19 @@ from engine.forward.decoder import Past, causal_mask, logits, run
 from engine.forward.past import gather
 from engine.forward.rows import Placed, Targets, place
 
+if TYPE_CHECKING:
+    from engine.model.host import ModelHost
 
-def data_hidden(host, past: Past, past_valid: torch.Tensor, placed: Placed) -> torch.Tensor:
+
+def data_hidden(host: ModelHost, past: Past, past_valid: torch.Tensor,
+                placed: Placed) -> torch.Tensor:
     """Hidden states of placed rows run after a (gathered) past."""
     mask = causal_mask(placed.valid, past_valid)
     hidden, _ = run(host, past, mask, placed.positions, ids=placed.ids)
     return hidden
 
 
-def token_logprobs(host, hidden: torch.Tensor, targets: Targets) -> torch.Tensor:
+def token_logprobs(host: ModelHost, hidden: torch.Tensor, targets: Targets) -> torch.Tensor:
     """Log-probability of each target token, from the hidden state before it (float32).
 
     Only those positions go through the output head, which saves the vocabulary projection
@@ -71,7 +76,7 @@ class Prefilled:
         self.next_pos.copy_(other.next_pos)
         self.filled = other.filled
 
-    def advance(self, host, ids: torch.Tensor, valid: torch.Tensor, cols: torch.Tensor,
+    def advance(self, host: ModelHost, ids: torch.Tensor, valid: torch.Tensor, cols: torch.Tensor,
                 positions: torch.Tensor | None = None) -> torch.Tensor:
         """Run ``ids`` (batch, W) into columns ``cols`` (W,); return their hidden states.
 
@@ -93,7 +98,7 @@ class Prefilled:
         return hidden
 
 
-def empty_state(host, batch: int, width: int) -> Prefilled:
+def empty_state(host: ModelHost, batch: int, width: int) -> Prefilled:
     """A state of ``batch`` rows and ``width`` columns with nothing written."""
     shape = (batch, host.num_kv_heads, width, host.head_dim)
     past = [(torch.zeros(shape, device=device, dtype=host.dtype),
@@ -103,7 +108,7 @@ def empty_state(host, batch: int, width: int) -> Prefilled:
                      torch.zeros(batch, dtype=torch.long, device=host.device), 0)
 
 
-def prefill(host, packed: Sequence[torch.Tensor | None], row_slot: Sequence[int],
+def prefill(host: ModelHost, packed: Sequence[torch.Tensor | None], row_slot: Sequence[int],
             sequences: Sequence[Sequence[int]], room: int, *,
             into: Callable[[int, int], Prefilled] | None = None
             ) -> tuple[Prefilled, torch.Tensor]:

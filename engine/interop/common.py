@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -11,6 +12,9 @@ from engine.errors import PromptbankError
 from engine.library import Library, Version
 from engine.methods.base import PromptMethod
 from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt, check_length
+
+if TYPE_CHECKING:
+    from engine.model.host import ModelHost
 
 
 @dataclass(frozen=True)
@@ -23,7 +27,7 @@ class ImportTarget:
     names: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, host) -> ImportTarget:
+    def of(cls, host: ModelHost) -> ImportTarget:
         """The target of a loaded ``ModelHost``."""
         names = (host.name, str(host.folder), str(getattr(host.config, "_name_or_path", "")))
         return cls(ModelGeometry.of(host), host.max_positions, tuple(n for n in names if n))

@@ -10,11 +10,14 @@ transfer, similarity and the MLP reparameterisation work on.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from engine.api.session import MethodInfo
+
+if TYPE_CHECKING:
+    from engine.model.host import ModelHost
 
 
 def fit_length(tokens: torch.Tensor, length: int) -> torch.Tensor:
@@ -62,13 +65,13 @@ class PromptMethod(ABC):
         """The inverse of ``token_rows``."""
 
     @abstractmethod
-    def keys_values(self, host: Any, tensor: torch.Tensor,
+    def keys_values(self, host: ModelHost, tensor: torch.Tensor,
                     head: torch.Tensor | None = None) -> torch.Tensor:
         """Per-layer keys/values (layers, 2, kv_heads, length [+ head], head_dim) of the
         prompt, followed by those of the ``head`` token ids run after it (differentiable)."""
 
     @abstractmethod
-    def from_embeddings(self, host: Any, embeds: torch.Tensor) -> torch.Tensor:
+    def from_embeddings(self, host: ModelHost, embeds: torch.Tensor) -> torch.Tensor:
         """A starting tensor that acts like the token embeddings ``embeds`` (length, hidden)."""
 
     def peft_config(self, geometry: Any, heads: int) -> dict[str, Any]:

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from engine.forward.decoder import embeddings_past, extend_past
 from engine.methods.base import PromptMethod
+
+if TYPE_CHECKING:
+    from engine.model.host import ModelHost
 
 
 class PrefixTuning(PromptMethod):
@@ -35,14 +38,14 @@ class PrefixTuning(PromptMethod):
                               geometry.head_dim)
         return shaped.permute(1, 2, 3, 0, 4).contiguous()
 
-    def keys_values(self, host: Any, tensor: torch.Tensor,
+    def keys_values(self, host: ModelHost, tensor: torch.Tensor,
                     head: torch.Tensor | None = None) -> torch.Tensor:
         packed = tensor.to(host.device, host.dtype)
         if head is None or not head.numel():
             return packed
         return extend_past(host, packed, head.to(host.device))
 
-    def from_embeddings(self, host: Any, embeds: torch.Tensor) -> torch.Tensor:
+    def from_embeddings(self, host: ModelHost, embeds: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return embeddings_past(host, embeds.to(host.device, host.dtype)).float().cpu()
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from engine.forward.decoder import embeddings_past
 from engine.methods.base import PromptMethod
+
+if TYPE_CHECKING:
+    from engine.model.host import ModelHost
 
 
 class PromptTuning(PromptMethod):
@@ -31,14 +34,14 @@ class PromptTuning(PromptMethod):
     def from_token_rows(self, rows: torch.Tensor, geometry: Any) -> torch.Tensor:
         return rows
 
-    def keys_values(self, host: Any, tensor: torch.Tensor,
+    def keys_values(self, host: ModelHost, tensor: torch.Tensor,
                     head: torch.Tensor | None = None) -> torch.Tensor:
         embeds = tensor.to(host.device, host.dtype)
         if head is not None and head.numel():
             embeds = torch.cat([embeds, host.embeddings()(head.to(host.device))], dim=0)
         return embeddings_past(host, embeds)
 
-    def from_embeddings(self, host: Any, embeds: torch.Tensor) -> torch.Tensor:
+    def from_embeddings(self, host: ModelHost, embeds: torch.Tensor) -> torch.Tensor:
         return embeds.float().cpu()
 
     def peft_config(self, geometry: Any, heads: int) -> dict[str, Any]:

@@ -7,6 +7,8 @@ keys/values become the prefix, so step 0 already acts like the text placed befor
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from engine.errors import PromptbankError
@@ -14,12 +16,16 @@ from engine.methods import get_method
 from engine.methods.base import fit_length
 from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt, prompt_shape
 
+if TYPE_CHECKING:
+    from engine.library import Library
+    from engine.model.host import ModelHost
+
 INITS = ("text", "labels", "vocab", "random")
 #: Vocabulary samples come from the first ids, which BPE tokenizers give to common tokens.
 COMMON_VOCAB = 5000
 
 
-def _text_ids(host, text: str) -> torch.Tensor:
+def _text_ids(host: ModelHost, text: str) -> torch.Tensor:
     ids = host.tokenizer(text, add_special_tokens=False)["input_ids"]
     return torch.tensor(ids, dtype=torch.long)
 
@@ -28,7 +34,7 @@ def _task_text(task) -> str:
     return (task.instruction or task.description or "").strip()
 
 
-def init_token_ids(host, init: str, length: int, task, seed: int) -> torch.Tensor | None:
+def init_token_ids(host: ModelHost, init: str, length: int, task, seed: int) -> torch.Tensor | None:
     """Token ids for the text/labels/vocab inits (None for random)."""
     if init == "text":
         text = _task_text(task)
@@ -49,7 +55,7 @@ def init_token_ids(host, init: str, length: int, task, seed: int) -> torch.Tenso
     return None
 
 
-def _embeddings(host, init: str, length: int, task, seed: int) -> torch.Tensor:
+def _embeddings(host: ModelHost, init: str, length: int, task, seed: int) -> torch.Tensor:
     """Token embeddings as the model's embedding module gives them: some families scale
     them there (Gemma 3), and a start must act like the tokens it comes from."""
     module = host.embeddings()
@@ -63,13 +69,14 @@ def _embeddings(host, init: str, length: int, task, seed: int) -> torch.Tensor:
     return torch.randn(length, module.embedding_dim, generator=gen) * scale
 
 
-def transfer_tensor(library, host, other: str, method: str, length: int) -> torch.Tensor:
+def transfer_tensor(library: Library, host: ModelHost, other: str, method: str,
+                    length: int) -> torch.Tensor:
     """Another task's active prompt (same method and model), repeated or cut to ``length``."""
     version = library.get_version(other)
     return version_tensor(library, host, version, other, method, length)
 
 
-def version_tensor(library, host, version, task: str, method: str, length: int
+def version_tensor(library: Library, host: ModelHost, version, task: str, method: str, length: int
                    ) -> torch.Tensor:
     """A stored version's prompt as the start of a ``method`` prompt of ``length`` tokens."""
     if version.method != method:
@@ -82,8 +89,8 @@ def version_tensor(library, host, version, task: str, method: str, length: int
     return get_method(method).fit_length(source.tensor, length, geometry)
 
 
-def initial_tensor(host, method: str, length: int, init: str, task, *, seed: int = 0,
-                   library=None) -> torch.Tensor:
+def initial_tensor(host: ModelHost, method: str, length: int, init: str, task, *, seed: int = 0,
+                   library: Library=None) -> torch.Tensor:
     """The starting tensor of a new ``method`` prompt of ``length`` tokens (float32, CPU)."""
     if length < 1:
         raise PromptbankError("The prompt length must be at least 1.", hint="Use --length 20.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import load as st_load
@@ -20,6 +21,9 @@ from engine.model.chat import DEFAULT_MAX_LENGTH
 from engine.support.clock import utc_now
 from engine.support.fileio import atomic_write_bytes, read_verified
 from engine.support.headers import header_int, read_header_metadata
+
+if TYPE_CHECKING:
+    from engine.model.host import ModelHost
 
 FORMAT_VERSION = 1
 #: Tokens a prompt must leave free in the model's context: one training row's worth.
@@ -39,7 +43,7 @@ class ModelGeometry:
     head_dim: int
 
     @classmethod
-    def of(cls, host) -> ModelGeometry:
+    def of(cls, host: ModelHost) -> ModelGeometry:
         """The geometry of a loaded ``ModelHost``."""
         return cls(host.fingerprint, host.embedding_size, host.num_layers, host.num_kv_heads,
                    host.head_dim)

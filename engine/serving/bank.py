@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -20,6 +21,10 @@ from engine.forward.decoder import Past, embeddings_past, extend_past, unpack
 from engine.forward.start import Start
 from engine.methods import get_method
 from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
+
+if TYPE_CHECKING:
+    from engine.library import Library
+    from engine.model.host import ModelHost
 
 #: ("lib", task, version id) for catalogue prompts, ("mem", task, number) for registered ones.
 Key = tuple[str, str, int]
@@ -64,7 +69,8 @@ class ResolvedPrompt:
 class PromptBank:
     """Prompt keys/values of any number of tasks and versions, resident on the host's device."""
 
-    def __init__(self, host, library=None, *, max_prompts: int = 256, force: bool = False):
+    def __init__(self, host: ModelHost, library: Library | None = None, *, max_prompts: int = 256,
+                 force: bool = False):
         if max_prompts < 1:
             raise PromptbankError("The prompt bank must hold at least one prompt.",
                                   hint="Use max_prompts of 1 or more.")

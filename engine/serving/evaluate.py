@@ -14,10 +14,14 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.errors import PromptbankError
 from engine.library.readers import Example, read_examples
 from engine.serving.metrics import classify_metrics, generate_metrics
+
+if TYPE_CHECKING:
+    from engine.library import Library
 
 BASELINES = ("none", "instruction", "fewshot")
 FEWSHOT_EXAMPLES = 4
@@ -63,7 +67,7 @@ def fewshot_examples(examples: list[Example], labels: list[str], k: int = FEWSHO
     return [(e.input, e.output) for e in chosen]
 
 
-def evaluate(runtime, library, task: str, *, version: int | None = None,
+def evaluate(runtime, library: Library, task: str, *, version: int | None = None,
              data: Path | str | None = None, baseline: str = "none",
              on_progress: OnProgress | None = None) -> EvalResult:
     """Evaluate ``version`` of ``task`` (None: the active one) or a baseline; store the result."""
@@ -91,7 +95,7 @@ def evaluate(runtime, library, task: str, *, version: int | None = None,
     return EvalResult(task, number, metrics, len(examples), baseline, digest)
 
 
-def _eval_examples(library, task: str, data: Path | str | None) -> list[Example]:
+def _eval_examples(library: Library, task: str, data: Path | str | None) -> list[Example]:
     examples = read_examples(data).examples if data is not None else library.examples(task,
                                                                                         "eval")
     if not examples:
@@ -100,7 +104,7 @@ def _eval_examples(library, task: str, data: Path | str | None) -> list[Example]
     return examples
 
 
-def _baseline_context(library, record, baseline: str) -> tuple[str | None, list]:
+def _baseline_context(library: Library, record, baseline: str) -> tuple[str | None, list]:
     if baseline == "none":
         return None, []
     instruction = (record.instruction or "").strip() or None
@@ -146,7 +150,7 @@ def _generate(runtime, task, examples, number, baseline, system, shots, on_progr
     return out
 
 
-def compare_rows(library, task: str) -> list[dict]:
+def compare_rows(library: Library, task: str) -> list[dict]:
     """One row per stored evaluation of ``task``: what was measured, on which data, scores."""
     rows = []
     for ev in library.list_evaluations(task):

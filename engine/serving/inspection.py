@@ -5,7 +5,7 @@ Computed in the engine so the desktop can show them without torch.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -13,10 +13,13 @@ import torch.nn.functional as F
 from engine.errors import PromptbankError
 from engine.methods import get_method
 
+if TYPE_CHECKING:
+    from engine.model.host import ModelHost
+
 POOLINGS = ("mean", "tokens")
 
 
-def nearest_tokens(host: Any, prompt: Any, k: int = 5) -> list[list[dict[str, Any]]]:
+def nearest_tokens(host: ModelHost, prompt: Any, k: int = 5) -> list[list[dict[str, Any]]]:
     """For each virtual token of a ``prompt``-method SoftPrompt, the ``k`` vocabulary tokens
     whose input embeddings are nearest by cosine: ``[[{id, token, score}, …], …]``."""
     if not get_method(prompt.method).input_embeddings:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -21,6 +22,10 @@ from engine.forward.start import Start, assign
 from engine.forward.state import prefill
 from engine.prompts.soft_prompt import SoftPrompt
 from engine.serving.bank import PromptBank, TaskSpec
+
+if TYPE_CHECKING:
+    from engine.library import Library
+    from engine.model.host import ModelHost
 
 DEFAULT_BATCH = 16
 
@@ -61,8 +66,8 @@ class _Prepared:
 class Runtime:
     """Serves any number of tasks on one loaded model; switching a task is a lookup."""
 
-    def __init__(self, host, library=None, *, max_prompts: int = 256, force: bool = False,
-                 graphs: bool = True):
+    def __init__(self, host: ModelHost, library: Library | None = None, *, max_prompts: int = 256,
+                 force: bool = False, graphs: bool = True):
         self.host = host
         self.library = library
         self.bank = PromptBank(host, library, max_prompts=max_prompts, force=force)

@@ -10,9 +10,13 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from engine.library.readers import Example, examples_sha256
 from engine.model.chat import OnRows, Row
+
+if TYPE_CHECKING:
+    from engine.model.host import ModelHost
 
 
 @dataclass
@@ -62,7 +66,7 @@ def eval_set(name: str, examples: Sequence[Example], size: int, seed: int) -> Ev
     return EvalSet(name, examples)
 
 
-def encode(host, examples: Sequence[Example], *, template: str | None, max_length: int,
+def encode(host: ModelHost, examples: Sequence[Example], *, template: str | None, max_length: int,
            on_rows: OnRows | None = None) -> list[Row]:
     """Training rows of examples through the model's chat format."""
     return host.chat.rows([(e.input, e.output) for e in examples], template=template,

@@ -5,6 +5,7 @@ on the new data and the forgetting on the old measured before and after."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -13,6 +14,10 @@ from engine.methods import get_method
 from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
 from engine.training.batches import EvalSet, eval_set, replay_sample
 from engine.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from engine.library import Library
+    from engine.model.host import ModelHost
 
 
 @dataclass
@@ -30,7 +35,7 @@ class Pools:
     select_on_loss: bool = False
 
 
-def parent_of(library, host, task: str, config: TrainConfig) -> tuple:
+def parent_of(library: Library, host: ModelHost, task: str, config: TrainConfig) -> tuple:
     """The active version to continue and its tensor; the run takes its method and length."""
     parent = library.get_version(task)
     if parent.method != config.method and config.lr == get_method(config.method).default_lr:
@@ -41,7 +46,7 @@ def parent_of(library, host, task: str, config: TrainConfig) -> tuple:
     return parent, prompt.tensor
 
 
-def _few_shot(library, task: str) -> Pools:
+def _few_shot(library: Library, task: str) -> Pools:
     """Every example trains (the held-out share of a split too); a separate evaluation file
     is the held-out slice early stopping watches, else the training rows' own loss is."""
     train, held, separate = library.examples(task, "train"), [], []
@@ -52,7 +57,7 @@ def _few_shot(library, task: str) -> Pools:
     return Pools(train, separate or train, "eval", None, select_on_loss=not separate)
 
 
-def pools(library, task: str, config: TrainConfig, new_dataset: int | None) -> Pools:
+def pools(library: Library, task: str, config: TrainConfig, new_dataset: int | None) -> Pools:
     """All of a task's data for a new run; for a continual run the new dataset plus replay."""
     if new_dataset is None:
         if config.mode == "few-shot":

@@ -7,6 +7,8 @@ accuracy goes through the one label scorer, with the same truncation and batches
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from engine.forward.scoring import answer_logliks
@@ -15,13 +17,16 @@ from engine.serving.bank import TaskSpec
 from engine.serving.runtime import DEFAULT_BATCH, Runtime
 from engine.training.batches import EvalSet, SourcesEval
 
+if TYPE_CHECKING:
+    from engine.model.host import ModelHost
+
 _VERSION = 1
 
 
 class Evaluator:
     """Eval loss and the task's metric (accuracy for classify tasks, else eval loss)."""
 
-    def __init__(self, host, task, *, max_length: int, graphs: bool = True,
+    def __init__(self, host: ModelHost, task, *, max_length: int, graphs: bool = True,
                  runtime: Runtime | None = None) -> None:
         self.host = host
         self.task = task
@@ -86,7 +91,7 @@ class SourcesEvaluator:
 
     metric_name = "eval_loss"
 
-    def __init__(self, host, sources, *, max_length: int, graphs: bool = True) -> None:
+    def __init__(self, host: ModelHost, sources, *, max_length: int, graphs: bool = True) -> None:
         runtime = Runtime(host, graphs=graphs)
         self.parts = {task.name: Evaluator(host, task, max_length=max_length, runtime=runtime)
                       for task in sources}

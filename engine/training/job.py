@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -33,6 +34,10 @@ from engine.training.evaluation import Evaluator
 from engine.training.passes import Pass, Passes, group_by_width
 from engine.training.slot import TaskSlot, TrainResult
 
+if TYPE_CHECKING:
+    from engine.library import Library
+    from engine.model.host import ModelHost
+
 __all__ = ["FLOAT16_SCALE", "GROWTH_STEPS", "SlotJob", "TrainResult", "TrainingJob",
            "check_new_run", "check_settings", "run_job"]
 
@@ -46,7 +51,7 @@ GROWTH_STEPS = 200
 class SlotJob:
     """Steps one or several task slots on one model copy, in shared passes."""
 
-    def __init__(self, host, slots: Sequence[TaskSlot], *, micro_batch: int,
+    def __init__(self, host: ModelHost, slots: Sequence[TaskSlot], *, micro_batch: int,
                  graphs: bool) -> None:
         self.host = host
         self.slots = list(slots)
@@ -260,14 +265,14 @@ def _not_universal(record) -> None:
             hint=f"Continue it with `promptbank universal update {record.name} --add TASK`.")
 
 
-def check_settings(host, config: TrainConfig) -> None:
+def check_settings(host: ModelHost, config: TrainConfig) -> None:
     """Check a run's settings, and that its prompt leaves the model's context room for its
     longest row (``max_length``)."""
     config.check()
     check_length(config.length, host.max_positions, room=config.max_length)
 
 
-def check_new_run(library, host, task: str, config: TrainConfig):
+def check_new_run(library: Library, host: ModelHost, task: str, config: TrainConfig):
     """Check a new run of a task before anything is written: its record and start tensor."""
     check_settings(host, config)
     record = library.get_task(task)
@@ -313,7 +318,7 @@ class TrainingJob(SlotJob):
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
-    def start(cls, library, host, task: str, config: TrainConfig, *,
+    def start(cls, library: Library, host: ModelHost, task: str, config: TrainConfig, *,
               continue_data: Path | None = None,
               between: Callable[[], None] | None = None,
               on_rows: OnRows | None = None) -> TrainingJob:
@@ -352,7 +357,7 @@ class TrainingJob(SlotJob):
         return job
 
     @classmethod
-    def build_slot(cls, library, host, record, config: TrainConfig, run_id: int,
+    def build_slot(cls, library: Library, host: ModelHost, record, config: TrainConfig, run_id: int,
                    run_config: dict, init: torch.Tensor, parent, parent_tensor,
                    on_rows: OnRows | None = None, *, runtime=None) -> TaskSlot:
         """The slot of a run: the task's rows and evaluation set, from the library
@@ -370,7 +375,7 @@ class TrainingJob(SlotJob):
                         select_on_loss=pools.select_on_loss)
 
     @classmethod
-    def restore_slot(cls, library, host, run_id: int,
+    def restore_slot(cls, library: Library, host: ModelHost, run_id: int,
                      on_rows: OnRows | None = None) -> TaskSlot:
         """A slot back at a claimed run's last checkpoint (the run is not released here)."""
         run = library.get_run(run_id)
@@ -391,7 +396,7 @@ class TrainingJob(SlotJob):
         return slot
 
     @classmethod
-    def resume(cls, library, host, run_id: int, *,
+    def resume(cls, library: Library, host: ModelHost, run_id: int, *,
                on_rows: OnRows | None = None) -> TrainingJob:
         """Continue a cancelled or interrupted run from its last checkpoint.
 

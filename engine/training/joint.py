@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from engine.api.payload import Payload
 from engine.api.training import JobOutcome, TaskFailed, VersionSaved
@@ -23,6 +24,10 @@ from engine.serving.runtime import Runtime
 from engine.training.config import TrainConfig
 from engine.training.job import SlotJob, TrainingJob, check_new_run
 from engine.training.slot import TaskSlot, TrainResult
+
+if TYPE_CHECKING:
+    from engine.library import Library
+    from engine.model.host import ModelHost
 
 
 @dataclass
@@ -49,7 +54,7 @@ class JointResult:
 class JointJob(SlotJob):
     """The runs of several tasks, advanced together one optimiser step at a time."""
 
-    def __init__(self, host, slots: Sequence[TaskSlot], *, micro_batch: int,
+    def __init__(self, host: ModelHost, slots: Sequence[TaskSlot], *, micro_batch: int,
                  graphs: bool) -> None:
         super().__init__(host, slots, micro_batch=micro_batch, graphs=graphs)
         self.results: dict[str, TrainResult] = {}
@@ -83,7 +88,8 @@ class JointJob(SlotJob):
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
-    def start(cls, library, host, tasks: Sequence[str], configs: Sequence[TrainConfig], *,
+    def start(cls, library: Library, host: ModelHost, tasks: Sequence[str],
+              configs: Sequence[TrainConfig], *,
               on_rows: OnRows | None = None) -> JointJob:
         """Check every task, create their runs (one joint job) and return the job ready to
         step; ``configs`` holds each task's settings, in the order of ``tasks``."""
@@ -115,7 +121,8 @@ class JointJob(SlotJob):
         return job
 
     @classmethod
-    def resume(cls, library, host, run_id: int, *, on_rows: OnRows | None = None) -> JointJob:
+    def resume(cls, library: Library, host: ModelHost, run_id: int, *,
+               on_rows: OnRows | None = None) -> JointJob:
         """Continue the unfinished runs of the joint job ``run_id`` belongs to, each from its
         last checkpoint (its tasks that were saved, or failed alone, stay as they are)."""
         run = library.get_run(run_id)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -29,6 +30,9 @@ from engine.model import device as models
 from engine.model import memory
 from engine.model.chat import Row
 from engine.training.params import PromptParams
+
+if TYPE_CHECKING:
+    from engine.model.host import ModelHost
 
 #: What one more pass costs on a CPU beside its tokens, counted in tokens: the weights are
 #: read again for its forward and backward, and its prompts run again.
@@ -47,7 +51,8 @@ class Pass:
 class Passes:
     """Runs training passes for a fixed set of prompts (one per task being trained)."""
 
-    def __init__(self, host, prompts: Sequence[PromptParams], heads: Sequence[Sequence[int]],
+    def __init__(self, host: ModelHost, prompts: Sequence[PromptParams],
+                 heads: Sequence[Sequence[int]],
                  *, graphs: bool = True) -> None:
         self.host = host
         self.prompts = list(prompts)

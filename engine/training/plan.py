@@ -4,7 +4,7 @@ from its tokenizer, the device's free memory, and what follows (``engine.model.m
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import PromptbankError
 from engine.model import device as models
@@ -14,6 +14,9 @@ from engine.model.convert import converted_folder
 from engine.model.device import DTYPES, model_shape, pick_device, pick_dtype
 from engine.model.spec import resolve_spec
 from engine.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from engine.library import Library
 
 
 def _dtype(device, requested: str, parameters: int, free: int) -> str:
@@ -25,7 +28,7 @@ def _dtype(device, requested: str, parameters: int, free: int) -> str:
     return str(pick_dtype(device, requested)).removeprefix("torch.")
 
 
-def plan_run(library: Any, tasks: list[str], config: TrainConfig, *, model: str,
+def plan_run(library: Library, tasks: list[str], config: TrainConfig, *, model: str,
              device: str = "auto", dtype: str = "auto",
              resident: Any = None) -> memory.MemoryPlan:
     """The memory of training ``tasks`` (one joint job when several) with ``config`` on

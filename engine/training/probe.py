@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -28,6 +29,10 @@ from engine.training.config import PROBE_ROWS, PROBE_STEPS, TrainConfig
 from engine.training.params import PromptParams
 from engine.training.passes import Pass, Passes
 from engine.training.slot import optimizer_for
+
+if TYPE_CHECKING:
+    from engine.library import Library
+    from engine.model.host import ModelHost
 
 #: Progress: (candidates' steps done, steps in all).
 OnProbe = Callable[[int, int], None]
@@ -60,7 +65,7 @@ class Candidate:
     tensor: torch.Tensor
 
 
-def candidates(library, host, method: str, length: int, *, exclude: str = "",
+def candidates(library: Library, host: ModelHost, method: str, length: int, *, exclude: str = "",
                instruction: str = "", name: str = "new task") -> list[Candidate]:
     """The active prompts of the library's tasks with this method and length on this model
     (a universal prompt's as ``universal:NAME``), then the text init when there is text."""
@@ -85,7 +90,7 @@ def candidates(library, host, method: str, length: int, *, exclude: str = "",
     return found
 
 
-def rank_starts(host, examples: Sequence[Example], found: Sequence[Candidate], *,
+def rank_starts(host: ModelHost, examples: Sequence[Example], found: Sequence[Candidate], *,
                 template: str | None, config: TrainConfig, rows: int = PROBE_ROWS,
                 steps: int = PROBE_STEPS, on_progress: OnProbe | None = None
                 ) -> list[StartScore]:
@@ -139,7 +144,7 @@ def rank_starts(host, examples: Sequence[Example], found: Sequence[Candidate], *
 
 
 @torch.no_grad()
-def _losses(host, method: str, params: list[PromptParams], rows) -> list[float]:
+def _losses(host: ModelHost, method: str, params: list[PromptParams], rows) -> list[float]:
     """Each prompt's mean answer-token loss on ``rows`` (rows of all prompts share batches)."""
     starts = [Start(get_method(method).keys_values(host, p.value()), []) for p in params]
     jobs = [(k, row) for k in range(len(params)) for row in rows]
@@ -154,7 +159,8 @@ def _losses(host, method: str, params: list[PromptParams], rows) -> list[float]:
     return [t / max(1, c) for t, c in zip(totals, counts, strict=True)]
 
 
-def rank_task_starts(library, host, task: str, config: TrainConfig, *, rows: int = PROBE_ROWS,
+def rank_task_starts(library: Library, host: ModelHost, task: str, config: TrainConfig, *,
+                     rows: int = PROBE_ROWS,
                      steps: int = PROBE_STEPS, on_progress: OnProbe | None = None
                      ) -> list[StartScore]:
     """``rank_starts`` for a task of the library, on its training examples."""

@@ -4,16 +4,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from engine.errors import PromptbankError
 from engine.training.config import TrainConfig, for_examples
 
+if TYPE_CHECKING:
+    from engine.library import Library
 
-def training_examples(library, task: str) -> int:
+
+def training_examples(library: Library, task: str) -> int:
     """How many examples a task's training may use (its rows outside separate eval files)."""
     return sum(d.rows for d in library.list_datasets(task) if d.role == "train")
 
 
-def settings_for(library, task: str, given: dict) -> TrainConfig:
+def settings_for(library: Library, task: str, given: dict) -> TrainConfig:
     """The settings of a new run of ``task`` from the fields the user gave."""
     given = dict(given)
     init = str(given.get("init") or "")

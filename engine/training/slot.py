@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -26,6 +27,10 @@ from engine.training.batches import EvalSet, length_grouped_order
 from engine.training.checkpointing import restore_optimizer, save_state
 from engine.training.config import TrainConfig
 from engine.training.params import PromptParams
+
+if TYPE_CHECKING:
+    from engine.library import Library
+    from engine.model.host import ModelHost
 
 
 @dataclass
@@ -71,7 +76,7 @@ class TaskSlot:
     ``evaluator`` measures a tensor on ``eval_set`` (``engine.training.evaluation``).
     """
 
-    def __init__(self, library, host, task, config: TrainConfig, run_id: int, *,
+    def __init__(self, library: Library, host: ModelHost, task, config: TrainConfig, run_id: int, *,
                  rows: list[Row], eval_set, evaluator, init_tensor: torch.Tensor,
                  parent=None, parent_tensor: torch.Tensor | None = None,
                  old_eval: EvalSet | None = None, select_on_loss: bool = False) -> None:

@@ -12,6 +12,7 @@ A universal prompt is a starting point for new tasks (``--init universal:NAME``)
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -26,6 +27,10 @@ from engine.training.config import UNIVERSAL_INSTRUCTION, TrainConfig
 from engine.training.evaluation import SourcesEvaluator
 from engine.training.job import TrainingJob, check_settings
 from engine.training.slot import TaskSlot
+
+if TYPE_CHECKING:
+    from engine.library import Library
+    from engine.model.host import ModelHost
 
 
 class UniversalSlot(TaskSlot):
@@ -57,7 +62,7 @@ class UniversalSlot(TaskSlot):
         continual.record(self, tensor, version)
 
 
-def _source(library, name: str) -> Task:
+def _source(library: Library, name: str) -> Task:
     task = library.get_task(name)
     if task.kind == "universal":
         raise PromptbankError(f"The task '{name}' is a universal prompt itself.",
@@ -79,7 +84,7 @@ class UniversalJob(TrainingJob):
     """The training run of a universal prompt (a one-slot job)."""
 
     @classmethod
-    def build_slot(cls, library, host, record, config: TrainConfig, run_id: int,
+    def build_slot(cls, library: Library, host: ModelHost, record, config: TrainConfig, run_id: int,
                    run_config: dict, init: torch.Tensor, parent, parent_tensor,
                    on_rows: OnRows | None = None, *, runtime=None) -> UniversalSlot:
         """The slot of a universal run: every source's rows through its own template (old
@@ -112,7 +117,8 @@ class UniversalJob(TrainingJob):
                              groups=groups, sources=sources, added=added, source_sets=sets)
 
     @classmethod
-    def create(cls, library, host, name: str, sources: Sequence[str], config: TrainConfig, *,
+    def create(cls, library: Library, host: ModelHost, name: str, sources: Sequence[str],
+               config: TrainConfig, *,
                instruction: str | None = None,
                on_rows: OnRows | None = None) -> UniversalJob:
         """Check the sources, create the universal task and its run, and return the job."""
@@ -145,7 +151,8 @@ class UniversalJob(TrainingJob):
         return job
 
     @classmethod
-    def update(cls, library, host, name: str, add: Sequence[str], config: TrainConfig, *,
+    def update(cls, library: Library, host: ModelHost, name: str, add: Sequence[str],
+               config: TrainConfig, *,
                between: Callable[[], None] | None = None,
                on_rows: OnRows | None = None) -> UniversalJob:
         """Continue a universal prompt's active version on added tasks, replaying its old

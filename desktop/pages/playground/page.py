@@ -59,6 +59,18 @@ class PlaygroundPage(Page):
         self.score_op: EngineOp | None = None
         self.generated: Generated | None = None
         self.boxes_in_use: list[int] = [BASE_BOX]
+        self._build_settings_row()
+        self._build_run_widgets()
+        out_row = self._build_output_row()
+        self._lay_out(out_row)
+        self._add_shortcuts()
+        self.compare.toggled.connect(self._on_compare)
+        self.task_combo.currentTextChanged.connect(self._on_task_changed)
+        self.pin.toggled.connect(self._on_pin)
+        session.sig_library_changed.connect(self.refresh)
+        self.refresh()
+
+    def _build_settings_row(self) -> None:
         self.task_combo = QComboBox()
         self.task_combo.setToolTip("The task to run. Ctrl+1…9 pick the pinned tasks; switching "
                                    "is instant (one model serves every task).")
@@ -77,6 +89,8 @@ class PlaygroundPage(Page):
                               "probabilities add up to this (used when temperature > 0).")
         self.stop = QLineEdit(placeholderText="stop strings, comma-separated")
         self.stop.setToolTip("Generation ends when the output contains one of these strings.")
+
+    def _build_run_widgets(self) -> None:
         self.input = QPlainTextEdit(placeholderText="Type an input, then Ctrl+Enter.")
         self.input.setMaximumHeight(140)
         self.run_button = QPushButton("Run")
@@ -89,6 +103,8 @@ class PlaygroundPage(Page):
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.bars = LabelBars()
+
+    def _build_output_row(self) -> QHBoxLayout:
         self.outputs = [QPlainTextEdit(readOnly=True) for _ in COMPARE_TITLES]
         self.output_boxes = []
         out_row = QHBoxLayout()
@@ -97,7 +113,9 @@ class PlaygroundPage(Page):
             QVBoxLayout(box).addWidget(edit)
             out_row.addWidget(box)
             self.output_boxes.append(box)
+        return out_row
 
+    def _lay_out(self, out_row: QHBoxLayout) -> None:
         top = QHBoxLayout()
         top.addWidget(QLabel("Task"))
         top.addWidget(self.task_combo, 1)
@@ -121,17 +139,13 @@ class PlaygroundPage(Page):
         layout.addWidget(self.bars)
         layout.addLayout(out_row, 1)
 
+    def _add_shortcuts(self) -> None:
         for keys, slot in (("Ctrl+Return", self.run), ("Escape", self.stop_generation)):
             shortcut = QShortcut(QKeySequence(keys), self, slot)
             shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         for n in range(1, 10):
             s = QShortcut(QKeySequence(f"Ctrl+{n}"), self, lambda n=n: self.pick_pinned(n))
             s.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        self.compare.toggled.connect(self._on_compare)
-        self.task_combo.currentTextChanged.connect(self._on_task_changed)
-        self.pin.toggled.connect(self._on_pin)
-        session.sig_library_changed.connect(self.refresh)
-        self.refresh()
 
     @property
     def running(self) -> bool:

@@ -71,6 +71,32 @@ class TaskOverviewPage(Page):
     def __init__(self, session: Session, jobs: JobTracker, parent: QWidget | None = None) -> None:
         super().__init__(session, jobs, parent)
         self.task: Task | None = None
+        self._build_header()
+        actions = self._build_action_row()
+        data_box = self._build_datasets_box()
+        versions_box = self._build_versions_box()
+        self.evaluations = EvaluationsPanel(session)
+        evals_box = QGroupBox("Evaluations")
+        QVBoxLayout(evals_box).addWidget(self.evaluations)
+
+        body = QSplitter(Qt.Orientation.Vertical)
+        for box in (data_box, versions_box, evals_box):
+            body.addWidget(box)
+        self._build_messages()
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addWidget(self.details)
+        layout.addWidget(self.fit)
+        layout.addLayout(actions)
+        layout.addWidget(self.error)
+        layout.addWidget(self.notice)
+        layout.addWidget(body, 1)
+        self.datasets.itemSelectionChanged.connect(self._show_preview)
+        session.sig_library_changed.connect(self.refresh)
+        session.sig_model_changed.connect(lambda _model: self.refresh())
+        self._set_enabled(False)
+
+    def _build_header(self) -> None:
         self.title = QLabel(NO_TASK)
         self.title.setStyleSheet("font-size: 16pt; font-weight: bold;")
         self.details = QLabel()
@@ -80,6 +106,7 @@ class TaskOverviewPage(Page):
         self.fit.setWordWrap(True)
         self.fit.setStyleSheet("color: #b45309;")
 
+    def _build_action_row(self) -> QHBoxLayout:
         actions = QHBoxLayout()
         self.buttons = [
             _button("Train new version…", "Train a new prompt version for this task",
@@ -99,7 +126,9 @@ class TaskOverviewPage(Page):
         for b in self.buttons:
             actions.addWidget(b)
         actions.addStretch(1)
+        return actions
 
+    def _build_datasets_box(self) -> QGroupBox:
         self.datasets = read_only_table(DATASET_COLUMNS)
         self.datasets.setMaximumHeight(110)
         self.preview = read_only_table(["input", "output"])
@@ -108,7 +137,9 @@ class TaskOverviewPage(Page):
         data_layout = QVBoxLayout(data_box)
         data_layout.addWidget(self.datasets)
         data_layout.addWidget(self.preview, 1)
+        return data_box
 
+    def _build_versions_box(self) -> QGroupBox:
         self.versions = read_only_table(COLUMNS)
         self.lineage = QTreeWidget()
         self.lineage.setHeaderLabels(["lineage", "how"])
@@ -130,13 +161,9 @@ class TaskOverviewPage(Page):
         vlayout = QVBoxLayout(versions_box)
         vlayout.addWidget(split, 1)
         vlayout.addLayout(version_buttons)
-        self.evaluations = EvaluationsPanel(session)
-        evals_box = QGroupBox("Evaluations")
-        QVBoxLayout(evals_box).addWidget(self.evaluations)
+        return versions_box
 
-        body = QSplitter(Qt.Orientation.Vertical)
-        for box in (data_box, versions_box, evals_box):
-            body.addWidget(box)
+    def _build_messages(self) -> None:
         self.error = QLabel()
         self.error.setWordWrap(True)
         self.error.setStyleSheet(ERROR_STYLE)
@@ -144,18 +171,6 @@ class TaskOverviewPage(Page):
         self.notice.setWordWrap(True)
         self.notice.setStyleSheet(OK_STYLE)
         self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.title)
-        layout.addWidget(self.details)
-        layout.addWidget(self.fit)
-        layout.addLayout(actions)
-        layout.addWidget(self.error)
-        layout.addWidget(self.notice)
-        layout.addWidget(body, 1)
-        self.datasets.itemSelectionChanged.connect(self._show_preview)
-        session.sig_library_changed.connect(self.refresh)
-        session.sig_model_changed.connect(lambda _model: self.refresh())
-        self._set_enabled(False)
 
     def set_task(self, name: str) -> None:
         """Show task ``name`` (an unknown name clears the page)."""

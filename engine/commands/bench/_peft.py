@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-def peft_model(host, length: int, init_text: str | None = None):
+if TYPE_CHECKING:
+    from engine.model.host import ModelHost
+
+
+def peft_model(host: ModelHost, length: int, init_text: str | None = None):
     """PEFT's prompt tuning of ``length`` virtual tokens around the loaded model.
 
     PEFT wraps the loaded model itself (prompt tuning adds no layers to it), so a large model
@@ -17,7 +22,7 @@ def peft_model(host, length: int, init_text: str | None = None):
     return PeftModelForCausalLM(host.model, config).to(host.device)
 
 
-def peft_batch(host, rows):
+def peft_batch(host: ModelHost, rows):
     """Right-padded ids, attention mask and labels (-100 outside the answers) of rows."""
     import torch
 

@@ -22,10 +22,14 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.api.payload import Payload
 from engine.api.training import StepProgress
 from engine.commands.bench.quality import DATA_DIR, LOADERS, QualityTask, load_task, write_jsonl
+
+if TYPE_CHECKING:
+    from engine.model.host import ModelHost
 
 DEFAULT_TASKS = "sst2,agnews,sms_spam,e2e"
 
@@ -49,7 +53,7 @@ def _metric(result) -> dict:
             "steps": result.steps}
 
 
-def joint_vs_sequential(host, tasks: list[QualityTask], config, folder: Path) -> dict:
+def joint_vs_sequential(host: ModelHost, tasks: list[QualityTask], config, folder: Path) -> dict:
     """The tasks one after another, then together in one joint job (same settings)."""
     from engine.training.job import TrainingJob, run_job
     from engine.training.joint import JointJob
@@ -98,7 +102,7 @@ def _better(metric_name: str, a: float, b: float) -> bool:
     return a <= b if metric_name == "eval_loss" else a >= b
 
 
-def _few_shot(host, lib, task: QualityTask, rows: int, init: str, config, folder: Path
+def _few_shot(host: ModelHost, lib, task: QualityTask, rows: int, init: str, config, folder: Path
               ) -> dict:
     """Train ``task`` on its first ``rows`` training examples only (few-shot mode: every row
     trains, stopping on their loss) from ``init``; its metric on the held-out rows."""
@@ -124,7 +128,8 @@ def _few_shot(host, lib, task: QualityTask, rows: int, init: str, config, folder
             "steps": result.steps, "mode": job.config.mode}
 
 
-def leave_one_out(host, tasks: list[QualityTask], config, args, folder: Path) -> list[dict]:
+def leave_one_out(host: ModelHost, tasks: list[QualityTask], config, args,
+                  folder: Path) -> list[dict]:
     """For each task: a universal prompt from the others, then the task trained from it and
     from text init at each step budget, and on a few examples only."""
     from engine.training.job import TrainingJob, run_job

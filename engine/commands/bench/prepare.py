@@ -16,9 +16,13 @@ import itertools
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.commands.bench._geometry import add_option, bench_host
 from engine.commands.bench.quality import DATA_DIR, LOADERS
+
+if TYPE_CHECKING:
+    from engine.model.host import ModelHost
 
 FALLBACK = [("a gripping , funny and moving film", "positive"),
             ("the plot is thin and the jokes fall flat", "negative")]
@@ -61,7 +65,7 @@ def _rss_mb() -> float | None:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def start_job(host, folder: Path, csv_path: Path) -> dict:
+def start_job(host: ModelHost, folder: Path, csv_path: Path) -> dict:
     """Create the task from the CSV, then start a training job on it; seconds of each."""
     from engine.library import Library
     from engine.training.config import TrainConfig
@@ -88,7 +92,7 @@ def start_job(host, folder: Path, csv_path: Path) -> dict:
             "longest_gap_s": round(max(gaps), 3) if gaps else None}
 
 
-def long_row(host, megabytes: float, data_dir: Path) -> dict:
+def long_row(host: ModelHost, megabytes: float, data_dir: Path) -> dict:
     """Tokenise one row of ``megabytes`` of text through the training format."""
     pool = " ".join(text for text, _ in source_rows(data_dir)[:200])
     text = (pool * (int(megabytes * 2**20) // len(pool) + 1))[: int(megabytes * 2**20)]

@@ -15,9 +15,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.errors import PromptbankError
 from engine.support.paths import resources_dir
+
+if TYPE_CHECKING:
+    from engine.model.host import ModelHost
 
 DATA_DIR = resources_dir().parent.parent / "shared" / "data"
 
@@ -100,7 +104,8 @@ def write_jsonl(path: Path, rows: list[tuple[str, str]]) -> Path:
     return path
 
 
-def _accuracy(host, task: QualityTask, prompt=None, template: str | None = None) -> float:
+def _accuracy(host: ModelHost, task: QualityTask, prompt=None,
+              template: str | None = None) -> float:
     """Rank-classification accuracy on the task's eval rows, served like any task."""
     from engine.serving.bank import TaskSpec
     from engine.serving.runtime import Runtime
@@ -115,12 +120,12 @@ def _accuracy(host, task: QualityTask, prompt=None, template: str | None = None)
     return sum(r.label == o for r, (_, o) in zip(results, task.eval, strict=True)) / len(task.eval)
 
 
-def zero_shot_accuracy(host, task: QualityTask) -> float:
+def zero_shot_accuracy(host: ModelHost, task: QualityTask) -> float:
     """Rank-classification accuracy of the instruction in the user turn, no soft prompt."""
     return _accuracy(host, task, template=task.instruction + "\n\n{input}")
 
 
-def train_ours(host, task: QualityTask, config, folder: Path) -> dict:
+def train_ours(host: ModelHost, task: QualityTask, config, folder: Path) -> dict:
     """Train a prompt with our trainer and return its held-out accuracy and timing."""
     from engine.library import Library
     from engine.training.job import TrainingJob, run_job
@@ -136,7 +141,7 @@ def train_ours(host, task: QualityTask, config, folder: Path) -> dict:
             "tokens_per_s": round(result.tokens_per_s, 1)}
 
 
-def train_peft(host, task: QualityTask, config) -> dict:
+def train_peft(host: ModelHost, task: QualityTask, config) -> dict:
     """PEFT prompt tuning (text init from the instruction) on the same batches and schedule."""
     import torch
 

@@ -19,12 +19,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.commands.bench._geometry import add_option, bench_host
 from engine.commands.bench._gpu import busy_share, peak_memory_mb, reset_peak, synchronize
 from engine.commands.bench._neighbour import busy_neighbour
 from engine.commands.bench._peft import peft_batch, peft_model
 from engine.commands.bench.quality import DATA_DIR, load_task
+
+if TYPE_CHECKING:
+    from engine.model.host import ModelHost
 
 FALLBACK = [("a gripping , funny and moving film", "positive"),
             ("the plot is thin and the jokes fall flat", "negative")] * 64
@@ -70,7 +74,7 @@ def _timed(device, step, batches: int) -> float:
     return time.perf_counter() - started
 
 
-def ours(host, lib, length: int, batch_size: int, steps: int, cycle: int) -> dict:
+def ours(host: ModelHost, lib, length: int, batch_size: int, steps: int, cycle: int) -> dict:
     """Our trainer's steps over a fixed cycle of ``cycle`` batches (seen twice first, so every
     shape is captured on a GPU): step-0 loss, tokens/s, and the batches and init it used."""
     from engine.training.config import TrainConfig
@@ -101,7 +105,7 @@ def ours(host, lib, length: int, batch_size: int, steps: int, cycle: int) -> dic
     return {**result, "batches": batches, "init": init}
 
 
-def peft(host, model, init, batches, steps: int, cudnn: bool) -> dict:
+def peft(host: ModelHost, model, init, batches, steps: int, cudnn: bool) -> dict:
     """PEFT prompt tuning on the same cycle of batches from the same initial prompt."""
     import torch
 
@@ -142,7 +146,7 @@ def peft(host, model, init, batches, steps: int, cudnn: bool) -> dict:
             "loss0": loss0, **busy, "peak_mb": peak_memory_mb(host.device)}
 
 
-def _peft_variants(host, default_too: bool) -> list[tuple[str, bool]]:
+def _peft_variants(host: ModelHost, default_too: bool) -> list[tuple[str, bool]]:
     """(name, cuDNN attention on) of the PEFT runs: on a GPU with cuDNN attention off, as we
     run (faster for PEFT too), and on request also with torch's default."""
     if host.device.type != "cuda":
@@ -150,7 +154,7 @@ def _peft_variants(host, default_too: bool) -> list[tuple[str, bool]]:
     return [("peft_no_cudnn", False)] + ([("peft", True)] if default_too else [])
 
 
-def with_neighbour(host, lib, length: int, batch: int, args: argparse.Namespace) -> dict:
+def with_neighbour(host: ModelHost, lib, length: int, batch: int, args: argparse.Namespace) -> dict:
     """The same comparison while one busy process shares the cores: ours, PEFT, speed-up."""
     with busy_neighbour() as pid:
         run = ours(host, lib, length, batch, args.steps, args.cycle)
@@ -165,7 +169,7 @@ def with_neighbour(host, lib, length: int, batch: int, args: argparse.Namespace)
     return out
 
 
-def default_run(host) -> dict:
+def default_run(host: ModelHost) -> dict:
     """Wall time of a training with every default on the example questions (1,000 training
     rows, 200 held out, 6 labels), model load excluded."""
     from engine.support.paths import resources_dir

@@ -15,9 +15,12 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.commands.bench._stats import percentile
+
+if TYPE_CHECKING:
+    from engine.model.host import ModelHost
 
 WORDS = ("good", "great", "fine", "bad", "awful", "poor", "film", "movie", "plot", "actors",
          "music", "story", "scene", "ending", "slow", "fast", "funny", "dull", "warm", "cold")
@@ -39,7 +42,7 @@ def _sentences(rng: random.Random, n: int) -> list[str]:
     return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 14))) for _ in range(n)]
 
 
-def build_library(root: Path, host: Any, length: int, others: int = 3) -> list[str]:
+def build_library(root: Path, host: ModelHost, length: int, others: int = 3) -> list[str]:
     """A classify task ``train-me`` with synthetic data, and ``others`` generate tasks that
     each have a prompt version; returns the other tasks' names."""
     import torch
