@@ -88,41 +88,7 @@ class TrainingSettings(QWidget):
             presets.addWidget(button)
         presets.addStretch(1)
 
-        self.method = QComboBox()
-        self.method.addItems([m.name for m in methods])
-        self.method.setCurrentText(TrainConfig.method)
-        self.method.setToolTip(" ".join(f"{m.name}: {m.summary}." for m in methods)
-                               or "The engine has not said which methods it has yet.")
-        self.length = QSpinBox(minimum=1, maximum=512)
-        self.length.setToolTip("Number of virtual tokens.")
-        self.init = QComboBox()
-        self.init.addItems([*INITS, *(f"task:{n}" for n in task_names)])
-        self.init.setToolTip("How the prompt starts: from the instruction text, the label "
-                             "words, random vocabulary, random numbers, or another task's prompt.")
-        self.steps = QSpinBox(minimum=1, maximum=1_000_000)
-        self.lr = QDoubleSpinBox(decimals=4, minimum=0.0, maximum=10.0, singleStep=0.005)
-        self.lr.setSpecialValueText("default for the method")
-        defaults = ", ".join(f"{m.name} {m.default_lr:g}" for m in methods)
-        self.lr.setToolTip(f"0 keeps the engine's measured default ({defaults}).")
-        self.batch = QSpinBox(minimum=1, maximum=1024)
-        self.eval_every = QSpinBox(minimum=0, maximum=100_000)
-        self.eval_every.setToolTip("Evaluate on the held-out split every N steps (0: only at "
-                                   "the end).")
-        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
-        self.checkpoint_every = QSpinBox(minimum=0, maximum=1_000_000)
-        self.checkpoint_every.setValue(TrainConfig.checkpoint_every)
-        self.checkpoint_every.setSpecialValueText("only at the start and when stopped")
-        self.checkpoint_every.setToolTip(
-            "Save a resumable checkpoint every N steps: if the engine stops unexpectedly, "
-            f"resuming loses at most N steps (default {TrainConfig.checkpoint_every}).")
-        self.replay = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.9, singleStep=0.05,
-                                     value=DEFAULT_REPLAY)
-        self.replay.setToolTip("Share of the training rows drawn from the earlier data, so "
-                               "the prompt keeps what it knew (0: new data only).")
-        self.anchor = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=100.0, singleStep=0.1,
-                                     value=0.0)
-        self.anchor.setToolTip("Weight of a pull towards the parent prompt (mean squared "
-                               "distance); 0: no pull. Try 0.1–1 when the old data is lost.")
+        self._build_fields(task_names, methods)
 
         form = QFormLayout()
         if self.continual:
@@ -167,6 +133,44 @@ class TrainingSettings(QWidget):
         self.apply_preset("Quick")
         if start_from:
             self.init.setCurrentText(f"task:{start_from}")
+
+    def _build_fields(self, task_names: list[str], methods: list[MethodInfo]) -> None:
+        """Every setting's widget, with its range and help."""
+        self.method = QComboBox()
+        self.method.addItems([m.name for m in methods])
+        self.method.setCurrentText(TrainConfig.method)
+        self.method.setToolTip(" ".join(f"{m.name}: {m.summary}." for m in methods)
+                               or "The engine has not said which methods it has yet.")
+        self.length = QSpinBox(minimum=1, maximum=512)
+        self.length.setToolTip("Number of virtual tokens.")
+        self.init = QComboBox()
+        self.init.addItems([*INITS, *(f"task:{n}" for n in task_names)])
+        self.init.setToolTip("How the prompt starts: from the instruction text, the label "
+                             "words, random vocabulary, random numbers, or another task's prompt.")
+        self.steps = QSpinBox(minimum=1, maximum=1_000_000)
+        self.lr = QDoubleSpinBox(decimals=4, minimum=0.0, maximum=10.0, singleStep=0.005)
+        self.lr.setSpecialValueText("default for the method")
+        defaults = ", ".join(f"{m.name} {m.default_lr:g}" for m in methods)
+        self.lr.setToolTip(f"0 keeps the engine's measured default ({defaults}).")
+        self.batch = QSpinBox(minimum=1, maximum=1024)
+        self.eval_every = QSpinBox(minimum=0, maximum=100_000)
+        self.eval_every.setToolTip("Evaluate on the held-out split every N steps (0: only at "
+                                   "the end).")
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
+        self.checkpoint_every = QSpinBox(minimum=0, maximum=1_000_000)
+        self.checkpoint_every.setValue(TrainConfig.checkpoint_every)
+        self.checkpoint_every.setSpecialValueText("only at the start and when stopped")
+        self.checkpoint_every.setToolTip(
+            "Save a resumable checkpoint every N steps: if the engine stops unexpectedly, "
+            f"resuming loses at most N steps (default {TrainConfig.checkpoint_every}).")
+        self.replay = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.9, singleStep=0.05,
+                                     value=DEFAULT_REPLAY)
+        self.replay.setToolTip("Share of the training rows drawn from the earlier data, so "
+                               "the prompt keeps what it knew (0: new data only).")
+        self.anchor = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=100.0, singleStep=0.1,
+                                     value=0.0)
+        self.anchor.setToolTip("Weight of a pull towards the parent prompt (mean squared "
+                               "distance); 0: no pull. Try 0.1–1 when the old data is lost.")
 
     def apply_preset(self, name: str) -> None:
         """Fill the settings from preset ``name``."""

@@ -26,11 +26,11 @@ from engine.support.launch import module_command, source_root
 
 #: The engine tests that matter on a device: exact training passes and PEFT, mixed batches,
 #: serving while training, out-of-memory refusal, resume.
-TESTS = ["tests/engine/test_forward.py", "tests/engine/test_interop.py",
-         "tests/engine/test_runtime.py", "tests/engine/test_worker_breaks.py",
-         "tests/engine/test_gpu_faults.py", "tests/engine/test_train_job.py",
-         "tests/engine/test_train_micro_batch.py"]
-QUICK_TESTS = ["tests/engine/test_forward.py"]
+TESTS = ["tests/engine/forward/test_forward.py", "tests/engine/interop/test_interop.py",
+         "tests/engine/serving/test_runtime.py", "tests/engine/server/test_worker_breaks.py",
+         "tests/engine/forward/test_gpu_faults.py", "tests/engine/training/test_train_job.py",
+         "tests/engine/training/test_train_micro_batch.py"]
+QUICK_TESTS = ["tests/engine/forward/test_forward.py"]
 
 
 @dataclass

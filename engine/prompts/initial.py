@@ -90,7 +90,7 @@ def version_tensor(library: Library, host: ModelHost, version, task: str, method
 
 
 def initial_tensor(host: ModelHost, method: str, length: int, init: str, task, *, seed: int = 0,
-                   library: Library=None) -> torch.Tensor:
+                   library: Library | None = None) -> torch.Tensor:
     """The starting tensor of a new ``method`` prompt of ``length`` tokens (float32, CPU)."""
     if length < 1:
         raise PromptbankError("The prompt length must be at least 1.", hint="Use --length 20.")

@@ -11,7 +11,7 @@ from desktop.pages.training.curves import CurveData, Curves
 from engine.api.session import ModelDescription
 from engine.library import Library
 from tests.desktop.conftest import write_jsonl
-from tests.desktop.test_desktop_engine import add_random_version, add_task_with_data
+from tests.desktop.helpers import add_random_version, add_task_with_data
 
 TINY = ModelDescription(name="tiny", fingerprint="f" * 32, hidden_size=32, parameters=10**6,
                         device="cpu", dtype="float32")

@@ -58,7 +58,7 @@ def test_a_converted_base_model_says_how_it_is_framed_and_checked():
 
 def test_the_train_dialog_shows_the_memory_the_run_needs(qtbot, window, sentiment_file):
     from desktop.pages.task.dialogs import TrainDialog
-    from tests.desktop.test_desktop_engine import add_task_with_data
+    from tests.desktop.helpers import add_task_with_data
 
     add_task_with_data(window, "memory-line", sentiment_file)
     dialog = TrainDialog("memory-line", ["memory-line"], session=window.session)

@@ -13,9 +13,13 @@ import json
 import random
 import statistics
 import time
+from typing import TYPE_CHECKING
 
 from engine.commands.bench._geometry import add_option, bench_host
 from engine.commands.bench._stats import percentile
+
+if TYPE_CHECKING:
+    from engine.model.host import ModelHost
 
 WORDS = ("the", "service", "was", "slow", "but", "food", "great", "price", "fair", "room",
          "staff", "kind", "view", "noisy", "clean", "late", "order", "cold", "warm", "again")
@@ -36,7 +40,7 @@ def _text(rng: random.Random, words: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(words))
 
 
-def _prompt(host, length: int, seed: int):
+def _prompt(host: ModelHost, length: int, seed: int):
     import torch
 
     from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
@@ -56,7 +60,7 @@ def _rss_mb() -> float:
 class _Peft:
     """PEFT prompt tuning on its own model copy, one adapter per task."""
 
-    def __init__(self, host, prompts: dict[str, object]) -> None:
+    def __init__(self, host: ModelHost, prompts: dict[str, object]) -> None:
         import copy
 
         import torch
@@ -208,7 +212,7 @@ def _ttft_times(runtime, peft: _Peft, ids_of, question: str) -> dict[str, float]
     return {"base_ttft": base_ttft, "cached_ttft": cached_ttft, "peft_ttft": peft_ttft}
 
 
-def _bank_times(host, rng: random.Random, short: str, size: int) -> dict:
+def _bank_times(host: ModelHost, rng: random.Random, short: str, size: int) -> dict:
     """A bank of many prompts: held in memory, switched among with no reload."""
     from engine.serving.runtime import GenRow, Runtime
 
@@ -225,7 +229,7 @@ def _bank_times(host, rng: random.Random, short: str, size: int) -> dict:
             "held": held}
 
 
-def _result(args: argparse.Namespace, host, reload_s: float | None, m: dict) -> dict:
+def _result(args: argparse.Namespace, host: ModelHost, reload_s: float | None, m: dict) -> dict:
     """The report, from the measurements ``m`` of the helpers above."""
     import torch
 

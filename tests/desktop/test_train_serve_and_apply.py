@@ -5,32 +5,9 @@ from __future__ import annotations
 
 import time
 
-import torch
 from PySide6.QtCore import QTimer
 
-from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
-from tests.desktop.conftest import writer
-
-TRAIN_MS = 120_000
-QUICK = {"method": "prompt", "length": 4, "init": "random", "steps": 8, "batch_size": 4,
-         "eval_every": 4, "seed": 0}
-
-
-def add_task_with_data(window, name: str, data, *, kind="classify"):
-    lib = writer(window)
-    lib.create_task(name, kind=kind, labels=["positive", "negative"] if kind == "classify"
-                    else None, instruction="Classify the sentiment.")
-    lib.add_dataset(name, data)
-    window.session.notify_library_changed()
-
-
-def add_random_version(window, host, name: str, seed: int) -> None:
-    """A version with a random prompt for the loaded model (no training needed)."""
-    torch.manual_seed(seed)
-    geometry = ModelGeometry.of(host)
-    prompt = SoftPrompt("prompt", torch.randn(4, geometry.hidden_size) * 0.1, geometry,
-                        task=name, init="random")
-    writer(window).add_version(name, prompt.to_bytes())
+from tests.desktop.helpers import QUICK, TRAIN_MS, add_random_version, add_task_with_data
 
 
 class StallMeter:

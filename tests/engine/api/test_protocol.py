@@ -188,6 +188,6 @@ def test_docs_protocol_holds_the_generated_op_table():
 
     from engine.api.registry import OPS_BEGIN, OPS_END
 
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "protocol.md").read_text()
     assert doc.split(OPS_BEGIN, 1)[1].split(OPS_END, 1)[0].strip() == ops_table_markdown(), \
         "run `make docs`"

@@ -11,7 +11,7 @@ from engine.cli import main
 from engine.library import Library
 from engine.server.worker import Worker
 from tests.conftest import TEST_DEVICE
-from tests.engine.test_library_run_owner import holder
+from tests.engine.library.test_library_run_owner import holder
 
 
 def test_resume_of_a_run_held_elsewhere_is_refused_and_not_listed(tmp_path):

@@ -6,8 +6,13 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 
 from tests.desktop.conftest import write_jsonl, writer
-from tests.desktop.test_desktop_engine import add_random_version, add_task_with_data
-from tests.desktop.test_desktop_library import ENGINE_MS, fill_wizard, open_wizard
+from tests.desktop.helpers import (
+    ENGINE_MS,
+    add_random_version,
+    add_task_with_data,
+    fill_wizard,
+    open_wizard,
+)
 
 TRAIN_MS = 120_000
 

@@ -30,7 +30,7 @@ from engine.support.launch import (
     uv_binary,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 GUI_PACKAGES = {"pyside6-essentials", "pyqtgraph"}
 
 

@@ -17,7 +17,7 @@ from engine.model.host import ModelHost
 from engine.model.spec import resolve_spec
 from tests.conftest import TEST_DEVICE
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def cli(*args: str, env_home: Path | None = None) -> subprocess.CompletedProcess:

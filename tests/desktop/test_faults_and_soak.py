@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from desktop.binding_check import PROBE_CALLS, binding_problem, dropped_references
 from desktop.crash_log import FAULTS, MARKER, CrashLog
-from tests.desktop.test_desktop_engine import TRAIN_MS, add_task_with_data
+from tests.desktop.helpers import TRAIN_MS, add_task_with_data
 
 SOAK_JOBS = 30
 

@@ -15,8 +15,8 @@ from engine.api.session import ModelDescription
 from engine.model.chat import ENCODE_CHUNK
 from engine.support.threads import cores, shared_threads
 from tests.desktop.conftest import SENTIMENT, write_jsonl, writer
-from tests.desktop.test_desktop_engine import QUICK, TRAIN_MS, add_task_with_data
-from tests.engine.test_library_run_owner import holder
+from tests.desktop.helpers import QUICK, TRAIN_MS, add_task_with_data
+from tests.engine.library.test_library_run_owner import holder
 
 
 def test_engine_threads_setting_restarts_the_engine_with_it(qtbot, offline_window, settings,

@@ -12,7 +12,7 @@ from engine.methods import METHODS, describe_methods, get_method
 from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
 from engine.support.headers import is_prompt_file, read_header_metadata
 
-METHODS_DIR = Path(__file__).resolve().parents[2] / "engine" / "methods"
+METHODS_DIR = Path(__file__).resolve().parents[3] / "engine" / "methods"
 GEOMETRY = ModelGeometry("f" * 32, 32, 2, 2, 8)
 
 

@@ -13,13 +13,13 @@ from desktop.widgets.training_settings import PRESETS, measured_pace, preset_blu
 from engine.library import Library
 from engine.training.config import DEFAULT_REPLAY
 from tests.desktop.conftest import writer
-from tests.desktop.test_desktop_engine import (
+from tests.desktop.helpers import (
     QUICK,
     TRAIN_MS,
     add_random_version,
     add_task_with_data,
+    add_version,
 )
-from tests.desktop.test_desktop_library import add_version
 
 
 def test_the_continue_dialog_offers_replay_and_anchor_not_length_or_method(qtbot,

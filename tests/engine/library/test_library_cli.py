@@ -74,7 +74,7 @@ def test_commands_without_a_model_do_not_import_torch(tmp_path):
             f"main(['--library', {str(tmp_path / 'l')!r}, 'task', 'list']); "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(
-        __import__("pathlib").Path(__file__).resolve().parents[2]))
+        __import__("pathlib").Path(__file__).resolve().parents[3]))
 
 
 def test_import_with_the_tiny_model(run, tmp_path, tiny_model_dir, tiny_host):

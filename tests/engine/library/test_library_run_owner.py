@@ -17,7 +17,7 @@ from engine.errors import PromptbankError
 from engine.library import Library, migrations
 from engine.library.owner import RunOwner, process_alive, process_token
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # A second process that claims a run, says so, and holds it until its input closes.
 HOLDER = textwrap.dedent("""
     import sys

@@ -16,7 +16,7 @@ from engine.server.client import Client, worker_argv
 from engine.support.threads import resolve_threads, shared_threads, threads_setting
 from tests.conftest import REAL_CACHE, TEST_DEVICE
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize("setting, cores, threads", [

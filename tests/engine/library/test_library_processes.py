@@ -12,7 +12,7 @@ from pathlib import Path
 from engine.library import Library
 from engine.support.headers import read_header_metadata
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 # The writers use only the torch-free library, so they start fast; prompt files are built
 # from one template made in the test (the library reads only the safetensors header).

@@ -5,45 +5,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from pathlib import Path
 
 import pytest
 import torch
 from PySide6.QtWidgets import QMessageBox
 
 from desktop.widgets.formatting import parse_labels
-from desktop.wizard.new_task import NewTaskWizard
 from engine.api.session import ModelDescription
 from engine.errors import PromptbankError
 from engine.library import Library
 from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
 from tests.desktop.conftest import ENGINE_START_MS, make_window, writer
-
-ENGINE_MS = 30_000
-
-
-def open_wizard(window) -> NewTaskWizard:
-    wizard = NewTaskWizard(window.session, window.jobs, window)
-    wizard.sig_task_created.connect(window._on_task_created)
-    wizard.show()
-    return wizard
-
-
-def fill_wizard(qtbot, wizard: NewTaskWizard, name: str, path: Path, *, kind="classify"):
-    wizard.name_page.name.setText(name)
-    wizard.name_page.kind.setCurrentText(kind)
-    wizard.name_page.instruction.setPlainText("Classify the sentiment.")
-    wizard.training_page.train_now.setChecked(False)
-    with qtbot.waitSignal(wizard.dataset_page.preview.sig_validated, timeout=10_000) as blocker:
-        wizard.dataset_page.preview.load(str(path))
-    return blocker.args[0]
-
-
-def add_version(lib: Library, name: str, hidden_size: int = 32) -> None:
-    geometry = ModelGeometry("f" * 32, hidden_size, 2, 2, hidden_size // 4)
-    lib.add_version(name, SoftPrompt("prompt", torch.zeros(4, hidden_size), geometry,
-                                     task=name).to_bytes())
-
+from tests.desktop.helpers import ENGINE_MS, add_version, fill_wizard, open_wizard
 
 # --- through the engine ----------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from desktop.wizard.dataset_preview import DatasetPreview
 from engine.api.inspection import Similarity
 from engine.library import Library
 from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
-from tests.desktop.test_desktop_engine import add_random_version, add_task_with_data
+from tests.desktop.helpers import add_random_version, add_task_with_data
 
 
 def test_the_wizard_names_the_detected_columns_and_counts_the_outputs(qtbot, tmp_path):

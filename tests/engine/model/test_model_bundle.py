@@ -34,7 +34,7 @@ def _prepare_model():
     """packaging/prepare_model.py (a script beside the bundle's spec, not a package)."""
     import importlib.util
 
-    path = Path(__file__).resolve().parents[2] / "packaging" / "prepare_model.py"
+    path = Path(__file__).resolve().parents[3] / "packaging" / "prepare_model.py"
     spec = importlib.util.spec_from_file_location("prepare_model", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

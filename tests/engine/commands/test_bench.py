@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import TEST_DEVICE
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def bench(model_dir: Path, *args: str) -> dict:

@@ -11,7 +11,7 @@ import pytest
 from engine.serving.apply import apply_file, read_table
 from engine.serving.runtime import GenRow, Runtime
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "resources" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "resources" / "examples"
 TEXTS = ["Great value for the price.", "Blurry pictures and a confusing story.",
          "name[The Mill], food[Japanese], priceRange[cheap], area[riverside], familyFriendly[yes]",
          "I loved every minute of it."]
