@@ -22,6 +22,7 @@ from engine.api.training import (
     StepProgress,
 )
 from engine.errors import PromptbankError
+from engine.library.pending import PendingJob, PendingJobs
 
 ACTIVE = ("queued", "running")
 #: Statuses after which a run can be resumed from its checkpoint.
@@ -35,12 +36,16 @@ class JobState:
 
     task: str
     kind: str = "train"
+    # The worker op and arguments that started it: what comes back queued after a restart.
+    op: str = ""
+    args: dict = field(default_factory=dict)
     status: str = "queued"  # queued | running | done | cancelled | interrupted | failed
     run_id: int | None = None
     step: int = 0
     total: int = 0
     # Rows tokenised of all the training rows, while the engine prepares them (before step 0).
     prepared: int = 0
+    prepare_eta_s: float | None = None  # the engine's estimate of the rows left
     rows: int = 0
     loss: float | None = None
     tokens_per_s: float | None = None
@@ -124,7 +129,59 @@ class JobTracker(QObject):
         super().__init__(parent)
         self.session = session
         self.jobs: list[JobState] = []
+        # Set at quit: the jobs then stopping are still pending for the next start.
+        self.frozen = False
+        self._restored = False
+        self._written: list[PendingJob] | None = None
         session.engine.sig_crashed.connect(self._on_crash)
+        session.engine.sig_state.connect(self._on_engine_state)
+        self.sig_job_changed.connect(lambda _job: self._persist())
+
+    def pending(self) -> list[PendingJob]:
+        """The active jobs as they would come back after a restart: one that started goes on
+        from its run's checkpoint, a queued one is sent again with its settings."""
+        return [PendingJob("resume", j.task, {"run_id": j.run_id})
+                if j.run_id is not None and j.started_at is not None
+                else PendingJob(j.op, j.task, j.args) for j in self.jobs if j.active]
+
+    def freeze(self) -> list[PendingJob]:
+        """Keep the pending list as it is now (the app is quitting) and return it."""
+        self._persist()
+        self.frozen = True
+        return self.pending()
+
+    def _persist(self) -> None:
+        pending = self.pending()
+        # Most changes are progress: the file is written only when the list itself changes.
+        if self.frozen or not self._restored or pending == self._written:
+            return
+        self._written = pending
+        try:
+            PendingJobs(self.session.library.root).write(pending)
+        except PromptbankError as exc:  # a full disk must not stop the job itself
+            self.session.sig_notice.emit(f"The job queue could not be saved: {exc}")
+
+    def _on_engine_state(self, state: str, _detail: str) -> None:
+        if state == "ready" and not self._restored:
+            self._restored = True
+            self.restore_pending()
+
+    def restore_pending(self) -> int:
+        """Queue again the jobs the last session left pending; how many there were."""
+        store = PendingJobs(self.session.library.root)
+        jobs = store.read()
+        for pending in jobs:
+            kind = {"train_joint": "joint", "continue": "continue"}.get(pending.op, pending.op)
+            job = JobState(task=pending.task, kind=kind,
+                           tasks=list(pending.args.get("tasks", [])),
+                           run_id=pending.args.get("run_id"))
+            self._send(job, pending.op, pending.args)
+        if jobs:
+            self.session.sig_notice.emit(
+                f"{len(jobs)} training job{'s' if len(jobs) > 1 else ''} from the last "
+                "session queued again (see the Training tab).")
+        self._persist()
+        return len(jobs)
 
     def running(self) -> JobState | None:
         """The job the engine is advancing now, if any."""
@@ -158,6 +215,7 @@ class JobTracker(QObject):
                 lambda msg: self._fail(job, msg)).run()
 
     def _send(self, job: JobState, op: str, args: dict) -> None:
+        job.op, job.args = op, dict(args)
         self.jobs.append(job)
         operation = (self.session.op(op, args)
                      .on_progress(lambda p: self._progress(job, p))
@@ -174,6 +232,7 @@ class JobTracker(QObject):
         elif isinstance(progress, PrepareProgress):
             # Rows, not steps: kept apart so the step total stays the one Started gives.
             job.prepared, job.rows = progress.done, progress.total
+            job.prepare_eta_s = progress.eta_s
         elif isinstance(progress, Started):
             self._started(job, progress)
         elif isinstance(progress, StepProgress):

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 from desktop.banner import CrashBanner
 from desktop.crash_log import UnexpectedExit
 from desktop.help.check_dialog import CheckDialog
-from desktop.jobs import JobTracker
+from desktop.jobs import JobState, JobTracker
 from desktop.library.import_dialog import ImportDialog
 from desktop.library.panel import LibraryPanel
 from desktop.pages.base import Page
@@ -25,6 +25,19 @@ from desktop.session import Session
 from desktop.settings.dialog import SettingsDialog
 from desktop.status_bar import EngineStatus
 from desktop.wizard.new_task import NewTaskWizard
+
+
+def quit_text(active: list[JobState]) -> str:
+    """What quitting does to each running and queued job, for the question before it."""
+    lines = []
+    for job in active:
+        if job.status == "running":
+            lines.append(f"• {job.task} ({job.kind}, step {job.step} of {job.total}): stops at "
+                         "a checkpoint and goes on from it when Promptbank next starts.")
+        else:
+            lines.append(f"• {job.task} ({job.kind}, queued): queued again with its settings "
+                         "when Promptbank next starts.")
+    return "Quit now?\n\n" + "\n".join(lines)
 
 
 class MainWindow(QMainWindow):
@@ -67,6 +80,7 @@ class MainWindow(QMainWindow):
         self.library.sig_task_selected.connect(self.open_task)
         session.sig_task_opened.connect(lambda name: self.show_task_on("task", name))
         self.engine.sig_crashed.connect(self.banner.show_reason)
+        self.session.sig_notice.connect(lambda text: self.statusBar().showMessage(text, 20_000))
         self.engine.sig_state.connect(self._on_engine_state)
         self.banner.sig_restart.connect(self.restart_engine)
         self._restore_layout()
@@ -215,14 +229,13 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentIndex(int(self.settings.value("window/tab", 0)))
 
     def closeEvent(self, event) -> None:
-        if any(j.active for j in self.jobs.jobs):
-            answer = QMessageBox.question(
-                self, "Training is running",
-                "A training job is running. Quit anyway? It keeps its last checkpoint and "
-                "can be resumed later.")
+        active = [j for j in self.jobs.jobs if j.active]
+        if active:
+            answer = QMessageBox.question(self, "Training jobs", quit_text(active))
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
+        self.jobs.freeze()
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.setValue("window/tab", self.tabs.currentIndex())

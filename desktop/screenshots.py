@@ -22,7 +22,7 @@ from desktop.crash_log import UnexpectedExit, log_folder
 from desktop.main_window import MainWindow
 from desktop.pages.task.dialogs import CompareDialog, TrainDialog
 from desktop.settings.dialog import SettingsDialog
-from desktop.widgets.training_settings import measured_pace, usable_init
+from desktop.widgets.training_settings import measured_pace
 from desktop.wizard.new_task import NewTaskWizard
 from engine.support.paths import resources_dir
 
@@ -112,11 +112,8 @@ def _shoot_training(window: MainWindow, out: Path, first: str, steps: int,
                     timeout_s: float) -> None:
     session = window.session
     if first and session.model is not None:
-        task = session.library.get_task(first)
-        config = usable_init({"method": "prefix", "length": 8, "init": "text", "steps": steps,
-                              "batch_size": 4, "eval_every": max(1, steps // 3)},
-                             has_text=bool(task.instruction or task.description),
-                             kind=task.kind)
+        config = {"method": "prefix", "length": 8, "steps": steps, "batch_size": 4,
+                  "eval_every": max(1, steps // 3)}
         job = window.jobs.start(first, config)
         window.tabs.setCurrentWidget(window.training)
         wait_until(lambda: not job.active, timeout_s)

@@ -12,7 +12,7 @@ from PySide6.QtCore import QObject, Signal
 
 from desktop.connection.operation import EngineOp
 from desktop.connection.process import EngineProcess
-from engine.api.session import MethodInfo, ModelDescription
+from engine.api.session import LoadProgress, MethodInfo, ModelDescription
 from engine.errors import PromptbankError
 from engine.library import Library, Version
 from engine.library.catalogue import CatalogueMissing
@@ -38,6 +38,10 @@ class Session(QObject):
     """Tasks, datasets or versions changed; lists should re-read the catalogue."""
     sig_task_opened = Signal(str)
     """Some page asked to show a task (by name)."""
+    sig_load_progress = Signal(object)
+    """The engine is loading (or converting) the model: a LoadProgress."""
+    sig_notice = Signal(str)
+    """A message for the user that needs no answer (the status bar shows it a while)."""
 
     def __init__(self, engine: EngineProcess, library_root: Path | str | None,
                  model_spec: str = "default", device: str = "auto",
@@ -122,10 +126,15 @@ class Session(QObject):
             if self.examples is not None:
                 self.op("install_examples", {"folder": str(self.examples)}).on_success(
                     self._on_examples).on_failure(self._on_library_failed).run()
-            self.op("model_info").on_success(self.set_model).on_failure(
+            self.op("model_info").on_progress(self._on_load_progress).on_success(
+                self.set_model).on_failure(
                 lambda message: self.set_model(None, message)).run()
         elif state in ("error", "stopped", "starting") and self.model is not None:
             self.set_model(None)
+
+    def _on_load_progress(self, progress: object) -> None:
+        if isinstance(progress, LoadProgress):
+            self.sig_load_progress.emit(progress)
 
     def _on_library_failed(self, message: str) -> None:
         self.library_problem = message

@@ -13,6 +13,8 @@ from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
 from desktop.jobs import JobTracker
 from desktop.session import Session
+from desktop.widgets.formatting import progress_text
+from engine.api.session import LoadProgress
 
 MEMORY_POLL_MS = 2000
 
@@ -49,6 +51,7 @@ class EngineStatus:
             bar.addPermanentWidget(widget)
         session.engine.sig_state.connect(self._on_state)
         session.sig_model_changed.connect(lambda _model: self.show())
+        session.sig_load_progress.connect(self._on_load_progress)
         jobs.sig_job_changed.connect(lambda _job: self.show())
         self.timer = QTimer(bar, interval=MEMORY_POLL_MS)
         self.timer.timeout.connect(self._poll_memory)
@@ -83,6 +86,11 @@ class EngineStatus:
         # The bar shows the running job, never whichever job sent the last event.
         self.progress.setVisible(state == "ready" and job is not None)
         self.progress.setValue(int(1000 * job.fraction) if job is not None else 0)
+
+    def _on_load_progress(self, progress: LoadProgress) -> None:
+        if self.session.model is None:
+            self.model.setText("Loading model: " + progress_text(
+                progress.stage, progress.fraction, progress.eta_s))
 
     def _poll_memory(self) -> None:
         pid = self.session.engine.pid()

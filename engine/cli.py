@@ -20,6 +20,7 @@ from engine import __version__
 from engine.errors import PromptbankError
 from engine.support.launch import frozen
 from engine.support.threads import THREADS_ENV, threads_setting
+from engine.support.untrusted import terminal_text
 
 # In the installed app every other command runs on the GPU engine once one is installed; these
 # run in the app itself (the worker's interpreter was already chosen by whoever started it).
@@ -111,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         if args.json:
             print(json.dumps({"error": str(exc)}))
-        print(f"promptbank: {exc}", file=sys.stderr)
+        print(terminal_text(f"promptbank: {exc}"), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("promptbank: interrupted.", file=sys.stderr)

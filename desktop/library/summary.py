@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from desktop.session import Session
-from desktop.widgets.formatting import headline_metric
+from engine.api.measures import headline_metric
 from engine.errors import PromptbankError
 from engine.library import Task, Version
 

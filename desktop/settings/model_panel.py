@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.session import Session
+from desktop.widgets.formatting import progress_text
 from engine.api.session import LoadProgress, ModelDescription
 from engine.errors import PromptbankError
 from engine.model import catalog as model_catalog
@@ -178,7 +179,7 @@ class ModelPanel(QWidget):
 
     def _on_progress(self, progress: LoadProgress) -> None:
         if isinstance(progress, LoadProgress):
-            self.info.setText(f"{progress.stage} ({100 * progress.fraction:.0f}%)")
+            self.info.setText(progress_text(progress.stage, progress.fraction, progress.eta_s))
 
     def _checked(self, spec: str, device: str, info: ModelDescription) -> None:
         self.check.setEnabled(True)

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-PREFERRED_METRICS = ("accuracy", "macro_f1", "exact_match", "rouge_l", "chrf", "token_f1",
-                     "eval_loss")
-#: Below this many evaluation examples a metric is marked as unreliable.
-SMALL_EVAL = 30
-
 
 def format_duration(seconds: float | None) -> str:
     """A short human duration ('1 h 2 min', '2 min 5 s', '7 s'), or '—'."""
@@ -19,39 +14,10 @@ def format_duration(seconds: float | None) -> str:
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
-def format_value(value) -> str:
-    """A metric or setting value for a table cell: 4 significant digits, '—' for none."""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "—" if value is None else str(value)
-
-
-def metric_label(name: str) -> str:
-    """A metric's name in words ('macro_f1' → 'macro f1')."""
-    return name.replace("_", " ")
-
-
-def sample_note(n: int | None) -> str:
-    """' (n=6, too few to trust)' / ' (n=120)' / '' — the eval-set size after a metric."""
-    if not isinstance(n, int) or isinstance(n, bool):
-        return ""
-    return f" (n={n}, too few to trust)" if n < SMALL_EVAL else f" (n={n})"
-
-
-def headline_metric(metrics: dict) -> str:
-    """The most telling metric of a version as 'name value (n=…)', or ""."""
-    n = metrics.get("eval_n")
-    best, name = metrics.get("best_metric"), metrics.get("metric_name")
-    if isinstance(best, int | float) and isinstance(name, str) and name:
-        return f"{metric_label(name)} {best:.3g}{sample_note(n)}"
-    for key in PREFERRED_METRICS:
-        value = metrics.get(key)
-        if isinstance(value, int | float):
-            return f"{metric_label(key)} {value:.3g}{sample_note(n)}"
-    for key, value in metrics.items():
-        if isinstance(value, int | float) and key not in ("eval_n", "steps", "best_step"):
-            return f"{metric_label(key)} {value:.3g}{sample_note(n)}"
-    return ""
+def progress_text(stage: str, fraction: float, eta_s: float | None) -> str:
+    """'converting tensors (35%, about 1 min 5 s left)': a long step, how far, time left."""
+    left = f", about {format_duration(eta_s)} left" if eta_s is not None else ""
+    return f"{stage} ({100 * fraction:.0f}%{left})"
 
 
 def parse_labels(text: str) -> list[str]:

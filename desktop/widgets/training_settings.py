@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from desktop.widgets.formatting import format_duration
 from engine.api.session import MethodInfo
+from engine.api.training import INITS
 from engine.training.config import DEFAULT_REPLAY, TrainConfig
 
 
@@ -48,17 +49,21 @@ PRESETS = {
     "Standard": Preset(300, 20, 8, 50, "a solid first version"),
     "Thorough": Preset(1200, 32, 8, 100, "the best quality; worth a GPU"),
 }
-INITS = ("text", "labels", "vocab", "random")
 
 
-def preset_blurb(name: str, seconds_per_step: float | None = None) -> str:
-    """What a preset does in words, with the time it would take at ``seconds_per_step``."""
+def preset_blurb(name: str, seconds_per_step: float | None = None, *, steps: int | None = None,
+                 batch_size: int | None = None, length: int | None = None) -> str:
+    """What will run, in words: the preset's settings, or those that replaced them (a mode's
+    steps, the user's edits), with the time it would take at ``seconds_per_step``."""
     preset = PRESETS[name]
-    text = (f"{name}: {preset.steps:,} steps of {preset.batch_size} examples, "
-            f"{preset.length} virtual tokens — {preset.purpose}.")
+    steps, batch_size, length = (steps or preset.steps, batch_size or preset.batch_size,
+                                 length or preset.length)
+    changed = (steps, batch_size, length) != (preset.steps, preset.batch_size, preset.length)
+    text = (f"{name}{' (changed)' if changed else ''}: {steps:,} steps of {batch_size} "
+            f"examples, {length} virtual tokens — {preset.purpose}.")
     if seconds_per_step:
         text += (f" At the pace last measured in this library ({seconds_per_step:.2g} s a "
-                 f"step) about {format_duration(seconds_per_step * preset.steps)}.")
+                 f"step) about {format_duration(seconds_per_step * steps)}.")
     return text
 
 
@@ -78,6 +83,7 @@ class TrainingSettings(QWidget):
         self.continual = bool(continual)
         self.seconds_per_step = seconds_per_step
         self.group = QButtonGroup(self)
+        self.preset = "Quick"
         presets = QHBoxLayout()
         self.blurb = QLabel()
         self.blurb.setWordWrap(True)
@@ -128,6 +134,8 @@ class TrainingSettings(QWidget):
         self.group.buttonClicked.connect(lambda b: self.apply_preset(b.text()))
         for box in (self.length, self.steps, self.batch, self.lr):
             box.valueChanged.connect(self.sig_changed)
+        for box in (self.length, self.steps, self.batch):
+            box.valueChanged.connect(self._show_blurb)
         for combo in (self.method, self.init):
             combo.currentTextChanged.connect(self.sig_changed)
         self.apply_preset("Quick")
@@ -145,8 +153,10 @@ class TrainingSettings(QWidget):
         self.length.setToolTip("Number of virtual tokens.")
         self.init = QComboBox()
         self.init.addItems([*INITS, *(f"task:{n}" for n in task_names)])
-        self.init.setToolTip("How the prompt starts: from the instruction text, the label "
-                             "words, random vocabulary, random numbers, or another task's prompt.")
+        self.init.setToolTip("How the prompt starts. auto: from the instruction, else the label "
+                             "words, else the task's name and outputs (the run says which). "
+                             "Or from random vocabulary, random numbers, or another task's "
+                             "prompt.")
         self.steps = QSpinBox(minimum=1, maximum=1_000_000)
         self.lr = QDoubleSpinBox(decimals=4, minimum=0.0, maximum=10.0, singleStep=0.005)
         self.lr.setSpecialValueText("default for the method")
@@ -177,12 +187,21 @@ class TrainingSettings(QWidget):
         preset = PRESETS[name]
         for button in self.group.buttons():
             button.setChecked(button.text() == name)
-        self.blurb.setText(preset_blurb(name, self.seconds_per_step))
+        self.preset = name
         self.length.setValue(preset.length)
         self.steps.setValue(preset.steps)
         self.lr.setValue(0.0)
         self.batch.setValue(preset.batch_size)
         self.eval_every.setValue(preset.eval_every)
+        self._show_blurb()
+
+    def _show_blurb(self) -> None:
+        """Say what will run: the preset as the fields now hold it (the blurb never promises
+        steps the run will not do)."""
+        self.blurb.setText(preset_blurb(self.preset, self.seconds_per_step,
+                                        steps=self.steps.value(),
+                                        batch_size=self.batch.value(),
+                                        length=self.length.value()))
 
     def config(self) -> dict:
         """The settings as a TrainConfig-shaped dict for the engine's ``train`` or
@@ -199,14 +218,6 @@ class TrainingSettings(QWidget):
         if self.lr.value() > 0:
             config["lr"] = self.lr.value()
         return config
-
-
-def usable_init(config: dict, *, has_text: bool, kind: str) -> dict:
-    """``config`` with an init that can work: 'text' needs an instruction or description, so
-    without one a classify task starts from its labels and a generate task from vocabulary."""
-    if config.get("init") == "text" and not has_text:
-        return {**config, "init": "labels" if kind == "classify" else "vocab"}
-    return config
 
 
 def measured_pace(runs: list) -> float | None:

@@ -23,9 +23,10 @@ from PySide6.QtWidgets import (
 from desktop.jobs import JobTracker
 from desktop.session import Session
 from desktop.widgets.formatting import parse_labels
-from desktop.widgets.training_settings import TrainingSettings, measured_pace, usable_init
+from desktop.widgets.training_settings import TrainingSettings, measured_pace
 from desktop.wizard.adaptation import ModeNote, StartSuggestion
 from desktop.wizard.dataset_preview import DatasetPreview
+from desktop.wizard.instruction import propose_instruction
 
 KINDS = ("generate", "classify")
 MAX_INFERRED_LABELS = 20
@@ -95,7 +96,10 @@ class DatasetWizardPage(QWizardPage):
         self.eval_fraction.setToolTip("Share of the rows held out for evaluation.")
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
         self.seed.setToolTip("Seed of the train/eval split (the same seed gives the same split).")
+        self.proposal = QLabel()
+        self.proposal.setWordWrap(True)
         form = QFormLayout()
+        form.addRow(self.proposal)
         form.addRow("Held out for evaluation", self.eval_fraction)
         form.addRow("Split seed", self.seed)
         layout = QVBoxLayout(self)
@@ -180,6 +184,21 @@ class NewTaskWizard(QWizard):
             self.addPage(page)
         self.setButtonText(QWizard.WizardButton.FinishButton, "Create")
         self._busy = False
+        self._proposed = ""
+        self.dataset_page.preview.sig_validated.connect(self._propose_instruction)
+
+    def _propose_instruction(self, ok: bool) -> None:
+        """Fill an empty (or still proposed) instruction from the labels or examples, and say
+        so: the instruction is the text the prompt starts from."""
+        box = self.name_page.instruction
+        if not ok or box.toPlainText().strip() not in ("", self._proposed):
+            return
+        self._proposed = propose_instruction(self.name_page.kind.currentText(), self.labels(),
+                                             self.dataset_page.preview.examples)
+        box.setPlainText(self._proposed)
+        self.dataset_page.proposal.setText(
+            f"Proposed instruction (the prompt starts from it): {self._proposed} — go Back to "
+            "edit it." if self._proposed else "")
 
     def labels(self) -> list[str]:
         """The label words: typed by the user, else the distinct outputs of the data."""
@@ -221,12 +240,8 @@ class NewTaskWizard(QWizard):
     def _created(self, name: str) -> None:
         self._busy = False
         if self.training_page.train_now.isChecked():
-            has_text = bool(self.name_page.instruction.toPlainText().strip()
-                            or self.name_page.description.text().strip())
             page = self.training_page
-            config = usable_init(page.mode.config(page.settings.config()), has_text=has_text,
-                                 kind=self.name_page.kind.currentText())
-            self.jobs.start(name, config)
+            self.jobs.start(name, page.mode.config(page.settings.config()))
         self.sig_task_created.emit(name)
         super().accept()
 

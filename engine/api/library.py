@@ -126,11 +126,14 @@ SPECS = (
            kind="long",
            result=ExamplesInstalled),
     OpSpec("export", "Export a version as a PEFT folder, KoboldAI zip, prompt pack or "
-           "safetensors file.",
+           "safetensors file, or the task's rows as OpenAI fine-tuning JSONL.",
            (task_arg(), VERSION_ARG,
-            Arg("format", "str", required=True, choices=("peft", "kobold", "pack", "safetensors")),
+            Arg("format", "str", required=True,
+                choices=("peft", "kobold", "pack", "safetensors", "openai-jsonl")),
             Arg("out", "str", required=True, doc="output path"),
-            Arg("include_eval", "bool", default=True, doc="packs: add the eval data")),
+            Arg("include_eval", "bool", default=True, doc="packs: add the eval data"),
+            Arg("split", "str", default="train", choices=("train", "eval"),
+                doc="openai-jsonl: which rows")),
            result=Exported),
 )
 PROGRESS = ()

@@ -23,6 +23,7 @@ class LoadProgress(Payload):
     KIND: ClassVar[str] = "load"
     stage: str = ""
     fraction: float = 0.0
+    eta_s: float | None = None  # seconds left at the pace so far (None: too early to say)
 
 
 @dataclass

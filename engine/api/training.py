@@ -18,6 +18,9 @@ from engine.api.spec import (
 )
 
 GB = float(1 << 30)
+#: How a new prompt can start (besides ``task:NAME`` and ``universal:NAME``): ``auto`` takes
+#: the task's instruction, else its labels, else its name and outputs, else vocabulary.
+INITS = ("auto", "text", "labels", "examples", "vocab", "random")
 
 
 def _gb(value: float) -> str:
@@ -162,6 +165,7 @@ class PrepareProgress(Payload):
     KIND: ClassVar[str] = "prepare"
     done: int = 0
     total: int = 0
+    eta_s: float | None = None  # seconds left at the pace so far (None: too early to say)
 
 
 @dataclass

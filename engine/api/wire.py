@@ -70,9 +70,10 @@ def error(rid: str, message: str, **fields: Any) -> Event:
 
 def _parse_object(line: str | bytes, *, finite: bool) -> dict[str, Any]:
     # Bounded in size and nesting before parsing: one deep line must not raise
-    # RecursionError in the thread that reads the pipe.
+    # RecursionError in the thread that reads the pipe. Requests (``finite``) are untrusted:
+    # a key given twice ({"op": "ping", "op": "shutdown"}) is refused, not resolved.
     try:
-        obj = safe_json.loads(line, max_bytes=MAX_LINE, finite=finite)
+        obj = safe_json.loads(line, max_bytes=MAX_LINE, finite=finite, unique_keys=finite)
     except safe_json.JsonRefused as exc:
         raise ProtocolError(str(exc)) from exc
     if not isinstance(obj, dict):

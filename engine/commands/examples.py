@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from engine.api.training import StepProgress
-from engine.commands._common import emit, load_host, stderr_progress
+from engine.commands._common import ProgressLine, emit, load_host
 from engine.support.paths import resources_dir
 
 EXAMPLE_TASKS = [
@@ -78,10 +78,12 @@ def cmd_build(args: argparse.Namespace) -> int:
             config = TrainConfig(steps=args.steps, seed=args.seed, eval_every=args.steps // 3)
             job = TrainingJob.start(library, host, spec["name"], config)
 
-            def progress(event, name: str = spec["name"]) -> None:
+            line = ProgressLine()
+
+            def progress(event, name: str = spec["name"], line: ProgressLine = line) -> None:
                 if isinstance(event, StepProgress) and not args.json:
-                    stderr_progress(f"{name}: step {event.step}/{event.total} "
-                                    f"loss {event.loss:.3f}", event.step / event.total)
+                    line(f"{name}: step {event.step}/{event.total} loss {event.loss:.3f}",
+                         event.step / event.total)
 
             result = run_job(job, on_event=progress)
             version = library.get_version(spec["name"], result.version)

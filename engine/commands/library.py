@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine.api.measures import headline_metric
 from engine.commands._common import emit, load_host
 from engine.errors import PromptbankError
 
@@ -46,12 +47,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     activate.set_defaults(func=cmd_activate)
 
     export = sub.add_parser("export", help="export a task's prompt (peft, kobold, pack, "
-                            "safetensors)")
+                            "safetensors) or its rows for OpenAI fine-tuning (openai-jsonl)")
     export.add_argument("name")
     export.add_argument("--version", type=int, default=None,
                         help="version number (default: the active one; pack: all versions)")
     export.add_argument("--format", required=True,
-                        choices=("peft", "kobold", "pack", "safetensors"))
+                        choices=("peft", "kobold", "pack", "safetensors", "openai-jsonl"))
+    export.add_argument("--split", choices=("train", "eval"), default="train",
+                        help="openai-jsonl: the training or the held-out rows")
     export.add_argument("--out", required=True, type=Path)
     export.add_argument("--no-data", action="store_true", help="pack: leave out the eval data")
     export.set_defaults(func=cmd_export)
@@ -240,10 +243,10 @@ def cmd_versions(args: argparse.Namespace) -> int:
     versions = [_version_dict(lib, v, task.active_version_id)
                 for v in lib.list_versions(task.name)]
     lines = [f"{'v':>3} {'method':<7} {'length':>6} {'parent':>6}  created                    "
-             "metrics"]
+             "judged by"]
     lines += [f"{v['number']:>3}{'*' if v['active'] else ' '}{v['method']:<7} {v['length']:>6} "
               f"{v['parent'] or '-':>6}  {v['created']:<26} "
-              + ", ".join(f"{k}={val}" for k, val in v["metrics"].items()) for v in versions]
+              + (headline_metric(v["metrics"]) or "not measured") for v in versions]
     text = "\n".join(lines) if versions else f"'{task.name}' has no versions yet."
     emit(args, {"task": task.name, "versions": versions}, text)
     return 0
@@ -261,9 +264,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     lib = open_library(args)
     out = export_version(lib, args.name, args.format, args.out, version=args.version,
-                         include_eval=not args.no_data)
+                         include_eval=not args.no_data, split=args.split)
+    what = f"{args.split} rows" if args.format == "openai-jsonl" else "prompt"
     emit(args, {"task": args.name, "format": args.format, "path": str(out)},
-         f"Exported '{args.name}' as {args.format} to {out}.")
+         f"Exported '{args.name}' ({what}) as {args.format} to {out}.")
     return 0
 
 

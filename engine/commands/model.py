@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine.commands._common import emit, load_host, stderr_progress
+from engine.commands._common import ProgressLine, emit, load_host
 from engine.model.catalog import OPTIONAL
 
 
@@ -60,7 +60,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_add(args: argparse.Namespace) -> int:
     from engine.model.catalog import add
 
-    path = add(args.name, None if args.json else stderr_progress)
+    path = add(args.name, None if args.json else ProgressLine())
     emit(args, {"name": args.name, "path": str(path)},
          f"Added {OPTIONAL[args.name].title}: use --model {args.name}")
     return 0

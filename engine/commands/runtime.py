@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from engine.api.measures import metric_text
 from engine.commands._common import emit, load_host
 from engine.errors import PromptbankError
 
@@ -114,8 +115,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if progress:
         progress.close()
     what = f"version {result.version}" if result.version else f"baseline {result.baseline}"
-    text = "\n".join([f"{args.task} ({what}) on {result.n} examples:"] +
-                     [f"  {k:<12} {v:.4f}" for k, v in result.metrics.items()])
+    text = "\n".join([f"{args.task} ({what}) on {result.n:,} examples:"] +
+                     [f"  {metric_text(k, v, result.n)}" for k, v in result.metrics.items()])
     emit(args, result.to_dict(), text)
     return 0
 

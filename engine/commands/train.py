@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from engine.api.measures import metric_text
 from engine.api.training import EvalProgress, StepProgress, TaskFailed, VersionSaved
-from engine.commands._common import emit, load_host, stderr_progress
+from engine.commands._common import ProgressLine, emit, load_host
 from engine.methods import METHODS
 from engine.training.config import DEFAULT_REPLAY, MODES, TrainConfig
 
@@ -55,8 +57,9 @@ def prompt_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=METHODS, default=None)
     p.add_argument("--length", type=int, default=None, help="virtual tokens")
     p.add_argument("--init", default=None,
-                   help="text | labels | vocab | random | task:OTHER (transfer) | "
-                        "universal:NAME (a universal prompt)")
+                   help="auto (default: the instruction, else the labels, else the task's name "
+                        "and outputs, else vocabulary) | text | labels | examples | vocab | "
+                        "random | task:OTHER (transfer) | universal:NAME (a universal prompt)")
 
 
 def common_options(p: argparse.ArgumentParser) -> None:
@@ -119,8 +122,11 @@ class ProgressBar:
             return
         who = f"{event.task} " if self.joint and event.task else ""
         if isinstance(event, EvalProgress):
-            print(f"\n  {who}eval @ {event.step}: {event.metric_name} {event.metric:.4f}, "
-                  f"eval loss {event.eval_loss:.4f}", file=sys.stderr, flush=True)
+            loss = ("" if event.metric_name == "eval_loss" or event.eval_loss is None
+                    else f"; {metric_text('eval_loss', event.eval_loss, None)}")
+            print(f"\n  {who}eval @ {event.step}: "
+                  f"{metric_text(event.metric_name, event.metric, event.n)}{loss}",
+                  file=sys.stderr, flush=True)
             return
         if isinstance(event, VersionSaved | TaskFailed):
             what = (f"saved as version {event.version}" if isinstance(event, VersionSaved)
@@ -142,12 +148,14 @@ def describe_result(result, limits: dict[str, int]) -> tuple[dict, str]:
     """A finished task's JSON summary and its sentences (``limits``: each task's longest row,
     for the note on rows cut to it)."""
     payload = result.to_dict()
-    for key in ("rows", "truncated_rows", "gain_new", "forgetting_old", "train_seconds"):
+    for key in ("rows", "truncated_rows", "gain_new", "forgetting_old", "train_seconds",
+                "init_note"):
         if key in result.summary:
             payload[key] = result.summary[key]
-    metric = "n/a" if result.best_metric is None else f"{result.best_metric:.4f}"
+    best = result.summary.get("best") or {}
+    metric = metric_text(result.metric_name, result.best_metric, best.get("n"))
     text = (f"Saved {result.task} version {result.version} after {result.steps} steps "
-            f"({result.metric_name} {metric}, {result.tokens_per_s:.0f} data tokens/s).")
+            f"({metric}, {result.tokens_per_s:.0f} data tokens/s).")
     note = truncation_note(result.summary, limits[result.task])
     if note:
         text += f"\n{note}"
@@ -178,8 +186,10 @@ def truncation_note(summary: dict, max_length: int) -> str:
             "start of their input (--max-length).")
 
 
-def _preparing(done: int, total: int) -> None:
-    stderr_progress(f"preparing rows: {done:,} of {total:,}", done / max(1, total))
+def _preparing() -> Callable[[int, int], None]:
+    line = ProgressLine()
+    return lambda done, total: line(f"preparing rows: {done:,} of {total:,}",
+                                    done / max(1, total))
 
 
 def run_training(args: argparse.Namespace, start, describe=describe_result) -> int:
@@ -191,15 +201,16 @@ def run_training(args: argparse.Namespace, start, describe=describe_result) -> i
 
     library = Library(args.library)
     host = load_host(args)
-    job = start(library, host, None if args.json else _preparing)
+    job = start(library, host, None if args.json else _preparing())
     limits = {slot.task: slot.config.max_length for slot in job.slots}
     if not args.json:
         names = ", ".join(f"'{t}'" for t in job.tasks)
         what = f"run {job.run_id}" if len(job.tasks) == 1 else f"joint job (run {job.run_id})"
         print(f"{what}: training {names} for {job.total_steps} steps", file=sys.stderr)
         for slot in job.slots:
-            note = truncation_note(slot.summary, slot.config.max_length)
-            if note:
+            notes = [slot.summary.get("init_note", ""),
+                     truncation_note(slot.summary, slot.config.max_length)]
+            for note in filter(None, notes):
                 print(f"{slot.task}: {note}" if len(job.slots) > 1 else note, file=sys.stderr)
     try:
         result = run_job(job, on_event=ProgressBar(args.json, job.tasks))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from engine.api.measures import label, value_text
 from engine.commands._common import emit, load_host
 from engine.commands.train import (
     common_options,
@@ -66,12 +67,12 @@ def describe_sources(result, limits: dict[str, int]) -> tuple[dict, str]:
     before, after = result.summary.get("before", {}), result.summary.get("after", {})
     payload["sources"] = {name: {"before": before.get(name), "after": res}
                           for name, res in after.items()}
-    lines = [text, f"{'source':<20} {'metric':<10} {'before':>8} {'after':>8}"]
+    lines = [text, f"{'source':<20} {'metric':<12} {'before':>18} {'after':>18}  rows"]
     for name, res in after.items():
-        was = before.get(name)
-        lines.append(f"{name:<20} {res.get('metric_name', ''):<10} "
-                     f"{'—' if was is None else format(was['metric'], '.4f'):>8} "
-                     f"{res['metric']:>8.4f}")
+        was, metric = before.get(name), res.get("metric_name", "")
+        lines.append(f"{name:<20} {label(metric):<12} "
+                     f"{'—' if was is None else value_text(metric, was['metric']):>18} "
+                     f"{value_text(metric, res['metric']):>18}  {res.get('n', '')}")
     return payload, "\n".join(lines)
 
 

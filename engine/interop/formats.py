@@ -10,11 +10,14 @@ from engine.interop.archive import open_zip
 from engine.interop.common import ImportReport, ImportTarget
 from engine.interop.files import export_safetensors, import_safetensors
 from engine.interop.kobold import export_kobold, import_kobold
+from engine.interop.openai_jsonl import export_openai_jsonl
 from engine.interop.pack import export_pack, import_pack
 from engine.interop.peft import export_peft, import_peft
 from engine.library import Library
 
 FORMATS = ("peft", "kobold", "pack", "safetensors")
+#: What ``export`` writes: the prompt formats, and a task's rows for OpenAI fine-tuning.
+EXPORT_FORMATS = (*FORMATS, "openai-jsonl")
 
 
 def detect_import_format(path: Path) -> str:
@@ -52,11 +55,15 @@ def import_any(library: Library, path: Path, model: ImportTarget, *, task: str |
 
 
 def export_version(library: Library, task: str, fmt: str, out: Path, *,
-                   version: int | None = None, include_eval: bool = True) -> Path:
-    """Export one task's version (or, for packs, the task with all its versions)."""
-    if fmt not in FORMATS:
+                   version: int | None = None, include_eval: bool = True,
+                   split: str = "train") -> Path:
+    """Export one task's version (or, for packs, the task with all its versions; for
+    openai-jsonl, the task's ``split`` rows)."""
+    if fmt not in EXPORT_FORMATS:
         raise PromptbankError(f"Unknown export format '{fmt}'.",
-                              hint=f"Use one of: {', '.join(FORMATS)}.")
+                              hint=f"Use one of: {', '.join(EXPORT_FORMATS)}.")
+    if fmt == "openai-jsonl":
+        return export_openai_jsonl(library, task, out, split=split)
     if fmt == "pack":
         return export_pack(library, [task], out, include_eval=include_eval, version=version)
     chosen = library.get_version(task, version)

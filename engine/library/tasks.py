@@ -11,6 +11,7 @@ from engine.library.owner import RunOwner
 from engine.library.records import Task, dumps, run_from_row, task_from_row
 from engine.library.schema import KINDS
 from engine.support.clock import utc_now
+from engine.support.untrusted import check_label, check_name
 
 
 class TaskRepository(Catalogue):
@@ -25,9 +26,11 @@ class TaskRepository(Catalogue):
     def _check_task_fields(kind: str, labels: list[str] | None, name: str | None = None) -> None:
         if name is not None and not name.strip():
             raise PromptbankError("A task name cannot be empty.", hint="Give the task a name.")
-        if name is not None and (name != name.strip() or "/" in name or "\n" in name):
-            raise PromptbankError(f"The task name '{name}' has leading or trailing spaces, a "
-                                  "slash or a line break.", hint="Choose a plainer name.")
+        if name is not None:
+            check_name(name, "task name")
+        if name is not None and (name != name.strip() or "/" in name):
+            raise PromptbankError(f"The task name '{name}' has leading or trailing spaces or a "
+                                  "slash.", hint="Choose a plainer name.")
         if kind not in KINDS:
             raise PromptbankError(f"Unknown task kind '{kind}'.",
                                   hint="Use 'generate' or 'classify'.")
@@ -35,6 +38,8 @@ class TaskRepository(Catalogue):
                                    or any(not str(x).strip() for x in labels)):
             raise PromptbankError("The labels must be distinct and non-empty.",
                                   hint="List each label once, e.g. --labels positive,negative.")
+        for label in labels or []:
+            check_label(str(label))
 
     def _insert_task(self, name: str, kind: str, labels: list[str] | None, description: str,
                      instruction: str, input_template: str | None) -> Task:

@@ -1,5 +1,6 @@
-"""Starting tensors for new prompts: instruction text, label words, vocabulary, random, transfer
-from another task's prompt (``task:NAME``) or from a universal prompt (``universal:NAME``).
+"""Starting tensors for new prompts: instruction text, label words, the task's name and outputs,
+vocabulary, random, transfer from another task's prompt (``task:NAME``) or from a universal
+prompt (``universal:NAME``); ``auto`` picks the first the task has.
 
 For ``prefix`` the chosen token embeddings are run through the model once and their per-layer
 keys/values become the prefix, so step 0 already acts like the text placed before the chat.
@@ -7,10 +8,12 @@ keys/values become the prefix, so step 0 already acts like the text placed befor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
 
+from engine.api.training import INITS
 from engine.errors import PromptbankError
 from engine.methods import get_method
 from engine.methods.base import fit_length
@@ -20,7 +23,8 @@ if TYPE_CHECKING:
     from engine.library import Library
     from engine.model.host import ModelHost
 
-INITS = ("text", "labels", "vocab", "random")
+#: Training outputs an ``examples`` start reads (a prompt of 20 tokens holds only a few).
+EXAMPLE_OUTPUTS = 5
 #: Vocabulary samples come from the first ids, which BPE tokenizers give to common tokens.
 COMMON_VOCAB = 5000
 
@@ -34,19 +38,48 @@ def _task_text(task) -> str:
     return (task.instruction or task.description or "").strip()
 
 
-def init_token_ids(host: ModelHost, init: str, length: int, task, seed: int) -> torch.Tensor | None:
-    """Token ids for the text/labels/vocab inits (None for random)."""
+def resolve_init(init: str, task, outputs: Sequence[str] = ()) -> tuple[str, str]:
+    """The init a run starts from and, when ``auto`` had to fall back, why (else "").
+
+    ``auto`` takes the task's instruction or description, else its label words (classify),
+    else its name and a few training ``outputs``, else common vocabulary. An explicit
+    ``text`` on a task without text is refused with the fix.
+    """
+    if init == "text" and not _task_text(task):
+        raise PromptbankError(
+            f"The task '{task.name}' has no instruction or description to start from.",
+            hint=f"Give it one (promptbank task edit {task.name} --instruction \"...\"), or "
+                 "leave --init out to start from what the task has.")
+    if init != "auto":
+        return init, ""
+    if _task_text(task):
+        return "text", ""
+    if task.labels:
+        return "labels", "The task has no instruction, so the prompt starts from its label words."
+    if any(o.strip() for o in outputs):
+        return "examples", ("The task has no instruction or labels, so the prompt starts from "
+                            "its name and a few training outputs.")
+    return "vocab", ("The task has no instruction, labels or outputs to read, so the prompt "
+                     "starts from common vocabulary.")
+
+
+def _examples_text(task, outputs: Sequence[str]) -> str:
+    picked = [o.strip() for o in outputs if o.strip()][:EXAMPLE_OUTPUTS]
+    return f"{task.name}: " + " | ".join(picked)
+
+
+def init_token_ids(host: ModelHost, init: str, length: int, task, seed: int,
+                   outputs: Sequence[str] = ()) -> torch.Tensor | None:
+    """Token ids for the text/labels/examples/vocab inits (None for random)."""
+    init, _why = resolve_init(init, task, outputs)
     if init == "text":
-        text = _task_text(task)
-        if not text:
-            raise PromptbankError(
-                f"The task '{task.name}' has no instruction or description to start from.",
-                hint="Give the task an instruction, or use --init labels, vocab or random.")
-        return fit_length(_text_ids(host, text), length)
+        return fit_length(_text_ids(host, _task_text(task)), length)
+    if init == "examples":
+        return fit_length(_text_ids(host, _examples_text(task, outputs)), length)
     if init == "labels":
         if not task.labels:
             raise PromptbankError(f"The task '{task.name}' has no labels to start from.",
-                                  hint="Use --init text, vocab or random.")
+                                  hint="Leave --init out, or use text, vocab or random.")
         return fit_length(_text_ids(host, " " + " ".join(task.labels)), length)
     if init == "vocab":
         gen = torch.Generator().manual_seed(seed)
@@ -55,11 +88,12 @@ def init_token_ids(host: ModelHost, init: str, length: int, task, seed: int) -> 
     return None
 
 
-def _embeddings(host: ModelHost, init: str, length: int, task, seed: int) -> torch.Tensor:
+def _embeddings(host: ModelHost, init: str, length: int, task, seed: int,
+                outputs: Sequence[str]) -> torch.Tensor:
     """Token embeddings as the model's embedding module gives them: some families scale
     them there (Gemma 3), and a start must act like the tokens it comes from."""
     module = host.embeddings()
-    ids = init_token_ids(host, init, length, task, seed)
+    ids = init_token_ids(host, init, length, task, seed, outputs)
     with torch.no_grad():
         if ids is not None:
             return module(ids.to(host.device)).float().cpu()
@@ -90,8 +124,10 @@ def version_tensor(library: Library, host: ModelHost, version, task: str, method
 
 
 def initial_tensor(host: ModelHost, method: str, length: int, init: str, task, *, seed: int = 0,
-                   library: Library | None = None) -> torch.Tensor:
-    """The starting tensor of a new ``method`` prompt of ``length`` tokens (float32, CPU)."""
+                   library: Library | None = None,
+                   outputs: Sequence[str] = ()) -> torch.Tensor:
+    """The starting tensor of a new ``method`` prompt of ``length`` tokens (float32, CPU);
+    ``outputs`` are training outputs for the ``examples`` start."""
     if length < 1:
         raise PromptbankError("The prompt length must be at least 1.", hint="Use --length 20.")
     if init.startswith(("task:", "universal:")):
@@ -103,10 +139,10 @@ def initial_tensor(host: ModelHost, method: str, length: int, init: str, task, *
                                   hint=f"Use --init task:{other} to start from its prompt.")
         tensor = transfer_tensor(library, host, other, method, length)
     elif init in INITS:
-        embeds = _embeddings(host, init, length, task, seed)
+        embeds = _embeddings(host, init, length, task, seed, outputs)
         tensor = get_method(method).from_embeddings(host, embeds)
     else:
         raise PromptbankError(f"Unknown init '{init}'.",
-                              hint="Use text, labels, vocab, random, task:OTHER or universal:NAME.")
+                              hint=f"Use {', '.join(INITS)}, task:OTHER or universal:NAME.")
     assert tuple(tensor.shape) == prompt_shape(method, length, ModelGeometry.of(host))
     return tensor.float().contiguous()

@@ -18,6 +18,7 @@ from engine.api.wire import PROTOCOL_VERSION, Event, ProtocolError
 from engine.errors import PromptbankError
 from engine.methods import describe_methods
 from engine.server.scheduler import JobEntry, Scheduler
+from engine.support.eta import Eta
 from engine.support.threads import resolve_threads
 
 if TYPE_CHECKING:
@@ -105,8 +106,11 @@ class Context:
         from engine.forward.fidelity import check_fidelity
         from engine.model.host import ModelHost
 
+        eta = Eta()
+
         def on_progress(stage: str, fraction: float) -> None:
-            self.send(LoadProgress(stage=stage, fraction=fraction).event(rid))
+            self.send(LoadProgress(stage=stage, fraction=fraction,
+                                   eta_s=eta.update(fraction)).event(rid))
 
         if quantize is not None:
             self.args.quantize = quantize or None
@@ -200,8 +204,11 @@ class Context:
         """Queue a job that ``start(between, on_rows)`` builds when its turn comes; while it
         tokenises its rows it sends ``prepare`` progress and answers quick requests."""
         def begin(between: Callable[[], None]) -> TrainingJobAdapter:
+            eta = Eta()
+
             def on_rows(done: int, total: int) -> None:
-                self.send(PrepareProgress(done, total).event(rid))
+                self.send(PrepareProgress(done, total, eta.update(done / max(1, total)))
+                          .event(rid))
                 between()
 
             return TrainingJobAdapter(start(between, on_rows), self.invalidate)

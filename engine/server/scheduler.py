@@ -249,6 +249,11 @@ class Scheduler:
         self.jobs.append(entry)
         self.send(Queued(position=len(self.jobs) - 1, task=entry.task).event(entry.id))
 
+    def in_progress(self, rid: str) -> bool:
+        """Whether a request with id ``rid`` is still queued or running (its id is taken)."""
+        return (self.find(rid) is not None or rid in self.stoppable_requests
+                or (self.long_op is not None and self.long_op["job"] == rid))
+
     def find(self, job_id: str) -> JobEntry | None:
         return next((e for e in self.jobs if e.id == job_id), None)
 

@@ -74,6 +74,13 @@ class Worker:
 
     def handle(self, req: Request) -> None:
         """Validate a request and run its op (events go out through ``send``)."""
+        if self.scheduler.in_progress(req.id):
+            # Events under one id for two requests could not be told apart, so the refusal
+            # goes out without an id too: the request in progress keeps its own events.
+            self.send(Event("", "error", {"message": f"Malformed request: the id '{req.id}' "
+                                          "belongs to a request still in progress; give "
+                                          "each request its own id.", "request_id": req.id}))
+            return
         try:
             args = validate_args(req.op, req.args)
         except ProtocolError as exc:

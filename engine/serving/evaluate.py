@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine.api.measures import label as metric_label
+from engine.api.measures import value_text
 from engine.errors import PromptbankError
 from engine.library.readers import Example, read_examples
 from engine.serving.metrics import classify_metrics, generate_metrics
@@ -170,9 +172,9 @@ def compare_text(rows: list[dict]) -> str:
     if not rows:
         return "No evaluations yet."
     names = sorted({k for r in rows for k in r["metrics"]})
-    header = ["what", "data", "n", *names, "created"]
-    table = [[r["what"], r["data"], str(r["n"]),
-              *(_cell(r["metrics"].get(k)) for k in names),
+    header = ["what", "data", "rows", *map(metric_label, names), "created"]
+    table = [[r["what"], r["data"], f"{r['n']:,}",
+              *(_cell(k, r["metrics"].get(k)) for k in names),
               r["created"]] for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *table, strict=True)]
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)).rstrip()
@@ -180,8 +182,8 @@ def compare_text(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _cell(value) -> str:
-    """A metric as a table cell: numbers to four places, other values as they are."""
+def _cell(name: str, value) -> str:
+    """A metric as a table cell: as people read it, other values as they are."""
     if value is None:
         return "-"
-    return f"{value:.4f}" if isinstance(value, int | float) else str(value)
+    return value_text(name, value) if isinstance(value, int | float) else str(value)

@@ -66,13 +66,23 @@ def _constant(name: str) -> float:
     raise JsonRefused(f"{name}, which JSON does not allow")
 
 
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise JsonRefused(f"the key '{key[:40]}' twice in one object")
+        seen[key] = value
+    return seen
+
+
 def loads(data: str | bytes, *, max_bytes: int | None = None, max_depth: int = MAX_DEPTH,
-          finite: bool = False) -> Any:
+          finite: bool = False, unique_keys: bool = False) -> Any:
     """Parse ``data`` as JSON within the bounds; ``JsonRefused`` says why not, as a phrase
     ("nested deeper than 64 levels") for the caller's sentence.
 
     With ``finite`` numbers must also be finite and integers within 64 bits (NaN, Infinity,
-    1e999 and 20-digit integers are refused).
+    1e999 and 20-digit integers are refused). With ``unique_keys`` an object may not name a
+    key twice (JSON lets the last one win, which hides what was meant).
     """
     if isinstance(data, bytearray | memoryview):
         data = bytes(data)
@@ -82,6 +92,8 @@ def loads(data: str | bytes, *, max_bytes: int | None = None, max_depth: int = M
         raise JsonRefused(f"nested deeper than {max_depth} levels")
     hooks: dict[str, Any] = ({"parse_int": _int, "parse_float": _float,
                               "parse_constant": _constant} if finite else {})
+    if unique_keys:
+        hooks["object_pairs_hook"] = _unique
     try:
         return json.loads(data, **hooks)
     except JsonRefused:

@@ -36,7 +36,7 @@ class TrainConfig:
 
     method: str = "prefix"
     length: int = 20
-    init: str = "text"
+    init: str = "auto"  # the task's text, else its labels, else its outputs, else vocabulary
     steps: int = 300
     lr: float | None = None  # None: the method's measured default
     batch_size: int = 8
@@ -128,9 +128,10 @@ def describe_mode(mode: str, examples: int) -> str:
     """One sentence saying which mode a task trains in and what that means."""
     if mode == "few-shot":
         d = FEW_SHOT_DEFAULTS
-        return (f"Few-shot mode ({examples} examples): every example trains, for at most "
-                f"{d['steps']} steps, and the run stops when its loss (or a separate eval "
-                f"file's metric) has not improved by {d['min_improvement']:.0%} in "
-                f"{d['patience']} evaluations, {d['eval_every']} steps apart.")
+        return (f"Few-shot mode ({examples} examples): every example trains (a classify "
+                f"task's held-out rows stay out and judge it), for at most {d['steps']} "
+                f"steps, and the run stops when its metric has not improved by "
+                f"{d['min_improvement']:.0%} in {d['patience']} evaluations, "
+                f"{d['eval_every']} steps apart.")
     return (f"Standard mode ({examples} examples): {TrainConfig.steps} steps, evaluated on "
             "the held-out examples.")

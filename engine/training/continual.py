@@ -26,6 +26,8 @@ class Pools:
 
     ``select_on_loss``: the evaluation set is the training rows themselves (few-shot without
     held-out examples), so the run keeps the prompt with the lowest loss on them.
+    ``on_train``: the evaluation set is made of training rows (no held-out rows), which
+    every result of the run then says.
     """
 
     train: list[Example]
@@ -33,6 +35,7 @@ class Pools:
     eval_name: str
     old_eval: EvalSet | None
     select_on_loss: bool = False
+    on_train: bool = False
 
 
 def parent_of(library: Library, host: ModelHost, task: str, config: TrainConfig) -> tuple:
@@ -48,13 +51,20 @@ def parent_of(library: Library, host: ModelHost, task: str, config: TrainConfig)
 
 def _few_shot(library: Library, task: str) -> Pools:
     """Every example trains (the held-out share of a split too); a separate evaluation file
-    is the held-out slice early stopping watches, else the training rows' own loss is."""
+    is the held-out slice early stopping watches, else the training rows' own loss is.
+
+    A classify task keeps its held-out rows out of training however few they are: it is
+    judged by accuracy on rows it never saw, with their count and interval beside it."""
     train, held, separate = library.examples(task, "train"), [], []
     for dataset in library.list_datasets(task):
         evals = library.examples(task, "eval", dataset_id=dataset.id)
         (separate if dataset.eval_path or dataset.role == "eval" else held).extend(evals)
+    record = library.get_task(task)
+    if record.kind == "classify" and record.labels and (separate or held):
+        return Pools(train, separate or held, "eval", None)
     train = train + held
-    return Pools(train, separate or train, "eval", None, select_on_loss=not separate)
+    return Pools(train, separate or train, "eval", None, select_on_loss=not separate,
+                 on_train=not separate)
 
 
 def pools(library: Library, task: str, config: TrainConfig, new_dataset: int | None) -> Pools:
@@ -62,16 +72,17 @@ def pools(library: Library, task: str, config: TrainConfig, new_dataset: int | N
     if new_dataset is None:
         if config.mode == "few-shot":
             return _few_shot(library, task)
-        train = library.examples(task, "train")
-        return Pools(train, library.examples(task, "eval") or train, "eval", None)
+        train, evals = library.examples(task, "train"), library.examples(task, "eval")
+        return Pools(train, evals or train, "eval", None, on_train=not evals)
     train = library.examples(task, "train", dataset_id=new_dataset)
-    evals = library.examples(task, "eval", dataset_id=new_dataset) or train
+    held = library.examples(task, "eval", dataset_id=new_dataset)
+    evals = held or train
     old_ids = [d.id for d in library.list_datasets(task) if d.id != new_dataset]
     old_train = [e for i in old_ids for e in library.examples(task, "train", dataset_id=i)]
     old_evals = [e for i in old_ids for e in library.examples(task, "eval", dataset_id=i)]
     train = train + replay_sample(old_train, len(train), config.replay, config.seed)
     old_eval = eval_set("old", old_evals or old_train, config.eval_size, config.seed)
-    return Pools(train, evals, "new", old_eval)
+    return Pools(train, evals, "new", old_eval, on_train=not held)
 
 
 def change(before: dict, after: dict, metric_name: str) -> float:

@@ -23,7 +23,7 @@ from engine.api.payload import Payload
 from engine.errors import PromptbankError
 from engine.forward.breaks import layer_breaks
 from engine.model.chat import OnRows, Row
-from engine.prompts.initial import initial_tensor
+from engine.prompts.initial import EXAMPLE_OUTPUTS, initial_tensor, resolve_init
 from engine.prompts.soft_prompt import SoftPrompt, check_length
 from engine.support.faults import is_out_of_memory, release_memory
 from engine.training import continual
@@ -273,16 +273,20 @@ def check_settings(host: ModelHost, config: TrainConfig) -> None:
 
 
 def check_new_run(library: Library, host: ModelHost, task: str, config: TrainConfig):
-    """Check a new run of a task before anything is written: its record and start tensor."""
+    """Check a new run of a task before anything is written: its record, start tensor and,
+    when ``auto`` fell back from the instruction, why (``config.init`` becomes the start)."""
     check_settings(host, config)
     record = library.get_task(task)
     _not_universal(record)
-    init = initial_tensor(host, config.method, config.length, config.init, record,
-                          seed=config.seed, library=library)
-    if not library.examples(task, "train"):
+    examples = library.examples(task, "train")
+    if not examples:
         raise PromptbankError(f"The task '{task}' has no training examples.",
                               hint="Add a dataset to it first (promptbank data add).")
-    return record, init
+    outputs = [e.output for e in examples[:EXAMPLE_OUTPUTS * 4]]
+    config.init, note = resolve_init(config.init, record, outputs)
+    init = initial_tensor(host, config.method, config.length, config.init, record,
+                          seed=config.seed, library=library, outputs=outputs)
+    return record, init, note
 
 
 class TrainingJob(SlotJob):
@@ -329,8 +333,9 @@ class TrainingJob(SlotJob):
         ``on_rows`` follows the tokenising of the training rows.
         """
         parent = parent_tensor = None
+        note = ""
         if continue_data is None:
-            record, init = check_new_run(library, host, task, config)
+            record, init, note = check_new_run(library, host, task, config)
         else:
             check_settings(host, config)
             record = library.get_task(task)
@@ -339,6 +344,8 @@ class TrainingJob(SlotJob):
             init = parent_tensor.clone()
         library.record_model(host.info().to_data())
         run_config = {"train": config.to_dict(), "model": host.fingerprint}
+        if continue_data is None and note:
+            run_config["init_note"] = note
         if continue_data is not None:
             dataset = library.add_dataset(task, continue_data, seed=config.seed)
             run_config["continue_dataset_id"] = dataset.id
@@ -369,10 +376,13 @@ class TrainingJob(SlotJob):
         evals = eval_set(pools.eval_name, pools.evals, config.eval_size, config.seed)
         evaluator = Evaluator(host, record, max_length=config.max_length,
                               graphs=config.graphs, runtime=runtime)
-        return TaskSlot(library, host, record, config, run_id, rows=rows, eval_set=evals,
+        slot = TaskSlot(library, host, record, config, run_id, rows=rows, eval_set=evals,
                         evaluator=evaluator, init_tensor=init, parent=parent,
                         parent_tensor=parent_tensor, old_eval=pools.old_eval,
-                        select_on_loss=pools.select_on_loss)
+                        select_on_loss=pools.select_on_loss, eval_on_train=pools.on_train)
+        if run_config.get("init_note"):
+            slot.summary["init_note"] = run_config["init_note"]
+        return slot
 
     @classmethod
     def restore_slot(cls, library: Library, host: ModelHost, run_id: int,

@@ -104,13 +104,15 @@ class JointJob(SlotJob):
                    for task, config in zip(tasks, configs, strict=True)]
         library.record_model(host.info().to_data())
         runs = library.create_joint_runs([
-            (task, {"train": config.to_dict(), "model": host.fingerprint, "joint": tasks})
-            for task, config in zip(tasks, configs, strict=True)])
+            (task, {"train": config.to_dict(), "model": host.fingerprint, "joint": tasks,
+                    **({"init_note": note} if note else {})})
+            for task, config, (_, _, note) in zip(tasks, configs, checked, strict=True)])
         runtime = Runtime(host, graphs=configs[0].graphs)
         try:
             slots = [TrainingJob.build_slot(library, host, record, config, run.id, run.config,
                                             init, None, None, on_rows, runtime=runtime)
-                     for (record, init), config, run in zip(checked, configs, runs, strict=True)]
+                     for (record, init, _), config, run in zip(checked, configs, runs,
+                                                               strict=True)]
         except BaseException as exc:
             for run in runs:
                 library.finish_run(run.id, "failed", summary={"error": str(exc)})

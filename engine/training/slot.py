@@ -79,7 +79,8 @@ class TaskSlot:
     def __init__(self, library: Library, host: ModelHost, task, config: TrainConfig, run_id: int, *,
                  rows: list[Row], eval_set, evaluator, init_tensor: torch.Tensor,
                  parent=None, parent_tensor: torch.Tensor | None = None,
-                 old_eval: EvalSet | None = None, select_on_loss: bool = False) -> None:
+                 old_eval: EvalSet | None = None, select_on_loss: bool = False,
+                 eval_on_train: bool = False) -> None:
         self.library, self.host, self.task_record, self.config = library, host, task, config
         self.task: str = task.name
         self.run_id = run_id
@@ -90,6 +91,8 @@ class TaskSlot:
         self.parent_tensor = parent_tensor
         # Few-shot runs without held-out rows keep the prompt whose loss is lowest.
         self.select_on_loss = select_on_loss
+        #: What the run's metric is measured on, said with every result of it.
+        self.eval_on = "training rows" if eval_on_train else "held-out rows"
         self.method = get_method(config.method)
         self.params = PromptParams(self.method, init_tensor, ModelGeometry.of(host),
                                    config.reparam, config.seed)
@@ -376,7 +379,8 @@ class TaskSlot:
         best = self.best or {}
         metrics = {"metric_name": self.metric_name, "best_metric": best.get("metric"),
                    "eval_loss": best.get("eval_loss"), "best_step": best.get("step"),
-                   "eval_n": best.get("n"), "steps": self.step_index, "init": config.init,
+                   "eval_n": best.get("n"), "eval_on": self.eval_on, "steps": self.step_index,
+                   "init": config.init,
                    **self.version_extra()}
         version = self.library.add_version(self.task, prompt.to_bytes(),
                                            parent_id=self.parent.id if self.parent else None,

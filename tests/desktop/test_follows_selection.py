@@ -134,3 +134,12 @@ def test_the_running_job_keeps_its_measured_eta():
     assert 19.0 < job.eta_s < 21.0  # 2 s a step measured, 10 steps left
     job.status = "done"
     assert job.eta_s is None and job.fraction == 1.0
+
+
+def test_status_bar_shows_the_model_load_with_the_time_left(offline_window):
+    from engine.api.session import LoadProgress
+
+    offline_window.session.sig_load_progress.emit(
+        LoadProgress(stage="converting the GGUF", fraction=0.4, eta_s=65.0))
+    text = offline_window.status.model.text()
+    assert text == "Loading model: converting the GGUF (40%, about 1 min 5 s left)"

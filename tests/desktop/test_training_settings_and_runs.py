@@ -9,7 +9,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QTableWidget
 
 from desktop.pages.task.dialogs import CompareDialog, TrainDialog
-from desktop.widgets.training_settings import PRESETS, measured_pace, preset_blurb
+from desktop.widgets.training_settings import (
+    PRESETS,
+    TrainingSettings,
+    measured_pace,
+    preset_blurb,
+)
 from engine.library import Library
 from engine.training.config import DEFAULT_REPLAY
 from tests.desktop.conftest import writer
@@ -219,3 +224,18 @@ def test_compare_shows_scores_on_the_same_data(qtbot, window, sentiment_file, ti
     assert header[:5] == ["data", "metric", "v1", "v2", "fewshot"]
     assert table.rowCount() >= 1 and "—" not in table.item(0, 2).text()
     assert writer(window).list_evaluations("cmp")[0].n == done[0].n
+
+
+def test_the_preset_blurb_says_the_steps_that_will_run(qtbot):
+    from desktop.wizard.adaptation import ModeNote
+    from engine.training.config import FEW_SHOT_DEFAULTS
+
+    settings = TrainingSettings([], [])
+    qtbot.addWidget(settings)
+    assert settings.blurb.text().startswith(f"Quick: {PRESETS['Quick'].steps} steps")
+    ModeNote().update_for(30, settings)  # few-shot mode sets its own steps
+    steps = FEW_SHOT_DEFAULTS["steps"]
+    assert settings.config()["steps"] == steps
+    assert settings.blurb.text().startswith(f"Quick (changed): {steps} steps of")
+    settings.apply_preset("Standard")
+    assert settings.blurb.text().startswith(f"Standard: {PRESETS['Standard'].steps} steps")

@@ -9,19 +9,21 @@ def test_plain_run_summary():
     text = describe_summary({"steps": 40, "best": {"step": 30, "metric": 0.875, "n": 8},
                              "stop_reason": "steps done", "tokens_per_s": 1234.5,
                              "version": 2, "train_seconds": 125.2}, "accuracy")
-    assert text == ("best accuracy 0.875 (n=8, too few to trust) at step 30 · stopped: steps "
-                    "done · 1,234 data tokens/s · trained for 2 min 5 s")
+    assert text == ("best accuracy 87.5 % (95 % CI 52.9–97.8 %, 8 rows) at step 30 · stopped: "
+                    "steps done · 1,234 data tokens/s · trained for 2 min 5 s")
     assert "{" not in text
 
 
 def test_continual_summary_shows_gain_and_forgetting():
-    summary = {"best": {"step": 2, "metric": 0.9}, "before": {"new": {"metric": 0.5},
-                                                              "old": {"metric": 0.8}},
-               "after": {"new": {"metric": 0.9}, "old": {"metric": 0.75}},
+    summary = {"best": {"step": 2, "metric": 0.9},
+               "before": {"new": {"metric": 0.5, "n": 100}, "old": {"metric": 0.8, "n": 10}},
+               "after": {"new": {"metric": 0.9, "n": 100}, "old": {"metric": 0.75, "n": 10}},
                "gain_new": 0.4, "forgetting_old": 0.05}
     lines = describe_summary(summary, "accuracy").split("<br>")
-    assert lines[1] == "new data: accuracy 0.5 → 0.9 (gain +0.4)"
-    assert lines[2] == "old data: accuracy 0.8 → 0.75 (forgetting +0.05)"
+    assert lines[1] == ("new data: accuracy 50.0 % → 90.0 % (+40.0 points, more than the "
+                        "noise on these rows (±11.4 points))")
+    assert lines[2].startswith("old data: accuracy 80.0 % → 75.0 % (-5.0 points, within the "
+                               "noise on these rows")
 
 
 def test_empty_summary_says_nothing():
@@ -29,13 +31,15 @@ def test_empty_summary_says_nothing():
 
 
 def test_headline_metric_prefers_the_trainers_own_metric():
-    from desktop.widgets.formatting import headline_metric
+    from engine.api.measures import headline_metric
 
     trained = {"metric_name": "accuracy", "best_metric": 0.92, "eval_loss": 0.2, "steps": 300}
-    assert headline_metric(trained) == "accuracy 0.92"
-    assert headline_metric({**trained, "eval_n": 6}) == "accuracy 0.92 (n=6, too few to trust)"
-    assert headline_metric({**trained, "eval_n": 200}) == "accuracy 0.92 (n=200)"
-    assert headline_metric({"eval_loss": 0.5}) == "eval loss 0.5"
+    assert headline_metric(trained) == "accuracy 92.0 %"
+    assert headline_metric({**trained, "eval_n": 6}) == (
+        "accuracy 92.0 % (95 % CI 52.0–99.2 %, 6 rows)")
+    assert headline_metric({**trained, "eval_n": 200}) == (
+        "accuracy 92.0 % (95 % CI 87.4–95.0 %, 200 rows)")
+    assert headline_metric({"eval_loss": 0.5}) == "eval loss 0.5 nats/token"
     assert headline_metric({"notes": "x"}) == ""
 
 

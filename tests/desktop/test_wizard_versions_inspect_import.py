@@ -46,7 +46,7 @@ def test_versions_show_the_eval_set_size_and_the_training_time(offline_window, l
     page = offline_window.task_page
     page.set_task("t")
     metric = page.versions.item(0, COLUMNS.index("metric")).text()
-    assert metric == "accuracy 1 (n=6, too few to trust)"
+    assert metric == "accuracy 100.0 % (95 % CI 61.0–100.0 %, 6 rows)"
     assert page.versions.item(0, COLUMNS.index("trained in")).text() == "1 min 15 s"
 
 

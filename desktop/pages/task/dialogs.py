@@ -20,11 +20,16 @@ from PySide6.QtWidgets import (
 
 from desktop.session import Session
 from desktop.widgets.file_preview import DATASET_FILTER
-from desktop.widgets.formatting import format_value, headline_metric, metric_label, parse_labels
+from desktop.widgets.formatting import parse_labels
 from desktop.widgets.memory_line import MemoryLine
 from desktop.widgets.tables import fill_table
 from desktop.widgets.training_settings import TrainingSettings
+from engine.api.measures import difference_text, headline_metric, label, value_text
 from engine.library import Evaluation, Task, Version
+
+#: Baselines under which a Continue or a universal update stored a version's own scores
+#: before and after (engine.training: "continual-after-new" and the like).
+COMPARISON_PREFIXES = ("continual-", "universal-")
 
 KINDS = ("generate", "classify")
 
@@ -91,18 +96,35 @@ def compare_same_data(versions: list[Version], evaluations: list[Evaluation]
             columns.append(e.baseline)
     rows = []
     for digest in digests:
-        here = [e for e in evaluations if e.data_sha256 == digest]
-        latest: dict[str, Evaluation] = {}
-        for e in sorted(here, key=lambda e: e.created):
-            who = chosen.get(e.version_id) if e.version_id is not None else e.baseline
-            if who is not None and (e.version_id is None or e.baseline == "none"):
-                latest[who] = e
+        latest = _latest_scores([e for e in evaluations if e.data_sha256 == digest], chosen)
         n = max((e.n for e in latest.values()), default=0)
+        ranked = [c for c in chosen.values() if c in latest]
         for name in sorted({k for e in latest.values() for k in e.metrics}):
-            rows.append([f"{digest[:8]} (n={n})", metric_label(name),
-                         *(format_value(latest[c].metrics.get(name)) if c in latest else "—"
-                           for c in columns)])
-    return ["data", "metric", *columns], rows
+            cells = [value_text(name, latest[c].metrics.get(name)) if c in latest else "—"
+                     for c in columns]
+            rows.append([f"{digest[:8]} ({n:,} rows)", label(name), *cells,
+                         _difference(name, [latest[c] for c in ranked])])
+    return ["data", "metric", *columns, "difference (first → last version)"], rows
+
+
+def _latest_scores(here: list[Evaluation], chosen: dict[int, str]) -> dict[str, Evaluation]:
+    """The latest evaluation of each chosen version and each baseline on one data set; a
+    version's own score counts whether it was asked for or stored by a Continue (its
+    before/after evaluations)."""
+    latest: dict[str, Evaluation] = {}
+    for e in sorted(here, key=lambda e: e.created):
+        own = e.baseline == "none" or e.baseline.startswith(COMPARISON_PREFIXES)
+        who = chosen.get(e.version_id) if e.version_id is not None else e.baseline
+        if who is not None and (e.version_id is None or own):
+            latest[who] = e
+    return latest
+
+
+def _difference(name: str, scored: list[Evaluation]) -> str:
+    first, last = (scored[0], scored[-1]) if len(scored) > 1 else (None, None)
+    if first is None or not {name} <= first.metrics.keys() & last.metrics.keys():
+        return "—"
+    return difference_text(name, first.metrics[name], first.n, last.metrics[name], last.n)
 
 
 class CompareDialog(QDialog):

@@ -24,9 +24,9 @@ from PySide6.QtWidgets import (
 from desktop.connection.operation import EngineOp
 from desktop.session import Session
 from desktop.widgets.file_preview import DATASET_FILTER
-from desktop.widgets.formatting import SMALL_EVAL, format_value, metric_label
 from desktop.widgets.tables import fill_table, read_only_table
 from engine.api.generation import EvalOutcome, RowsProgress
+from engine.api.measures import label, metric_text, value_text
 from engine.library import Evaluation, Task, Version
 
 BASELINE_NAMES = {"none": "", "instruction": "instruction baseline",
@@ -48,10 +48,10 @@ def evaluation_rows(evaluations: list[Evaluation], versions: list[Version]
     the same examples (same data hash) sit together."""
     numbers = {v.id: v.number for v in versions}
     metrics = sorted({k for ev in evaluations for k in ev.metrics})
-    header = ["data", "n", "what", *map(metric_label, metrics), "measured"]
+    header = ["data", "rows", "what", *map(label, metrics), "measured"]
     ordered = sorted(evaluations, key=lambda e: (e.data_sha256, e.created))
-    rows = [[ev.data_sha256[:8], f"{ev.n}" + (" (few)" if ev.n < SMALL_EVAL else ""),
-             what_was_measured(ev, numbers), *(format_value(ev.metrics.get(k)) for k in metrics),
+    rows = [[ev.data_sha256[:8], f"{ev.n:,}", what_was_measured(ev, numbers),
+             *(value_text(k, ev.metrics.get(k)) if k in ev.metrics else "—" for k in metrics),
              ev.created.replace("T", " ")[:16]] for ev in ordered]
     return header, rows, [ev.data_sha256 for ev in ordered]
 
@@ -227,10 +227,8 @@ class EvaluationsPanel(QWidget):
             self.status.setText("Evaluation cancelled; nothing was stored.")
         else:
             what = BASELINE_NAMES.get(outcome.baseline) or f"v{outcome.version}"
-            scores = ", ".join(f"{metric_label(k)} {format_value(v)}"
-                               for k, v in outcome.metrics.items())
-            note = " — too few examples to trust" if outcome.n < SMALL_EVAL else ""
-            self.status.setText(f"{what}: {scores} on {outcome.n} examples{note}.")
+            scores = "; ".join(metric_text(k, v, outcome.n) for k, v in outcome.metrics.items())
+            self.status.setText(f"{what}: {scores}.")
             self.session.notify_library_changed()
             self.sig_evaluated.emit(outcome)
         self._next()

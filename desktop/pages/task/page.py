@@ -27,7 +27,7 @@ from desktop.pages.task.versions import COLUMNS, fill_lineage, fill_versions, se
 from desktop.session import Session
 from desktop.widgets.file_preview import fill_examples
 from desktop.widgets.tables import read_only_item, read_only_table
-from desktop.widgets.training_settings import measured_pace, usable_init
+from desktop.widgets.training_settings import measured_pace
 from engine.api.library import Exported, TaskSaved
 from engine.errors import PromptbankError
 from engine.library import Task
@@ -39,10 +39,11 @@ EXPORT_FILTERS = {
     "PEFT adapter folder (*)": "peft",
     "KoboldAI soft prompt (*.zip)": "kobold",
     "Prompt file (*.safetensors)": "safetensors",
+    "Training rows for OpenAI fine-tuning (*.jsonl)": "openai-jsonl",
 }
 #: The file extension each export format needs (a PEFT adapter is a folder).
 EXPORT_SUFFIXES = {"pack": ".pbpack", "kobold": ".zip", "safetensors": ".safetensors",
-                   "peft": ""}
+                   "peft": "", "openai-jsonl": ".jsonl"}
 NO_TASK = "Select a task on the left, or press Ctrl+N to create one."
 OK_STYLE, ERROR_STYLE = "color: #166534;", "color: #b91c1c;"
 
@@ -149,7 +150,8 @@ class TaskOverviewPage(Page):
                   _button("Compare", "Select two or more versions to compare their metrics "
                           "and their scores on the same evaluation data", self.compare),
                   _button("Export…", "Save the selected version as a prompt pack, a PEFT "
-                          "adapter, a KoboldAI soft prompt or a prompt file",
+                          "adapter, a KoboldAI soft prompt or a prompt file, or the task's "
+                          "training rows for OpenAI fine-tuning",
                           self.export)):
             version_buttons.addWidget(b)
         version_buttons.addStretch(1)
@@ -263,9 +265,6 @@ class TaskOverviewPage(Page):
     def _task_names(self) -> list[str]:
         return [t.name for t in self.session.library.list_tasks()]
 
-    def _config(self, dialog: TrainDialog) -> dict:
-        has_text = bool(self.task.instruction or self.task.description)
-        return usable_init(dialog.settings.config(), has_text=has_text, kind=self.task.kind)
 
     def _pace(self) -> float | None:
         return measured_pace(self.session.library.list_runs())
@@ -277,7 +276,7 @@ class TaskOverviewPage(Page):
         dialog = TrainDialog(self.task.name, self._task_names(), self,
                              seconds_per_step=self._pace(), session=self.session)
         if dialog.exec():
-            self.jobs.start(self.task.name, self._config(dialog))
+            self.jobs.start(self.task.name, dialog.settings.config())
             self.sig_show_task.emit("training", self.task.name)
 
     def continue_training(self) -> None:

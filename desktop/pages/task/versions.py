@@ -6,8 +6,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QTableWidget, QTreeWidget, QTreeWidgetItem
 
-from desktop.widgets.formatting import format_duration, headline_metric
+from desktop.widgets.formatting import format_duration
 from desktop.widgets.tables import read_only_item
+from engine.api.measures import headline_metric
 from engine.library import Run, Version
 
 COLUMNS = ("", "version", "method", "length", "init", "parent", "created", "metric",

@@ -14,8 +14,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
-from desktop.widgets.formatting import metric_label
 from desktop.widgets.plots import plot_widget, set_title
+from engine.api.measures import label
 
 REDRAW_MS = 250
 COLOURS = ("#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2")
@@ -80,7 +80,7 @@ class Curves(QWidget):
             return
         self._draw(self.loss_plot, self.loss_curves, data.losses, symbol=False)
         self._draw(self.eval_plot, self.eval_curves, data.evals, symbol=True)
-        name = metric_label(data.metric_name)
+        name = label(data.metric_name)
         set_title(self.eval_plot, f"Evaluation ({name})" if name else "Evaluation")
         if data.key != self.shown_key:
             self.shown_key = data.key

@@ -20,7 +20,8 @@ from desktop.pages.base import Page
 from desktop.pages.training.curves import CurveData, Curves
 from desktop.pages.training.joint_dialog import JointDialog
 from desktop.session import Session
-from desktop.widgets.formatting import format_duration, metric_label, sample_note
+from desktop.widgets.formatting import format_duration
+from engine.api.measures import difference_text, label, metric_text, value_text
 from engine.errors import PromptbankError
 from engine.library import Run
 
@@ -56,20 +57,24 @@ def metric_series(metrics: list[dict]) -> tuple[list, list, str]:
     return losses, evals, name
 
 
-def _metric(result: dict | None) -> str:
-    value = (result or {}).get("metric")
-    return f"{value:.4g}" if isinstance(value, int | float) else "?"
+def _change_line(data: str, name: str, before: dict | None, after: dict | None) -> str:
+    """'new data: accuracy 80.0 % → 87.0 % (+7.0 points, within the noise …)'."""
+    was, now = (before or {}).get("metric"), (after or {}).get("metric")
+    line = f"{data} data: {label(name)} {value_text(name, was)} → {value_text(name, now)}"
+    if before and after and was is not None and now is not None:
+        line += " (" + difference_text(name, was, before.get("n") or 0, now,
+                                       after.get("n") or 0) + ")"
+    return line
 
 
 def describe_summary(summary: dict, metric_name: str) -> str:
     """A run's summary in words: best metric (with its eval-set size), why it stopped, how
     long it trained, and continual gain/forgetting."""
-    name = metric_label(metric_name or "metric")
     parts = []
     best = summary.get("best") or {}
     if isinstance(best.get("metric"), int | float):
-        parts.append(f"best {name} {best['metric']:.4g}{sample_note(best.get('n'))} at step "
-                     f"{best.get('step', '?')}")
+        parts.append(f"best {metric_text(metric_name or 'metric', best['metric'], best.get('n'))}"
+                     f" at step {best.get('step', '?')}")
     if summary.get("stop_reason"):
         parts.append(f"stopped: {summary['stop_reason']}")
     if isinstance(summary.get("tokens_per_s"), int | float):
@@ -77,18 +82,14 @@ def describe_summary(summary: dict, metric_name: str) -> str:
     if isinstance(summary.get("train_seconds"), int | float):
         parts.append(f"trained for {format_duration(summary['train_seconds'])}")
     lines = [" · ".join(parts)] if parts else []
-    cut = truncation_text(summary)
-    if cut:
-        lines.append(cut)
+    lines += [text for text in (summary.get("init_note"), truncation_text(summary))
+              if isinstance(text, str) and text]
     before, after = summary.get("before") or {}, summary.get("after") or {}
-    for data, change, sign in (("new", "gain_new", "gain"), ("old", "forgetting_old",
-                                                              "forgetting")):
+    for data in ("new", "old"):
         if data in before or data in after:
-            line = (f"{data} data: {name} {_metric(before.get(data))} → "
-                    f"{_metric(after.get(data))}")
-            if isinstance(summary.get(change), int | float):
-                line += f" ({sign} {summary[change]:+.4g})"
-            lines.append(line)
+            result = after.get(data) or before.get(data)
+            name = result.get("metric_name") or metric_name or "metric"
+            lines.append(_change_line(data, name, before.get(data), after.get(data)))
     return "<br>".join(lines)
 
 
@@ -261,6 +262,8 @@ class TrainingPage(Page):
             # Before step 0 the bar shows the rows prepared; the steps take it over after.
             self.progress.setValue(int(1000 * job.prepared / job.rows))
             parts = [f"preparing rows: {job.prepared:,} of {job.rows:,}"]
+            if job.prepare_eta_s is not None:
+                parts.append(f"about {format_duration(job.prepare_eta_s)} left")
         else:
             self.progress.setValue(int(1000 * job.fraction))
             parts = [f"step {job.step} of {job.total}" if job.total else "waiting to start"]

@@ -110,7 +110,8 @@ def export(ctx: Context, rid: str, args: dict) -> None:
     from engine.interop import export_version
 
     out = export_version(ctx.library, args["task"], args["format"], Path(args["out"]),
-                         version=args["version"], include_eval=args["include_eval"])
+                         version=args["version"], include_eval=args["include_eval"],
+                         split=args["split"])
     ctx.send(Exported(task=args["task"], format=args["format"], path=str(out)).event(rid))
 
 

@@ -36,6 +36,7 @@ from engine.api.session import (
     JobLine,
     JobsListing,
     LoadProgress,
+    MethodInfo,
     ModelDescription,
     Pong,
     ResumableRun,
@@ -83,7 +84,9 @@ SAMPLES: list[tuple[str, Payload]] = [
     ("eval", RowsProgress(done=16, total=16)),
     ("train", PrepareProgress(done=512, total=90_000)),
     ("generate", Token(row=1, text="hé\nllo")),
-    ("hello", Hello(protocol=1, engine="0.1.0", model={"name": "tiny"}, ops=["ping"])),
+    ("hello", Hello(protocol=1, engine="0.1.0", model={"name": "tiny"}, ops=["ping"],
+                    methods=[MethodInfo(name="prefix", summary="keys and values",
+                                        tensor_key="prefix", token_axis=3, default_lr=0.02)])),
     ("ping", Pong()),
     ("shutdown", Bye()),
     (

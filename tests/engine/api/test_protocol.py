@@ -58,6 +58,8 @@ def test_event_id_and_type_win_over_fields():
     ('{"id": "a"}', "'op'"),
     ('{"id": "a", "op": "ping", "args": [1]}', "'args'"),
     (b'\xff\xfe', "not JSON"),
+    ('{"id": "a", "op": "ping", "op": "shutdown"}', "the key 'op' twice"),
+    ('{"id": "a", "op": "generate", "args": {"task": "t", "task": "u"}}', "the key 'task'"),
 ])
 def test_malformed_requests_are_refused(line, words):
     with pytest.raises(ProtocolError, match=words):

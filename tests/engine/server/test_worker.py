@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from engine.library import Library
@@ -126,6 +128,10 @@ def test_generate_is_served_while_a_job_trains_then_cancel(setup):
     score = client.call("score", task="sent", texts=["great"])
     assert answer["results"][0]["finish_reason"] in ("eos", "stop", "length")
     assert score["results"][0]["label"] in ("positive", "negative")
+    client.send_line(json.dumps({"id": train.id, "op": "ping"}) + "\n")  # its id is taken
+    refused = client.unsolicited.get(timeout=10)
+    assert refused.type == "error" and refused.id == "" and "still in progress" in \
+        refused.message and refused.data["request_id"] == train.id
     jobs = client.call("jobs")["jobs"]
     assert jobs[0]["job"] == train.id and jobs[0]["state"] == "running"
     assert jobs[0]["run_id"] == run_id and 0 < jobs[0]["step"] < 2000

@@ -1,5 +1,6 @@
 """Few-shot mode: a task of 8-64 examples trains on all of them with short-run defaults and
-stops when its loss stops improving (or on a separate held-out file when there is one)."""
+stops when its loss stops improving (or on a separate held-out file when there is one); a
+classify task keeps its held-out rows and is judged by accuracy on them."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from engine.training.config import (
 )
 from engine.training.job import TrainingJob, run_job
 from engine.training.settings import training_examples
-from tests.engine.train_helpers import make_library, sentiment_rows, write_jsonl
+from tests.engine.train_helpers import add_echo_task, make_library, sentiment_rows, write_jsonl
 
 
 def test_the_mode_follows_the_number_of_examples_and_the_user_wins():
@@ -32,17 +33,32 @@ def test_the_mode_follows_the_number_of_examples_and_the_user_wins():
     assert describe_mode("standard", 900).startswith("Standard mode (900 examples)")
 
 
-def test_few_shot_trains_on_every_example_and_stops_on_its_loss(tiny_host, tmp_path):
-    lib = make_library(tmp_path, rows=sentiment_rows(1))  # 16 rows, 4 of them held out
-    assert training_examples(lib, "sentiment") == 16
+def test_few_shot_generate_trains_on_every_example_and_stops_on_its_loss(tiny_host, tmp_path):
+    from engine.library import Library
+
+    lib = add_echo_task(Library(tmp_path / "lib"), tmp_path, repeat=2)  # 16 rows, 4 held out
+    assert training_examples(lib, "echo") == 16
     config = for_examples({"method": "prompt", "length": 2, "batch_size": 4, "steps": 60,
-                           "eval_every": 2, "lr": 1e-6}, training_examples(lib, "sentiment"))
-    job = TrainingJob.start(lib, tiny_host, "sentiment", config)
+                           "eval_every": 2, "lr": 1e-6}, training_examples(lib, "echo"))
+    job = TrainingJob.start(lib, tiny_host, "echo", config)
     assert len(job.rows) == 16 and len(job.eval_set) == 16  # no held-out share of 16 rows
-    assert job.metric_name == "eval_loss"  # the training rows' own loss, not their accuracy
+    assert job.metric_name == "eval_loss"  # the training rows' own loss
     result = run_job(job)
     assert result.steps < 60 and "no improvement" in result.summary["stop_reason"]
-    assert lib.get_version("sentiment").metrics["metric_name"] == "eval_loss"
+    assert lib.get_version("echo").metrics["metric_name"] == "eval_loss"
+
+
+def test_few_shot_classify_is_judged_by_accuracy_on_its_held_out_rows(tiny_host, tmp_path):
+    lib = make_library(tmp_path, rows=sentiment_rows(1))  # 16 rows, 4 of them held out
+    config = for_examples({"method": "prompt", "length": 2, "batch_size": 4, "steps": 4,
+                           "eval_every": 2}, training_examples(lib, "sentiment"))
+    job = TrainingJob.start(lib, tiny_host, "sentiment", config)
+    held_out = {e.input for e in lib.examples("sentiment", "eval")}
+    assert config.mode == "few-shot" and len(job.rows) == 12 and len(job.eval_set) == 4
+    assert set(job.eval_set.inputs) == held_out and job.metric_name == "accuracy"
+    run_job(job)
+    metrics = lib.get_version("sentiment").metrics
+    assert metrics["metric_name"] == "accuracy" and metrics["eval_n"] == 4
 
 
 def test_few_shot_with_a_separate_eval_file_stops_on_it(tiny_host, tmp_path):
