@@ -32,6 +32,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     lines += [f"missing: {rel}" for rel in report.missing]
     lines += [f"changed since it was saved: {rel}" for rel in report.changed]
     lines += [f"not in the catalogue: {rel}" for rel in report.extra]
+    lines += [f"disagrees with the catalogue: {why}" for why in report.mismatched]
+    lines += [f"left by a write that never finished (safe to delete): {rel}"
+              for rel in report.temporary]
     if report.integrity != "ok":
         lines.append(f"catalogue damaged: {report.integrity}")
     if report.ok:

@@ -32,6 +32,40 @@ class CatalogueLost(PromptbankError):
     """A library folder whose prompt or dataset files outlived its catalogue."""
 
 
+#: SQLite's primary result codes (the low byte of an extended code) that name a cause.
+_FULL, _READONLY, _BUSY, _LOCKED, _CORRUPT, _NOTADB, _CANTOPEN, _IOERR = (
+    13, 8, 5, 6, 11, 26, 14, 10)
+
+
+def catalogue_error(exc: sqlite3.Error, path: Path) -> PromptbankError:
+    """A SQLite failure of one transaction (which SQLite then undid) as its real cause: a
+    full disk, a read-only folder, a lock held past the timeout, a damaged file (only when
+    SQLite says so) or an unreadable one."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    undone = " Nothing was changed."
+    if code == _FULL:
+        return PromptbankError(f"The disk holding the library catalogue {path} is full.",
+                               hint=f"Free some disk space, then try again.{undone}")
+    if code == _READONLY:
+        return PromptbankError(f"The library catalogue {path} is read-only here.",
+                               hint="Give this user write permission on the library folder "
+                               f"to change it; listing and reading need none.{undone}")
+    if code in (_BUSY, _LOCKED):
+        return PromptbankError(
+            f"Another program held the library catalogue {path} for more than "
+            f"{BUSY_TIMEOUT_MS // 1000} s.",
+            hint=f"Wait for it (a training run or another Promptbank) to finish, then try "
+            f"again.{undone}")
+    if code in (_CORRUPT, _NOTADB):
+        return PromptbankError(
+            f"The library catalogue {path} is damaged ({exc}).",
+            hint="Recreate it from the library's files with `promptbank library rebuild "
+            "--force` (the damaged one is kept beside it), or restore it from a backup.")
+    return PromptbankError(f"The library catalogue {path} could not be read or written "
+                           f"({exc}).", hint="Check the folder's permissions and the disk, "
+                           f"then try again.{undone}")
+
+
 class Catalogue:
     """The SQLite catalogue and file store of one library folder.
 
@@ -70,8 +104,7 @@ class Catalogue:
             conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000,
                                    uri=self.read_only)
         except sqlite3.Error as exc:
-            raise PromptbankError(f"The library catalogue in {self.root} cannot be opened "
-                                  f"({exc}).", hint="Check the folder's permissions.") from exc
+            raise catalogue_error(exc, self.root / DB_NAME) from exc
         if self.read_only:
             conn.isolation_level = None  # no implicit transactions: every read sees the latest
         return conn
@@ -89,8 +122,7 @@ class Catalogue:
             raise
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise PromptbankError(f"The library catalogue {self.root / DB_NAME} is damaged "
-                                  f"({exc}).", hint="Restore it from a backup.") from exc
+            raise catalogue_error(exc, self.root / DB_NAME) from exc
 
     def _configure(self) -> None:
         self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -211,9 +243,8 @@ class Catalogue:
                 if not self._depth:
                     self.files.settle()
         except sqlite3.OperationalError as exc:
-            raise PromptbankError(f"The library catalogue could not be written ({exc}).",
-                                  hint="Free some disk space or close other programs using "
-                                  "the library, then try again; nothing was changed.") from exc
+            # A failed COMMIT undoes the transaction; a failure after it cannot happen here.
+            raise catalogue_error(exc, self.root / DB_NAME) from exc
 
     def _write_file(self, rel: str, data: bytes) -> str:
         if not self._depth:

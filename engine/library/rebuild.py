@@ -100,6 +100,10 @@ def rebuild_catalogue(root: Path | str | None = None, *, force: bool = False) ->
     if not prompts and not snapshots:
         raise PromptbankError(f"The library in {root} has no prompt or dataset files to "
                               "rebuild a catalogue from.", hint="Check the --library folder.")
+    _settle_numbers(prompts, files, report)
+    report.notes += [f"{rel} is a temporary file of a write that never finished; it was left "
+                     "out (delete it)." for rel in sorted(
+                         str(p.relative_to(root)) for p in root.rglob(".*.tmp") if p.is_file())]
     tmp = root / f".{DB_NAME}.rebuild-{os.getpid()}"
     try:
         _write_catalogue(tmp, prompts, snapshots, report)
@@ -149,6 +153,23 @@ def _read_prompt(files: FileStore, rel: str) -> _Prompt:
     if not meta.get("model_fingerprint"):
         raise PromptbankError("its header names no model")
     return _Prompt(rel, int(match["task"]), int(match["number"]), digest, meta)
+
+
+def _settle_numbers(prompts: list[_Prompt], files: FileStore, report: RebuildReport) -> None:
+    """Two files for one task's version number (a run resumed after a crash that left its
+    first file without a row) both stay: the older keeps the number, each later one gets
+    the task's next free number, and the report says which."""
+    by_slot: dict[tuple[int, int], list[_Prompt]] = {}
+    for p in prompts:
+        by_slot.setdefault((p.task_id, p.number), []).append(p)
+    top = {task: max(n for t, n in by_slot if t == task) for task, _ in by_slot}
+    for (task, number), found in sorted(by_slot.items()):
+        found.sort(key=lambda p: (_created(files, p.rel, p.meta.get("created")), p.rel))
+        for later in found[1:]:
+            top[task] += 1
+            later.number = top[task]
+            report.notes.append(f"{found[0].rel} and {later.rel} were both version {number} "
+                                f"of task {task}: the later one is now version {top[task]}.")
 
 
 def _read_snapshot(files: FileStore, rel: str) -> _Snapshot:

@@ -6,6 +6,8 @@ resume (refused while a live process holds it) and any final status releases it.
 
 from __future__ import annotations
 
+import shutil
+
 from engine.errors import PromptbankError
 from engine.library.owner import RunOwner
 from engine.library.records import Run, dumps, loads, run_from_row
@@ -94,6 +96,28 @@ class RunRepository(TaskRepository):
                 columns.update(_owner_columns(None))
             self.db["runs"].update(run_id, columns)
         return self.get_run(run_id)
+
+    def run_state(self, run: Run) -> str:
+        """A run's state as a person needs it: ``running`` only while a live process trains
+        it; one whose process is gone is ``interrupted`` (resumable, like ``cancelled``)."""
+        if run.status == "running" and run.owner is not None and run.owner.is_alive():
+            return "running"
+        return "interrupted" if run.status == "running" else run.status
+
+    def discard_run(self, run_id: int) -> Run:
+        """End a run that will not be resumed: its checkpoint is deleted and it is marked
+        failed, saying so. Refused while a live process trains it or once it is done."""
+        run = self.get_run(run_id)
+        if self.run_state(run) == "running":
+            raise PromptbankError(f"Run {run_id} is being trained by {run.owner.describe()}.",
+                                  hint="Cancel it there first.")
+        if run.status == "done":
+            raise PromptbankError(f"Run {run_id} finished and saved its version; there is "
+                                  "nothing to discard.", hint="Delete the version instead.")
+        run = self.finish_run(run_id, "failed",
+                              summary={**run.summary, "error": "discarded by the user"})
+        shutil.rmtree(self.checkpoint_dir(run_id), ignore_errors=True)
+        return run
 
     def get_run(self, run_id: int) -> Run:
         """The run with this id."""

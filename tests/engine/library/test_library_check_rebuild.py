@@ -4,6 +4,7 @@ verifies every file, and `library rebuild` recreates the catalogue from the file
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -211,3 +212,43 @@ def test_a_failed_rebuild_leaves_the_library_as_it_was(root, monkeypatch):
 def test_rebuild_of_an_empty_folder_says_there_is_nothing(tmp_path):
     with pytest.raises(PromptbankError, match="no prompt or dataset files"):
         rebuild_catalogue(tmp_path / "nothing")
+
+
+def test_check_compares_each_prompt_files_name_and_header_with_its_row(root):
+    lib = Library(root)
+    assert check_library(lib).ok
+    v1 = lib.get_version("sent", 1)
+    # A row that no longer agrees with its file: a length and a model the header does not
+    # hold (as a hand-edited or half-restored catalogue would say).
+    with lib.transaction():
+        lib.db["prompts"].update(v1.id, {"length": 9, "fingerprint": "0" * 32})
+    (root / "prompts" / ".t1-v3-abc.safetensors.x1y2.tmp").write_bytes(b"half")
+    report = check_library(lib)
+    assert not report.ok and report.missing == [] and report.changed == []
+    assert report.mismatched == [
+        f"{v1.path}: its header says length 4, the catalogue 9; its header says model "
+        f"{v1.fingerprint}, the catalogue {'0' * 32}"]
+    assert report.temporary == ["prompts/.t1-v3-abc.safetensors.x1y2.tmp"]
+
+
+def test_rebuild_keeps_two_files_of_one_version_and_says_which_it_renumbered(root):
+    from engine.support.fileio import sha256_bytes
+
+    lib = Library(root)
+    v2 = lib.get_version("sent", 2)
+    task_id = lib.get_task("sent").id
+    lib.close()
+    # What a kill between a version's file and its row left, then the resumed run's own file.
+    orphan = versioned("sent", 9, parent="sent@v1")
+    orphan_rel = f"prompts/t{task_id}-v2-{sha256_bytes(orphan)[:12]}.safetensors"
+    (root / orphan_rel).write_bytes(orphan)
+    os.utime(root / orphan_rel, (2e9, 2e9))
+    (root / "prompts" / f".t{task_id}-v3-x.safetensors.abc.tmp").write_bytes(b"half")
+    lose_catalogue(root)
+    report = rebuild_catalogue(root)
+    rebuilt = Library(root)
+    versions = {v.number: v.path for v in rebuilt.list_versions("sent")}
+    assert versions == {1: versions[1], 2: v2.path, 3: orphan_rel}
+    assert any(f"{orphan_rel} were both version 2" in n and "now version 3" in n
+               for n in report.notes)
+    assert any(".tmp is a temporary file" in n for n in report.notes)
