@@ -96,6 +96,9 @@ WATCH_S = 0.5
 #: Ops that change the jobs themselves: inside a job's start, step or finish they wait for its
 #: end, so a job is cancelled or checkpointed only at a step boundary.
 STEP_BOUNDARY_OPS = frozenset({"cancel", "shutdown"})
+#: Ops answered even from inside a request's own model pass (a long prefill): they read no
+#: model and no catalogue, so nothing they touch is in use there.
+CONTROL_OPS = frozenset({"ping", "hello", "jobs"})
 #: How many ended stoppable requests are remembered, so a late cancel of one is no error.
 ENDED_MEMORY = 256
 
@@ -223,6 +226,22 @@ class Scheduler:
             else:
                 self.dispatch(item)
         self.served_s += time.perf_counter() - started
+
+    def serve_control(self) -> None:
+        """Answer the control requests waiting now (ping, hello, jobs) from inside a quick
+        request's model pass; every other request keeps its place in the backlog. Inside a
+        job or a long op their own breaks serve, so this does nothing there."""
+        if self.long_op is not None or self.in_job:
+            return
+        while True:
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, Request) and item.op in CONTROL_OPS:
+                self.dispatch(item)
+            else:
+                self.backlog.append(item)
 
     def _must_wait(self, item: Item) -> bool:
         if item is END_OF_INPUT or isinstance(item, InputFailed):

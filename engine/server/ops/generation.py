@@ -10,17 +10,23 @@ from engine.api.generation import (
     ApplyOutcome,
     EvalOutcome,
     Generated,
+    GeneratedText,
     RowsProgress,
     Scored,
     Token,
     generate_rows,
 )
 from engine.api.wire import ProtocolError
+from engine.forward.breaks import layer_breaks
 from engine.server.context import Context, not_available
 
 
 class EvalCancelled(Exception):
     """Raised from an evaluation's progress callback to stop it when cancelled."""
+
+
+class GenerationCancelled(Exception):
+    """Raised between a generate's layers (in its prefill) when a cancel of it arrived."""
 
 
 def shots(value: list) -> list[tuple[str, str]]:
@@ -47,10 +53,22 @@ def generate(ctx: Context, rid: str, args: dict) -> None:
     def on_token(row: int, text: str) -> None:
         ctx.send(Token(row=row, text=text).event(rid))
 
-    # A cancel of this request stops it between tokens (see Scheduler.stoppable).
+    # A cancel of this request stops it between tokens (see Scheduler.stoppable), and between
+    # layers too: a prefill of thousands of tokens takes a minute on a CPU, during which pings
+    # are answered and a cancel ends it within a layer.
     with ctx.scheduler.stoppable(rid) as should_stop:
-        results = runtime.generate(gen_rows, on_token=on_token if args["stream"] else None,
-                                   should_stop=should_stop)
+        def between() -> None:
+            ctx.scheduler.serve_control()
+            if should_stop():
+                raise GenerationCancelled
+
+        try:
+            with layer_breaks(runtime.host.model, between):
+                results = runtime.generate(gen_rows,
+                                           on_token=on_token if args["stream"] else None,
+                                           should_stop=should_stop)
+        except GenerationCancelled:
+            results = [GeneratedText(finish_reason="cancelled") for _ in gen_rows]
     stopped = any(r.finish_reason == "cancelled" for r in results)
     ctx.send(Generated(results, status="cancelled" if stopped else "done").event(rid))
 

@@ -99,3 +99,56 @@ def test_requests_arriving_during_a_backward_on_a_device_thread_wait(tiny_model_
     answers = {e["id"]: e for e in lines if e["type"] in ("result", "error")}
     assert arrived and all(answers[rid]["type"] == "result" for rid in arrived), answers
     assert answers["t"]["status"] == "done" and answers["p"]["pong"] is True
+
+
+def _worker(tiny_model_dir, tiny_host, tmp_path) -> tuple[Worker, io.StringIO]:
+    root = tmp_path / "library"
+    make_library(root, tiny_host)
+    out = io.StringIO()
+    worker = Worker(argparse.Namespace(model=str(tiny_model_dir), device=TEST_DEVICE,
+                                       dtype="auto", library=root, trust_remote_code=False),
+                    out=out)
+    worker.scheduler.dispatch(Request("warm", "ping"))
+    return worker, out
+
+
+def test_a_ping_during_a_long_prefill_is_answered_inside_it(tiny_model_dir, tiny_host,
+                                                            tmp_path):
+    worker, out = _worker(tiny_model_dir, tiny_host, tmp_path)
+    sched = worker.scheduler
+    sched.put(Request("p", "ping"))
+    sched.put(Request("s", "score", {"task": "sent", "texts": ["great"]}))
+    sched.dispatch(Request("g", "generate", {"text": "hello " * 400, "task": "echo",
+                                             "max_new_tokens": 2}))
+    ids = [(e["id"], e["type"]) for e in map(json.loads, out.getvalue().splitlines())]
+    # The ping was answered from inside the generate's model pass, before its result; the
+    # score (it runs the model) waits its turn in the backlog.
+    assert ids.index(("p", "result")) < ids.index(("g", "result"))
+    assert [getattr(item, "id", None) for item in sched.backlog] == ["s"]
+
+
+def test_a_cancel_ends_a_prefill_within_a_layer(tiny_model_dir, tiny_host, tmp_path):
+    from engine.forward.breaks import decoder_layers
+
+    worker, out = _worker(tiny_model_dir, tiny_host, tmp_path)
+    sched = worker.scheduler
+    host = worker.ctx.ensure_model()
+    layers = decoder_layers(host.model)
+    ran_last = []
+
+    def cancel_now(*_args) -> None:  # as the reader thread does when the cancel line arrives
+        sched.put(Request("c", "cancel", {"job": "g"}))
+
+    first = layers[0].register_forward_pre_hook(cancel_now)
+    last = layers[-1].register_forward_hook(lambda *_a: ran_last.append(1))
+    try:
+        sched.dispatch(Request("g", "generate", {"text": "hello " * 400, "task": "echo",
+                                                 "max_new_tokens": 5}))
+    finally:
+        first.remove()
+        last.remove()
+    result = next(e for e in map(json.loads, out.getvalue().splitlines())
+                  if e["id"] == "g" and e["type"] == "result")
+    assert result["status"] == "cancelled"
+    assert result["results"][0]["finish_reason"] == "cancelled"
+    assert not ran_last  # the prefill stopped before its last layer ran
