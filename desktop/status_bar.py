@@ -66,7 +66,10 @@ class EngineStatus:
         model, state = self.session.model, self.engine_state
         if model is not None:
             self.model.setText(f"{model.name} · {model.parameters / 1e6:.0f}M parameters")
-            self.device.setText(f"{model.device} · {model.dtype}")
+            quantized = f" · base in {model.quantization}" if model.quantization else ""
+            self.device.setText(f"{model.device} · {model.dtype}{quantized}")
+            self.device.setToolTip(model.dtype_reason or "The device and precision of the "
+                                   "model's weights.")
         else:
             self.device.setText("")
             if self.session.model_error:

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.commands._common import stderr_progress
+from engine.commands._common import ProgressLine
 from engine.model.bundle import FOLDER_NAME, SOURCE_FILE, BundledModel, find_bundled_model
 from engine.model.convert import cached_file_hash, converted_folder
 from engine.model.spec import resolve_from_gguf
@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: prepare_model.py OUT_DIR", file=sys.stderr)
         return 2
-    bundled = write_bundled_model(Path(argv[0]), stderr_progress)
+    bundled = write_bundled_model(Path(argv[0]), ProgressLine())
     print(f"bundled model: {bundled.folder}")
     return 0
 

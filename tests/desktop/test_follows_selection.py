@@ -143,3 +143,15 @@ def test_status_bar_shows_the_model_load_with_the_time_left(offline_window):
         LoadProgress(stage="converting the GGUF", fraction=0.4, eta_s=65.0))
     text = offline_window.status.model.text()
     assert text == "Loading model: converting the GGUF (40%, about 1 min 5 s left)"
+
+
+def test_status_bar_says_why_the_model_runs_in_its_precision(offline_window):
+    from engine.api.session import ModelDescription
+
+    model = ModelDescription(name="m", parameters=135_000_000, device="cpu", dtype="bfloat16",
+                             dtype_reason="bfloat16: float32 would need 3.1 GB of the 2.0 GB "
+                             "free", quantization="8bit")
+    offline_window.session.set_model(model)
+    status = offline_window.status
+    assert status.device.text() == "cpu · bfloat16 · base in 8bit"
+    assert status.device.toolTip().startswith("bfloat16: float32 would need")

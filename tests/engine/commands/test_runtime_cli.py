@@ -56,7 +56,7 @@ def test_eval_json_and_compare(cli, capsys):
     capsys.readouterr()
     assert cli("compare", "sentiment") == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split()[:3] == ["what", "data", "n"]
+    assert table[0].split()[:3] == ["what", "data", "rows"]
     assert [line.split()[0] for line in table[1:]] == ["v1", "instruction"]
 
 
