@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,12 +130,13 @@ def _detect_kind(text: str, name: str) -> str:
 
 
 def _scalar(value: object) -> str | None:
-    """A JSON value usable as text (numbers and booleans become text, e.g. labels)."""
+    """A JSON value usable as text (numbers and booleans become text, e.g. labels); NaN and
+    infinities are not (they would train as the words "nan" and "inf")."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
         return str(value)
     return None
 
@@ -163,8 +165,8 @@ def _field(record: dict, key: str, name: str, line: int, *, required: bool = Tru
                               hint="Every line must use the same format.")
     value = _scalar(record[key])
     if value is None:
-        raise PromptbankError(f"Line {line} of {name}: '{key}' must be text.",
-                              hint="Use a string value.")
+        raise PromptbankError(f"Line {line} of {name}: '{key}' must be text (it is "
+                              f"{str(record[key])[:40]}).", hint="Use a string value.")
     return value
 
 
@@ -212,7 +214,7 @@ def jsonl_records(text: str, name: str) -> Iterator[tuple[int, dict]]:
         if not raw.strip():
             continue
         try:
-            record = safe_json.loads(raw)
+            record = safe_json.loads(raw, unique_keys=True)
         except safe_json.JsonRefused as exc:
             raise PromptbankError(f"Malformed JSON on line {number} of {name}: {exc}.",
                                   hint="Fix that line; each line must be one JSON object.") from exc
@@ -266,6 +268,11 @@ def _read_table(text: str, name: str, kind: str, input_column: str | None,
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if kind == "tsv" else ",")
     try:
         header = next(reader)
+        twice = sorted({h for h in header if header.count(h) > 1})
+        if twice:
+            raise PromptbankError(f"{name} names the column {', '.join(map(repr, twice))} "
+                                  "more than once, so which one is meant is unclear.",
+                                  hint="Rename the columns so each name is used once.")
         in_idx = _pick_column(header, input_column, INPUT_COLUMNS, "input", name)
         out_idx = _pick_column(header, output_column, OUTPUT_COLUMNS, "output", name)
         if in_idx == out_idx:
