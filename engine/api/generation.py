@@ -154,7 +154,10 @@ SPECS = (
            "token*, result",
            result=Generated),
     OpSpec("score", "Label probabilities of texts for a classification task.",
-           (task_arg(), Arg("texts", "list", required=True), VERSION_ARG),
+           (task_arg(), Arg("texts", "list", required=True), VERSION_ARG,
+            Arg("baseline", "str", default="none", choices=("none", "base", "instruction"),
+                doc="none: the soft prompt; base: no prompt; instruction: the instruction "
+                "as the system message, no prompt")),
            result=Scored),
     OpSpec("eval", "Evaluate a version (or a baseline) on a task's eval split or a file.",
            (task_arg(), VERSION_ARG, Arg("data", "str", doc="data file (default: the eval split)"),

@@ -93,6 +93,17 @@ def test_playground_switches_tasks(qtbot, window, sentiment_file, tiny_host):
     with qtbot.waitSignal(page.sig_finished, timeout=60_000) as compared:
         page.run()
     assert len(compared.args[0]) == 3
+    # Every column had the same budget, and one that used it all says it was cut there.
+    for box, result in zip(page.boxes_in_use, page.generated.results, strict=True):
+        cut = page.outputs[box].toPlainText().endswith("\n[cut at 4 tokens]")
+        assert cut == (result.finish_reason == "length")
+    page.set_task("alpha")  # classify: each way's label probabilities under its own column
+    with qtbot.waitSignal(page.sig_finished, timeout=60_000):
+        page.run()
+    qtbot.waitUntil(lambda: all(len(b.bars) == 2 for b in page.box_bars), timeout=30_000)
+    for bars in page.box_bars:
+        assert abs(sum(bar.value() for bar in bars.bars.values()) - 1000) <= 2
+    assert not page.bars.bars  # nothing above the columns, where it could mean any of them
     page.compare.setChecked(False)
     page.temperature.setValue(0.7)
     page.top_p.setValue(0.9)

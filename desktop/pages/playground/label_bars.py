@@ -28,6 +28,11 @@ class LabelBars(QWidget):
             self.bars[name] = bar
             self.form.addRow(name, bar)
 
+    def say(self, text: str) -> None:
+        """Replace the bars with a sentence (why there are none)."""
+        self.clear()
+        self.form.addRow(QLabel(text))
+
     def clear(self) -> None:
         """Remove every bar."""
         while self.form.rowCount():

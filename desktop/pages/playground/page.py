@@ -56,7 +56,7 @@ class PlaygroundPage(Page):
         super().__init__(session, jobs, parent)
         self.settings = settings or QSettings()
         self.op: EngineOp | None = None
-        self.score_op: EngineOp | None = None
+        self.score_ops: list[EngineOp] = []
         self.generated: Generated | None = None
         self.boxes_in_use: list[int] = [BASE_BOX]
         self._build_settings_row()
@@ -106,11 +106,14 @@ class PlaygroundPage(Page):
 
     def _build_output_row(self) -> QHBoxLayout:
         self.outputs = [QPlainTextEdit(readOnly=True) for _ in COMPARE_TITLES]
+        self.box_bars = [LabelBars() for _ in COMPARE_TITLES]
         self.output_boxes = []
         out_row = QHBoxLayout()
-        for title, edit in zip(COMPARE_TITLES, self.outputs, strict=True):
+        for title, edit, bars in zip(COMPARE_TITLES, self.outputs, self.box_bars, strict=True):
             box = QGroupBox(title)
-            QVBoxLayout(box).addWidget(edit)
+            inside = QVBoxLayout(box)
+            inside.addWidget(edit, 1)
+            inside.addWidget(bars)
             out_row.addWidget(box)
             self.output_boxes.append(box)
         return out_row
@@ -150,7 +153,7 @@ class PlaygroundPage(Page):
     @property
     def running(self) -> bool:
         """True while a generation or a scoring of this page is in flight."""
-        return any(op is not None and not op.finished for op in (self.op, self.score_op))
+        return any(op is not None and not op.finished for op in (self.op, *self.score_ops))
 
     def refresh(self) -> None:
         """Re-read the task list, keeping the chosen task."""
@@ -226,9 +229,29 @@ class PlaygroundPage(Page):
         self.op = (self.session.op("generate", {"rows": rows, **common})
                    .on_token(self._on_token).on_success(self._on_generated)
                    .on_failure(self._on_failed).run())
-        if trained and task.kind == "classify" and task.labels:
-            self.score_op = (self.session.op("score", {"task": task.name, "texts": [text]})
-                             .on_success(self._on_scored).on_failure(self._on_failed).run())
+        if task is not None and task.kind == "classify" and task.labels:
+            self._score(task, text, trained)
+
+    def _score(self, task: Task, text: str, trained: bool) -> None:
+        """Label probabilities: the soft prompt's above the answer; with Compare, each way's
+        under its own column (the base model, the instruction, the soft prompt)."""
+        if not self.compare.isChecked():
+            ways = [(None, "none")] if trained else []
+        else:
+            ways = [(BASE_BOX, "base"), (PROMPT_BOX, "none") if trained else (None, "")]
+            if task.instruction.strip():
+                ways.append((INSTRUCTION_BOX, "instruction"))
+            else:
+                self.box_bars[INSTRUCTION_BOX].say("The task has no instruction to score with.")
+        for box, baseline in ways:
+            if not baseline:
+                continue
+            bars = self.bars if box is None else self.box_bars[box]
+            self.score_ops.append(
+                self.session.op("score", {"task": task.name, "texts": [text],
+                                          "baseline": baseline})
+                .on_success(lambda scored, bars=bars: self._on_scored(bars, scored))
+                .on_failure(self._on_failed).run())
 
     def stop_generation(self) -> None:
         """Stop the running generation (the engine ends it at the next token)."""
@@ -267,17 +290,18 @@ class PlaygroundPage(Page):
     def _clear_outputs(self) -> None:
         for edit in self.outputs:
             edit.clear()
-        self.bars.clear()
+        for bars in (self.bars, *self.box_bars):
+            bars.clear()
         self.generated = None
 
     def _drop_requests(self) -> None:
         """Forget the answers still coming for an earlier run (and stop its generation)."""
         if self.op is not None and not self.op.finished:
             self.session.op("cancel", {"job": self.op.id}).run()
-        for op in (self.op, self.score_op):
+        for op in (self.op, *self.score_ops):
             if op is not None and not op.finished:
                 op.detach()
-        self.op = self.score_op = None
+        self.op, self.score_ops = None, []
         self.run_button.setEnabled(True)
         self.stop_button.setEnabled(False)
 
@@ -321,13 +345,16 @@ class PlaygroundPage(Page):
         for row, res in enumerate(generated.results):
             edit = self._edit_for_row(row)
             if edit is not None:
-                edit.setPlainText(res.text)
+                # Every column gets the same token budget; one that used it all says so.
+                cut = (f"\n[cut at {self.max_tokens.value()} tokens]"
+                       if res.finish_reason == "length" else "")
+                edit.setPlainText(res.text + cut)
         self.stop_button.setEnabled(False)
         self._maybe_finished()
 
-    def _on_scored(self, scored: Scored) -> None:
+    def _on_scored(self, bars: LabelBars, scored: Scored) -> None:
         if scored.results:
-            self.bars.show_probs(scored.results[0].label, scored.results[0].probs)
+            bars.show_probs(scored.results[0].label, scored.results[0].probs)
         self._maybe_finished()
 
     def _maybe_finished(self) -> None:

@@ -17,6 +17,7 @@ from engine.api.generation import (
     generate_rows,
 )
 from engine.api.wire import ProtocolError
+from engine.errors import PromptbankError
 from engine.forward.breaks import layer_breaks
 from engine.server.context import Context, not_available
 
@@ -77,8 +78,15 @@ def score(ctx: Context, rid: str, args: dict) -> None:
     texts = args["texts"]
     if not all(isinstance(t, str) for t in texts):
         raise ProtocolError("Argument 'texts' of 'score' must be a list of strings.")
-    ctx.send(Scored(ctx.runtime(rid).score(args["task"], texts,
-                                           version=args["version"])).event(rid))
+    baseline, system = args["baseline"], None
+    if baseline == "instruction":
+        system = (ctx.library.get_task(args["task"]).instruction or "").strip()
+        if not system:
+            raise PromptbankError(f"The task '{args['task']}' has no instruction to score with.",
+                                  hint="Give it one on the task page (Edit).")
+    ctx.send(Scored(ctx.runtime(rid).score(args["task"], texts, version=args["version"],
+                                           use_prompt=baseline == "none",
+                                           system=system)).event(rid))
 
 
 def evaluate(ctx: Context, rid: str, args: dict) -> None:

@@ -88,6 +88,15 @@ def test_score_and_unknown_task(setup):
         client.call("generate", text="x", task="ghost")
 
 
+def test_score_baselines_differ_from_the_prompt_and_need_an_instruction(setup):
+    client, _ = setup
+    prompt, base = (client.call("score", task="sent", texts=["great film"], baseline=b)
+                    ["results"][0]["probs"] for b in ("none", "base"))
+    assert set(base) == {"positive", "negative"} and base != prompt
+    with pytest.raises(RequestFailed, match="has no instruction to score with"):
+        client.call("score", task="sent", texts=["great film"], baseline="instruction")
+
+
 def test_nearest_tokens_and_similarity(setup):
     client, root = setup
     lib = Library(root)

@@ -14,13 +14,21 @@ from tests.conftest import TEST_DEVICE
 from tests.engine.worker_fixtures import make_library, train_config
 
 
-def test_requests_during_a_step_are_answered_between_its_layers(tiny_model_dir, tiny_host,
-                                                                tmp_path):
+def _worker(tiny_model_dir, tiny_host, tmp_path) -> tuple[Worker, io.StringIO]:
     root = tmp_path / "library"
     make_library(root, tiny_host)
     out = io.StringIO()
-    worker = Worker(argparse.Namespace(model=str(tiny_model_dir), device=TEST_DEVICE, dtype="auto",
-                                       library=root, trust_remote_code=False), out=out)
+    worker = Worker(argparse.Namespace(model=str(tiny_model_dir), device=TEST_DEVICE,
+                                       dtype="auto", library=root, trust_remote_code=False),
+                    out=out)
+    worker.scheduler.dispatch(Request("warm", "ping"))
+    return worker, out
+
+
+def test_requests_during_a_step_are_answered_between_its_layers(tiny_model_dir, tiny_host,
+                                                                tmp_path):
+    worker, out = _worker(tiny_model_dir, tiny_host, tmp_path)
+    root = tmp_path / "library"
     sched = worker.scheduler
     # Eager steps: a step replayed from CUDA graphs answers its requests after it.
     sched.dispatch(Request("t", "train", {"task": "sent",
@@ -100,16 +108,6 @@ def test_requests_arriving_during_a_backward_on_a_device_thread_wait(tiny_model_
     assert arrived and all(answers[rid]["type"] == "result" for rid in arrived), answers
     assert answers["t"]["status"] == "done" and answers["p"]["pong"] is True
 
-
-def _worker(tiny_model_dir, tiny_host, tmp_path) -> tuple[Worker, io.StringIO]:
-    root = tmp_path / "library"
-    make_library(root, tiny_host)
-    out = io.StringIO()
-    worker = Worker(argparse.Namespace(model=str(tiny_model_dir), device=TEST_DEVICE,
-                                       dtype="auto", library=root, trust_remote_code=False),
-                    out=out)
-    worker.scheduler.dispatch(Request("warm", "ping"))
-    return worker, out
 
 
 def test_a_ping_during_a_long_prefill_is_answered_inside_it(tiny_model_dir, tiny_host,
