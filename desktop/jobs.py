@@ -40,6 +40,7 @@ class JobState:
     op: str = ""
     args: dict = field(default_factory=dict)
     status: str = "queued"  # queued | running | done | cancelled | interrupted | failed
+    cancelling: bool = False  # a cancel was asked for and the engine has not ended it yet
     run_id: int | None = None
     step: int = 0
     total: int = 0
@@ -209,10 +210,13 @@ class JobTracker(QObject):
         return job
 
     def cancel(self, job: JobState) -> None:
-        """Ask the engine to stop ``job`` (it checkpoints and can be resumed)."""
+        """Ask the engine to stop ``job`` (it checkpoints and can be resumed); the job says
+        "cancelling" at once, since a step may take seconds to end."""
         if job.active and job.request_id:
+            job.cancelling = True
             self.session.op("cancel", {"job": job.request_id}).on_failure(
                 lambda msg: self._fail(job, msg)).run()
+            self.sig_job_changed.emit(job)
 
     def _send(self, job: JobState, op: str, args: dict) -> None:
         job.op, job.args = op, dict(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QMainWindow,
     QMessageBox,
@@ -25,6 +26,19 @@ from desktop.session import Session
 from desktop.settings.dialog import SettingsDialog
 from desktop.status_bar import EngineStatus
 from desktop.wizard.new_task import NewTaskWizard
+
+KIND_WORDS = {"train": "Training", "continue": "Continued training", "joint": "Joint training",
+              "resume": "Resumed training"}
+
+
+def finished_text(job: JobState) -> str:
+    """One sentence on how a run ended: its version, or why it stopped."""
+    what = f"{KIND_WORDS.get(job.kind, job.kind.capitalize())} of {job.task}"
+    if job.status == "done":
+        return f"{what} finished" + (f": saved v{job.version}." if job.version else ".")
+    if job.status == "failed":
+        return f"{what} failed: {job.message}"
+    return f"{what} {job.status} at step {job.step}; it can be resumed from the Training tab."
 
 
 def quit_text(active: list[JobState]) -> str:
@@ -81,6 +95,7 @@ class MainWindow(QMainWindow):
         session.sig_task_opened.connect(lambda name: self.show_task_on("task", name))
         self.engine.sig_crashed.connect(self.banner.show_reason)
         self.session.sig_notice.connect(lambda text: self.statusBar().showMessage(text, 20_000))
+        self.jobs.sig_job_finished.connect(self._on_job_finished)
         self.engine.sig_state.connect(self._on_engine_state)
         self.banner.sig_restart.connect(self.restart_engine)
         self._restore_layout()
@@ -218,6 +233,13 @@ class MainWindow(QMainWindow):
     def _on_task_created(self, name: str) -> None:
         self.session.notify_library_changed()
         self.library.select(name)
+        if any(j.active and j.task == name for j in self.jobs.jobs):
+            self.show_task_on("training", name)  # its first run is what happens next
+
+    def _on_job_finished(self, job: JobState) -> None:
+        """Say that a run ended, and draw the user's eye when the window is not in front."""
+        self.session.sig_notice.emit(finished_text(job))
+        QApplication.alert(self)
 
     def _restore_layout(self) -> None:
         geometry = self.settings.value("window/geometry")

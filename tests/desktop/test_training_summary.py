@@ -63,3 +63,20 @@ def test_a_joint_job_names_the_tasks_whose_rows_were_cut():
         "saved a v2, b v1",
         "b: 35 of 1,200 training rows were longer than the row limit and lost the start of "
         "their input"]
+
+
+def test_a_job_says_cancelling_at_once_and_how_it_ended():
+    from desktop.jobs import JobState
+    from desktop.main_window import finished_text
+    from desktop.pages.training.page import job_text
+
+    job = JobState(task="t", status="running", step=40, total=300)
+    job.cancelling = True
+    assert job_text(job).endswith("· cancelling…")
+    job.status = "cancelled"
+    assert finished_text(job) == ("Training of t cancelled at step 40; it can be resumed from "
+                                  "the Training tab.")
+    done = JobState(task="t", status="done", version=3)
+    assert finished_text(done) == "Training of t finished: saved v3."
+    failed = JobState(task="t", kind="continue", status="failed", message="Out of memory.")
+    assert finished_text(failed) == "Continued training of t failed: Out of memory."

@@ -124,6 +124,8 @@ def job_text(job: JobState) -> str:
     status = f"{job.status} · resumable" if job.status in RESUMABLE else job.status
     if job.preparing:
         status = "preparing rows"
+    if job.active and job.cancelling:
+        status = "cancelling…"
     return f"{STATUS_MARK.get(job.status, '')} {job.task} · {job.kind} · {status}"
 
 
@@ -257,7 +259,8 @@ class TrainingPage(Page):
             self._show_run(obj)
 
     def _show_job(self, job: JobState) -> None:
-        self.title.setText(f"{job.task} — {job.kind} ({job.status})")
+        state = "cancelling…" if job.active and job.cancelling else job.status
+        self.title.setText(f"{job.task} — {job.kind} ({state})")
         if job.preparing:
             # Before step 0 the bar shows the rows prepared; the steps take it over after.
             self.progress.setValue(int(1000 * job.prepared / job.rows))
@@ -292,7 +295,7 @@ class TrainingPage(Page):
         losses, evals = job.curves()
         self.curves.set_data(CurveData(f"job:{job.request_id}", losses, evals,
                                        job.metric_name, job.total))
-        self.cancel_button.setEnabled(job.active)
+        self.cancel_button.setEnabled(job.active and not job.cancelling)
         self.resume_button.setEnabled(job.status in (*RESUMABLE, "failed")
                                       and job.run_id is not None)
         self.open_button.setEnabled(job.version is not None)
