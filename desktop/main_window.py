@@ -7,8 +7,10 @@ from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
+    QFrame,
     QMainWindow,
     QMessageBox,
+    QScrollArea,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -26,6 +28,17 @@ from desktop.session import Session
 from desktop.settings.dialog import SettingsDialog
 from desktop.status_bar import EngineStatus
 from desktop.wizard.new_task import NewTaskWizard
+
+
+def scrolling(page: QWidget) -> QScrollArea:
+    """A page in a scroll area: on a small screen (1024×700, or 1280×720 at 150 %) its
+    controls scroll into view instead of pushing the window past the screen's edge."""
+    area = QScrollArea()
+    area.setWidget(page)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    return area
+
 
 KIND_WORDS = {"train": "Training", "continue": "Continued training", "joint": "Joint training",
               "resume": "Resumed training"}
@@ -77,7 +90,7 @@ class MainWindow(QMainWindow):
         for cls in PAGES:
             page = cls(session, self.jobs)
             self.pages[cls.KEY] = page
-            self.tabs.setTabToolTip(self.tabs.addTab(page, cls.TITLE), cls.TIP)
+            self.tabs.setTabToolTip(self.tabs.addTab(scrolling(page), cls.TITLE), cls.TIP)
             page.sig_show_task.connect(self.show_task_on)
             page.sig_new_task_from.connect(self.new_task)
 
@@ -176,7 +189,7 @@ class MainWindow(QMainWindow):
             self.library.select(name)
         if name:
             self.pages[key].set_task(name)
-        self.tabs.setCurrentWidget(self.pages[key])
+        self.tabs.setCurrentIndex(list(self.pages).index(key))
 
     def new_task(self, start_from: str = "") -> None:
         """Open the New-task wizard (optionally starting from another task's prompt)."""
