@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 from desktop.banner import CrashBanner
 from desktop.crash_log import UnexpectedExit
 from desktop.help.check_dialog import CheckDialog
+from desktop.help.guide import GuideDialog, about_text
 from desktop.jobs import JobState, JobTracker
 from desktop.library.import_dialog import ImportDialog
 from desktop.library.panel import LibraryPanel
@@ -174,9 +175,24 @@ class MainWindow(QMainWindow):
                    f"Show the {cls.TITLE} page", menu=menu_view)
         action("&Restart engine", self.restart_engine, None,
                "Stop and start the engine process", menu=menu_engine, on_toolbar=True)
+        action("&Guide", self.open_guide, "F1",
+               "What a soft prompt is, the methods, replay and anchor, reading the metrics",
+               menu=menu_help)
         action("&Check this computer…", self.check_computer, None,
                "Test and time Promptbank on this computer, with a table for bug reports",
                menu=menu_help)
+        action("&About Promptbank", self.about, None, "Versions, the model and the library",
+               menu=menu_help)
+
+    def open_guide(self) -> GuideDialog:
+        """Open the built-in guide (F1)."""
+        dialog = GuideDialog(self)
+        dialog.open()
+        return dialog
+
+    def about(self) -> None:
+        """Versions, the loaded model and the library folder."""
+        QMessageBox.about(self, "About Promptbank", about_text(self.session))
 
     def open_task(self, name: str) -> None:
         """Show task ``name`` on every page that follows the selection."""

@@ -171,3 +171,18 @@ def test_the_window_fits_a_laptop_screen_and_no_page_is_squeezed(qtbot, offline_
             # (where labels would be cut to "s…").
             assert page.width() >= hint.width() and page.height() >= hint.height(), key
     assert window.minimumSizeHint().width() <= 1024 and window.minimumSizeHint().height() <= 700
+
+
+def test_f1_opens_the_guide_and_about_names_the_library(qtbot, offline_window):
+    from PySide6.QtCore import Qt
+
+    from desktop.help.guide import GuideDialog, about_text
+
+    qtbot.keyClick(offline_window, Qt.Key.Key_F1)
+    qtbot.waitUntil(lambda: any(isinstance(w, GuideDialog) and w.isVisible()
+                                for w in offline_window.findChildren(GuideDialog)))
+    guide = offline_window.findChildren(GuideDialog)[0]
+    text = guide.text.toPlainText()
+    assert "prompt or prefix" in text and "Replay" in text and "95 % interval" in text
+    about = about_text(offline_window.session)
+    assert str(offline_window.session.library.root) in about and "Model: not loaded" in about
