@@ -157,6 +157,22 @@ class CompareDialog(QDialog):
         self.resize(640, 480)
 
 
+def retrain_warning(task: Task, changes: dict, versions: int) -> str:
+    """What changing a trained task's kind or labels does to its versions ("" when it has
+    none, or neither changes)."""
+    if not versions or not {"kind", "labels"} & changes.keys():
+        return ""
+    def shown(kind: str, labels: list[str]) -> str:
+        return f"{kind} over {', '.join(labels)}" if kind == "classify" and labels else kind
+
+    was = shown(task.kind, task.labels)
+    now = shown(changes.get("kind", task.kind), changes.get("labels", task.labels))
+    return (f"{task.name} has {versions} trained version{'s' if versions > 1 else ''}, taught "
+            f"as {was}. After this change they are used and scored as {now}, which they "
+            "were never trained for: train a new version, or keep them apart by creating a new "
+            "task instead.\n\nChange it anyway?")
+
+
 class EditTaskDialog(QDialog):
     """Rename a task or change its kind, labels, description and instruction."""
 

@@ -21,7 +21,12 @@ from PySide6.QtWidgets import (
 
 from desktop.jobs import JobTracker
 from desktop.pages.base import Page
-from desktop.pages.task.dialogs import CompareDialog, EditTaskDialog, TrainDialog
+from desktop.pages.task.dialogs import (
+    CompareDialog,
+    EditTaskDialog,
+    TrainDialog,
+    retrain_warning,
+)
 from desktop.pages.task.evaluations import EvaluationsPanel
 from desktop.pages.task.versions import COLUMNS, fill_lineage, fill_versions, selected_numbers
 from desktop.session import Session
@@ -307,6 +312,11 @@ class TaskOverviewPage(Page):
             return
         args = dialog.changes()
         if len(args) == 1:
+            return
+        warning = retrain_warning(self.task, args,
+                                  len(self.session.library.list_versions(self.task.name)))
+        if warning and QMessageBox.question(self, "Trained versions", warning) \
+                != QMessageBox.StandardButton.Yes:
             return
         self._say("Saving…")
         (self.session.op("edit_task", args)
