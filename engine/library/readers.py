@@ -247,6 +247,30 @@ def _check_output(example: Example, name: str, line: int) -> None:
                               hint="Every example needs the answer the prompt should learn.")
 
 
+def likely_text_column(header: list[str], rows: list[list[str]]) -> str:
+    """The column a task should read: a known input name, else the one with the longest
+    texts that are not numbers (an ``id`` column is never it); "" for no columns."""
+    lowered = [h.strip().lower() for h in header]
+    known = next((header[lowered.index(c)] for c in INPUT_COLUMNS if c in lowered), None)
+    if known is not None or not header:
+        return known or ""
+
+    def wordiness(index: int) -> float:
+        cells = [r[index] for r in rows if index < len(r) and r[index].strip()]
+        texts = [c for c in cells if not _is_number(c)]
+        return sum(len(c) for c in texts) / len(cells) if cells else 0.0
+
+    return header[max(range(len(header)), key=wordiness)]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _pick_column(header: list[str], chosen: str | None, known: tuple[str, ...], role: str,
                  name: str) -> int:
     if chosen is not None:

@@ -31,6 +31,7 @@ def add_random_version(window, host, name: str, seed: int) -> None:
     prompt = SoftPrompt("prompt", torch.randn(4, geometry.hidden_size) * 0.1, geometry,
                         task=name, init="random")
     writer(window).add_version(name, prompt.to_bytes())
+    window.session.notify_library_changed()  # as when the engine saves a version
 
 
 ENGINE_MS = 30_000

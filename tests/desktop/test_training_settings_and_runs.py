@@ -105,7 +105,9 @@ def test_a_finished_run_shows_all_its_steps_and_the_reason_of_a_failed_one(offli
 
 def test_batch_apply_names_the_checkbox_for_an_existing_output(offline_window, tmp_path,
                                                                library_root):
-    Library(library_root).create_task("t", kind="classify", labels=["a", "b"])
+    lib = Library(library_root)
+    lib.create_task("t", kind="classify", labels=["a", "b"])
+    add_version(lib, "t")
     offline_window.session.notify_library_changed()
     table = tmp_path / "in.csv"
     table.write_text("text\nhello\n", encoding="utf-8")
@@ -239,3 +241,39 @@ def test_the_preset_blurb_says_the_steps_that_will_run(qtbot):
     assert settings.blurb.text().startswith(f"Quick (changed): {steps} steps of")
     settings.apply_preset("Standard")
     assert settings.blurb.text().startswith(f"Standard: {PRESETS['Standard'].steps} steps")
+
+
+def test_batch_picks_the_text_column_and_will_not_tick_an_untrained_task(offline_window,
+                                                                         tmp_path,
+                                                                         library_root):
+    lib = Library(library_root)
+    lib.create_task("ready", kind="classify", labels=["a", "b"])
+    add_version(lib, "ready")
+    lib.create_task("fresh", kind="classify", labels=["a", "b"])
+    offline_window.session.notify_library_changed()
+    table = tmp_path / "in.csv"
+    table.write_text("id,review,stars\n1,a long and thoughtful review of the film,4\n"
+                     "2,short but sweet,5\n", encoding="utf-8")
+    page = offline_window.batch
+    page.load(str(table))
+    assert page.column.currentText() == "review"  # the text, not the first column (id)
+    page.set_tasks(["ready", "fresh"])
+    assert page.chosen_tasks() == ["ready"]
+    fresh = next(page.tasks.item(r) for r in range(page.tasks.count())
+                 if page.tasks.item(r).data(Qt.ItemDataRole.UserRole) == "fresh")
+    assert not fresh.flags() & Qt.ItemFlag.ItemIsEnabled
+    assert "not trained yet" in fresh.toolTip()
+
+
+def test_batch_results_put_the_predictions_first_and_count_the_labels(offline_window, tmp_path):
+    page = offline_window.batch
+    table = tmp_path / "in.csv"
+    table.write_text("id,text\n1,x\n2,y\n3,z\n", encoding="utf-8")
+    page.load(str(table))
+    out = tmp_path / "in.out.csv"
+    out.write_text("id,text,senti\n1,x,pos\n2,y,neg\n3,z,pos\n", encoding="utf-8")
+    page.show_results(out)
+    header = [page.preview.horizontalHeaderItem(c).text()
+              for c in range(page.preview.columnCount())]
+    assert header == ["senti", "id", "text"]
+    assert page.preview_title.text().endswith("— senti: pos ×2 · neg ×1")

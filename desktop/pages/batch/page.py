@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -29,9 +29,12 @@ from desktop.jobs import JobTracker
 from desktop.pages.base import Page
 from desktop.session import Session
 from desktop.widgets.file_preview import TABLE_FILTER, preview_rows, table_columns
-from desktop.widgets.formatting import format_duration
+from desktop.widgets.formatting import format_duration, output_counts
 from desktop.widgets.tables import fill_table, read_only_table
 from engine.api.generation import ApplyOutcome, RowsProgress
+from engine.errors import PromptbankError
+from engine.library import Task
+from engine.library.readers import likely_text_column
 
 PREVIEW_ROWS = 8
 ERROR_STYLE, OK_STYLE = "color: #b91c1c;", "color: #166534;"
@@ -74,6 +77,10 @@ class BatchPage(Page):
         self.cancel_button.setEnabled(False)
         self.open_folder = QPushButton("Open folder")
         self.open_folder.setEnabled(False)
+        self.open_file = QPushButton("Open file")
+        self.open_file.setToolTip("Open the written file with the program the system uses")
+        self.open_file.setEnabled(False)
+        self.input_header: list[str] = []
         self.progress = QProgressBar(maximum=1000)
         self.status = QLabel("Choose a file, a column and at least one task.")
         self.status.setWordWrap(True)
@@ -90,7 +97,7 @@ class BatchPage(Page):
         form.addRow("Tasks", self.tasks)
         form.addRow("Output file", row_out)
         buttons = QHBoxLayout()
-        for b in (self.run_button, self.cancel_button, self.open_folder):
+        for b in (self.run_button, self.cancel_button, self.open_file, self.open_folder):
             buttons.addWidget(b)
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
@@ -104,6 +111,7 @@ class BatchPage(Page):
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
         self.open_folder.clicked.connect(self._open_folder)
+        self.open_file.clicked.connect(self._open_file)
         session.sig_library_changed.connect(self.refresh_tasks)
         self.refresh_tasks()
 
@@ -114,10 +122,23 @@ class BatchPage(Page):
         for task in sorted(self.session.library.list_tasks(), key=lambda t: t.name.lower()):
             item = QListWidgetItem(f"{task.name}  ({task.kind})")
             item.setData(Qt.ItemDataRole.UserRole, task.name)
+            why = self._why_not(task)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked if task.name in ticked
+            if why:  # it could only fail the whole batch
+                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
+                item.setToolTip(why)
+                item.setText(f"{task.name}  ({task.kind}) — {why}")
+            item.setCheckState(Qt.CheckState.Checked if task.name in ticked and not why
                                else Qt.CheckState.Unchecked)
             self.tasks.addItem(item)
+
+    def _why_not(self, task: Task) -> str:
+        """Why ``task`` cannot run over a file now ("" when it can)."""
+        try:
+            version = self.session.library.get_version(task.name)
+        except PromptbankError:
+            return "not trained yet: train a version on the task page first"
+        return self.session.fit_problem(version)
 
     def chosen_tasks(self) -> list[str]:
         """Names of the ticked tasks."""
@@ -126,11 +147,12 @@ class BatchPage(Page):
                 if self.tasks.item(r).checkState() == Qt.CheckState.Checked]
 
     def set_tasks(self, names: list[str]) -> None:
-        """Tick exactly ``names``."""
+        """Tick exactly ``names`` (of those that can run)."""
         for r in range(self.tasks.count()):
             item = self.tasks.item(r)
-            item.setCheckState(Qt.CheckState.Checked if item.data(Qt.ItemDataRole.UserRole)
-                               in names else Qt.CheckState.Unchecked)
+            runs = bool(item.flags() & Qt.ItemFlag.ItemIsEnabled)
+            item.setCheckState(Qt.CheckState.Checked if runs and item.data(
+                Qt.ItemDataRole.UserRole) in names else Qt.CheckState.Unchecked)
 
     def load(self, path: str) -> None:
         """Read the header and first rows of ``path`` into the column list and preview."""
@@ -148,10 +170,11 @@ class BatchPage(Page):
             self._error(f"Cannot read {file.name}: {exc}.")
             return
         self.column.addItems(header or table_columns(file))
-        preferred = next((c for c in header if c.lower() in ("text", "input", "sentence")), "")
+        preferred = likely_text_column(header, rows)
         if preferred:
             self.column.setCurrentText(preferred)
         fill_table(self.preview, header, rows)
+        self.input_header = list(header)
         # A name the page chose follows the input; one the user chose stays.
         if self.output.text() in ("", self.auto_output):
             self.auto_output = str(file.with_name(f"{file.stem}.out{file.suffix}"))
@@ -186,6 +209,7 @@ class BatchPage(Page):
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.open_folder.setEnabled(False)
+        self.open_file.setEnabled(False)
         args = {"tasks": self.chosen_tasks(), "input": self.input.text().strip(),
                 "column": self.column.currentText(), "output": self.output.text().strip(),
                 "overwrite": self.overwrite.isChecked()}
@@ -224,16 +248,24 @@ class BatchPage(Page):
                             f"{seconds:.1f} s.")
         self.show_results(Path(outcome.out_path))
         self.open_folder.setEnabled(True)
+        self.open_file.setEnabled(True)
         self.sig_finished.emit(outcome.out_path)
 
     def show_results(self, path: Path) -> None:
-        """The first rows of the written file, with the new columns, in the preview."""
+        """The first rows of the written file, its new (prediction) columns first, and for
+        classify tasks how often each label was predicted in those rows."""
         try:
             header, rows = preview_rows(path, PREVIEW_ROWS)
         except (OSError, ValueError, UnicodeDecodeError):
             return
-        fill_table(self.preview, header, rows)
-        self.preview_title.setText(f"Results: the first {len(rows)} rows of {path.name}")
+        added = [i for i, name in enumerate(header) if name not in self.input_header]
+        order = added + [i for i in range(len(header)) if i not in added]
+        fill_table(self.preview, [header[i] for i in order],
+                   [[row[i] if i < len(row) else "" for i in order] for row in rows])
+        counts = [f"{header[i]}: {text}" for i in added
+                  if (text := output_counts([row[i] for row in rows if i < len(row)], 10))]
+        self.preview_title.setText(f"Results: the first {len(rows)} rows of {path.name}"
+                                   + (f" — {'; '.join(counts)}" if counts else ""))
 
     def _on_failed(self, message: str) -> None:
         self.run_button.setEnabled(True)
@@ -257,5 +289,16 @@ class BatchPage(Page):
             self.output.setText(path)
 
     def _open_folder(self) -> None:
-        folder = Path(self.output.text()).parent
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        self._open(Path(self.output.text()).expanduser().parent)
+
+    def _open_file(self) -> None:
+        self._open(Path(self.output.text()).expanduser())
+
+    def _open(self, path: Path) -> None:
+        """Open ``path`` with the system; without a file manager, say where it is (and put
+        the path on the clipboard)."""
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))):
+            QGuiApplication.clipboard().setText(str(path))
+            self.status.setStyleSheet("")
+            self.status.setText(f"No program here opens it; it is at {path} (the path is on "
+                                "the clipboard).")
