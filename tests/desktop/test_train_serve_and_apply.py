@@ -194,3 +194,22 @@ def test_kill_engine_shows_banner_and_restart(qtbot, window):
         window.banner.restart.click()
     assert not window.banner.isVisible()
     assert window.status.state.text() == "Engine: ready"
+
+
+def test_playground_runs_the_version_picked_and_says_how_fast(qtbot, window, sentiment_file,
+                                                              tiny_host):
+    add_task_with_data(window, "versions", sentiment_file, kind="generate")
+    add_random_version(window, tiny_host, "versions", 31)
+    add_random_version(window, tiny_host, "versions", 32)
+    page = window.playground
+    page.compare.setChecked(False)
+    page.set_task("versions")
+    assert [page.version.itemText(i) for i in range(page.version.count())] == [
+        "v1 (active)", "v2"]
+    page.version.setCurrentIndex(1)
+    page.max_tokens.setValue(3)
+    page.input.setPlainText("hello there")
+    with qtbot.waitSignal(page.sig_finished, timeout=60_000):
+        page.run()
+    assert page.generated.results[0].version == 2
+    assert "tokens/s" in page.status.text() and "first token after" in page.status.text()
