@@ -186,3 +186,24 @@ def test_f1_opens_the_guide_and_about_names_the_library(qtbot, offline_window):
     assert "prompt or prefix" in text and "Replay" in text and "95 % interval" in text
     about = about_text(offline_window.session)
     assert str(offline_window.session.library.root) in about and "Model: not loaded" in about
+
+
+def test_the_loss_is_smoothed_over_its_faint_raw_trace_and_can_go_log_scale(qtbot):
+    import numpy as np
+
+    from desktop.pages.training.curves import smoothed
+
+    assert smoothed(np.array([2.0]))[0] == 2.0  # no pull towards zero at the start
+    noisy = np.array([1.0, 3.0] * 50)
+    assert np.ptp(smoothed(noisy)[50:]) < 0.5 < np.ptp(noisy)
+    curves = Curves()
+    qtbot.addWidget(curves)
+    curves.set_data(CurveData("job:1", {"a": [(s, float(s % 2) + 1) for s in range(1, 41)]},
+                              {}, "accuracy", 40))
+    curves.flush()
+    raw = curves.raw_curves["a"].getData()[1]
+    shown = curves.loss_curves["a"].getData()[1]
+    assert list(raw[:4]) == [2.0, 1.0, 2.0, 1.0] and np.ptp(shown[-10:]) < np.ptp(raw[-10:])
+    assert curves.raw_curves["a"].opts["pen"].color().alpha() < 255
+    curves.log_scale.setChecked(True)
+    assert curves.loss_plot.getPlotItem().ctrl.logYCheck.isChecked()

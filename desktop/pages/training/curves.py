@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QHBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from desktop.widgets.plots import plot_widget, set_title
 from engine.api.measures import label
 
 REDRAW_MS = 250
+#: Weight of the past in the smoothed loss (as TensorBoard's slider: 0 is the raw trace).
+SMOOTHING = 0.9
 COLOURS = ("#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2")
 Points = list[tuple[int, float]]
 
@@ -32,6 +34,17 @@ class CurveData:
     evals: dict[str, Points] = field(default_factory=dict)
     metric_name: str = ""
     total: int = 0
+
+
+def smoothed(values: np.ndarray, weight: float = SMOOTHING) -> np.ndarray:
+    """An exponential moving average with its start-up bias removed, so the first points
+    are not pulled towards zero."""
+    out = np.empty_like(values)
+    mean = 0.0
+    for i, value in enumerate(values):
+        mean = weight * mean + (1 - weight) * value
+        out[i] = mean / (1 - weight ** (i + 1))
+    return out
 
 
 def bounded_metric(name: str) -> bool:
@@ -50,11 +63,24 @@ class Curves(QWidget):
             plot.showGrid(x=True, y=True, alpha=0.3)
             plot.setLabel("bottom", "step")
         self.loss_curves: dict[str, pg.PlotDataItem] = {}
+        self.raw_curves: dict[str, pg.PlotDataItem] = {}
         self.eval_curves: dict[str, pg.PlotDataItem] = {}
-        layout = QHBoxLayout(self)
+        self.log_scale = QCheckBox("Log scale")
+        self.log_scale.setToolTip("Draw the training loss on a logarithmic axis (late, small "
+                                  "improvements stay visible).")
+        self.log_scale.toggled.connect(lambda on: self.loss_plot.setLogMode(y=on))
+        note = QLabel("Loss: smoothed, with the raw values faint behind it.")
+        note.setStyleSheet("color: #6b7280;")
+        controls = QHBoxLayout()
+        controls.addWidget(note, 1)
+        controls.addWidget(self.log_scale)
+        plots = QHBoxLayout()
+        plots.addWidget(self.loss_plot)
+        plots.addWidget(self.eval_plot)
+        layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.loss_plot)
-        layout.addWidget(self.eval_plot)
+        layout.addLayout(controls)
+        layout.addLayout(plots, 1)
         self.shown_key = ""
         self._pending: CurveData | None = None
         # Training sends an event per step; redrawing on each would starve the event loop.
@@ -78,7 +104,8 @@ class Curves(QWidget):
         data, self._pending = self._pending, None
         if data is None:
             return
-        self._draw(self.loss_plot, self.loss_curves, data.losses, symbol=False)
+        self._draw(self.loss_plot, self.raw_curves, data.losses, symbol=False, faint=True)
+        self._draw(self.loss_plot, self.loss_curves, data.losses, symbol=False, smooth=True)
         self._draw(self.eval_plot, self.eval_curves, data.evals, symbol=True)
         name = label(data.metric_name)
         set_title(self.eval_plot, f"Evaluation ({name})" if name else "Evaluation")
@@ -107,16 +134,19 @@ class Curves(QWidget):
             view.enableAutoRange(axis="y")
 
     def _draw(self, plot: pg.PlotWidget, curves: dict[str, pg.PlotDataItem],
-              series: dict[str, Points], *, symbol: bool) -> None:
+              series: dict[str, Points], *, symbol: bool, faint: bool = False,
+              smooth: bool = False) -> None:
         for name in [n for n in curves if n not in series]:
             plot.removeItem(curves.pop(name))
         for i, (name, points) in enumerate(series.items()):
             curve = curves.get(name)
             if curve is None:
-                colour = COLOURS[i % len(COLOURS)]
+                colour = pg.mkColor(COLOURS[i % len(COLOURS)])
+                if faint:
+                    colour.setAlpha(70)
                 style = {"symbol": "o", "symbolSize": 6, "symbolBrush": colour} if symbol else {}
-                curve = curves[name] = plot.plot(pen=pg.mkPen(colour, width=2), name=name,
-                                                 **style)
+                curve = curves[name] = plot.plot(pen=pg.mkPen(colour, width=1 if faint else 2),
+                                                 name=None if faint else name, **style)
             steps = np.array([s for s, _ in points], dtype=float)
             values = np.array([v for _, v in points], dtype=float)
-            curve.setData(steps, values)
+            curve.setData(steps, smoothed(values) if smooth else values)
