@@ -41,6 +41,7 @@ class JobState:
     args: dict = field(default_factory=dict)
     status: str = "queued"  # queued | running | done | cancelled | interrupted | failed
     cancelling: bool = False  # a cancel was asked for and the engine has not ended it yet
+    queue_position: int = 0  # jobs ahead of it when the engine queued it
     run_id: int | None = None
     step: int = 0
     total: int = 0
@@ -233,6 +234,7 @@ class JobTracker(QObject):
     def _progress(self, job: JobState, progress: Payload) -> None:
         if isinstance(progress, Queued):
             job.status = "queued"
+            job.queue_position = progress.position
         elif isinstance(progress, PrepareProgress):
             # Rows, not steps: kept apart so the step total stays the one Started gives.
             job.prepared, job.rows = progress.done, progress.total

@@ -70,6 +70,8 @@ def test_a_job_says_cancelling_at_once_and_how_it_ended():
     from desktop.main_window import finished_text
     from desktop.pages.training.page import job_text
 
+    waiting = JobState(task="t", status="queued", queue_position=2)
+    assert job_text(waiting).endswith("· queued, 2 ahead")
     job = JobState(task="t", status="running", step=40, total=300)
     job.cancelling = True
     assert job_text(job).endswith("· cancelling…")

@@ -124,6 +124,8 @@ def job_text(job: JobState) -> str:
     status = f"{job.status} · resumable" if job.status in RESUMABLE else job.status
     if job.preparing:
         status = "preparing rows"
+    if job.status == "queued" and job.queue_position:
+        status = f"queued, {job.queue_position} ahead"
     if job.active and job.cancelling:
         status = "cancelling…"
     return f"{STATUS_MARK.get(job.status, '')} {job.task} · {job.kind} · {status}"
