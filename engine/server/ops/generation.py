@@ -51,22 +51,25 @@ def generate(ctx: Context, rid: str, args: dict) -> None:
             row["shots"] = shots(row["shots"])
         gen_rows.append(GenRow(**{k: v for k, v in row.items() if k in fields}))
 
-    def on_token(row: int, text: str) -> None:
-        ctx.send(Token(row=row, text=text).event(rid))
+    decoding = []  # set at the first token: the prefill is over
 
-    # A cancel of this request stops it between tokens (see Scheduler.stoppable), and between
-    # layers too: a prefill of thousands of tokens takes a minute on a CPU, during which pings
-    # are answered and a cancel ends it within a layer.
+    def on_token(row: int, text: str) -> None:
+        decoding.append(True)
+        if args["stream"]:
+            ctx.send(Token(row=row, text=text).event(rid))
+
+    # A cancel of this request stops it between tokens (see Scheduler.stoppable), keeping the
+    # text so far; during the prefill (thousands of tokens take a minute on a CPU) it stops
+    # it between layers, and pings are answered there.
     with ctx.scheduler.stoppable(rid) as should_stop:
         def between() -> None:
             ctx.scheduler.serve_control()
-            if should_stop():
+            if should_stop() and not decoding:
                 raise GenerationCancelled
 
         try:
             with layer_breaks(runtime.host.model, between):
-                results = runtime.generate(gen_rows,
-                                           on_token=on_token if args["stream"] else None,
+                results = runtime.generate(gen_rows, on_token=on_token,
                                            should_stop=should_stop)
         except GenerationCancelled:
             results = [GeneratedText(finish_reason="cancelled") for _ in gen_rows]
