@@ -213,7 +213,7 @@ class JobTracker(QObject):
     def cancel(self, job: JobState) -> None:
         """Ask the engine to stop ``job`` (it checkpoints and can be resumed); the job says
         "cancelling" at once, since a step may take seconds to end."""
-        if job.active and job.request_id:
+        if job.active and job.request_id and not job.cancelling:
             job.cancelling = True
             self.session.op("cancel", {"job": job.request_id}).on_failure(
                 lambda msg: self._fail(job, msg)).run()

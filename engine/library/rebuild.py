@@ -164,7 +164,9 @@ def _settle_numbers(prompts: list[_Prompt], files: FileStore, report: RebuildRep
         by_slot.setdefault((p.task_id, p.number), []).append(p)
     top = {task: max(n for t, n in by_slot if t == task) for task, _ in by_slot}
     for (task, number), found in sorted(by_slot.items()):
-        found.sort(key=lambda p: (_created(files, p.rel, p.meta.get("created")), p.rel))
+        # Creation times stated to the second often tie; the file's time breaks the tie.
+        found.sort(key=lambda p: (_created(files, p.rel, p.meta.get("created")),
+                                  files.path(p.rel).stat().st_mtime, p.rel))
         for later in found[1:]:
             top[task] += 1
             later.number = top[task]

@@ -7,6 +7,7 @@ import time
 
 from PySide6.QtCore import QTimer
 
+from tests.desktop.conftest import writer
 from tests.desktop.helpers import QUICK, TRAIN_MS, add_random_version, add_task_with_data
 
 
@@ -201,6 +202,8 @@ def test_playground_runs_the_version_picked_and_says_how_fast(qtbot, window, sen
     add_task_with_data(window, "versions", sentiment_file, kind="generate")
     add_random_version(window, tiny_host, "versions", 31)
     add_random_version(window, tiny_host, "versions", 32)
+    writer(window).set_active("versions", 1)
+    window.session.notify_library_changed()
     page = window.playground
     page.compare.setChecked(False)
     page.set_task("versions")

@@ -345,8 +345,9 @@ class PlaygroundPage(Page):
         task = self.current_task()
         versions = self.session.library.list_versions(task.name) if task else []
         active = next((v for v in versions if v.id == task.active_version_id), None)
-        if active is not None:
-            self.version.addItem(f"v{active.number} (active)", None)
+        if versions:
+            self.version.addItem(f"v{active.number} (active)" if active
+                                 else "the active version", None)
         for v in sorted(versions, key=lambda v: -v.number):
             if v is not active:
                 self.version.addItem(f"v{v.number}", v.number)
