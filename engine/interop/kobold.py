@@ -41,6 +41,29 @@ def export_kobold(library: Library, version: Version, out: Path, *, task_name: s
     return Path(out)
 
 
+def read_npy(data: bytes, what: str) -> np.ndarray:
+    """An ``.npy`` array whose header is checked first: the shape it declares must be what
+    its bytes hold, so a header that claims 100,000,000 rows is refused before numpy would
+    allocate for them."""
+    buffer = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(buffer)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran, dtype = read_header(buffer)
+    except (ValueError, OSError, EOFError) as exc:
+        raise PromptbankError(f"{what} is damaged ({exc}).") from exc
+    if dtype.hasobject or dtype.kind not in "fiu":
+        raise PromptbankError(f"{what} does not hold numbers.")
+    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if declared != len(data) - buffer.tell():
+        raise PromptbankError(f"{what} declares a {'×'.join(map(str, shape))} array of "
+                              f"{declared:,} bytes but holds {len(data) - buffer.tell():,}.",
+                              hint="The file is damaged or not a soft prompt.")
+    return np.frombuffer(data, dtype=dtype, offset=buffer.tell()).reshape(
+        shape, order="F" if fortran else "C")
+
+
 def import_kobold(library: Library, path: Path, model: ImportTarget, *,
                   task: str | None = None) -> ImportReport:
     """Import a KoboldAI soft-prompt zip as a prompt version for the loaded model."""
@@ -51,13 +74,7 @@ def import_kobold(library: Library, path: Path, model: ImportTarget, *,
         meta = {}
         if "meta.json" in members:
             meta = json_member(zf, "meta.json", Path(path))
-        try:
-            array = np.load(io.BytesIO(read_member(zf, members["tensor.npy"])),
-                            allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise PromptbankError(f"The tensor.npy in {path} is damaged ({exc}).") from exc
-    if array.dtype.kind not in "fiu":
-        raise PromptbankError(f"The tensor.npy in {path} does not hold numbers.")
+        array = read_npy(read_member(zf, members["tensor.npy"]), f"The tensor.npy in {path}")
     tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
     check_rows(get_method("prompt"), tensor, model, f"The tensor.npy in {path}")
     name = task or str(meta.get("name") or "").strip() or Path(path).stem

@@ -231,5 +231,19 @@ def test_kobold_zip_without_tensor_and_with_pickle(lib, unchanged, tmp_path):
     np.save(buffer, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     path = make_zip(tmp_path / "p.zip", {"tensor.npy": buffer.getvalue(),
                                          "meta.json": json.dumps({"name": "x"}).encode()})
-    with pytest.raises(PromptbankError, match="damaged"):
+    with pytest.raises(PromptbankError, match="does not hold numbers"):
+        interop.import_kobold(lib, path, TARGET)
+
+
+def test_kobold_header_claiming_a_huge_shape_is_refused_before_allocating(lib, unchanged,
+                                                                          tmp_path):
+    import numpy as np
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (100_000_000, 576)})
+    npy = header.getvalue() + np.ones((3, 4), np.float32).tobytes()
+    path = make_zip(tmp_path / "huge.zip", {"tensor.npy": npy})
+    with pytest.raises(PromptbankError, match="declares a 100000000×576 array of "
+                       "230,400,000,000 bytes but holds 48"):
         interop.import_kobold(lib, path, TARGET)
