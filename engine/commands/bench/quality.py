@@ -126,19 +126,27 @@ def zero_shot_accuracy(host: ModelHost, task: QualityTask) -> float:
 
 
 def train_ours(host: ModelHost, task: QualityTask, config, folder: Path) -> dict:
-    """Train a prompt with our trainer and return its held-out accuracy and timing."""
+    """Train a prompt with our trainer and return its accuracy on the test rows and timing.
+
+    The run picks its best checkpoint on a validation slice of the training rows, never on
+    the test rows, which score the saved version exactly as PEFT's prompt is scored."""
     from engine.library import Library
+    from engine.prompts.soft_prompt import SoftPrompt
     from engine.training.job import TrainingJob, run_job
 
+    held = min(config.eval_size, len(task.train) // 5)
     lib = Library(folder / "lib")
     lib.create_task(task.name, kind="classify", labels=task.labels,
                     instruction=task.instruction)
-    lib.add_dataset(task.name, write_jsonl(folder / "train.jsonl", task.train),
-                    eval_path=write_jsonl(folder / "eval.jsonl", task.eval))
+    lib.add_dataset(task.name, write_jsonl(folder / "train.jsonl", task.train[held:]),
+                    eval_path=write_jsonl(folder / "validation.jsonl", task.train[:held]))
     started = time.perf_counter()
     result = run_job(TrainingJob.start(lib, host, task.name, config))
-    return {"accuracy": result.best_metric, "seconds": round(time.perf_counter() - started, 1),
-            "tokens_per_s": round(result.tokens_per_s, 1)}
+    seconds = round(time.perf_counter() - started, 1)
+    version = lib.get_version(task.name, result.version)
+    prompt = SoftPrompt.load(lib.version_path(version), sha256=version.sha256)
+    return {"accuracy": _accuracy(host, task, prompt), "validation": result.best_metric,
+            "seconds": seconds, "tokens_per_s": round(result.tokens_per_s, 1)}
 
 
 def train_peft(host: ModelHost, task: QualityTask, config) -> dict:

@@ -139,3 +139,15 @@ def test_bench_train_with_a_busy_neighbour(tiny_model_dir, tmp_path):
     assert {"ours_tokens_per_s", "peft_tokens_per_s", "speedup"} <= set(busy)
     with pytest.raises(ProcessLookupError):  # the neighbour was stopped with the run
         os.kill(busy["neighbour_pid"], 0)
+
+
+def test_bench_quality_scores_ours_on_the_test_rows_and_selects_on_validation(
+        tiny_model_dir, tmp_path):
+    data = _fake_benchmark_data(tmp_path / "data")
+    out = bench(tiny_model_dir, "quality", "--data", str(data), "--tasks", "sst2", "--steps",
+                "2", "--eval-size", "6", "--train-rows", "20", "--no-peft", "--method",
+                "prompt", "--length", "2")
+    ours = out["results"][0]["ours"]
+    # Scored on the six test rows (a whole number of them), selected on training rows.
+    assert round(ours["accuracy"] * 6, 6) == round(ours["accuracy"] * 6)
+    assert 0.0 <= ours["validation"] <= 1.0
