@@ -216,15 +216,7 @@ class Scheduler:
         if self.long_op is None and not self.in_job:
             return
         started = time.perf_counter()
-        while True:
-            try:
-                item = self.inbox.get_nowait()
-            except queue.Empty:
-                break
-            if self._must_wait(item):
-                self.backlog.append(item)
-            else:
-                self.dispatch(item)
+        self._drain(lambda item: not self._must_wait(item))
         self.served_s += time.perf_counter() - started
 
     def serve_control(self) -> None:
@@ -233,12 +225,16 @@ class Scheduler:
         job or a long op their own breaks serve, so this does nothing there."""
         if self.long_op is not None or self.in_job:
             return
+        self._drain(lambda item: isinstance(item, Request) and item.op in CONTROL_OPS)
+
+    def _drain(self, now: Callable[[Item], bool]) -> None:
+        """Take every waiting request: dispatch those ``now`` accepts, backlog the rest."""
         while True:
             try:
                 item = self.inbox.get_nowait()
             except queue.Empty:
                 return
-            if isinstance(item, Request) and item.op in CONTROL_OPS:
+            if now(item):
                 self.dispatch(item)
             else:
                 self.backlog.append(item)
