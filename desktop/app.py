@@ -16,9 +16,9 @@ from desktop.connection.process import EngineProcess
 from desktop.crash_log import CrashLog
 from desktop.main_window import MainWindow
 from desktop.session import Session
+from engine.api import gpu_engine as engine_env
 from engine.api.session import ModelDescription
-from engine.server import gpu_engine as engine_env
-from engine.support.paths import resources_dir
+from engine.library.examples import examples_dir
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -70,7 +70,7 @@ def build(args: argparse.Namespace, settings: QSettings) -> MainWindow:
     library = args.library or settings.value("library/root", None) or None
     gpu = engine_env.status()
     engine = EngineProcess([], python=gpu.python if gpu.ready else None)
-    examples = resources_dir() / "examples" if args.examples else None
+    examples = examples_dir() if args.examples else None
     session = Session(engine, library, model_spec=model, device=device, examples=examples,
                       threads=engine_threads(settings))
     engine.worker_args = session.worker_args()

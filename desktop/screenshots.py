@@ -24,7 +24,7 @@ from desktop.pages.task.dialogs import CompareDialog, TrainDialog
 from desktop.settings.dialog import SettingsDialog
 from desktop.widgets.training_settings import measured_pace
 from desktop.wizard.new_task import NewTaskWizard
-from engine.support.paths import resources_dir
+from engine.library.examples import examples_dir
 
 SIZE = (1280, 800)
 
@@ -70,7 +70,7 @@ def shoot(window: MainWindow, out: Path, *, steps: int, timeout_s: float) -> Non
     session = window.session
     wait_until(lambda: session.model is not None or window.engine.state == "error", timeout_s)
     first = _pick_task(session, "classify")
-    examples = resources_dir() / "examples"
+    examples = examples_dir()
     _shoot_library(window, out, first, timeout_s)
     _shoot_wizard(window, out, examples)
     _shoot_training(window, out, first, steps, timeout_s)

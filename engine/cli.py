@@ -17,9 +17,9 @@ import traceback
 from collections.abc import Sequence
 
 from engine import __version__
+from engine.api.launch import frozen
+from engine.api.threads import THREADS_ENV, threads_setting
 from engine.errors import PromptbankError
-from engine.support.launch import frozen
-from engine.support.threads import THREADS_ENV, threads_setting
 from engine.support.untrusted import terminal_text
 
 # In the installed app every other command runs on the GPU engine once one is installed; these
@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), *gui])
     try:
         if frozen() and args.command not in _OWN_COMMANDS:
-            from engine.server.gpu_engine import run_cli
+            from engine.api.gpu_engine import run_cli
 
             code = run_cli(list(argv if argv is not None else sys.argv[1:]))
             if code is not None:

@@ -46,7 +46,7 @@ REAL_CACHE = _real_cache()
 
 
 def _real_models() -> str:
-    from engine.model.catalog import models_dir
+    from engine.api.optional_models import models_dir
 
     return str(models_dir())
 

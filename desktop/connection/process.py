@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
+from engine.api.launch import child_env, module_command
 from engine.api.session import Hello
 from engine.api.wire import Event, ProtocolError, Request, decode_event
-from engine.support.launch import child_env, module_command
 
 EventHandler = Callable[[Event], None]
 STDERR_TAIL = 40

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.session import Session
-from engine.support.launch import child_env, module_command
+from engine.api.launch import child_env, module_command
 
 COLUMNS = ("stage", "result", "target", "measured")
 

@@ -24,7 +24,7 @@ from desktop.session import Session
 from desktop.settings.engine_panel import EnginePanel
 from desktop.settings.model_panel import ModelPanel
 from engine.api.session import ModelDescription
-from engine.support.threads import cores, shared_threads
+from engine.api.threads import cores, shared_threads
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 

@@ -17,8 +17,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.session import Session
+from engine.api import gpu_engine as engine_env
 from engine.errors import PromptbankError
-from engine.server import gpu_engine as engine_env
 
 BACKENDS = ("auto", "cu126", "cu128", "cu130", "rocm6.4", "cpu", engine_env.INDEX_BACKEND)
 

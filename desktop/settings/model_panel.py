@@ -20,9 +20,9 @@ from PySide6.QtWidgets import (
 
 from desktop.session import Session
 from desktop.widgets.formatting import progress_text
+from engine.api import optional_models as model_catalog
 from engine.api.session import LoadProgress, ModelDescription
 from engine.errors import PromptbankError
-from engine.model import catalog as model_catalog
 
 TEMPLATES = {"model": "its chat template", "file": "the GGUF file's chat template",
              "plain": "plain text with the tokenizer's BOS (a base model: no chat template)"}

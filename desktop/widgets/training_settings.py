@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (
 
 from desktop.widgets.formatting import format_duration
 from engine.api.session import MethodInfo
+from engine.api.train_settings import DEFAULT_REPLAY, TrainSettings
 from engine.api.training import INITS
-from engine.training.config import DEFAULT_REPLAY, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ class TrainingSettings(QWidget):
         """Every setting's widget, with its range and help."""
         self.method = QComboBox()
         self.method.addItems([m.name for m in methods])
-        self.method.setCurrentText(TrainConfig.method)
+        self.method.setCurrentText(TrainSettings.method)
         self.method.setToolTip(" ".join(f"{m.name}: {m.summary}." for m in methods)
                                or "The engine has not said which methods it has yet.")
         self.length = QSpinBox(minimum=1, maximum=512)
@@ -168,11 +168,11 @@ class TrainingSettings(QWidget):
                                    "the end).")
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
         self.checkpoint_every = QSpinBox(minimum=0, maximum=1_000_000)
-        self.checkpoint_every.setValue(TrainConfig.checkpoint_every)
+        self.checkpoint_every.setValue(TrainSettings.checkpoint_every)
         self.checkpoint_every.setSpecialValueText("only at the start and when stopped")
         self.checkpoint_every.setToolTip(
             "Save a resumable checkpoint every N steps: if the engine stops unexpectedly, "
-            f"resuming loses at most N steps (default {TrainConfig.checkpoint_every}).")
+            f"resuming loses at most N steps (default {TrainSettings.checkpoint_every}).")
         self.replay = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.9, singleStep=0.05,
                                      value=DEFAULT_REPLAY)
         self.replay.setToolTip("Share of the training rows drawn from the earlier data, so "
@@ -204,7 +204,7 @@ class TrainingSettings(QWidget):
                                         length=self.length.value()))
 
     def config(self) -> dict:
-        """The settings as a TrainConfig-shaped dict for the engine's ``train`` or
+        """The settings as a TrainSettings-shaped dict for the engine's ``train`` or
         ``continue`` op (continual: no method, length or init; replay and anchor)."""
         config: dict = {"steps": self.steps.value(), "batch_size": self.batch.value(),
                         "eval_every": self.eval_every.value(), "seed": self.seed.value(),

@@ -17,8 +17,8 @@ from PySide6.QtWidgets import (
 
 from desktop.session import Session
 from engine.api.payload import Payload
+from engine.api.train_settings import FEW_SHOT_DEFAULTS, describe_mode, pick_mode
 from engine.api.training import ProbeProgress, RankedStarts, StartRank
-from engine.training.config import FEW_SHOT_DEFAULTS, describe_mode, pick_mode
 
 
 class ModeNote(QLabel):

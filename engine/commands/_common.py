@@ -30,9 +30,9 @@ class ProgressLine:
 def load_host(args: argparse.Namespace):
     """The ModelHost for the global --model/--device options, with progress on stderr,
     checked to compute what the model computes (``engine.forward.fidelity``)."""
+    from engine.api.threads import resolve_threads
     from engine.forward.fidelity import check_fidelity
     from engine.model.host import ModelHost
-    from engine.support.threads import resolve_threads
 
     progress = (lambda s, f: None) if args.json else ProgressLine()
     host = ModelHost(args.model, device=args.device, dtype=args.dtype,

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from engine.api.launch import module_command, source_root
 from engine.commands.bench._geometry import GEOMETRIES
-from engine.support.launch import module_command, source_root
 
 #: The engine tests that matter on a device: exact training passes and PEFT, mixed batches,
 #: serving while training, out-of-memory refusal, resume.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from engine.api.training import StepProgress
 from engine.commands._common import ProgressLine, emit, load_host
-from engine.support.paths import resources_dir
+from engine.library.examples import examples_dir
 
 EXAMPLE_TASKS = [
     {
@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     examples = sub.add_parser("examples", help="the shipped example library")
     esub = examples.add_subparsers(dest="examples_command", metavar="ACTION", required=True)
     build = esub.add_parser("build", help="train the example prompts on the loaded model")
-    build.add_argument("--out", type=Path, default=resources_dir() / "examples",
+    build.add_argument("--out", type=Path, default=examples_dir(),
                        help="folder with the example datasets (default: resources/examples)")
     build.add_argument("--steps", type=int, default=120, help="training steps per task")
     build.add_argument("--seed", type=int, default=0)

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from engine.server.gpu_engine import status
+    from engine.api.gpu_engine import status
 
     found = status()
     hint = "" if found.ready else " The CPU engine is used; `promptbank engine install` adds one."
@@ -33,7 +33,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_install(args: argparse.Namespace) -> int:
-    from engine.server.gpu_engine import install
+    from engine.api.gpu_engine import install
 
     def progress(stage: str, fraction: float) -> None:
         print(f"[{100 * fraction:3.0f}%] {stage}", file=sys.stderr, flush=True)
@@ -47,7 +47,7 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from engine.server.gpu_engine import engine_home, remove
+    from engine.api.gpu_engine import engine_home, remove
 
     removed = remove()
     text = ("GPU engine removed; the CPU engine is used." if removed

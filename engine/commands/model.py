@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from engine.api.optional_models import OPTIONAL
 from engine.commands._common import ProgressLine, emit, load_host
-from engine.model.catalog import OPTIONAL
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,8 +36,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from engine.api.optional_models import is_added, model_path
     from engine.commands.library import open_library
-    from engine.model.catalog import is_added, model_path
 
     rows = [{"spec": "default", "name": "SmolLM2-135M-Instruct", "state": "embedded",
              "about": "the embedded model (instruction-tuned, Q4_1 GGUF)"}]
@@ -58,7 +58,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from engine.model.catalog import add
+    from engine.api.optional_models import add
 
     path = add(args.name, None if args.json else ProgressLine())
     emit(args, {"name": args.name, "path": str(path)},
@@ -67,7 +67,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from engine.model.catalog import remove
+    from engine.api.optional_models import remove
 
     removed = remove(args.name)
     emit(args, {"name": args.name, "removed": removed},

@@ -10,10 +10,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from engine.api.measures import metric_text
+from engine.api.train_settings import DEFAULT_REPLAY, MODES
 from engine.api.training import EvalProgress, StepProgress, TaskFailed, VersionSaved
 from engine.commands._common import ProgressLine, emit, load_host
 from engine.methods import METHODS
-from engine.training.config import DEFAULT_REPLAY, MODES, TrainConfig
+from engine.training.config import TrainConfig
 
 if TYPE_CHECKING:
     from engine.library import Library

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from engine.api.measures import label, value_text
+from engine.api.train_settings import PROBE_ROWS, PROBE_STEPS, UNIVERSAL_REPLAY
 from engine.commands._common import emit, load_host
 from engine.commands.train import (
     common_options,
@@ -15,7 +16,6 @@ from engine.commands.train import (
     run_training,
 )
 from engine.methods import METHODS
-from engine.training.config import PROBE_ROWS, PROBE_STEPS, UNIVERSAL_REPLAY
 
 
 def register(sub: argparse._SubParsersAction) -> None:

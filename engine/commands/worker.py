@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from engine.support.launch import module_command
+from engine.api.launch import module_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from engine.errors import PromptbankError
+from engine.library.headers import header_int, read_header_metadata
 from engine.library.library import Library
 from engine.library.records import Version
 from engine.library.store import PROMPT_FILE
 from engine.support.fileio import sha256_file
-from engine.support.headers import header_int, read_header_metadata
 
 
 @dataclass

@@ -20,9 +20,15 @@ from pathlib import Path
 
 from engine.errors import PromptbankError
 from engine.library import Library
+from engine.support.paths import resources_dir
 
 log = logging.getLogger("promptbank.examples")
 DATA_SUFFIXES = (".jsonl", ".csv", ".tsv")
+
+
+def examples_dir() -> Path:
+    """The folder of the shipped example tasks (``resources/examples``)."""
+    return resources_dir() / "examples"
 
 
 def example_specs(folder: Path) -> list[dict]:

@@ -19,13 +19,13 @@ from sqlite_utils import Database
 from engine.errors import PromptbankError
 from engine.library.catalogue import CatalogueLost, CatalogueMissing
 from engine.library.datasets import split_indices
+from engine.library.headers import header_int, is_prompt_file, read_header_metadata
 from engine.library.library import Library
 from engine.library.readers import parse_examples
 from engine.library.records import dumps
 from engine.library.schema import DB_NAME, migrations
 from engine.library.store import DATASET_FILE, PROMPT_FILE, FileStore
 from engine.support.fileio import sha256_bytes
-from engine.support.headers import header_int, is_prompt_file, read_header_metadata
 from engine.support.paths import library_dir
 
 REBUILD_EVAL_FRACTION = 0.1

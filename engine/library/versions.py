@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.errors import PromptbankError
+from engine.library.headers import header_int, is_prompt_file, read_header_metadata
 from engine.library.records import Version, dumps, version_from_row
 from engine.library.store import prompt_file
 from engine.library.tasks import TaskRepository
 from engine.support.clock import utc_now
 from engine.support.fileio import sha256_bytes
-from engine.support.headers import header_int, is_prompt_file, read_header_metadata
 
 
 class VersionRepository(TaskRepository):

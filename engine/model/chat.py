@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from engine.api.train_settings import DEFAULT_MAX_LENGTH
 from engine.errors import PromptbankError
 
 #: End-of-turn markers of common chat templates, tried before the tokenizer's eos token.
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
-DEFAULT_MAX_LENGTH = 256
 #: Rows are tokenised in chunks of this many, with progress after each.
 ENCODE_CHUNK = 512
 #: A token rarely spans more characters than this; longer inputs are cut before tokenising.

@@ -212,6 +212,6 @@ def configure_device(device: torch.device) -> None:
 
 def use_threads(threads: int | None) -> None:
     """Run torch's CPU operators on ``threads`` threads (None: torch's own choice), as chosen
-    by ``engine.support.threads``: the count is per process, so it is set with the model."""
+    by ``engine.api.threads``: the count is per process, so it is set with the model."""
     if threads is not None:
         torch.set_num_threads(threads)

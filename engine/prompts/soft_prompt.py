@@ -15,12 +15,12 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from engine.api.train_settings import DEFAULT_MAX_LENGTH
 from engine.errors import PromptbankError
+from engine.library.headers import header_int, read_header_metadata
 from engine.methods import METHODS, get_method
-from engine.model.chat import DEFAULT_MAX_LENGTH
 from engine.support.clock import utc_now
 from engine.support.fileio import atomic_write_bytes, read_verified
-from engine.support.headers import header_int, read_header_metadata
 
 if TYPE_CHECKING:
     from engine.model.host import ModelHost

@@ -19,9 +19,9 @@ import threading
 from collections.abc import Iterator
 from typing import IO, Any
 
+from engine.api.launch import child_env, module_command
 from engine.api.wire import Event, ProtocolError, Request, decode_event
 from engine.errors import PromptbankError
-from engine.support.launch import child_env, module_command
 
 _DEAD = object()
 

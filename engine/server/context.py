@@ -13,13 +13,13 @@ from engine import __version__
 from engine.api.payload import Payload
 from engine.api.registry import OP_SPECS
 from engine.api.session import Hello, LoadProgress
+from engine.api.threads import resolve_threads
 from engine.api.training import JobOutcome, PrepareProgress
 from engine.api.wire import PROTOCOL_VERSION, Event, ProtocolError
 from engine.errors import PromptbankError
 from engine.methods import describe_methods
 from engine.server.scheduler import JobEntry, Scheduler
 from engine.support.eta import Eta
-from engine.support.threads import resolve_threads
 
 if TYPE_CHECKING:
     from engine.library import Library

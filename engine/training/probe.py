@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from engine.api.train_settings import PROBE_ROWS, PROBE_STEPS
 from engine.errors import PromptbankError
 from engine.forward.scoring import answer_logliks
 from engine.forward.start import Start
@@ -25,7 +26,7 @@ from engine.methods import get_method
 from engine.prompts.initial import initial_tensor, version_tensor
 from engine.prompts.soft_prompt import ModelGeometry
 from engine.training.batches import encode
-from engine.training.config import PROBE_ROWS, PROBE_STEPS, TrainConfig
+from engine.training.config import TrainConfig
 from engine.training.params import PromptParams
 from engine.training.passes import Pass, Passes
 from engine.training.slot import optimizer_for

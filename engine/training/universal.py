@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from engine.api.train_settings import UNIVERSAL_INSTRUCTION
 from engine.errors import PromptbankError
 from engine.forward.breaks import layer_breaks
 from engine.library.records import Task
@@ -23,7 +24,7 @@ from engine.model.chat import OnRows
 from engine.prompts.initial import initial_tensor
 from engine.training import continual
 from engine.training.batches import SourcesEval, capped_order, encode, eval_set, replay_sample
-from engine.training.config import UNIVERSAL_INSTRUCTION, TrainConfig
+from engine.training.config import TrainConfig
 from engine.training.evaluation import SourcesEvaluator
 from engine.training.job import TrainingJob, check_settings
 from engine.training.slot import TaskSlot

@@ -9,7 +9,7 @@ import pytest
 from desktop.connection.process import EngineProcess
 from desktop.session import Session
 from desktop.settings.engine_panel import EnginePanel
-from engine.server import gpu_engine as engine_env
+from engine.api import gpu_engine as engine_env
 from tests.desktop.conftest import ENGINE_START_MS
 from tests.engine.server.test_engine_install import cpu_backend
 

@@ -12,8 +12,8 @@ from desktop.pages.training.page import describe_summary
 from desktop.settings.dialog import SettingsDialog
 from desktop.widgets.training_settings import TrainingSettings
 from engine.api.session import ModelDescription
+from engine.api.threads import cores, shared_threads
 from engine.model.chat import ENCODE_CHUNK
-from engine.support.threads import cores, shared_threads
 from tests.desktop.conftest import SENTIMENT, write_jsonl, writer
 from tests.desktop.helpers import QUICK, TRAIN_MS, add_task_with_data
 from tests.engine.library.test_library_run_owner import holder

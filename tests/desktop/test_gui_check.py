@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.support.launch import child_env
+from engine.api.launch import child_env
 
 
 def test_gui_check_reports_the_window_and_the_model(tmp_path: Path, tiny_model_dir: Path):

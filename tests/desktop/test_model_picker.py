@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from desktop.settings.dialog import SettingsDialog
 from desktop.settings.model_panel import describe
+from engine.api import optional_models as model_catalog
 from engine.api.session import ModelDescription
-from engine.model import catalog as model_catalog
 
 
 def test_the_picker_offers_the_embedded_and_optional_models_and_adds_one(

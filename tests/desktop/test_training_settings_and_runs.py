@@ -15,8 +15,8 @@ from desktop.widgets.training_settings import (
     measured_pace,
     preset_blurb,
 )
+from engine.api.train_settings import DEFAULT_REPLAY
 from engine.library import Library
-from engine.training.config import DEFAULT_REPLAY
 from tests.desktop.conftest import writer
 from tests.desktop.helpers import (
     QUICK,
@@ -230,7 +230,7 @@ def test_compare_shows_scores_on_the_same_data(qtbot, window, sentiment_file, ti
 
 def test_the_preset_blurb_says_the_steps_that_will_run(qtbot):
     from desktop.wizard.adaptation import ModeNote
-    from engine.training.config import FEW_SHOT_DEFAULTS
+    from engine.api.train_settings import FEW_SHOT_DEFAULTS
 
     settings = TrainingSettings([], [])
     qtbot.addWidget(settings)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from engine import __version__
-from engine.support.launch import child_env
+from engine.api.launch import child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ from safetensors.numpy import load as st_load
 
 from engine.api.session import MethodInfo
 from engine.errors import PromptbankError
-from engine.support.headers import header_int, read_header_metadata
+from engine.library.headers import header_int, read_header_metadata
 
 _DAMAGED = "Restore it from a backup or retrain."
 

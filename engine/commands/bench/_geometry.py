@@ -36,8 +36,8 @@ def bench_host(args: argparse.Namespace):
 
     if getattr(args, "geometry", None) is None:
         return load_host(args)
+    from engine.api.threads import resolve_threads
     from engine.model.host import ModelHost
-    from engine.support.threads import resolve_threads
 
     tokenizer = embedded_tokenizer()
     return ModelHost.random(geometry_config(args.geometry, tokenizer), tokenizer,

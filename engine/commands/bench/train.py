@@ -172,12 +172,12 @@ def with_neighbour(host: ModelHost, lib, length: int, batch: int, args: argparse
 def default_run(host: ModelHost) -> dict:
     """Wall time of a training with every default on the example questions (1,000 training
     rows, 200 held out, 6 labels), model load excluded."""
-    from engine.support.paths import resources_dir
+    from engine.library.examples import examples_dir
     from engine.training.config import TrainConfig
     from engine.training.job import TrainingJob, run_job
 
     rows = [json.loads(line) for line in
-            (resources_dir() / "examples" / "questions.jsonl").read_text().splitlines()]
+            (examples_dir() / "questions.jsonl").read_text().splitlines()]
     pairs = [(r["input"], r["output"]) for r in rows]
     labels = sorted({o for _, o in pairs})
     with tempfile.TemporaryDirectory() as tmp:

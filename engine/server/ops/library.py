@@ -18,8 +18,8 @@ from engine.api.library import (
     TaskSaved,
 )
 from engine.api.wire import ProtocolError
+from engine.library.examples import examples_dir
 from engine.server.context import Context
-from engine.support.paths import resources_dir
 
 EDITABLE_FIELDS = ("kind", "labels", "description", "instruction", "input_template")
 
@@ -101,7 +101,7 @@ def import_prompts(ctx: Context, rid: str, args: dict) -> None:
 def install_examples(ctx: Context, rid: str, args: dict) -> None:
     from engine.library.examples import install_examples
 
-    folder = _path(args["folder"]) or resources_dir() / "examples"
+    folder = _path(args["folder"]) or examples_dir()
     report = install_examples(ctx.library, folder)
     ctx.send(ExamplesInstalled(**asdict(report)).event(rid))
 

@@ -91,7 +91,7 @@ def train_joint(ctx: Context, rid: str, args: dict) -> None:
                  tuple(tasks))
 
 def universal(ctx: Context, rid: str, args: dict) -> None:
-    from engine.training.config import UNIVERSAL_REPLAY
+    from engine.api.train_settings import UNIVERSAL_REPLAY
     from engine.training.universal import UniversalJob
 
     name = args["task"]

@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 from engine.library import Library
-from engine.support.headers import read_header_metadata
+from engine.library.headers import read_header_metadata
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -7,11 +7,10 @@ import json
 import pytest
 
 from engine.library import Library
-from engine.library.examples import install_examples
+from engine.library.examples import examples_dir, install_examples
 from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
-from engine.support.paths import resources_dir
 
-EXAMPLES = resources_dir() / "examples"
+EXAMPLES = examples_dir()
 
 
 def test_manifest_lists_every_shipped_prompt():

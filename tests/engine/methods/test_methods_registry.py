@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 
 from engine.api.session import Hello, MethodInfo
+from engine.library.headers import is_prompt_file, read_header_metadata
 from engine.methods import METHODS, describe_methods, get_method
 from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
-from engine.support.headers import is_prompt_file, read_header_metadata
 
 METHODS_DIR = Path(__file__).resolve().parents[3] / "engine" / "methods"
 GEOMETRY = ModelGeometry("f" * 32, 32, 2, 2, 8)

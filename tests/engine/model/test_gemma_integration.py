@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.model.catalog import is_added
+from engine.api.optional_models import is_added
 from tests.conftest import TEST_DEVICE
 
 pytestmark = [

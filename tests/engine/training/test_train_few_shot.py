@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from engine.training.config import (
+from engine.api.train_settings import (
     FEW_SHOT_DEFAULTS,
     FEW_SHOT_MAX_EXAMPLES,
-    TrainConfig,
     describe_mode,
-    for_examples,
     pick_mode,
 )
+from engine.training.config import TrainConfig, for_examples
 from engine.training.job import TrainingJob, run_job
 from engine.training.settings import training_examples
 from tests.engine.train_helpers import add_echo_task, make_library, sentiment_rows, write_jsonl

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.support.paths import resources_dir
+from engine.library.examples import examples_dir
 from engine.training.config import TrainConfig
 from engine.training.job import TrainingJob, run_job
 
@@ -16,7 +16,7 @@ def test_prefix_training_improves_the_embedded_model(default_host, tmp_path):
     lib = Library(tmp_path / "lib")
     lib.create_task("sentiment", kind="classify", labels=["positive", "negative"],
                     instruction="Is this review positive or negative?")
-    lib.add_dataset("sentiment", resources_dir() / "examples" / "sentiment.csv",
+    lib.add_dataset("sentiment", examples_dir() / "sentiment.csv",
                     eval_fraction=0.2, seed=0)
     config = TrainConfig(method="prefix", length=4, init="vocab", steps=8, lr=3e-2,
                          batch_size=4, eval_every=8, eval_size=8, warmup=0.0)

@@ -28,8 +28,9 @@ from pathlib import Path
 import platformdirs
 
 from engine import __version__
+from engine.api.launch import child_env, constraints_file, module_command, uv_binary
+from engine.api.wire import ProtocolError, decode_event
 from engine.errors import PromptbankError
-from engine.support.launch import child_env, constraints_file, module_command, uv_binary
 from engine.support.paths import APP_NAME
 
 #: What the worker imports besides torch (pyproject's dependencies without the GUI's).
@@ -276,14 +277,20 @@ def install(backend: str = "auto", *, progress: Progress = _quiet, log: Log = _q
 
 
 def _check_worker(python: Path) -> None:
-    """Start a worker from ``python`` the way the desktop will, and stop it again."""
-    from engine.server.client import Client
-
+    """Start a worker from ``python`` the way the desktop will, read its ``hello`` and let it
+    end with its input."""
+    problem = ""
     try:
-        Client.start(python=python, timeout=300).close()
-    except PromptbankError as exc:
-        raise PromptbankError(f"The new engine's worker did not start: {exc}",
-                              hint="Nothing was changed; the CPU engine is still used.") from exc
+        done = subprocess.run([*module_command("engine.cli", python), "worker"], input=b"",
+                              capture_output=True, env=child_env(python), timeout=300)
+        first = done.stdout.splitlines()[:1]
+        if done.returncode != 0 or not first or decode_event(first[0]).type != "hello":
+            problem = done.stderr.decode(errors="replace").strip()[-400:] or "no hello"
+    except (OSError, subprocess.TimeoutExpired, ProtocolError) as exc:
+        problem = str(exc)
+    if problem:
+        raise PromptbankError(f"The new engine's worker did not start: {problem}",
+                              hint="Nothing was changed; the CPU engine is still used.")
 
 
 def _swap(staging: Path, target: Path) -> None:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import platformdirs
 
+from engine.api.launch import uv_binary
 from engine.errors import PromptbankError
-from engine.support.launch import uv_binary
 from engine.support.paths import APP_NAME
 
 

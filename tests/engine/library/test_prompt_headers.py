@@ -16,11 +16,11 @@ from engine import interop
 from engine.cli import main
 from engine.errors import PromptbankError
 from engine.library import Library
+from engine.library.headers import read_header_metadata
 from engine.library.rebuild import rebuild_catalogue
 from engine.library.store import prompt_file
 from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
 from engine.support.fileio import sha256_bytes
-from engine.support.headers import read_header_metadata
 from tests.conftest import TEST_DEVICE
 from tests.engine.library_helpers import TINY_GEOMETRY, snapshot
 

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import PromptbankError
-from engine.server import gpu_engine as engine_env
-from engine.server.gpu_engine import (
+from engine.api import gpu_engine as engine_env
+from engine.api.gpu_engine import (
     ENGINE_PACKAGES,
     MANIFEST,
     EngineStatus,
@@ -22,13 +21,14 @@ from engine.server.gpu_engine import (
     remove,
     status,
 )
-from engine.support.launch import (
+from engine.api.launch import (
     child_env,
     constraints_file,
     module_command,
     source_root,
     uv_binary,
 )
+from engine.errors import PromptbankError
 
 ROOT = Path(__file__).resolve().parents[3]
 GUI_PACKAGES = {"pyside6-essentials", "pyqtgraph"}
@@ -173,3 +173,17 @@ def test_a_missing_uv_is_one_line_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "uv", None)  # import uv now fails
     with pytest.raises(PromptbankError, match="uv program that installs the GPU engine"):
         uv_binary()
+
+
+def test_the_worker_check_reads_a_real_hello(tmp_path):
+    engine_env._check_worker(Path(sys.executable))
+
+
+def test_a_worker_that_cannot_start_fails_the_check_with_its_error(tmp_path):
+    broken = tmp_path / "python"
+    broken.write_text("#!/bin/sh\necho 'ModuleNotFoundError: No module named torch' >&2\n"
+                      "exit 1\n")
+    broken.chmod(0o755)
+    with pytest.raises(PromptbankError, match="did not start: ModuleNotFoundError") as err:
+        engine_env._check_worker(broken)
+    assert "CPU engine is still used" in err.value.hint

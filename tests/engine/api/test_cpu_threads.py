@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from engine.api.threads import resolve_threads, shared_threads, threads_setting
 from engine.cli import build_parser
 from engine.server.client import Client, worker_argv
-from engine.support.threads import resolve_threads, shared_threads, threads_setting
 from tests.conftest import REAL_CACHE, TEST_DEVICE
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from engine.api import gpu_engine as engine_env
+from engine.api.gpu_engine import InstallCancelled, env_python, expected_pins, status
 from engine.errors import PromptbankError
-from engine.server import gpu_engine as engine_env
 from engine.server.client import Client
-from engine.server.gpu_engine import InstallCancelled, env_python, expected_pins, status
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
