@@ -11,7 +11,7 @@ from desktop.session import Session
 from desktop.settings.engine_panel import EnginePanel
 from engine.api import gpu_engine as engine_env
 from tests.desktop.conftest import ENGINE_START_MS
-from tests.engine.server.test_engine_install import cpu_backend
+from tests.engine.api.test_gpu_engine_install import cpu_backend
 
 
 @pytest.fixture
