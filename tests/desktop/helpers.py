@@ -7,11 +7,15 @@ from pathlib import Path
 import torch
 
 from desktop.wizard.new_task import NewTaskWizard
+from engine.api.session import MethodInfo
 from engine.library import Library
 from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
 from tests.desktop.conftest import writer
 
 TRAIN_MS = 120_000
+#: A prompt method the desktop has never heard of, as a worker's hello could describe it.
+FANCY = MethodInfo(name="fancy", summary="a method the desktop has never heard of",
+                   tensor_key="fancy", token_axis=1, input_embeddings=False, default_lr=0.05)
 QUICK = {"method": "prompt", "length": 4, "init": "random", "steps": 8, "batch_size": 4,
          "eval_every": 4, "seed": 0}
 

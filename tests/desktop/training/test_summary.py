@@ -1,4 +1,4 @@
-"""The training page describes a run's summary in words, not as a raw dictionary."""
+"""A finished job's summary: its headline metric, gains, forgetting, rows cut, how it ended."""
 
 from __future__ import annotations
 
@@ -82,17 +82,3 @@ def test_a_job_says_cancelling_at_once_and_how_it_ended():
     assert finished_text(done) == "Training of t finished: saved v3."
     failed = JobState(task="t", kind="continue", status="failed", message="Out of memory.")
     assert finished_text(failed) == "Continued training of t failed: Out of memory."
-
-
-def test_changing_a_trained_tasks_labels_warns_what_happens_to_its_versions():
-    from desktop.pages.task.dialogs import retrain_warning
-    from engine.library import Task
-
-    task = Task(1, "senti", "classify", ["positive", "negative"], "", "", None, None, "")
-    text = retrain_warning(task, {"task": "senti", "labels": ["positive", "negative",
-                                                              "neutral"]}, 2)
-    assert text.startswith("senti has 2 trained versions, taught as classify over positive, "
-                           "negative. After this change they are used and scored as classify "
-                           "over positive, negative, neutral")
-    assert retrain_warning(task, {"task": "senti", "description": "x"}, 2) == ""
-    assert retrain_warning(task, {"task": "senti", "kind": "generate"}, 0) == ""

@@ -1,20 +1,14 @@
-"""The desktop's multitask hooks with the real engine process (tiny model): a joint job from
-the training page (one curve per task), and the wizard's mode note and suggested start."""
+"""Joint runs: one job, a curve per task, kept across a resume."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
 
-from tests.desktop.conftest import write_jsonl, writer
+from tests.desktop.conftest import writer
 from tests.desktop.helpers import (
-    ENGINE_MS,
-    add_random_version,
+    TRAIN_MS,
     add_task_with_data,
-    fill_wizard,
-    open_wizard,
 )
-
-TRAIN_MS = 120_000
 
 
 def test_training_page_queues_a_joint_job_with_a_curve_per_task(qtbot, window,
@@ -75,32 +69,3 @@ def test_a_resumed_joint_job_keeps_a_curve_per_task(qtbot, window, sentiment_fil
     with qtbot.waitSignal(window.jobs.sig_job_finished, timeout=30_000):
         window.jobs.cancel(resumed)
     assert resumed.status == "cancelled"
-
-
-def test_wizard_says_few_shot_and_suggests_a_start(qtbot, window, tmp_path, tiny_host,
-                                                   sentiment_file):
-    add_task_with_data(window, "start-source", sentiment_file)
-    add_random_version(window, tiny_host, "start-source", seed=3)
-    data = write_jsonl(tmp_path / "small.jsonl", [("great film", "positive"),
-                                                  ("bad film", "negative")] * 8)
-    wizard = open_wizard(window)
-    assert fill_wizard(qtbot, wizard, "small-task", data) is True
-    wizard.next()
-    wizard.next()
-    page = wizard.training_page
-    assert page.mode.mode == "few-shot" and "Few-shot mode (16 examples)" in page.mode.text()
-    assert page.settings.steps.value() == 100
-    page.settings.method.setCurrentText("prompt")
-    page.settings.length.setValue(4)
-    page.suggestion.button.click()
-    qtbot.waitUntil(lambda: page.suggestion.ranking.isVisible(), timeout=ENGINE_MS)
-    starts = [s.init for s in page.suggestion.starts]
-    assert {"task:start-source", "text"} <= set(starts)  # the library's prompt-4 prompts
-    assert page.settings.init.currentText() == starts[0]
-    page.train_now.setChecked(True)
-    page.settings.steps.setValue(2)
-    with qtbot.waitSignal(window.jobs.sig_job_finished, timeout=TRAIN_MS):
-        wizard.accept()
-    run = writer(window).list_runs("small-task")[0]
-    assert run.config["train"]["mode"] == "few-shot" and run.config["train"]["patience"] == 3
-    assert run.config["train"]["init"] == starts[0]

@@ -1,5 +1,4 @@
-"""Nothing dropped on quit: the queued job and the running one come back after a restart
-(the running one from its checkpoint), and the quit question says so for each."""
+"""The job queue survives a restart of the app."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""No crash (issue 13, point 1): the binding check, the crash log and the next start's
-report, the engine noticing that the desktop went away, and a soak of 30 short jobs."""
+"""Faults: a broken binding, crash logs, a killed engine, the desktop going away, a soak."""
 
 from __future__ import annotations
 
@@ -124,3 +123,17 @@ def test_soak_thirty_short_jobs_with_curves(qtbot, window, sentiment_file):
     assert {j.version for j in done} == set(range(1, len(done) + 1))
     assert drawn, "no job was drawn while it ran"
     assert window.engine.running and window.isVisible()
+
+
+def test_kill_engine_shows_banner_and_restart(qtbot, window):
+    assert not window.banner.isVisible()
+    with qtbot.waitSignal(window.engine.sig_crashed, timeout=10_000):
+        window.engine.kill()
+    assert window.banner.isVisible()
+    assert "killed" in window.banner.label.text() or "crashed" in window.banner.label.text()
+    assert window.status.state.text().startswith("Engine: error")
+    with qtbot.waitSignal(window.session.sig_model_changed, timeout=90_000,
+                          check_params_cb=bool):
+        window.banner.restart.click()
+    assert not window.banner.isVisible()
+    assert window.status.state.text() == "Engine: ready"

@@ -1,4 +1,5 @@
-"""Settings → Engine: the GPU engine installed from the desktop, and the CPU fallback."""
+"""Settings → Engine: the CPU engine shown, a GPU engine that cannot start falls back,
+install, cancel and remove."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""``promptbank gui --check``: the whole desktop starts, loads its model through the engine,
-reports it and quits (the bundle's smoke test uses it)."""
+"""``promptbank gui --check``: the window and the model, or the engine's failure."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""Settings → Model: the embedded and optional models are offered (an optional one is added
-with progress), and Check loads a model in the real engine and says what it is: family,
-size, context, framing, the forward check and the load time."""
+"""Settings → Model: the embedded and optional models, adding one, the check, a converted
+model's framing."""
 
 from __future__ import annotations
 
@@ -54,32 +53,3 @@ def test_a_converted_base_model_says_how_it_is_framed_and_checked():
     assert "268M parameters" in text and "context 32,768 tokens" in text
     assert "a base model: no chat template" in text
     assert "Conversion check passed: perplexity 12" in text
-
-
-def test_the_train_dialog_shows_the_memory_the_run_needs(qtbot, window, sentiment_file):
-    from desktop.pages.task.dialogs import TrainDialog
-    from tests.desktop.helpers import add_task_with_data
-
-    add_task_with_data(window, "memory-line", sentiment_file)
-    dialog = TrainDialog("memory-line", ["memory-line"], session=window.session)
-    qtbot.addWidget(dialog)
-    qtbot.waitUntil(lambda: dialog.memory.plan is not None, timeout=30_000)
-    assert dialog.memory.text().startswith("Memory: about ")
-    assert "Fits: 8 row(s) per pass" in dialog.memory.text()
-    dialog.settings.batch.setValue(4)
-    qtbot.waitUntil(lambda: dialog.memory.plan.rows_per_pass == 4, timeout=30_000)
-
-
-def test_help_check_this_computer_shows_the_verdict_and_copies_it(qtbot, offline_window):
-    from PySide6.QtGui import QGuiApplication
-
-    dialog = offline_window.check_computer()
-    qtbot.addWidget(dialog)
-    dialog.show_verdict({"verdict": "fail", "figures": [
-        {"stage": "device", "status": "info", "target": "", "measured": "cpu"},
-        {"stage": "serving", "status": "fail", "target": "", "measured": "failed: died"}]})
-    assert dialog.table.rowCount() == 2 and dialog.table.item(1, 3).text() == "failed: died"
-    assert "Something is wrong: serving" in dialog.state.text()
-    dialog.copy.click()
-    assert QGuiApplication.clipboard().text().splitlines()[2] == \
-        "serving\tfail\t\tfailed: died"

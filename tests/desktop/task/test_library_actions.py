@@ -1,5 +1,4 @@
-"""Library-side behaviour of the desktop: the wizard, the task list, the task page. The
-desktop reads the catalogue read-only; its changes go through the engine process."""
+"""The task list and page: create, activate, delete, search, refusals and a lost catalogue."""
 
 from __future__ import annotations
 
@@ -18,7 +17,16 @@ from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
 from tests.desktop.conftest import ENGINE_START_MS, make_window, writer
 from tests.desktop.helpers import ENGINE_MS, add_version, fill_wizard, open_wizard
 
-# --- through the engine ----------------------------------------------------------------
+
+def run_op(qtbot, window, op: str, args: dict) -> tuple[str, object]:
+    """Send one op through the desktop's EngineOp; ("ok", result) or ("failed", message)."""
+    outcome: list = []
+    (window.session.op(op, args)
+     .on_success(lambda data: outcome.append(("ok", data)))
+     .on_failure(lambda message: outcome.append(("failed", message)))
+     .run())
+    qtbot.waitUntil(lambda: bool(outcome), timeout=ENGINE_MS)
+    return outcome[0]
 
 
 def test_create_task_from_file_is_listed(qtbot, window, sentiment_file):
@@ -123,17 +131,6 @@ def test_examples_are_installed_by_the_engine_when_it_starts(qtbot, window, tmp_
             session.open_library(old_root)
 
 
-def run_op(qtbot, window, op: str, args: dict) -> tuple[str, object]:
-    """Send one op through the desktop's EngineOp; ("ok", result) or ("failed", message)."""
-    outcome: list = []
-    (window.session.op(op, args)
-     .on_success(lambda data: outcome.append(("ok", data)))
-     .on_failure(lambda message: outcome.append(("failed", message)))
-     .run())
-    qtbot.waitUntil(lambda: bool(outcome), timeout=ENGINE_MS)
-    return outcome[0]
-
-
 def test_edit_add_data_and_import_ops_from_the_desktop(qtbot, window, sentiment_file, tmp_path,
                                                        tiny_host):
     assert run_op(qtbot, window, "create_task", {"task": "ops"})[0] == "ok"
@@ -184,9 +181,6 @@ def test_the_engine_also_refuses_a_lost_catalogue(qtbot, window, tmp_path):
                               check_params_cb=bool):
             session.open_library(old_root)
     assert session.library_problem == "" and "lost" not in window.library.empty.text()
-
-
-# --- reading only ------------------------------------------------------------------------
 
 
 def test_the_desktops_library_cannot_write(offline_window, library_root):

@@ -1,0 +1,59 @@
+"""The training curves: axes per job, accuracy on 0 to 1, a smoothed and log-scale loss."""
+
+from __future__ import annotations
+
+from desktop.pages.training.curves import CurveData, Curves
+
+
+def test_curves_reset_their_axes_per_job_and_keep_accuracy_on_0_to_1(qtbot):
+    curves = Curves()
+    qtbot.addWidget(curves)
+    curves.resize(800, 300)
+    curves.show()
+    losses = [(s, 10.0 - s / 20) for s in range(1, 101)]
+    accuracy = [(20, 0.5), (40, 0.7), (60, 0.9)]
+    curves.set_data(CurveData("job:1", {"a": losses}, {"a": accuracy}, "accuracy", 100))
+    curves.flush()
+    (x0, x1), (y0, y1) = curves.eval_plot.getViewBox().viewRange()
+    assert (y0, y1) == (0.0, 1.0)
+    assert x0 <= 0 and 100 <= x1 < 110
+    curves.loss_plot.getViewBox().setXRange(40, 45)  # the user zoomed in on the first job
+    curves.set_data(CurveData("job:2", {"b": [(1, 0.3), (2, 0.2)]}, {"b": [(2, 1.0)]},
+                              "accuracy", 10))
+    curves.flush()
+    for plot in (curves.loss_plot, curves.eval_plot):  # both from step 0 to the new total
+        (x0, x1), _ = plot.getViewBox().viewRange()
+        assert x0 <= 0 and 10 <= x1 < 12
+    (_, _), (y0, y1) = curves.eval_plot.getViewBox().viewRange()
+    assert (y0, y1) == (0.0, 1.0)  # never down to -0.1, even with one point at 1.0
+    assert list(curves.loss_curves) == ["b"]
+    curves.set_data(CurveData("job:3", {"c": [(1, 5.0)]}, {"c": [(1, 4.0), (2, 3.0)]},
+                              "eval_loss", 2))
+    curves.flush()
+
+    def fitted() -> bool:  # a loss is fitted to its values (pyqtgraph fits at the next paint)
+        y0, y1 = curves.eval_plot.getViewBox().viewRange()[1]
+        return y0 > 2.5 and y1 < 4.5
+
+    qtbot.waitUntil(fitted, timeout=2000)
+
+
+def test_the_loss_is_smoothed_over_its_faint_raw_trace_and_can_go_log_scale(qtbot):
+    import numpy as np
+
+    from desktop.pages.training.curves import smoothed
+
+    assert smoothed(np.array([2.0]))[0] == 2.0  # no pull towards zero at the start
+    noisy = np.array([1.0, 3.0] * 50)
+    assert np.ptp(smoothed(noisy)[50:]) < 0.5 < np.ptp(noisy)
+    curves = Curves()
+    qtbot.addWidget(curves)
+    curves.set_data(CurveData("job:1", {"a": [(s, float(s % 2) + 1) for s in range(1, 41)]},
+                              {}, "accuracy", 40))
+    curves.flush()
+    raw = curves.raw_curves["a"].getData()[1]
+    shown = curves.loss_curves["a"].getData()[1]
+    assert list(raw[:4]) == [2.0, 1.0, 2.0, 1.0] and np.ptp(shown[-10:]) < np.ptp(raw[-10:])
+    assert curves.raw_curves["a"].opts["pen"].color().alpha() < 255
+    curves.log_scale.setChecked(True)
+    assert curves.loss_plot.getPlotItem().ctrl.logYCheck.isChecked()
