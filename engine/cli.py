@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Sequence
 
 from engine import __version__
+from engine.api.generation import DEFAULT_MAX_INPUT_TOKENS, MAX_INPUT_TOKENS_ENV
 from engine.api.launch import frozen
 from engine.api.threads import THREADS_ENV, threads_setting
 from engine.errors import PromptbankError
@@ -54,12 +55,28 @@ def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
                         default=default(os.environ.get(THREADS_ENV, "auto")),
                         help="CPU threads for the model: auto (every core), shared (one core "
                              "left for another busy program) or a number")
+    parser.add_argument("--max-input-tokens", type=input_cap, metavar="N",
+                        default=default(os.environ.get(MAX_INPUT_TOKENS_ENV,
+                                                       DEFAULT_MAX_INPUT_TOKENS)),
+                        help="longest input the engine serves, in tokens; longer ones are "
+                             f"refused (default {DEFAULT_MAX_INPUT_TOKENS:,})")
     parser.add_argument("--json", action="store_true", default=default(False),
                         help="print machine-readable JSON")
     parser.add_argument("--debug", action="store_true", default=default(False),
                         help="show tracebacks on errors")
     parser.add_argument("--trust-remote-code", action="store_true", default=default(False),
                         help="allow a model folder's own Python code to run (only if trusted)")
+
+
+def input_cap(value: str | int) -> int:
+    """``--max-input-tokens``: a whole number of tokens, at least 16."""
+    try:
+        cap = int(value)
+    except ValueError:
+        cap = 0
+    if cap < 16:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a number of tokens of 16 or more")
+    return cap
 
 
 def _sub_parsers(parser: argparse.ArgumentParser):

@@ -103,6 +103,12 @@ class ApplyOutcome(Payload):
     columns: list[str] = field(default_factory=list)
 
 
+#: Tokens one serving input may hold unless the engine is started with another
+#: ``--max-input-tokens``: longer inputs are refused with a clear error rather than prefilled
+#: for minutes (an input within it that overflows the model's context is cut to fit).
+DEFAULT_MAX_INPUT_TOKENS = 8192
+#: The environment variable that sets it for every engine process (CLI, worker, desktop).
+MAX_INPUT_TOKENS_ENV = "PROMPTBANK_MAX_INPUT_TOKENS"
 ROW_FIELDS = {"text": str, "task": str, "version": int, "max_new_tokens": int,
               "temperature": (int, float), "top_p": (int, float), "stop": list, "seed": int,
               "system": str, "shots": list}

@@ -37,6 +37,8 @@ def cmd_check(args: argparse.Namespace) -> int:
               for rel in report.temporary]
     if report.integrity != "ok":
         lines.append(f"catalogue damaged: {report.integrity}")
+    lines += [f"put aside (a killed write never recorded it; yours to keep or delete): {rel}"
+              for rel in report.recovered]
     if report.ok:
         lines.append("Every file is present and matches its checksum.")
     else:

@@ -66,7 +66,8 @@ def _runtime(args: argparse.Namespace):
 
     library = Library(args.library)
     host = load_host(args)
-    return Runtime(host, library, force=getattr(args, "force", False)), library
+    return Runtime(host, library, force=getattr(args, "force", False),
+                   max_input_tokens=args.max_input_tokens), library
 
 
 def _warn_truncated(count: int) -> None:

@@ -18,6 +18,8 @@ from sqlite_utils import Database
 from engine.errors import PromptbankError
 from engine.library.schema import DB_NAME, migrations
 from engine.library.store import FileStore
+from engine.library.tidy import Tidied, tidy
+from engine.support.crash import crash_point
 from engine.support.paths import library_dir
 
 FOLDERS = ("prompts", "datasets", "checkpoints", "exports")
@@ -81,6 +83,8 @@ class Catalogue:
         self.stand_in = empty
         self.files = FileStore(self.root)
         self._depth = 0
+        #: What opening put aside or removed (a writable open only; see engine.library.tidy).
+        self.tidied = Tidied()
         if empty:
             self.db = Database(memory=True)
             migrations.apply(self.db)
@@ -98,6 +102,7 @@ class Catalogue:
             if not db_file.exists() or not db_file.stat().st_size:
                 self._refuse_lost()  # before anything is written into an empty catalogue
             self._open(self._connect(str(self.root / DB_NAME)), self._migrate)
+            self.tidied = tidy(self)
 
     def _connect(self, target: str) -> sqlite3.Connection:
         try:
@@ -227,7 +232,9 @@ class Catalogue:
             try:
                 yield self.db
                 if self._depth == 1:
+                    crash_point()
                     conn.execute("COMMIT")
+                    crash_point()
                 else:
                     conn.execute(f"RELEASE {savepoint}")
             except BaseException:

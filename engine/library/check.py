@@ -11,6 +11,7 @@ from engine.library.headers import header_int, read_header_metadata
 from engine.library.library import Library
 from engine.library.records import Version
 from engine.library.store import PROMPT_FILE
+from engine.library.tidy import RECOVERED
 from engine.support.fileio import sha256_file
 
 
@@ -27,6 +28,9 @@ class CheckReport:
     mismatched: list[str] = field(default_factory=list)
     #: Temporary files of writes that never finished (a kill, a full disk).
     temporary: list[str] = field(default_factory=list)
+    #: Files a killed write left unrecorded, put aside in ``recovered/`` when the library
+    #: was opened (kept for the user; they do not make the library unhealthy).
+    recovered: list[str] = field(default_factory=list)
     integrity: str = "ok"
 
     @property
@@ -65,6 +69,8 @@ def check_library(library: Library) -> CheckReport:
     report.temporary = sorted(str(p.relative_to(library.root))
                               for p in library.root.rglob(".*.tmp") if p.is_file())
     report.integrity = library.db.execute("PRAGMA integrity_check").fetchone()[0]
+    report.recovered = sorted(str(p.relative_to(library.root))
+                              for p in (library.root / RECOVERED).rglob("*") if p.is_file())
     return report
 
 

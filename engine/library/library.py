@@ -11,6 +11,7 @@ from engine.library.models import ModelRepository
 from engine.library.records import Task
 from engine.library.runs import RunRepository
 from engine.library.versions import VersionRepository
+from engine.support.fileio import sha256_bytes
 
 
 class Library(ModelRepository, DatasetRepository, VersionRepository, RunRepository,
@@ -39,8 +40,30 @@ class Library(ModelRepository, DatasetRepository, VersionRepository, RunReposito
             raise PromptbankError(f"The classify task '{name}' needs at least two labels.",
                                   hint="Give them with --labels a,b or in the data's outputs.")
         with self.transaction():
+            if self._is_retry(name, kind, labels, description, instruction, input_template,
+                              source):
+                return self.get_task(name)
             task = self._insert_task(name, kind, labels, description, instruction,
                                      input_template)
             if source is not None:
                 self._insert_dataset(task, source, eval_source, eval_fraction, seed, "train")
         return self.get_task(name)
+
+    def _is_retry(self, name: str, kind: str, labels: list[str] | None, description: str,
+                  instruction: str, input_template: str | None,
+                  source: DatasetSource | None) -> bool:
+        """Whether a task called ``name`` already exists exactly as asked (same fields, and the
+        same data by content): a create retried after it committed is then a no-op."""
+        found = self._rows("SELECT id FROM tasks WHERE name = ?", (name,))
+        if not found:
+            return False
+        task = self.get_task(name)
+        same = (task.kind, list(task.labels), task.description, task.instruction,
+                task.input_template) == (kind, list(labels or []), description, instruction,
+                                         input_template)
+        if not same:
+            return False
+        if source is None:
+            return not self.list_datasets(name)
+        digest = sha256_bytes(source.data)
+        return any(d.sha256 == digest for d in self.list_datasets(name))

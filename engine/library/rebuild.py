@@ -24,7 +24,8 @@ from engine.library.library import Library
 from engine.library.readers import parse_examples
 from engine.library.records import dumps
 from engine.library.schema import DB_NAME, migrations
-from engine.library.store import DATASET_FILE, PROMPT_FILE, FileStore
+from engine.library.store import CONTENT_FOLDERS, DATASET_FILE, PROMPT_FILE, FileStore
+from engine.library.tidy import RECOVERED
 from engine.support.fileio import sha256_bytes
 from engine.support.paths import library_dir
 
@@ -88,6 +89,7 @@ def rebuild_catalogue(root: Path | str | None = None, *, force: bool = False) ->
     _refuse_live_catalogue(root, force)
     report = RebuildReport(str(root))
     files = FileStore(root)
+    _bring_back_recovered(root, report)
     prompts, snapshots = [], []
     for rel in files.content_files():
         try:
@@ -113,6 +115,16 @@ def rebuild_catalogue(root: Path | str | None = None, *, force: bool = False) ->
     Library(root).close()  # the rebuilt catalogue opens (and is switched to WAL)
     report.notes.append(LOST_IN_REBUILD)
     return report
+
+
+def _bring_back_recovered(root: Path, report: RebuildReport) -> None:
+    """Return files that opening the library put aside (``recovered/``) to their folders, so
+    the rebuild considers them; what it does not catalogue is put aside again on next open."""
+    for path in sorted((root / RECOVERED).glob("*/*")):
+        target = root / path.parent.name / path.name
+        if path.parent.name in CONTENT_FOLDERS and path.is_file() and not target.exists():
+            path.rename(target)
+            report.notes.append(f"{path.relative_to(root)} was considered again.")
 
 
 def _refuse_live_catalogue(root: Path, force: bool) -> None:

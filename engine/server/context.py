@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from engine import __version__
+from engine.api.generation import DEFAULT_MAX_INPUT_TOKENS
 from engine.api.payload import Payload
 from engine.api.registry import OP_SPECS
 from engine.api.session import Hello, LoadProgress
@@ -147,7 +148,9 @@ class Context:
                 from engine.serving.runtime import Runtime
             except ImportError as exc:
                 raise not_available("runtime (generation and scoring)") from exc
-            self._runtime = Runtime(host, self.library)
+            self._runtime = Runtime(host, self.library,
+                                    max_input_tokens=getattr(self.args, "max_input_tokens",
+                                                             DEFAULT_MAX_INPUT_TOKENS))
         return self._runtime
 
     def invalidate(self, task: str) -> None:

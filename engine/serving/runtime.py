@@ -14,12 +14,18 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from engine.api.generation import GeneratedText, LabelScores
+from engine.api.generation import (
+    DEFAULT_MAX_INPUT_TOKENS,
+    MAX_INPUT_TOKENS_ENV,
+    GeneratedText,
+    LabelScores,
+)
 from engine.errors import PromptbankError
 from engine.forward.decode import Decoder, OnToken, Sampling, Stream
 from engine.forward.scoring import label_scores
 from engine.forward.start import Start, assign
 from engine.forward.state import prefill
+from engine.model.chat import CHARS_PER_TOKEN
 from engine.prompts.soft_prompt import SoftPrompt
 from engine.serving.bank import PromptBank, TaskSpec
 
@@ -67,9 +73,11 @@ class Runtime:
     """Serves any number of tasks on one loaded model; switching a task is a lookup."""
 
     def __init__(self, host: ModelHost, library: Library | None = None, *, max_prompts: int = 256,
-                 force: bool = False, graphs: bool = True):
+                 force: bool = False, graphs: bool = True,
+                 max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS):
         self.host = host
         self.library = library
+        self.max_input_tokens = max_input_tokens
         self.bank = PromptBank(host, library, max_prompts=max_prompts, force=force)
         self.chat = host.chat
         self.decoder = Decoder(host, graphs=graphs)
@@ -197,6 +205,7 @@ class Runtime:
         if not isinstance(text, str) or not text.strip():
             raise PromptbankError(f"Row {index + 1} has an empty input.",
                                   hint="Give some text to run the task on.")
+        self._check_input_length(index, text)
         key = (task, version, use_prompt, system, tuple(map(tuple, shots)))
         if key not in memo:
             memo[key] = self._row_start(task, version, use_prompt, system, shots)
@@ -210,6 +219,20 @@ class Runtime:
         ids, truncated = self.chat.context_ids(text, template=template, system=system,
                                                shots=shots, budget=budget)
         return _Prepared(start, ids, truncated, number)
+
+    def _check_input_length(self, index: int, text: str) -> None:
+        """Refuse an input over the engine's cap, counting at most the tokens that decide it."""
+        cap = self.max_input_tokens
+        if len(text) < cap // 4 or len(text.encode("utf-8", "replace")) < cap:
+            return  # a tokenizer makes at most one token per byte (and one leading marker)
+        head = text[:(cap + 1) * CHARS_PER_TOKEN]
+        if len(text) > len(head) or len(self.host.tokenizer(head, add_special_tokens=False)
+                                         ["input_ids"]) > cap:
+            raise PromptbankError(
+                f"Row {index + 1}'s input is longer than the {cap:,} tokens this engine serves "
+                f"per input ({len(text):,} characters).",
+                hint="Shorten it, or start the engine with a larger --max-input-tokens (or "
+                f"{MAX_INPUT_TOKENS_ENV}).")
 
     def _row_start(self, task: str | None, version: int | None, use_prompt: bool,
                    system: str | None, shots: list[tuple[str, str]]) -> tuple:

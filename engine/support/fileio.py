@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from engine.errors import PromptbankError
+from engine.support.crash import crash_point
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -66,8 +67,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> str:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
+            crash_point()
             os.fsync(fh.fileno())
+        crash_point()
         os.replace(tmp, path)
+        crash_point()
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise PromptbankError(
@@ -78,4 +82,5 @@ def atomic_write_bytes(path: Path, data: bytes) -> str:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+    crash_point()
     return sha256_bytes(data)

@@ -41,6 +41,11 @@ def save_checkpoint(folder: Path, tensors: dict[str, torch.Tensor], state: dict)
         (folder / name).unlink(missing_ok=True)
 
 
+def has_checkpoint(folder: Path) -> bool:
+    """Whether ``folder`` holds a checkpoint (whole or not) of either layout."""
+    return (Path(folder) / CHECKPOINT).exists() or (Path(folder) / LEGACY_STATE).exists()
+
+
 def load_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Read a checkpoint written by ``save_checkpoint``; a missing or damaged one is refused."""
     folder = Path(folder)

@@ -28,7 +28,7 @@ from engine.prompts.soft_prompt import SoftPrompt, check_length
 from engine.support.faults import is_out_of_memory, release_memory
 from engine.training import continual
 from engine.training.batches import encode, eval_set
-from engine.training.checkpointing import restore_state
+from engine.training.checkpointing import has_checkpoint, restore_state
 from engine.training.config import TrainConfig
 from engine.training.evaluation import Evaluator
 from engine.training.passes import Pass, Passes, group_by_width
@@ -387,12 +387,13 @@ class TrainingJob(SlotJob):
     @classmethod
     def restore_slot(cls, library: Library, host: ModelHost, run_id: int,
                      on_rows: OnRows | None = None) -> TaskSlot:
-        """A slot back at a claimed run's last checkpoint (the run is not released here)."""
+        """A slot back at a claimed run's last checkpoint (the run is not released here); a
+        run killed before its first checkpoint starts again from its beginning."""
         run = library.get_run(run_id)
         if run.config.get("model") not in (None, host.fingerprint):
             raise PromptbankError(f"Run {run_id} was trained on another model.",
                                   hint="Load that model to resume it.")
-        tensors, state = restore_state(library.checkpoint_dir(run_id))
+        folder = library.checkpoint_dir(run_id)
         config = TrainConfig.from_dict(run.config["train"])
         record = library.get_task_by_id(run.task_id)
         parent = parent_tensor = None
@@ -400,9 +401,19 @@ class TrainingJob(SlotJob):
             parent = library.version_by_id(run.parent_version_id)
             parent_tensor = SoftPrompt.load(library.version_path(parent),
                                             sha256=parent.sha256).tensor
-        slot = cls.build_slot(library, host, record, config, run_id, run.config,
-                              tensors["init"], parent, parent_tensor, on_rows)
-        slot.restore(tensors, state)
+        if has_checkpoint(folder):
+            tensors, state = restore_state(folder)
+            init = tensors["init"]
+        else:
+            tensors, state = {}, None
+            init = (parent_tensor.clone() if parent_tensor is not None
+                    else check_new_run(library, host, record.name, config)[1])
+        slot = cls.build_slot(library, host, record, config, run_id, run.config, init, parent,
+                              parent_tensor, on_rows)
+        if state is None:
+            slot.save_checkpoint()
+        else:
+            slot.restore(tensors, state)
         return slot
 
     @classmethod

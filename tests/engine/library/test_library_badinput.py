@@ -68,6 +68,21 @@ def test_bad_dataset_for_new_task_creates_no_task(lib, unchanged, tmp_path):
         lib.add_dataset("sent", tmp_path / "bad.csv", eval_fraction=1.5)
 
 
+def test_a_create_retried_after_it_committed_changes_nothing(lib, tmp_path):
+    data = write_jsonl(tmp_path / "r.jsonl", ROWS[:4])
+    first = lib.create_task("retry", kind="classify", data=data, instruction="Judge it.")
+    before = snapshot(lib)
+    again = lib.create_task("retry", kind="classify", data=data, instruction="Judge it.")
+    assert again == first and snapshot(lib) == before
+    assert len(lib.list_datasets("retry")) == 1
+    other = write_jsonl(tmp_path / "other.jsonl", ROWS[1:5])
+    with pytest.raises(PromptbankError, match="already exists"):  # other data: not a retry
+        lib.create_task("retry", kind="classify", data=other, instruction="Judge it.")
+    with pytest.raises(PromptbankError, match="already exists"):  # other fields: neither
+        lib.create_task("retry", kind="classify", data=data, instruction="Judge it again.")
+    assert snapshot(lib) == before
+
+
 def test_duplicate_task_name(lib, tmp_path):
     lib.create_task("other")
     before = snapshot(lib)

@@ -150,7 +150,7 @@ def test_rebuild_recreates_tasks_versions_lineage_and_datasets(root, capsys):
     assert lib.create_task("third").id > max(t.id for t in lib.list_tasks() if t.name != "third")
 
 
-def test_rebuild_skips_tampered_files_and_keeps_what_remains(root):
+def test_rebuild_skips_tampered_files_and_keeps_what_remains(root, caplog):
     lib = Library(root)
     tampered = lib.version_path(lib.get_version("sent", 2))
     gone = lib.version_path(lib.get_version("summ"))
@@ -172,9 +172,12 @@ def test_rebuild_skips_tampered_files_and_keeps_what_remains(root):
     summ = lib.get_task_by_id(2)
     assert summ.name == "task-2" and lib.list_versions(summ.name) == []
     assert len(lib.list_datasets(summ.name)) == 2
-    # The tampered and unknown files are left where they were, for the user to look at.
-    assert tampered.exists() and check_library(lib).extra == sorted(
-        [f"prompts/{tampered.name}", "prompts/notes.txt"])
+    # Opening the rebuilt library put the tampered and unknown files aside, for the user.
+    report = check_library(lib)
+    assert report.ok and not tampered.exists()
+    assert report.recovered == sorted([f"recovered/prompts/{tampered.name}",
+                                       "recovered/prompts/notes.txt"])
+    assert "Put aside 2 file(s)" in caplog.text
 
 
 def test_rebuild_never_replaces_a_catalogue_with_rows_unless_forced(root, capsys):

@@ -94,7 +94,7 @@ def test_create_task_refuses_bad_input_and_changes_nothing(engine, root, data, t
     engine.ok("create_task", task="taken")
     before = snapshot(Library(root))
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"input": "a"}])
-    engine.refused("create_task", "already exists", task="taken")
+    engine.refused("create_task", "already exists", task="taken", description="another")
     engine.refused("create_task", "does not exist", task="x", data=str(tmp_path / "no.jsonl"))
     engine.refused("create_task", "bad.jsonl", task="x", data=str(bad))
     engine.refused("create_task", "needs at least two labels", task="x", kind="classify",

@@ -1,0 +1,107 @@
+"""On opening a library for writing: put aside what a killed write left behind, and say so.
+
+A prompt or dataset file is written and renamed inside its catalogue transaction, so a file
+that no row names while this process holds the write lock belongs to a transaction that never
+committed. It is moved to ``recovered/`` (never deleted: it may hold a prompt someone wants),
+and the temporary files of such writes are removed, as are those of checkpoint saves of runs
+that no live process trains.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine.library.owner import RunOwner
+from engine.library.store import CONTENT_FOLDERS
+
+if TYPE_CHECKING:
+    from engine.library.catalogue import Catalogue
+
+log = logging.getLogger("promptbank.library")
+RECOVERED = "recovered"
+
+
+@dataclass
+class Tidied:
+    """What opening the library put aside (moved to ``recovered/``) and removed."""
+
+    recovered: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.recovered or self.removed)
+
+
+def tidy(library: Catalogue) -> Tidied:
+    """Put aside unnamed content files and remove stale temporary files; log what was done."""
+    done = Tidied()
+    if _orphans(library) or _temporary(library):
+        # Under the write lock no other process is between a file's rename and its commit.
+        with library.transaction():
+            for rel in _orphans(library):
+                done.recovered.append(_put_aside(library.root, rel))
+            for path in _temporary(library):
+                path.unlink(missing_ok=True)
+                done.removed.append(str(path.relative_to(library.root)))
+    for path in _stale_checkpoint_temporaries(library):
+        path.unlink(missing_ok=True)
+        done.removed.append(str(path.relative_to(library.root)))
+    if done.recovered:
+        log.warning("Put aside %d file(s) in the library's folders that no catalogue row "
+                    "names (most often a write killed before it was recorded): %s. Nothing "
+                    "recorded was changed.",
+                    len(done.recovered), ", ".join(done.recovered))
+    if done.removed:
+        log.info("Removed %d temporary file(s) of writes that never finished: %s",
+                 len(done.removed), ", ".join(done.removed))
+    return done
+
+
+def _named(library: Catalogue) -> set[str]:
+    rows = library.db.execute(
+        "SELECT path FROM prompts UNION SELECT path FROM datasets "
+        "UNION SELECT eval_path FROM datasets WHERE eval_path IS NOT NULL").fetchall()
+    return {row[0] for row in rows}
+
+
+def _orphans(library: Catalogue) -> list[str]:
+    files = library.files.content_files()
+    if not files:
+        return []
+    named = _named(library)
+    return [rel for rel in files if rel not in named]
+
+
+def _temporary(library: Catalogue) -> list[Path]:
+    return sorted(p for folder in CONTENT_FOLDERS if (library.root / folder).is_dir()
+                  for p in (library.root / folder).glob(".*.tmp") if p.is_file())
+
+
+def _put_aside(root: Path, rel: str) -> str:
+    """Move ``rel`` into ``recovered/<folder>/`` under a free name; its new relative path."""
+    source = root / rel
+    target = root / RECOVERED / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while target.exists():
+        n += 1
+        target = target.with_name(f"{Path(rel).stem} ({n}){Path(rel).suffix}")
+    source.rename(target)
+    return str(target.relative_to(root))
+
+
+def _stale_checkpoint_temporaries(library: Catalogue) -> list[Path]:
+    """Temporary files in the checkpoint folders of runs that no live process trains."""
+    found = sorted((library.root / "checkpoints").glob("run-*/.*.tmp"))
+    if not found:
+        return []
+    live = set()
+    for run_id, pid, host, since, token in library.db.execute(
+            "SELECT id, owner_pid, owner_host, owner_since, owner_token FROM runs "
+            "WHERE status = 'running' AND owner_pid IS NOT NULL").fetchall():
+        if RunOwner(pid, host, since or "", token).is_alive():
+            live.add(f"run-{run_id}")
+    return [p for p in found if p.parent.name not in live and p.is_file()]
