@@ -36,6 +36,7 @@ class Library(ModelRepository, DatasetRepository, VersionRepository, RunReposito
                 eval_source = DatasetSource.load(eval_path, input_column, output_column)
             if kind == "classify" and not labels:
                 labels = sorted({e.output for e in source.read.examples})
+                _refuse_near_duplicate_labels(labels, source.name)
         if kind == "classify" and len(labels or []) < 2:
             raise PromptbankError(f"The classify task '{name}' needs at least two labels.",
                                   hint="Give them with --labels a,b or in the data's outputs.")
@@ -43,6 +44,7 @@ class Library(ModelRepository, DatasetRepository, VersionRepository, RunReposito
             if self._is_retry(name, kind, labels, description, instruction, input_template,
                               source):
                 return self.get_task(name)
+            self._warn_case_twin(name)
             task = self._insert_task(name, kind, labels, description, instruction,
                                      input_template)
             if source is not None:
@@ -67,3 +69,19 @@ class Library(ModelRepository, DatasetRepository, VersionRepository, RunReposito
             return not self.list_datasets(name)
         digest = sha256_bytes(source.data)
         return any(d.sha256 == digest for d in self.list_datasets(name))
+
+
+def _refuse_near_duplicate_labels(labels: list[str], source: str) -> None:
+    """Refuse labels read from data that differ only in case or surrounding spaces: they would
+    silently become separate classes ('positive', ' positive', 'Positive')."""
+    groups: dict[str, list[str]] = {}
+    for label in labels:
+        groups.setdefault(label.strip().casefold(), []).append(label)
+    twins = [group for group in groups.values() if len(group) > 1]
+    if twins:
+        said = "; ".join(", ".join(repr(label) for label in group) for group in twins)
+        raise PromptbankError(
+            f"The outputs of {source} hold labels that differ only in case or spaces ({said}); "
+            "each would be a class of its own.",
+            hint="Write each label one way in the file, or give the labels with --labels if "
+            "they really are different classes.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from typing import Any
 
@@ -12,6 +13,8 @@ from engine.library.records import Task, dumps, run_from_row, task_from_row
 from engine.library.schema import KINDS
 from engine.support.clock import utc_now
 from engine.support.untrusted import check_label, check_name
+
+log = logging.getLogger("promptbank.library")
 
 
 class TaskRepository(Catalogue):
@@ -102,6 +105,15 @@ class TaskRepository(Catalogue):
                 self.db["tasks"].update(task.id, fields)
         return self.get_task(name)
 
+    def _warn_case_twin(self, name: str, but: int | None = None) -> None:
+        """Log a warning when another task's name differs from ``name`` only in case."""
+        twins = [row["name"] for row in self._rows(
+            "SELECT id, name FROM tasks WHERE name = ? COLLATE NOCASE AND name != ?",
+            (name, name)) if row["id"] != but]
+        if twins:
+            log.warning("The task name '%s' differs from '%s' only in case; both are kept "
+                        "apart, but they are easy to mix up.", name, twins[0])
+
     def rename_task(self, old: str, new: str) -> Task:
         """Rename a task (its files are kept under the task's id, so none move)."""
         self._check_task_fields("generate", None, new)
@@ -111,6 +123,7 @@ class TaskRepository(Catalogue):
             if old != new and self._rows("SELECT id FROM tasks WHERE name = ?", (new,)):
                 raise PromptbankError(f"A task named '{new}' already exists.",
                                       hint="Choose another name.")
+            self._warn_case_twin(new, but=task.id)
             self.db["tasks"].update(task.id, {"name": new})
         return self.get_task(new)
 

@@ -262,3 +262,26 @@ def test_kobold_header_claiming_a_huge_shape_is_refused_before_allocating(lib, u
     with pytest.raises(PromptbankError, match="declares a 100000000×576 array of "
                        "230,400,000,000 bytes but holds 48"):
         interop.import_kobold(lib, path, TARGET)
+
+
+def test_inferred_labels_that_differ_only_in_case_are_refused(lib, tmp_path):
+    rows = [{"input": "a", "output": "positive"}, {"input": "b", "output": "Positive"},
+            {"input": "c", "output": "negative"}]
+    before = snapshot(lib)
+    with pytest.raises(PromptbankError, match="differ only in case") as err:
+        lib.create_task("cased", kind="classify", data=write_jsonl(tmp_path / "c.jsonl", rows))
+    assert "'Positive', 'positive'" in str(err.value) and "--labels" in err.value.hint
+    assert snapshot(lib) == before
+    given = lib.create_task("cased", kind="classify", labels=["positive", "Positive", "negative"],
+                            data=tmp_path / "c.jsonl")  # given on purpose: three classes
+    assert given.labels == ["positive", "Positive", "negative"]
+
+
+def test_a_name_that_differs_only_in_case_is_kept_with_a_warning(lib, caplog):
+    lib.create_task("Sent")
+    assert "'Sent' differs from 'sent' only in case" in caplog.text
+    caplog.clear()
+    lib.create_task("other")
+    lib.rename_task("other", "SENT")
+    assert "'SENT' differs from" in caplog.text
+    assert {t.name for t in lib.list_tasks()} >= {"sent", "Sent", "SENT"}
