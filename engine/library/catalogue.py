@@ -8,6 +8,7 @@ transaction fails, so bad input leaves the library as it was.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -85,14 +86,23 @@ class Catalogue:
         self._depth = 0
         #: What opening put aside or removed (a writable open only; see engine.library.tidy).
         self.tidied = Tidied()
+        #: True when the folder itself cannot be written (a read-only disk or no permission):
+        #: then the library opens read-only, so it can still be listed and read.
+        self.unwritable = not read_only and not empty and self.root.is_dir() \
+            and not os.access(self.root, os.W_OK)
+        if self.unwritable:
+            self.read_only = True
         if empty:
             self.db = Database(memory=True)
             migrations.apply(self.db)
             self.db.execute("PRAGMA query_only = ON")
-        elif read_only:
+        elif self.read_only:
             if not (self.root / DB_NAME).is_file():
                 self._refuse_missing()
-            self._open(self._connect(f"{self.root.as_uri()}/{DB_NAME}?mode=ro"),
+            # Nothing can change a catalogue in a folder nobody may write, and SQLite could
+            # not make its shared-memory file there: it is read as an immutable file.
+            flags = "mode=ro&immutable=1" if self.unwritable else "mode=ro"
+            self._open(self._connect(f"{self.root.as_uri()}/{DB_NAME}?{flags}"),
                        self._check_schema)
         else:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -215,6 +225,12 @@ class Catalogue:
     def transaction(self) -> Iterator[Database]:
         """All catalogue writes inside are one transaction; files written for it are removed
         again if it fails. Nested use is a savepoint, so an inner failure undoes only itself."""
+        if self.unwritable:
+            raise PromptbankError(
+                f"The library folder {self.root} is read-only here (a read-only disk, or this "
+                "user may not write to it): it can be listed and read, not changed.",
+                hint="Give this user write permission on the folder, or copy the library to a "
+                "writable place and use --library there.")
         if self.read_only:
             raise PromptbankError(
                 f"The library in {self.root} was opened read-only, so it cannot be changed here.",
