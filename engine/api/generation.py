@@ -48,6 +48,7 @@ class GeneratedText(Payload):
     finish_reason: str = ""
     truncated: bool = False
     version: int | None = None
+    prompt_tokens: int = 0  # the row's context tokens (template and input; not the prompt's)
 
 
 @dataclass

@@ -115,13 +115,13 @@ class Runtime:
                               on_token, should_stop) for i, row in enumerate(rows[begin:end])]
             chunk = prepared[begin:end]
             if should_stop is not None and should_stop():
-                results += [GeneratedText("", [], "cancelled", p.truncated, p.version)
-                            for p in chunk]
+                results += [GeneratedText("", [], "cancelled", p.truncated, p.version,
+                                          len(p.ids)) for p in chunk]
                 continue
             state, last = self._prefill(chunk, max(r.max_new_tokens for r in rows[begin:end]))
             self.decoder.run(state, last, streams)
-            results += [GeneratedText(s.text, s.ids, s.finish_reason, p.truncated, p.version)
-                        for s, p in zip(streams, chunk, strict=True)]
+            results += [GeneratedText(s.text, s.ids, s.finish_reason, p.truncated, p.version,
+                                      len(p.ids)) for s, p in zip(streams, chunk, strict=True)]
         return results
 
     def _prefill(self, prepared: list[_Prepared], room: int):
