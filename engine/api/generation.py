@@ -104,6 +104,17 @@ class ApplyOutcome(Payload):
     columns: list[str] = field(default_factory=list)
 
 
+@dataclass
+class HttpServerState(Payload):
+    """The answer to ``serve_http``: whether the OpenAI-compatible server runs, where, what
+    it serves (the model ids) and whether requests need the API key."""
+
+    running: bool = False
+    url: str = ""
+    models: list[str] = field(default_factory=list)
+    key_required: bool = False
+
+
 #: Tokens one serving input may hold unless the engine is started with another
 #: ``--max-input-tokens``: longer inputs are refused with a clear error rather than prefilled
 #: for minutes (an input within it that overflows the model's context is cut to fit).
@@ -160,6 +171,15 @@ SPECS = (
             Arg("stream", "bool", default=True, doc="send token events")),
            "token*, result",
            result=Generated),
+    OpSpec("serve_http", "Start the OpenAI-compatible server in this engine process (or, "
+           "with stop, stop it); its requests share the model and the scheduler.",
+           (Arg("host", "str", default="127.0.0.1", doc="address (another than this computer "
+                "needs api_key)"),
+            Arg("port", "int", default=8000, minimum=0, doc="0: any free port"),
+            Arg("api_key", "str", doc="required as 'Authorization: Bearer KEY'"),
+            Arg("stop", "bool", default=False)),
+           "result", "long",
+           result=HttpServerState),
     OpSpec("score", "Label probabilities of texts for a classification task.",
            (task_arg(), Arg("texts", "list", required=True), VERSION_ARG,
             Arg("baseline", "str", default="none", choices=("none", "base", "instruction"),

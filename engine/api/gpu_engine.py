@@ -35,7 +35,7 @@ from engine.support.paths import APP_NAME
 
 #: What the worker imports besides torch (pyproject's dependencies without the GUI's).
 ENGINE_PACKAGES = ("transformers", "gguf", "safetensors", "sqlite-utils", "platformdirs",
-                   "numpy", "psutil")
+                   "numpy", "psutil", "starlette", "uvicorn")
 #: Takes torch from the configured package index as it is (a mirror or a wheel folder, set
 #: with uv's own settings such as UV_INDEX_URL or UV_FIND_LINKS) instead of PyTorch's.
 INDEX_BACKEND = "index"

@@ -4,7 +4,6 @@ localhost, on the engine's one model (mixed-task batches; training may share the
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import sys
 
@@ -24,39 +23,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.set_defaults(func=cmd_serve)
 
 
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
-    from engine.errors import PromptbankError
-    from engine.server.openai_http.app import HttpServer, build_app
-    from engine.server.openai_http.serving import BASE_MODEL, Bridge
+    from engine.server.openai_http.app import check_exposure, start_server, stop_server
+    from engine.server.openai_http.serving import BASE_MODEL
     from engine.server.worker import Worker
 
-    if not _loopback(args.host) and not args.api_key:
-        raise PromptbankError(f"Listening on {args.host} would let other computers use the "
-                              "model without a key.",
-                              hint=f"Give --api-key (or {API_KEY_ENV}), or keep the default "
-                              "--host 127.0.0.1.")
+    check_exposure(args.host, args.api_key)
     with open(os.devnull, "w", encoding="utf-8") as nowhere:
         worker = Worker(args, out=nowhere)
         worker.ctx.ensure_model()
-        bridge = Bridge(worker)
-        server = HttpServer(build_app(bridge, args.api_key), args.host, args.port).start()
-        models = bridge.model_ids()
-        emit(args, {"url": server.url, "models": models},
-             f"Serving {len(models) - 1} task(s) and '{BASE_MODEL}' at {server.url} "
-             f"(OpenAI-compatible). Ctrl+C stops.\n"
-             f"  curl {server.url}/models")
+        state = start_server(worker.ctx, args.host, args.port, args.api_key)
+        emit(args, state.to_data(),
+             f"Serving {len(state.models) - 1} task(s) and '{BASE_MODEL}' at {state.url} "
+             f"(OpenAI-compatible). Ctrl+C stops.\n  curl {state.url}/models")
         sys.stdout.flush()
         try:
             worker.scheduler.run()
         except KeyboardInterrupt:
             pass
         finally:
-            server.stop()
+            stop_server(worker.ctx)
     return 0

@@ -5,7 +5,10 @@
 
     {"tasks": [{"name": "sentiment", "kind": "classify", "labels": ["positive", "negative"],
                 "description": "...", "instruction": "...", "data": "sentiment.jsonl",
-                "prompts": ["sentiment-v1.safetensors"], "metrics": {...}}]}
+                "eval_data": "sentiment_eval.csv", "prompts": ["sentiment-v1.safetensors"],
+                "metrics": {...}, "results": {...}}]}
+
+``eval_data`` (optional) is the task's evaluation set, in place of a split of ``data``.
 
 Without a manifest every dataset file there becomes a ``generate`` task named after it.
 A missing or empty folder installs nothing.
@@ -83,6 +86,8 @@ def install_one(library: Library, folder: Path, spec: dict) -> None:
                                    description=spec.get("description", ""),
                                    instruction=spec.get("instruction", ""),
                                    data=folder / spec["data"],
+                                   eval_path=(folder / spec["eval_data"]
+                                              if spec.get("eval_data") else None),
                                    input_column=spec.get("input_column"),
                                    output_column=spec.get("output_column"))
         version = None

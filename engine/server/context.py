@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from engine.library import Library
     from engine.model.host import ModelHost
     from engine.prompts.soft_prompt import SoftPrompt
+    from engine.server.openai_http.app import HttpServer
     from engine.serving.runtime import Runtime
     from engine.training.config import TrainConfig
 
@@ -85,6 +86,11 @@ class Context:
         self.scheduler: Scheduler
         self._library: Library | None = None
         self._runtime: Runtime | None = None
+        #: Where the events of in-process requests go instead of the client (the HTTP
+        #: server's): request id -> a callable taking each event.
+        self.taps: dict[str, Callable[[Event], None]] = {}
+        #: The OpenAI-compatible server running in this process, if any.
+        self.http: HttpServer | None = None
 
     def hello(self) -> Hello:
         """What ``hello`` answers: protocol and engine versions, model info, the ops."""

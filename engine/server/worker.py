@@ -13,7 +13,6 @@ import os
 import sys
 import threading
 import traceback
-from collections.abc import Callable
 from typing import BinaryIO, TextIO
 
 from engine.api.registry import OP_SPECS, validate_args
@@ -47,9 +46,6 @@ class Worker:
         self.out = out
         self._lock = threading.Lock()
         self.client_gone = False
-        #: Where the events of in-process requests go instead of stdout (the HTTP server's):
-        #: request id -> a callable taking each event.
-        self.taps: dict[str, Callable[[Event], None]] = {}
         self.ctx = Context(args, self.send)
         self.scheduler = Scheduler(self.send, self.handle,
                                    quick=lambda op: OP_SPECS[op].kind == "quick"
@@ -64,7 +60,7 @@ class Worker:
         failure of the work in progress, so the worker stops as at the end of its input,
         checkpointing the running job, and writes nothing more.
         """
-        tap = self.taps.get(event.id)
+        tap = self.ctx.taps.get(event.id)
         if tap is not None:
             tap(event)
             return

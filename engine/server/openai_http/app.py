@@ -5,11 +5,13 @@ every request must carry it."""
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 import uvicorn
 from starlette.applications import Starlette
@@ -21,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from engine.api.generation import HttpServerState
 from engine.errors import PromptbankError
 from engine.server.openai_http.protocol import (
     MAX_BODY,
@@ -34,6 +37,9 @@ from engine.server.openai_http.protocol import (
     response,
 )
 from engine.server.openai_http.serving import Bridge, Pending
+
+if TYPE_CHECKING:
+    from engine.server.context import Context
 
 log = logging.getLogger("promptbank.http")
 
@@ -165,3 +171,36 @@ class HttpServer:
         """Stop listening and end the thread."""
         self.server.should_exit = True
         self.thread.join(10)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def check_exposure(host: str, api_key: str | None) -> None:
+    """Refuse to listen beyond this computer without an API key."""
+    if not _loopback(host) and not api_key:
+        raise PromptbankError(f"Listening on {host} would let other computers use the model "
+                              "without a key.",
+                              hint="Give an API key (--api-key or PROMPTBANK_API_KEY), or keep "
+                              "the address 127.0.0.1.")
+
+
+def start_server(ctx: Context, host: str, port: int, api_key: str | None) -> HttpServerState:
+    """Start the server in this engine process (once; a running one is stopped first)."""
+    check_exposure(host, api_key)
+    stop_server(ctx)
+    bridge = Bridge(ctx)
+    ctx.http = HttpServer(build_app(bridge, api_key), host, port).start()
+    return HttpServerState(True, ctx.http.url, bridge.model_ids(), bool(api_key))
+
+
+def stop_server(ctx: Context) -> HttpServerState:
+    """Stop the server of this engine process, if one runs."""
+    if ctx.http is not None:
+        ctx.http.stop()
+        ctx.http = None
+    return HttpServerState(False)

@@ -22,7 +22,7 @@ from engine.api.wire import Event, Request
 from engine.server.openai_http.protocol import Answer, ApiError, CompletionRequest
 
 if TYPE_CHECKING:
-    from engine.server.worker import Worker
+    from engine.server.context import Context
 
 log = logging.getLogger("promptbank.http")
 #: How long the first waiting generation waits for others to share its decode steps.
@@ -63,10 +63,10 @@ class Pending:
 
 
 class Bridge:
-    """Feeds OpenAI requests to a worker's scheduler and their events back."""
+    """Feeds OpenAI requests to an engine process's scheduler and their events back."""
 
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
         self._ids = itertools.count(1)
         self._waiting: queue.Queue[Pending] = queue.Queue(MAX_WAITING)
         threading.Thread(target=self._dispatch, name="http-batches", daemon=True).start()
@@ -75,7 +75,7 @@ class Bridge:
     def _tasks(self) -> list:
         from engine.library import Library
 
-        library = Library(self.worker.ctx.args.library, read_only=True)
+        library = Library(self.ctx.args.library, read_only=True)
         try:
             return [(task, library.list_versions(task.name)) for task in library.list_tasks()]
         finally:
@@ -154,9 +154,9 @@ class Bridge:
         """Send one request to the worker's scheduler and yield its events to the last."""
         rid = f"http-{next(self._ids)}"
         events: queue.Queue[Event] = queue.Queue()
-        self.worker.taps[rid] = events.put
+        self.ctx.taps[rid] = events.put
         try:
-            self.worker.scheduler.put(Request(rid, op, args))
+            self.ctx.scheduler.put(Request(rid, op, args))
             while True:
                 event = events.get()
                 if event.type == "error":
@@ -165,7 +165,7 @@ class Bridge:
                 if event.type == "result":
                     return
         finally:
-            self.worker.taps.pop(rid, None)
+            self.ctx.taps.pop(rid, None)
 
     def _generate(self, batch: list[Pending]) -> None:
         rows = []

@@ -145,4 +145,15 @@ def apply(ctx: Context, rid: str, args: dict) -> None:
     ctx.scheduler.run_long(rid, "apply", ",".join(tasks), work)
 
 
-HANDLERS = {"generate": generate, "score": score, "eval": evaluate, "apply": apply}
+def serve_http(ctx: Context, rid: str, args: dict) -> None:
+    from engine.server.openai_http.app import start_server, stop_server
+
+    if args["stop"]:
+        ctx.send(stop_server(ctx).event(rid))
+        return
+    ctx.ensure_model(rid)
+    ctx.send(start_server(ctx, args["host"], args["port"], args["api_key"]).event(rid))
+
+
+HANDLERS = {"generate": generate, "score": score, "eval": evaluate, "apply": apply,
+            "serve_http": serve_http}

@@ -11,6 +11,7 @@ from engine.api.generation import (
     EvalOutcome,
     Generated,
     GeneratedText,
+    HttpServerState,
     LabelScores,
     RowsProgress,
     Scored,
@@ -114,13 +115,15 @@ SAMPLES: list[tuple[str, Payload]] = [
         "generate",
         Generated(
             [
-                GeneratedText("hi", [5, 6], "eos", False, 2),
+                GeneratedText("hi", [5, 6], "eos", False, 2, prompt_tokens=11),
                 GeneratedText("x", [7], "length", True, None),
             ]
         ),
     ),
     ("generate", Generated([GeneratedText("h", [5], "cancelled")], status="cancelled")),
     ("score", Scored([LabelScores("positive", {"positive": 0.9, "negative": 0.1}, False, 1)])),
+    ("serve_http", HttpServerState(True, "http://127.0.0.1:8000/v1", ["echo", "base"], True)),
+    ("serve_http", HttpServerState()),
     (
         "train",
         JobOutcome(

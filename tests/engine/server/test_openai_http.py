@@ -19,7 +19,6 @@ import pytest
 from engine.api.wire import Request
 from engine.cli import build_parser, main
 from engine.server.openai_http import serving
-from engine.server.openai_http.app import HttpServer, build_app
 from engine.server.openai_http.protocol import ApiError, CompletionRequest
 from engine.server.openai_http.serving import Bridge
 from engine.server.worker import Worker
@@ -38,18 +37,21 @@ def served(tmp_path_factory, tiny_model_dir, tiny_host):
                                       "--library", str(root), "--max-input-tokens", "64",
                                       "serve"])
     worker = Worker(args, out=io.StringIO())
+    # Started as the desktop starts it: the serve_http op, in the engine's own process.
+    worker.scheduler.dispatch(Request("s", "serve_http", {"port": 0, "api_key": KEY}))
+    started = [json.loads(line) for line in worker.out.getvalue().splitlines()][-1]
+    assert started["type"] == "result" and started["running"] and started["key_required"]
+    assert "echo" in started["models"] and started["url"] == worker.ctx.http.url
     loop = threading.Thread(target=worker.scheduler.run, daemon=True)
     loop.start()
-    bridge = Bridge(worker)
-    server = HttpServer(build_app(bridge, KEY), port=0).start()
-    yield worker, bridge, server
-    server.stop()
+    yield worker, worker.ctx.http
+    worker.scheduler.put(Request("s2", "serve_http", {"stop": True}))
     worker.scheduler.stop("the tests are over")
 
 
 @pytest.fixture
 def client(served):
-    return openai.OpenAI(base_url=served[2].url, api_key=KEY, max_retries=0, timeout=120)
+    return openai.OpenAI(base_url=served[1].url, api_key=KEY, max_retries=0, timeout=120)
 
 
 def test_models_list_every_served_task_version_and_the_base(client):
@@ -132,9 +134,9 @@ def test_errors_have_openais_shape_and_status(client, served):
                                        messages=[{"role": "user", "content": "word " * 400}])
     assert long.value.status_code == 413
     with pytest.raises(openai.AuthenticationError):
-        openai.OpenAI(base_url=served[2].url, api_key="wrong", max_retries=0).models.list()
-    url = served[2].url
-    status, body = _declared_too_large(served[2].port)
+        openai.OpenAI(base_url=served[1].url, api_key="wrong", max_retries=0).models.list()
+    url = served[1].url
+    status, body = _declared_too_large(served[1].port)
     assert status == 413 and body["error"]["code"] == "body_too_large"
     status, body = _raw(f"{url}/chat/completions", b"{not json")
     assert status == 400 and "not valid JSON" in body["error"]["message"]
@@ -156,7 +158,7 @@ def _raw(url: str, data: bytes | None = None) -> tuple[int, dict]:
 def test_too_many_waiting_requests_are_refused_with_429(served, monkeypatch):
     monkeypatch.setattr(serving, "MAX_WAITING", 1)
     monkeypatch.setattr(Bridge, "_dispatch", lambda self: None)  # nothing is taken off
-    stalled = Bridge(served[0])
+    stalled = Bridge(served[0].ctx)
     stalled._waiting.put_nowait(object())  # one already waiting
     with pytest.raises(ApiError) as err:
         stalled.submit(CompletionRequest("echo", "hi", chat=True))
@@ -198,3 +200,21 @@ def _declared_too_large(port: int) -> tuple[int, dict]:
         return reply.status, json.loads(reply.read())
     finally:
         conn.close()
+
+
+def test_the_op_stops_the_server_and_starts_it_again(tiny_model_dir, tmp_path, tiny_host):
+    root = tmp_path / "library"
+    make_library(root, tiny_host).close()
+    args = build_parser().parse_args(["--model", str(tiny_model_dir), "--device", TEST_DEVICE,
+                                      "--library", str(root), "worker"])
+    worker = Worker(args, out=io.StringIO())
+    worker.scheduler.dispatch(Request("a", "serve_http", {"port": 0}))
+    url = worker.ctx.http.url
+    assert openai.OpenAI(base_url=url, api_key="-", max_retries=0).models.list().data
+    worker.scheduler.dispatch(Request("b", "serve_http", {"stop": True}))
+    assert worker.ctx.http is None
+    with pytest.raises(openai.APIConnectionError):
+        openai.OpenAI(base_url=url, api_key="-", max_retries=0, timeout=5).models.list()
+    worker.scheduler.dispatch(Request("c", "serve_http", {"host": "0.0.0.0", "port": 0}))
+    refused = json.loads(worker.out.getvalue().splitlines()[-1])
+    assert refused["type"] == "error" and "without a key" in refused["message"]
