@@ -56,8 +56,10 @@ REVIEWS = {
             ["keeps crashing on start", "drains my battery in an hour",
              "made everything slower", "is full of annoying ads"]),
 }
-REVIEW_ENDINGS = {"positive": ["", " Highly recommended.", " Five stars.", " I would buy it again."],
-                  "negative": ["", " Avoid.", " I want my money back.", " Never again."]}
+REVIEW_ENDINGS = {
+    "positive": ["", " Highly recommended.", " Five stars.", " I would buy it again."],
+    "negative": ["", " Avoid.", " I want my money back.", " Never again."],
+}
 
 #: Per team: what customers write about.
 TRIAGE = {
