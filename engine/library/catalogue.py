@@ -19,7 +19,7 @@ from sqlite_utils import Database
 from engine.errors import PromptbankError
 from engine.library.schema import DB_NAME, migrations
 from engine.library.store import FileStore
-from engine.library.tidy import Tidied, tidy
+from engine.library.tidy import tidy
 from engine.support.crash import crash_point
 from engine.support.paths import library_dir
 
@@ -84,8 +84,6 @@ class Catalogue:
         self.stand_in = empty
         self.files = FileStore(self.root)
         self._depth = 0
-        #: What opening put aside or removed (a writable open only; see engine.library.tidy).
-        self.tidied = Tidied()
         #: True when the folder itself cannot be written (a read-only disk or no permission):
         #: then the library opens read-only, so it can still be listed and read.
         self.unwritable = not read_only and not empty and self.root.is_dir() \
@@ -112,7 +110,7 @@ class Catalogue:
             if not db_file.exists() or not db_file.stat().st_size:
                 self._refuse_lost()  # before anything is written into an empty catalogue
             self._open(self._connect(str(self.root / DB_NAME)), self._migrate)
-            self.tidied = tidy(self)
+            tidy(self)
 
     def _connect(self, target: str) -> sqlite3.Connection:
         try:

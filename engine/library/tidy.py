@@ -10,7 +10,6 @@ that no live process trains.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,40 +23,30 @@ log = logging.getLogger("promptbank.library")
 RECOVERED = "recovered"
 
 
-@dataclass
-class Tidied:
-    """What opening the library put aside (moved to ``recovered/``) and removed."""
-
-    recovered: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.recovered or self.removed)
-
-
-def tidy(library: Catalogue) -> Tidied:
-    """Put aside unnamed content files and remove stale temporary files; log what was done."""
-    done = Tidied()
+def tidy(library: Catalogue) -> None:
+    """Put aside unnamed content files and remove stale temporary files; log what was done
+    (``library check`` lists what is in ``recovered/``)."""
+    recovered: list[str] = []
+    removed: list[Path] = []
     if _orphans(library) or _temporary(library):
         # Under the write lock no other process is between a file's rename and its commit.
         with library.transaction():
-            for rel in _orphans(library):
-                done.recovered.append(_put_aside(library.root, rel))
-            for path in _temporary(library):
-                path.unlink(missing_ok=True)
-                done.removed.append(str(path.relative_to(library.root)))
-    for path in _stale_checkpoint_temporaries(library):
-        path.unlink(missing_ok=True)
-        done.removed.append(str(path.relative_to(library.root)))
-    if done.recovered:
+            recovered = [_put_aside(library.root, rel) for rel in _orphans(library)]
+            removed = _remove(_temporary(library))
+    removed += _remove(_stale_checkpoint_temporaries(library))
+    if recovered:
         log.warning("Put aside %d file(s) in the library's folders that no catalogue row "
                     "names (most often a write killed before it was recorded): %s. Nothing "
-                    "recorded was changed.",
-                    len(done.recovered), ", ".join(done.recovered))
-    if done.removed:
+                    "recorded was changed.", len(recovered), ", ".join(recovered))
+    if removed:
         log.info("Removed %d temporary file(s) of writes that never finished: %s",
-                 len(done.removed), ", ".join(done.removed))
-    return done
+                 len(removed), ", ".join(str(p.relative_to(library.root)) for p in removed))
+
+
+def _remove(paths: list[Path]) -> list[Path]:
+    for path in paths:
+        path.unlink(missing_ok=True)
+    return paths
 
 
 def _named(library: Catalogue) -> set[str]:

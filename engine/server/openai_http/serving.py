@@ -72,12 +72,14 @@ class Bridge:
         threading.Thread(target=self._dispatch, name="http-batches", daemon=True).start()
 
     # ---- what is served ---------------------------------------------------------------
-    def _tasks(self) -> list:
+    def _tasks(self, only: str | None = None) -> list:
+        """(task, its versions) of every task, or of the task called ``only``."""
         from engine.library import Library
 
         library = Library(self.ctx.args.library, read_only=True)
         try:
-            return [(task, library.list_versions(task.name)) for task in library.list_tasks()]
+            return [(task, library.list_versions(task.name)) for task in library.list_tasks()
+                    if only is None or task.name == only]
         finally:
             library.close()
 
@@ -95,9 +97,7 @@ class Bridge:
         if model == BASE_MODEL:
             return Target(None)
         name, _, number = model.rpartition("@") if "@" in model else (model, "", "")
-        for task, versions in self._tasks():
-            if task.name != name:
-                continue
+        for task, versions in self._tasks(only=name):
             if number and not (number.isdigit() and int(number) in {v.number for v in versions}):
                 break
             if not versions:
