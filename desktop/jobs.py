@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, Signal
 
+from desktop.run_metrics import MetricSeries, Points, metric_series
 from desktop.session import Session
 from engine.api.payload import Payload
 from engine.api.training import (
@@ -27,7 +28,6 @@ from engine.library.pending import PendingJob, PendingJobs
 ACTIVE = ("queued", "running")
 #: Statuses after which a run can be resumed from its checkpoint.
 RESUMABLE = ("cancelled", "interrupted")
-Points = list[tuple[int, float]]
 
 
 @dataclass
@@ -53,6 +53,8 @@ class JobState:
     tokens_per_s: float | None = None
     losses: Points = field(default_factory=list)
     evals: Points = field(default_factory=list)
+    # The learning rate of each step (one schedule: a joint job's tasks share it).
+    lrs: Points = field(default_factory=list)
     metric_name: str = ""
     eval_n: int = 0
     version: int | None = None
@@ -251,6 +253,8 @@ class JobTracker(QObject):
             if progress.loss is not None:
                 job.loss = progress.loss
                 job.loss_points(progress.task).append((job.step, job.loss))
+            if not job.lrs or job.lrs[-1][0] < job.step:
+                job.lrs.append((job.step, progress.lr))
             job.tokens_per_s = progress.tokens_per_s
         elif isinstance(progress, EvalProgress):
             if progress.metric is not None:
@@ -271,22 +275,21 @@ class JobTracker(QObject):
             return
         if job.tasks:
             for task, run_id in zip(started.tasks, started.run_ids, strict=True):
-                job.task_losses[task], job.task_evals[task] = self._history(run_id, job.step)
+                history = self._history(run_id, job.step)
+                job.task_losses[task], job.task_evals[task] = history.losses, history.evals
+                job.lrs = job.lrs or history.lrs
         elif job.run_id is not None:
-            job.losses, job.evals = self._history(job.run_id, job.step)
+            history = self._history(job.run_id, job.step)
+            job.losses, job.evals, job.lrs = history.losses, history.evals, history.lrs
 
-    def _history(self, run_id: int, step: int) -> tuple[Points, Points]:
-        """A resumed run's curve starts with the loss and eval points it logged up to
-        ``step``, before it stopped."""
+    def _history(self, run_id: int, step: int) -> MetricSeries:
+        """A resumed run's curves start with the points it logged up to ``step``, before it
+        stopped."""
         try:
             metrics = self.session.library.run_metrics(run_id)
         except PromptbankError:
-            return [], []
-        before = [m for m in metrics if m.get("step", 0) <= step]
-        return ([(m["step"], float(m["loss"])) for m in before
-                 if isinstance(m.get("loss"), int | float)],
-                [(m["step"], float(m["metric"])) for m in before
-                 if isinstance(m.get("metric"), int | float)])
+            return MetricSeries()
+        return metric_series([m for m in metrics if m.get("step", 0) <= step])
 
     def _done(self, job: JobState, outcome: JobOutcome) -> None:
         job.outcome = outcome

@@ -22,3 +22,25 @@ def plot_widget(title: str = "") -> pg.PlotWidget:
 def set_title(plot: pg.PlotWidget, title: str) -> None:
     """Change a plot's title, keeping its colour."""
     plot.setTitle(title, color=INK)
+
+
+def right_axis_view(plot: pg.PlotWidget, label: str, colour: str) -> pg.ViewBox:
+    """A second view on ``plot`` with its own y-axis on the right and the plot's x-axis, for a
+    series of another unit drawn over the first (kept the plot's size as it resizes)."""
+    item = plot.getPlotItem()
+    view = pg.ViewBox()
+    item.scene().addItem(view)
+    axis = item.getAxis("right")
+    axis.linkToView(view)
+    axis.setLabel(label, color=colour)
+    axis.setPen(colour)
+    axis.setTextPen(colour)
+    view.setXLink(item)
+
+    def follow() -> None:
+        view.setGeometry(item.getViewBox().sceneBoundingRect())
+        view.linkedViewChanged(item.getViewBox(), view.XAxis)
+
+    item.getViewBox().sigResized.connect(follow)
+    follow()
+    return view

@@ -73,9 +73,14 @@ class RunRepository(TaskRepository):
             if held is not None and held.same_process(releasing):
                 self.db["runs"].update(run_id, _owner_columns(None))
 
-    def log_metrics(self, run_id: int, step: int, metrics: dict) -> None:
-        """Record one step's metrics (a repeated step after a resume replaces the old one)."""
+    def log_metrics(self, run_id: int, step: int, metrics: dict, *, merge: bool = False) -> None:
+        """Record one step's metrics: a repeated step after a resume replaces the old one;
+        ``merge`` adds to what the step already logged (an evaluation after its loss)."""
         with self.transaction():
+            if merge:
+                rows = self._rows("SELECT metrics FROM run_metrics WHERE run_id = ? AND step = ?",
+                                  (run_id, step))
+                metrics = {**(loads(rows[0]["metrics"], {}) if rows else {}), **metrics}
             self.db["run_metrics"].upsert({"run_id": run_id, "step": step,
                                            "metrics": dumps(metrics), "created": utc_now()},
                                           pk=("run_id", "step"))

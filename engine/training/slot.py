@@ -304,7 +304,8 @@ class TaskSlot:
                 self.stop_reason = f"no improvement in {self.config.patience} evaluations"
         self.history.append({"step": self.step_index, **result})
         self.library.log_metrics(self.run_id, self.step_index,
-                                 {"eval_loss": result["eval_loss"], "metric": result["metric"]})
+                                 {"eval_loss": result["eval_loss"], "metric": result["metric"]},
+                                 merge=True)
         return EvalProgress(step=self.step_index, eval_loss=result["eval_loss"],
                             metric=result["metric"], metric_name=self.metric_name,
                             n=result["n"], task=self.task)

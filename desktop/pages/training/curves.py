@@ -1,4 +1,5 @@
-"""Curves: live loss and eval plots (pyqtgraph), redrawn at most a few times a second.
+"""Curves: live loss, learning-rate and eval plots (pyqtgraph), redrawn at most a few times a
+second.
 
 Every call happens on the GUI thread (job events arrive through Qt signals); the points are
 copied into fresh numpy arrays at each redraw, so nothing pyqtgraph draws is ever changed
@@ -11,29 +12,32 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from desktop.widgets.plots import plot_widget, set_title
+from desktop.run_metrics import Points
+from desktop.widgets.plots import plot_widget, right_axis_view, set_title
 from engine.api.measures import label
 
 REDRAW_MS = 250
 #: Weight of the past in the smoothed loss (as TensorBoard's slider: 0 is the raw trace).
 SMOOTHING = 0.9
+LR_COLOUR = "#6b7280"
 COLOURS = ("#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2")
-Points = list[tuple[int, float]]
 
 
 @dataclass
 class CurveData:
     """What the two plots show: per series name its loss and eval points, the metric's
-    name, the job's total steps and which job it is (a new key resets the axes)."""
+    name, the job's total steps, which job it is (a new key resets the axes) and the learning
+    rate at each step (one schedule; empty when runs are overlaid)."""
 
     key: str = ""
     losses: dict[str, Points] = field(default_factory=dict)
     evals: dict[str, Points] = field(default_factory=dict)
     metric_name: str = ""
     total: int = 0
+    lrs: Points = field(default_factory=list)
 
 
 def smoothed(values: np.ndarray, weight: float = SMOOTHING) -> np.ndarray:
@@ -69,10 +73,22 @@ class Curves(QWidget):
         self.log_scale.setToolTip("Draw the training loss on a logarithmic axis (late, small "
                                   "improvements stay visible).")
         self.log_scale.toggled.connect(lambda on: self.loss_plot.setLogMode(y=on))
+        # The schedule (warm-up, decay) on its own right-hand axis, behind the loss: where the
+        # loss flattens is read against the rate that was used there.
+        self.lr_view = right_axis_view(self.loss_plot, "learning rate", LR_COLOUR)
+        self.lr_curve = pg.PlotDataItem(pen=pg.mkPen(LR_COLOUR, width=1,
+                                                     style=Qt.PenStyle.DashLine))
+        self.lr_view.addItem(self.lr_curve)
+        self.show_lr = QCheckBox("Learning rate")
+        self.show_lr.setChecked(True)
+        self.show_lr.setToolTip("Draw the learning rate of each step (dashed, right-hand "
+                                "axis) over the loss.")
+        self.show_lr.toggled.connect(self._show_lr_axis)
         note = QLabel("Loss: smoothed, with the raw values faint behind it.")
         note.setStyleSheet("color: #6b7280;")
         controls = QHBoxLayout()
         controls.addWidget(note, 1)
+        controls.addWidget(self.show_lr)
         controls.addWidget(self.log_scale)
         plots = QHBoxLayout()
         plots.addWidget(self.loss_plot)
@@ -91,7 +107,7 @@ class Curves(QWidget):
         """Show ``data`` at the next redraw (coalesces bursts of updates)."""
         self._pending = CurveData(data.key, {k: list(v) for k, v in data.losses.items()},
                                   {k: list(v) for k, v in data.evals.items()},
-                                  data.metric_name, data.total)
+                                  data.metric_name, data.total, list(data.lrs))
         if not self.timer.isActive():
             self.timer.start()
 
@@ -107,12 +123,21 @@ class Curves(QWidget):
         self._draw(self.loss_plot, self.raw_curves, data.losses, symbol=False, faint=True)
         self._draw(self.loss_plot, self.loss_curves, data.losses, symbol=False, smooth=True)
         self._draw(self.eval_plot, self.eval_curves, data.evals, symbol=True)
+        self.lr_curve.setData(np.array([s for s, _ in data.lrs], dtype=float),
+                              np.array([v for _, v in data.lrs], dtype=float))
+        self._show_lr_axis(self.show_lr.isChecked())
         name = label(data.metric_name)
         set_title(self.eval_plot, f"Evaluation ({name})" if name else "Evaluation")
         if data.key != self.shown_key:
             self.shown_key = data.key
             self._reset_axes(data)
         self._bound_metric_axis(data.metric_name)
+
+    def _show_lr_axis(self, on: bool) -> None:
+        """The rate and its axis show when asked for and when there is a rate to show."""
+        visible = on and bool(self.lr_curve.xData is not None and len(self.lr_curve.xData))
+        self.lr_curve.setVisible(visible)
+        self.loss_plot.showAxis("right", visible)
 
     def _reset_axes(self, data: CurveData) -> None:
         """A new job gets fresh axes: steps 0–total, losses fitted to its own values."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -19,6 +20,7 @@ from desktop.jobs import RESUMABLE, JobState, JobTracker
 from desktop.pages.base import Page
 from desktop.pages.training.curves import CurveData, Curves
 from desktop.pages.training.joint_dialog import JointDialog
+from desktop.run_metrics import metric_series
 from desktop.session import Session
 from desktop.widgets.formatting import format_duration
 from engine.api.measures import difference_text, label, metric_text, value_text
@@ -44,17 +46,6 @@ def run_status(run: Run, live: bool = False) -> str:
 def run_steps(run: Run) -> int:
     """The steps a run was asked for (0 when its configuration does not say)."""
     return int((run.config.get("train") or {}).get("steps") or 0)
-
-
-def metric_series(metrics: list[dict]) -> tuple[list, list, str]:
-    """A run's logged loss points, eval points and the eval metric's name."""
-    losses = [(m["step"], float(m["loss"])) for m in metrics
-              if isinstance(m.get("loss"), int | float)]
-    key = next((k for k in ("metric", "eval_loss") if any(k in m for m in metrics)), "")
-    evals = [(m["step"], float(m[key])) for m in metrics
-             if key and isinstance(m.get(key), int | float)]
-    name = next((str(m["metric_name"]) for m in metrics if m.get("metric_name")), key)
-    return losses, evals, name
 
 
 def _change_line(data: str, name: str, before: dict | None, after: dict | None) -> str:
@@ -141,7 +132,10 @@ class TrainingPage(Page):
     def __init__(self, session: Session, jobs: JobTracker, parent: QWidget | None = None) -> None:
         super().__init__(session, jobs, parent)
         self.list = QListWidget()
-        self.list.setToolTip("Jobs of this session first, then the library's earlier runs.")
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.list.setToolTip("Jobs of this session first, then the library's earlier runs. "
+                             "Select several runs (Ctrl+click or Shift+click) to overlay "
+                             "their curves.")
         self.title = QLabel("No training yet. Train a task from its page or the New-task "
                             "wizard.")
         self.title.setStyleSheet("font-size: 13pt; font-weight: bold;")
@@ -179,7 +173,7 @@ class TrainingPage(Page):
         self.resume_button.clicked.connect(self._resume)
         self.open_button.clicked.connect(self._open)
         self.joint_button.clicked.connect(self.open_joint_dialog)
-        self.list.currentItemChanged.connect(lambda *_: self._show_selected())
+        self.list.itemSelectionChanged.connect(self._show_selected)
         jobs.sig_job_changed.connect(self._on_job)
         session.sig_library_changed.connect(self.refresh)
         self.refresh()
@@ -244,10 +238,15 @@ class TrainingPage(Page):
             self.refresh()
             self.select_job(job)
         selected = self._selected()
-        if selected and selected[1] is job:
+        # An overlay of several runs is drawn from the catalogue once, when chosen.
+        if selected and selected[1] is job and len(self.list.selectedItems()) < 2:
             self._show_job(job)
 
     def _show_selected(self) -> None:
+        runs = self._selected_runs()
+        if len(runs) > 1:
+            self._show_overlay(runs)
+            return
         selected = self._selected()
         if selected is None:
             for b in (self.cancel_button, self.resume_button, self.open_button):
@@ -296,7 +295,7 @@ class TrainingPage(Page):
         self.stats.setText(text)
         losses, evals = job.curves()
         self.curves.set_data(CurveData(f"job:{job.request_id}", losses, evals,
-                                       job.metric_name, job.total))
+                                       job.metric_name, job.total, job.lrs))
         self.cancel_button.setEnabled(job.active and not job.cancelling)
         self.resume_button.setEnabled(job.status in (*RESUMABLE, "failed")
                                       and job.run_id is not None)
@@ -307,7 +306,8 @@ class TrainingPage(Page):
         status = run_status(run)
         self.title.setText(f"{name} — run {run.id} ({status})")
         metrics = self.session.library.run_metrics(run.id)
-        losses, evals, metric_name = metric_series(metrics)
+        series = metric_series(metrics)
+        metric_name = series.metric_name
         steps = run_steps(run)
         last = int(run.summary.get("steps") or (metrics[-1]["step"] if metrics else 0))
         fraction = 1.0 if run.status == "done" else (last / steps if steps else 0.0)
@@ -325,11 +325,60 @@ class TrainingPage(Page):
         if summary:
             lines.append(summary)
         self.stats.setText("<br>".join(lines))
-        self.curves.set_data(CurveData(f"run:{run.id}", {name: losses}, {name: evals},
-                                       metric_name, steps))
+        self.curves.set_data(CurveData(f"run:{run.id}", {name: series.losses},
+                                       {name: series.evals}, metric_name, steps, series.lrs))
         self.cancel_button.setEnabled(False)
         self.resume_button.setEnabled(run.status in ("cancelled", "running", "failed"))
         self.open_button.setEnabled(run.version_id is not None)
+
+    def _selected_runs(self) -> list[Run]:
+        """The runs of the selected rows (this session's jobs by their run), oldest first."""
+        ids = set()
+        for item in self.list.selectedItems():
+            kind, obj = item.data(Qt.ItemDataRole.UserRole)
+            run_id = obj.run_id if kind == LIVE else obj.id
+            if run_id is not None:
+                ids.add(run_id)
+        if len(ids) < 2:
+            return []
+        runs = []
+        for run_id in sorted(ids):
+            try:
+                runs.append(self.session.library.get_run(run_id))
+            except PromptbankError:
+                continue  # gone since the list was drawn
+        return runs
+
+    def _show_overlay(self, runs: list[Run]) -> None:
+        """Several runs' curves on the same axes, one colour each, for comparison. Only the
+        runs judged by the first one's metric share its evaluation plot."""
+        names = self._task_names()
+        losses, evals, lines = {}, {}, []
+        metric_name = ""
+        for run in runs:
+            key = f"{names.get(run.task_id, '?')} · run {run.id}"
+            series = metric_series(self.session.library.run_metrics(run.id))
+            metric_name = metric_name or series.metric_name
+            losses[key] = series.losses
+            if series.metric_name == metric_name:
+                evals[key] = series.evals
+            line = f"{key}: {run_status(run)}"
+            best = run.summary.get("best") or {}
+            if isinstance(best.get("metric"), int | float) and key in evals:
+                line += f" · best {metric_text(metric_name, best['metric'], best.get('n'))}"
+            lines.append(line)
+        left_out = len(runs) - len(evals)
+        if left_out:
+            lines.append(f"{left_out} run(s) measured by another metric are left out of the "
+                         "evaluation plot.")
+        self.title.setText(f"{len(runs)} runs overlaid")
+        self.progress.setValue(0)
+        self.stats.setText("<br>".join(lines))
+        self.curves.set_data(CurveData("runs:" + ",".join(str(r.id) for r in runs), losses,
+                                       evals, metric_name,
+                                       max((run_steps(r) for r in runs), default=0)))
+        for button in (self.cancel_button, self.resume_button, self.open_button):
+            button.setEnabled(False)
 
     def open_joint_dialog(self) -> JointDialog:
         """Let the user pick tasks to train together; shows the joint job once queued."""

@@ -57,3 +57,26 @@ def test_the_loss_is_smoothed_over_its_faint_raw_trace_and_can_go_log_scale(qtbo
     assert curves.raw_curves["a"].opts["pen"].color().alpha() < 255
     curves.log_scale.setChecked(True)
     assert curves.loss_plot.getPlotItem().ctrl.logYCheck.isChecked()
+
+
+def test_the_learning_rate_is_drawn_on_its_own_right_hand_axis_and_can_be_hidden(qtbot):
+    curves = Curves()
+    qtbot.addWidget(curves)
+    curves.resize(800, 300)
+    curves.show()
+    warmup = [(s, 0.02 * min(1.0, s / 10)) for s in range(1, 41)]
+    curves.set_data(CurveData("job:1", {"a": [(s, 1.0 / s) for s in range(1, 41)]}, {},
+                              "accuracy", 40, warmup))
+    curves.flush()
+    x, y = curves.lr_curve.getData()
+    assert list(x) == list(range(1, 41)) and y[0] == 0.002 and y[-1] == 0.02
+    assert curves.lr_curve.isVisible() and curves.loss_plot.getAxis("right").isVisible()
+    curves.lr_view.autoRange()
+    (_, _), (y0, y1) = curves.lr_view.viewRange()
+    assert y0 <= 0.002 and y1 >= 0.02  # its own scale, not the loss axis's
+    curves.show_lr.setChecked(False)
+    assert not curves.lr_curve.isVisible() and not curves.loss_plot.getAxis("right").isVisible()
+    curves.show_lr.setChecked(True)
+    curves.set_data(CurveData("runs:1,2", {"a": [(1, 1.0)], "b": [(1, 2.0)]}, {}, "", 1))
+    curves.flush()  # overlaid runs have no one schedule: no axis for it
+    assert not curves.lr_curve.isVisible() and not curves.loss_plot.getAxis("right").isVisible()

@@ -129,3 +129,36 @@ def test_a_finished_run_shows_all_its_steps_and_the_reason_of_a_failed_one(offli
         elif run.id == gone.id:
             assert "Interrupted: the desktop went away" in page.stats.text()
             assert page.resume_button.isEnabled()
+
+
+def test_the_learning_rate_is_followed_live_and_two_runs_can_be_overlaid(qtbot, window,
+                                                                         sentiment_file):
+    add_task_with_data(window, "overlaid", sentiment_file)
+    page = window.training
+    jobs = []
+    for lr in (0.05, 0.01):
+        job = window.jobs.start("overlaid", {**QUICK, "steps": 4, "eval_every": 2, "lr": lr})
+        with qtbot.waitSignal(window.jobs.sig_job_finished, timeout=TRAIN_MS):
+            pass
+        assert job.status == "done", job.message
+        jobs.append(job)
+    lib = writer(window)
+    for job, lr in zip(jobs, (0.05, 0.01), strict=True):
+        logged = [(m["step"], m["lr"]) for m in lib.run_metrics(job.run_id) if "lr" in m]
+        assert job.lrs == logged and len(logged) == 4 and max(v for _, v in logged) <= lr
+    page.select_job(jobs[0])
+    page.curves.flush()
+    assert list(page.curves.lr_curve.getData()[1]) == [v for _, v in jobs[0].lrs]
+    page.list.clearSelection()
+    for row in range(page.list.count()):
+        kind, obj = page.list.item(row).data(Qt.ItemDataRole.UserRole)
+        if kind == "live" and obj in jobs:
+            page.list.item(row).setSelected(True)
+    page.curves.flush()
+    first, second = (f"overlaid · run {job.run_id}" for job in jobs)
+    assert page.title.text() == "2 runs overlaid"
+    assert list(page.curves.loss_curves) == [first, second]
+    assert list(page.curves.eval_curves) == [first, second]
+    assert [len(c.getData()[0]) for c in page.curves.loss_curves.values()] == [4, 4]
+    assert f"{first}: done" in page.stats.text() and not page.curves.lr_curve.isVisible()
+    assert not page.cancel_button.isEnabled() and not page.resume_button.isEnabled()

@@ -145,6 +145,8 @@ def test_runs_metrics_and_evaluations(lib):
         lib.log_metrics(run.id, step, {"loss": 1.0 / step})
     lib.log_metrics(run.id, 3, {"loss": 0.25})  # a resumed run repeats a step
     assert [m["loss"] for m in lib.run_metrics(run.id)] == [1.0, 0.5, 0.25]
+    lib.log_metrics(run.id, 3, {"metric": 0.9}, merge=True)  # the evaluation after the loss
+    assert lib.run_metrics(run.id)[-1] == {"step": 3, "loss": 0.25, "metric": 0.9}
     version = lib.add_version("t", prompt_bytes(), run_id=run.id)
     done = lib.finish_run(run.id, "done", version_id=version.id, summary={"best": 0.25})
     assert (done.status, done.version_id, done.summary) == ("done", version.id, {"best": 0.25})
