@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QScrollArea,
+    QSplitter,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -89,7 +90,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.pages: dict[str, Page] = {}
         for cls in PAGES:
-            page = cls(session, self.jobs)
+            page = cls(session, self.jobs, settings=self.settings)
             self.pages[cls.KEY] = page
             self.tabs.setTabToolTip(self.tabs.addTab(scrolling(page), cls.TITLE), cls.TIP)
             page.sig_show_task.connect(self.show_task_on)
@@ -277,7 +278,15 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         if isinstance(state, QByteArray | bytes):
             self.restoreState(state)
+        for split in self._named_splitters():
+            sizes = self.settings.value(f"splitter/{split.objectName()}")
+            if isinstance(sizes, QByteArray | bytes):
+                split.restoreState(sizes)
         self.tabs.setCurrentIndex(int(self.settings.value("window/tab", 0)))
+
+    def _named_splitters(self) -> list[QSplitter]:
+        """The pages' splitters whose sizes are kept across restarts (those with a name)."""
+        return [split for split in self.findChildren(QSplitter) if split.objectName()]
 
     def closeEvent(self, event) -> None:
         active = [j for j in self.jobs.jobs if j.active]
@@ -290,6 +299,8 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.setValue("window/tab", self.tabs.currentIndex())
+        for split in self._named_splitters():
+            self.settings.setValue(f"splitter/{split.objectName()}", split.saveState())
         super().closeEvent(event)
 
     def shut_down(self) -> None:

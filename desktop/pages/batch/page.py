@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtCore import QSettings, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -52,8 +52,9 @@ class BatchPage(Page):
     sig_failed = Signal(str)
     """The batch failed or was cancelled (the message)."""
 
-    def __init__(self, session: Session, jobs: JobTracker, parent: QWidget | None = None) -> None:
-        super().__init__(session, jobs, parent)
+    def __init__(self, session: Session, jobs: JobTracker, parent: QWidget | None = None,
+                 settings: QSettings | None = None) -> None:
+        super().__init__(session, jobs, parent, settings)
         self.op: EngineOp | None = None
         self.started = 0.0
         self.auto_output = ""

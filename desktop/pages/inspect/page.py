@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QGroupBox,
@@ -42,8 +42,9 @@ class InspectPage(Page):
     sig_similarity_shown = Signal(list)
     """The heat map was drawn for these task names."""
 
-    def __init__(self, session: Session, jobs: JobTracker, parent: QWidget | None = None) -> None:
-        super().__init__(session, jobs, parent)
+    def __init__(self, session: Session, jobs: JobTracker, parent: QWidget | None = None,
+                 settings: QSettings | None = None) -> None:
+        super().__init__(session, jobs, parent, settings)
         self.task = ""
         self.heat_labels: list[pg.TextItem] = []
         self.version = QComboBox()
@@ -66,13 +67,13 @@ class InspectPage(Page):
         self.status.setWordWrap(True)
 
         head = QHBoxLayout()
-        head.addWidget(self.task_label)
         head.addWidget(QLabel("Version"))
         head.addWidget(self.version)
         head.addWidget(self.tokens_button)
         head.addStretch(1)
         left = QGroupBox("This prompt")
         ll = QVBoxLayout(left)
+        ll.addWidget(self.task_label)
         ll.addLayout(head)
         ll.addWidget(note)
         ll.addWidget(self.tokens, 1)
@@ -102,12 +103,12 @@ class InspectPage(Page):
         rrow.addWidget(QLabel("Method"))
         rrow.addWidget(self.method)
         rrow.addWidget(self.heat_button)
-        rrow.addWidget(self.start_from)
         rrow.addStretch(1)
         rl.addLayout(rrow)
+        rl.addWidget(self.start_from, 0, Qt.AlignmentFlag.AlignLeft)
         rl.addWidget(self.heat, 1)
         rl.addWidget(self.heat_status)
-        split = QSplitter(Qt.Orientation.Horizontal)
+        split = QSplitter(Qt.Orientation.Horizontal, objectName="inspect")
         split.addWidget(left)
         split.addWidget(right)
         QVBoxLayout(self).addWidget(split)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
+    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
 from desktop.connection.operation import EngineOp
 from desktop.jobs import JobTracker
 from desktop.pages.base import Page
+from desktop.pages.playground.history import HistoryEntry, HistoryList
 from desktop.pages.playground.label_bars import LabelBars
 from desktop.session import Session
 from engine.api.generation import Generated, Scored, Token
@@ -65,13 +67,14 @@ class PlaygroundPage(Page):
 
     def __init__(self, session: Session, jobs: JobTracker, parent: QWidget | None = None,
                  settings: QSettings | None = None) -> None:
-        super().__init__(session, jobs, parent)
-        self.settings = settings or QSettings()
+        super().__init__(session, jobs, parent, settings)
         self.op: EngineOp | None = None
         self.score_ops: list[EngineOp] = []
         self.generated: Generated | None = None
         self.started, self.first_token_s = 0.0, None
         self.boxes_in_use: list[int] = [BASE_BOX]
+        self.active_number: int | None = None  # the chosen task's active version
+        self.pending_entry: HistoryEntry | None = None  # the run in flight, for the history
         self._build_settings_row()
         self._build_run_widgets()
         out_row = self._build_output_row()
@@ -119,6 +122,11 @@ class PlaygroundPage(Page):
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.bars = LabelBars()
+        self.history = HistoryList(self.settings)
+        self.history.sig_restore.connect(self.restore)
+        self.clear_history_button = QPushButton("Clear history")
+        self.clear_history_button.setToolTip("Forget the runs listed here.")
+        self.clear_history_button.clicked.connect(self.history.clear_history)
 
     def _build_output_row(self) -> QHBoxLayout:
         self.outputs = [QPlainTextEdit(readOnly=True) for _ in COMPARE_TITLES]
@@ -141,15 +149,18 @@ class PlaygroundPage(Page):
         top.addWidget(self.version)
         top.addWidget(self.pin)
         top.addWidget(self.compare)
-        top.addWidget(QLabel("Max tokens"))
-        top.addWidget(self.max_tokens)
-        top.addWidget(QLabel("Temperature"))
-        top.addWidget(self.temperature)
-        top.addWidget(QLabel("Top-p"))
-        top.addWidget(self.top_p)
-        top.addWidget(self.stop)
-        layout = QVBoxLayout(self)
+        # The sampling settings on a row of their own, so the page fits a laptop's width.
+        sampling = QHBoxLayout()
+        for name, widget in (("Max tokens", self.max_tokens), ("Temperature", self.temperature),
+                             ("Top-p", self.top_p)):
+            sampling.addWidget(QLabel(name))
+            sampling.addWidget(widget)
+        sampling.addWidget(self.stop, 1)
+        main = QWidget()
+        layout = QVBoxLayout(main)
+        layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
+        layout.addLayout(sampling)
         layout.addWidget(self.input)
         run_row = QHBoxLayout()
         run_row.addWidget(self.status, 1)
@@ -158,6 +169,17 @@ class PlaygroundPage(Page):
         layout.addLayout(run_row)
         layout.addWidget(self.bars)
         layout.addLayout(out_row, 1)
+        history = QGroupBox("History")
+        inside = QVBoxLayout(history)
+        inside.addWidget(self.history, 1)
+        inside.addWidget(self.clear_history_button)
+        split = QSplitter(Qt.Orientation.Horizontal, objectName="playground")
+        split.addWidget(main)
+        split.addWidget(history)
+        split.setStretchFactor(0, 1)
+        split.setCollapsible(0, False)
+        split.setSizes([800, 220])
+        QVBoxLayout(self).addWidget(split)
 
     def _add_shortcuts(self) -> None:
         for keys, slot in (("Ctrl+Return", self.run), ("Escape", self.stop_generation)):
@@ -230,6 +252,10 @@ class PlaygroundPage(Page):
         self.stop_button.setEnabled(True)
         common = self.generation_settings()
         trained = task is not None and bool(self.session.library.list_versions(task.name))
+        self.pending_entry = HistoryEntry(
+            task.name if task else BASE,
+            (self._pinned_version().get("version", self.active_number) if trained else None),
+            text, [], self.compare.isChecked() and task is not None, common)
         if self.compare.isChecked() and task is not None:
             rows = [{"text": text}, {"text": instruction_text(task, text)}]
             self.boxes_in_use = [BASE_BOX, INSTRUCTION_BOX]
@@ -326,6 +352,7 @@ class PlaygroundPage(Page):
             if op is not None and not op.finished:
                 op.detach()
         self.op, self.score_ops = None, []
+        self.pending_entry = None
         self.run_button.setEnabled(True)
         self.stop_button.setEnabled(False)
 
@@ -344,10 +371,12 @@ class PlaygroundPage(Page):
         self.version.clear()
         task = self.current_task()
         versions = self.session.library.list_versions(task.name) if task else []
-        active = next((v for v in versions if v.id == task.active_version_id), None)
-        if versions:
-            self.version.addItem(f"v{active.number} (active)" if active
-                                 else "the active version", None)
+        # With none chosen, the engine answers with the latest.
+        active = next((v for v in versions if v.id == task.active_version_id),
+                      versions[-1] if versions else None)
+        self.active_number = active.number if active else None
+        if active:
+            self.version.addItem(f"v{active.number} (active)", None)
         for v in sorted(versions, key=lambda v: -v.number):
             if v is not active:
                 self.version.addItem(f"v{v.number}", v.number)
@@ -411,7 +440,49 @@ class PlaygroundPage(Page):
         word = "Stopped" if generated.status == "cancelled" else "Done"
         self.status.setText(f"{word} · {tokens} tokens" + speed_text(
             tokens, self.first_token_s, time.monotonic() - self.started))
+        if self.pending_entry is not None:
+            entry, self.pending_entry = self.pending_entry, None
+            entry.outputs = [self.outputs[box].toPlainText() for box in self.boxes_in_use]
+            entry.when = time.time()
+            self.history.add(entry)
         self.sig_finished.emit([r.text for r in generated.results])
+
+    def restore(self, entry: HistoryEntry) -> None:
+        """Bring back an earlier run: its task, version, settings, input and answers (shown,
+        not rerun; Run answers again)."""
+        self._drop_requests()
+        self.set_task(entry.task)
+        notes = []
+        if self.task_combo.currentText() != entry.task:
+            notes.append(f"The task '{entry.task}' is no longer in the library.")
+        elif entry.version is not None and not self._pick_version(entry.version):
+            notes.append(f"v{entry.version} is no longer in the library; the active "
+                         "version is chosen.")
+        self.compare.setChecked(entry.compare)
+        self.max_tokens.setValue(int(entry.settings.get("max_new_tokens",
+                                                        self.max_tokens.value())))
+        self.temperature.setValue(float(entry.settings.get("temperature", 0.0)))
+        self.top_p.setValue(float(entry.settings.get("top_p", 1.0)))
+        self.stop.setText(", ".join(entry.settings.get("stop") or []))
+        self.input.setPlainText(entry.text)
+        self._clear_outputs()
+        self.boxes_in_use = ([BASE_BOX, INSTRUCTION_BOX, PROMPT_BOX] if entry.compare
+                             and self.current_task() is not None else [self._single_box()])
+        for box, text in zip(self.boxes_in_use, entry.outputs, strict=False):
+            self.outputs[box].setPlainText(text)
+        self._layout_outputs()
+        stamp = time.strftime("%d %b %H:%M", time.localtime(entry.when))
+        self.status.setText(" ".join([f"From the history ({stamp}). Run answers again.",
+                                      *notes]))
+
+    def _pick_version(self, number: int) -> bool:
+        """Choose version ``number`` in the picker; False when the task has none such."""
+        for i in range(self.version.count()):
+            data = self.version.itemData(i)
+            if data == number or (data is None and self.active_number == number):
+                self.version.setCurrentIndex(i)
+                return True
+        return False
 
     def _on_failed(self, message: str) -> None:
         self._drop_requests()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (
     QFileDialog,
     QGroupBox,
@@ -74,8 +74,9 @@ class TaskOverviewPage(Page):
     TITLE = "Task"
     TIP = "The selected task: datasets, versions, lineage, evaluations"
 
-    def __init__(self, session: Session, jobs: JobTracker, parent: QWidget | None = None) -> None:
-        super().__init__(session, jobs, parent)
+    def __init__(self, session: Session, jobs: JobTracker, parent: QWidget | None = None,
+                 settings: QSettings | None = None) -> None:
+        super().__init__(session, jobs, parent, settings)
         self.task: Task | None = None
         self._build_header()
         actions = self._build_action_row()
@@ -85,7 +86,7 @@ class TaskOverviewPage(Page):
         evals_box = QGroupBox("Evaluations")
         QVBoxLayout(evals_box).addWidget(self.evaluations)
 
-        body = QSplitter(Qt.Orientation.Vertical)
+        body = QSplitter(Qt.Orientation.Vertical, objectName="task")
         for box in (data_box, versions_box, evals_box):
             body.addWidget(box)
         self._build_messages()
@@ -161,7 +162,7 @@ class TaskOverviewPage(Page):
             version_buttons.addWidget(b)
         version_buttons.addStretch(1)
         versions_box = QGroupBox("Versions")
-        split = QSplitter(Qt.Orientation.Horizontal)
+        split = QSplitter(Qt.Orientation.Horizontal, objectName="task-versions")
         split.addWidget(self.versions)
         split.addWidget(self.lineage)
         split.setSizes([600, 220])

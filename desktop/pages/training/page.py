@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -129,8 +129,9 @@ class TrainingPage(Page):
     TITLE = "Training"
     TIP = "Training jobs, progress and curves"
 
-    def __init__(self, session: Session, jobs: JobTracker, parent: QWidget | None = None) -> None:
-        super().__init__(session, jobs, parent)
+    def __init__(self, session: Session, jobs: JobTracker, parent: QWidget | None = None,
+                 settings: QSettings | None = None) -> None:
+        super().__init__(session, jobs, parent, settings)
         self.list = QListWidget()
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.list.setToolTip("Jobs of this session first, then the library's earlier runs. "
@@ -164,7 +165,7 @@ class TrainingPage(Page):
         rlayout.addWidget(self.stats)
         rlayout.addLayout(buttons)
         rlayout.addWidget(self.curves, 1)
-        split = QSplitter(Qt.Orientation.Horizontal)
+        split = QSplitter(Qt.Orientation.Horizontal, objectName="training")
         split.addWidget(self.list)
         split.addWidget(right)
         split.setSizes([260, 800])

@@ -143,3 +143,46 @@ def test_stop_ends_a_long_generation_and_keeps_its_text(qtbot, window, sentiment
     assert page.status.text().startswith("Stopped")
     assert finished.args[0][0] == output.toPlainText() != ""
     assert page.run_button.isEnabled() and not page.stop_button.isEnabled()
+
+
+def test_the_history_keeps_runs_across_a_restart_and_brings_one_back(qtbot, window,
+                                                                     sentiment_file, tiny_host):
+    from desktop.pages.playground.history import HISTORY_KEY, HistoryList
+
+    add_task_with_data(window, "remembered", sentiment_file, kind="generate")
+    add_random_version(window, tiny_host, "remembered", 41)
+    add_random_version(window, tiny_host, "remembered", 42)
+    window.session.notify_library_changed()
+    page = window.playground
+    page.history.clear_history()
+    page.compare.setChecked(False)
+    page.set_task("remembered")
+    page.version.setCurrentIndex(1)  # v1, not the active v2
+    page.max_tokens.setValue(3)
+    page.temperature.setValue(0.0)
+    page.stop.setText("###")
+    page.input.setPlainText("first input")
+    with qtbot.waitSignal(page.sig_finished, timeout=60_000) as first:
+        page.run()
+    page.version.setCurrentIndex(0)
+    page.input.setPlainText("second input")
+    page.max_tokens.setValue(2)
+    with qtbot.waitSignal(page.sig_finished, timeout=60_000):
+        page.run()
+    entries = page.history.entries
+    assert [(e.task, e.version, e.text) for e in entries] == [
+        ("remembered", 2, "second input"), ("remembered", 1, "first input")]
+    assert entries[1].outputs[0].startswith(first.args[0][0])
+    # A new window's history (the same settings file) lists the same runs.
+    again = HistoryList(window.settings)
+    assert [e.text for e in again.entries] == ["second input", "first input"]
+    assert "remembered v1 · first input →" in again.item(1).text()
+    page.input.setPlainText("something else")
+    page.history.sig_restore.emit(page.history.item(1).data(0x0100))
+    assert page.input.toPlainText() == "first input"
+    assert page.version.currentData() == 1 and page.max_tokens.value() == 3
+    assert page.stop.text() == "###"
+    assert page.outputs[PROMPT_BOX].toPlainText() == entries[1].outputs[0]
+    assert "From the history" in page.status.text()
+    window.settings.setValue(HISTORY_KEY, "{not json")  # a damaged setting loses only history
+    assert HistoryList(window.settings).entries == []

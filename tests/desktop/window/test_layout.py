@@ -16,4 +16,29 @@ def test_the_window_fits_a_laptop_screen_and_no_page_is_squeezed(qtbot, offline_
             # Too big for the screen, a page scrolls rather than shrinking below its minimum
             # (where labels would be cut to "s…").
             assert page.width() >= hint.width() and page.height() >= hint.height(), key
+            # And no page is wider than the laptop's window: nothing to scroll sideways to.
+            assert hint.width() <= page.parentWidget().width(), (key, width)
     assert window.minimumSizeHint().width() <= 1024 and window.minimumSizeHint().height() <= 700
+
+
+def test_the_pages_splitters_keep_their_sizes_across_a_restart(qtbot, library_root, settings):
+    from PySide6.QtWidgets import QSplitter
+
+    from tests.desktop.conftest import make_window
+
+    window = make_window(qtbot, library_root, settings, "default")
+    window.resize(1280, 720)
+    window.show()
+    named = {s.objectName(): s for s in window.findChildren(QSplitter) if s.objectName()}
+    assert {"training", "playground", "task", "inspect"} <= set(named)
+    history = named["playground"]
+    window.show_task_on("playground", "")
+    qtbot.waitUntil(history.isVisible)
+    history.setSizes([600, 400])
+    wanted = history.sizes()
+    window.close()
+    again = make_window(qtbot, library_root, settings, "default")
+    again.resize(1280, 720)
+    again.show()
+    split = next(s for s in again.findChildren(QSplitter) if s.objectName() == "playground")
+    qtbot.waitUntil(lambda: split.sizes() == wanted)
