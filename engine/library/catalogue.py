@@ -35,6 +35,11 @@ class CatalogueLost(PromptbankError):
     """A library folder whose prompt or dataset files outlived its catalogue."""
 
 
+class CatalogueBusy(PromptbankError):
+    """A catalogue write another program's lock kept out past the busy timeout (undone; the
+    same write may succeed later)."""
+
+
 #: SQLite's primary result codes (the low byte of an extended code) that name a cause.
 _FULL, _READONLY, _BUSY, _LOCKED, _CORRUPT, _NOTADB, _CANTOPEN, _IOERR = (
     13, 8, 5, 6, 11, 26, 14, 10)
@@ -54,7 +59,7 @@ def catalogue_error(exc: sqlite3.Error, path: Path) -> PromptbankError:
                                hint="Give this user write permission on the library folder "
                                f"to change it; listing and reading need none.{undone}")
     if code in (_BUSY, _LOCKED):
-        return PromptbankError(
+        return CatalogueBusy(
             f"Another program held the library catalogue {path} for more than "
             f"{BUSY_TIMEOUT_MS // 1000} s.",
             hint=f"Wait for it (a training run or another Promptbank) to finish, then try "

@@ -10,7 +10,9 @@ alone.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -19,6 +21,7 @@ import torch
 
 from engine.api.training import EvalProgress, JobOutcome, StepProgress
 from engine.errors import PromptbankError
+from engine.library.catalogue import CatalogueBusy
 from engine.methods import get_method
 from engine.model.chat import Row
 from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
@@ -27,6 +30,10 @@ from engine.training.batches import EvalSet, length_grouped_order
 from engine.training.checkpointing import restore_optimizer, save_state
 from engine.training.config import TrainConfig
 from engine.training.params import PromptParams
+
+#: Seconds to wait before each new try of a metrics write another program's lock kept out
+#: (each try first waits the catalogue's own busy timeout).
+LOCK_RETRY_S = (2.0, 5.0, 10.0)
 
 if TYPE_CHECKING:
     from engine.library import Library
@@ -243,9 +250,37 @@ class TaskSlot:
                              tokens_per_s=self.tokens / max(self.train_seconds, 1e-9),
                              eta_s=per_step * (self.total_steps - self.step_index),
                              task=self.task)
-        self.library.log_metrics(self.run_id, self.step_index,
-                                 {"loss": loss, "lr": lr, "tokens_per_s": event.tokens_per_s})
+        self._log({"loss": loss, "lr": lr, "tokens_per_s": event.tokens_per_s})
         return event
+
+    def _log(self, metrics: dict, merge: bool = False) -> None:
+        """Record this step's metrics. While another program holds the catalogue locked the
+        write is tried again after longer and longer waits; past them the run stops at this
+        step with its checkpoint saved, resumable, and says so."""
+        for wait in (*LOCK_RETRY_S, None):
+            try:
+                self.library.log_metrics(self.run_id, self.step_index, metrics, merge=merge)
+                return
+            except CatalogueBusy as exc:
+                if wait is None:
+                    self._stop_locked(exc)
+                time.sleep(wait)
+
+    def _stop_locked(self, exc: CatalogueBusy) -> None:
+        self.save_checkpoint()  # files only: the catalogue is not needed to resume from it
+        self.finished = True
+        reason = "another program held the library catalogue locked"
+        # Still locked, the run shows as interrupted once this process ends.
+        with contextlib.suppress(CatalogueBusy):
+            self.library.finish_run(self.run_id, "cancelled", summary={
+                **self.summary, "steps": self.step_index, "resumable": True,
+                "interrupted": reason})
+        raise PromptbankError(
+            f"{exc.message} Run {self.run_id} of '{self.task}' stopped at step "
+            f"{self.step_index} after trying again for {sum(LOCK_RETRY_S):g} s more; its "
+            "checkpoint is saved, nothing is lost.",
+            hint=f"When the other program is done, resume it: `promptbank train {self.task} "
+            f"--resume {self.run_id}` (or Resume on the Training page).")
 
     # ---- failures -----------------------------------------------------------------------
     def fail(self, message: str, hint: str) -> None:
@@ -303,9 +338,7 @@ class TaskSlot:
             if self.config.patience and self.evals_since_best >= self.config.patience:
                 self.stop_reason = f"no improvement in {self.config.patience} evaluations"
         self.history.append({"step": self.step_index, **result})
-        self.library.log_metrics(self.run_id, self.step_index,
-                                 {"eval_loss": result["eval_loss"], "metric": result["metric"]},
-                                 merge=True)
+        self._log({"eval_loss": result["eval_loss"], "metric": result["metric"]}, merge=True)
         return EvalProgress(step=self.step_index, eval_loss=result["eval_loss"],
                             metric=result["metric"], metric_name=self.metric_name,
                             n=result["n"], task=self.task)

@@ -274,3 +274,67 @@ def test_float16_training_on_a_gpu_learns(tiny_model_dir, lib):
     losses = [job.step()[0].loss for _ in range(30)]
     assert all(math.isfinite(x) for x in losses) and job.scaling
     assert sum(losses[-5:]) < sum(losses[:5])
+
+
+def _lock(lib):
+    """Another program's write lock on the catalogue (sqlite's BEGIN IMMEDIATE)."""
+    import sqlite3
+
+    holder = sqlite3.connect(str(lib.root / "library.db"), check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    lib.db.execute("PRAGMA busy_timeout = 100")  # this test's catalogue gives up quickly
+    return holder
+
+
+def test_a_lock_held_a_moment_is_waited_for(tiny_host, lib, monkeypatch):
+    import threading
+
+    from engine.training import slot
+
+    monkeypatch.setattr(slot, "LOCK_RETRY_S", (0.4, 0.4, 0.4))
+    config = TrainConfig(method="prompt", length=2, steps=4, batch_size=4, eval_every=0)
+    job = TrainingJob.start(lib, tiny_host, "sentiment", config)
+    job.step()
+    holder = _lock(lib)
+    threading.Timer(0.3, holder.rollback).start()  # released during the first wait
+    try:
+        result = run_job(job)
+    finally:
+        holder.close()
+    assert result.steps == 4 and [v.number for v in lib.list_versions("sentiment")] == [1]
+    assert [m["step"] for m in lib.run_metrics(job.run_id)] == [1, 2, 3, 4]
+
+
+def test_a_lock_held_past_the_retries_stops_the_run_resumable(tiny_host, tmp_path,
+                                                              monkeypatch):
+    from engine.training import slot
+
+    monkeypatch.setattr(slot, "LOCK_RETRY_S", (0.05, 0.05))
+    config = TrainConfig(method="prompt", length=2, steps=6, lr=0.1, batch_size=4,
+                         eval_every=0, checkpoint_every=100, seed=3)
+    straight_lib = make_library(tmp_path / "a")
+    straight = run_job(TrainingJob.start(straight_lib, tiny_host, "sentiment", config))
+    lib = make_library(tmp_path / "b")
+    job = TrainingJob.start(lib, tiny_host, "sentiment", config)
+    job.step()
+    job.step()
+    holder = _lock(lib)
+    try:
+        with pytest.raises(PromptbankError) as info:
+            job.step()
+    finally:
+        holder.rollback()
+        holder.close()
+    text = str(info.value)
+    assert "held the library catalogue" in text and "stopped at step 3" in text
+    assert f"promptbank train sentiment --resume {job.run_id}" in text
+    assert "nothing is lost" in text and "Nothing was changed" not in text
+    assert lib.get_run(job.run_id).status == "running"  # the lock kept even the stop out
+    job.fail_open("the job ended")  # as the engine does after an error: the run stays open
+    assert lib.get_run(job.run_id).status == "running"
+    lib.release_run(job.run_id)  # as this process's end would
+    resumed = TrainingJob.resume(lib, tiny_host, job.run_id)
+    assert resumed.step_index == 3  # from the checkpoint the stop saved, not from step 0
+    result = run_job(resumed)
+    assert result.steps == straight.steps == 6
+    assert torch.equal(_prompt(lib).tensor, _prompt(straight_lib).tensor)
