@@ -277,9 +277,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     lib = open_library(args)
     detect_import_format(args.path)  # a wrong path fails before the model loads
     host = load_host(args)
-    fmt, report = import_any(lib, args.path, ImportTarget.of(host), task=args.task,
-                             force=args.force)
-    lib.record_model(host.info().to_data())
+    # One commit for the prompts and the model they were imported for: a failure of either
+    # changes nothing, so "nothing was changed" is always true and a retry adds no copy.
+    with lib.transaction():
+        fmt, report = import_any(lib, args.path, ImportTarget.of(host), task=args.task,
+                                 force=args.force)
+        lib.record_model(host.info().to_data())
     lines = [f"Imported {args.path} ({fmt})."]
     lines += [f"added: {item}" for item in report.added]
     lines += [f"renamed: {item}" for item in report.renamed]

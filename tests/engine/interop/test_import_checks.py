@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 import zipfile
 
 import numpy as np
@@ -152,3 +153,37 @@ def test_cli_import_of_a_peft_adapter_for_another_model(tmp_path, tiny_model_dir
     assert err.startswith(f"promptbank: {folder} is a PEFT adapter for meta-llama/Llama-2-7b-hf")
     assert main([*argv, "--force"]) == 0
     assert "note: The adapter names meta-llama/Llama-2-7b-hf" in capsys.readouterr().out
+
+
+def test_a_cli_import_whose_model_record_fails_changes_nothing_and_retries_once(
+        tmp_path, tiny_model_dir, tiny_host, capsys, monkeypatch):
+    from engine.library.catalogue import catalogue_error
+    from engine.library.library import Library as LibraryClass
+
+    lib = Library(tmp_path / "lib")
+    lib.create_task("t")
+    geometry = ModelGeometry.of(tiny_host)
+    tensor = torch.randn(4, geometry.hidden_size, generator=torch.Generator().manual_seed(1))
+    lib.add_version("t", SoftPrompt("prompt", tensor, geometry, task="t").to_bytes())
+    pack = interop.export_version(lib, "t", "pack", tmp_path / "t.pbpack")
+    lib.rename_task("t", "older")
+    before = snapshot(lib)
+    lib.close()
+    sqlite_full = sqlite3.OperationalError("database or disk is full")
+    sqlite_full.sqlite_errorcode = 13  # SQLITE_FULL, as SQLite reports a full disk
+    full = catalogue_error(sqlite_full, tmp_path / "lib" / "library.db")
+
+    def disk_full(self, info):
+        raise full
+
+    argv = ["--library", str(tmp_path / "lib"), "--model", str(tiny_model_dir), "--device",
+            TEST_DEVICE, "import", str(pack)]
+    with monkeypatch.context() as patch:
+        patch.setattr(LibraryClass, "record_model", disk_full)
+        assert main(argv) == 2
+    assert "Nothing was changed" in capsys.readouterr().err
+    assert snapshot(Library(tmp_path / "lib")) == before  # and truly nothing was
+    assert main(argv) == 0
+    assert main(argv) == 0  # a second success adds no copy
+    names = sorted(t.name for t in Library(tmp_path / "lib").list_tasks())
+    assert names == ["older", "t"]
