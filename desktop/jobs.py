@@ -65,6 +65,9 @@ class JobState:
     # the ETA is measured from them, so it counts evaluations and everything else a step
     # really costs on this machine.
     started_at: float | None = None
+    # What the settings said it would take before it started (the library's measured pace
+    # times its steps), shown beside the time it took.
+    estimate_s: float | None = None
     start_step: int = 0
     ended_at: float | None = None
     # A joint job's tasks and each task's loss and eval points (a curve per task); empty for
@@ -119,6 +122,14 @@ class JobState:
     def eval_points(self, task: str) -> Points:
         """Where an evaluation of ``task`` goes: its own curve in a joint job, else the job's."""
         return self.task_evals.setdefault(task, []) if self.tasks else self.evals
+
+
+def estimate_s(config: dict, seconds_per_step: float | None) -> float | None:
+    """How long ``config``'s steps take at ``seconds_per_step`` (None without a pace)."""
+    steps = config.get("steps")
+    if not seconds_per_step or not isinstance(steps, int):
+        return None
+    return seconds_per_step * steps
 
 
 class JobTracker(QObject):
@@ -191,9 +202,12 @@ class JobTracker(QObject):
         """The job the engine is advancing now, if any."""
         return next((j for j in self.jobs if j.status == "running"), None)
 
-    def start(self, task: str, config: dict, *, continue_data: str | None = None) -> JobState:
-        """Queue a training job (or continual training on ``continue_data``) for ``task``."""
-        job = JobState(task=task, kind="continue" if continue_data else "train")
+    def start(self, task: str, config: dict, *, continue_data: str | None = None,
+              seconds_per_step: float | None = None) -> JobState:
+        """Queue a training job (or continual training on ``continue_data``) for ``task``;
+        ``seconds_per_step`` is the pace its estimate was made with."""
+        job = JobState(task=task, kind="continue" if continue_data else "train",
+                       estimate_s=estimate_s(config, seconds_per_step))
         args: dict = {"task": task, "config": config}
         if continue_data:
             args["data"] = continue_data

@@ -221,9 +221,11 @@ class TrainingSettings(QWidget):
 
 
 def measured_pace(runs: list) -> float | None:
-    """Seconds per step of the latest finished run that recorded its time, or None."""
+    """Seconds per step of the latest finished run that recorded its time (with its
+    evaluations and checkpoints where it says), or None."""
     for run in sorted(runs, key=lambda r: r.id, reverse=True):
-        seconds, steps = run.summary.get("train_seconds"), run.summary.get("steps")
+        seconds = run.summary.get("wall_seconds", run.summary.get("train_seconds"))
+        steps = run.summary.get("steps")
         if run.status == "done" and isinstance(seconds, int | float) and steps:
             return float(seconds) / int(steps)
     return None

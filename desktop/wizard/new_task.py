@@ -241,7 +241,8 @@ class NewTaskWizard(QWizard):
         self._busy = False
         if self.training_page.train_now.isChecked():
             page = self.training_page
-            self.jobs.start(name, page.mode.config(page.settings.config()))
+            self.jobs.start(name, page.mode.config(page.settings.config()),
+                            seconds_per_step=page.settings.seconds_per_step)
         self.sig_task_created.emit(name)
         super().accept()
 

@@ -105,6 +105,9 @@ class SlotJob:
                 slot.train_seconds += seconds
             for slot, loss, lr in stepped:
                 events += slot.after_step(loss, lr)
+            seconds = time.perf_counter() - started - paused
+            for slot in slots:
+                slot.wall_seconds += seconds
             return events + self._after_step()
 
     def _after_step(self) -> list[Payload]:

@@ -117,6 +117,9 @@ class TaskSlot:
         self.evals_since_best = 0
         self.tokens = 0
         self.train_seconds = 0.0
+        # The steps' time with their evaluations and checkpoints (what a run really takes per
+        # step here, for the desktop's time estimates); train_seconds is the optimiser's alone.
+        self.wall_seconds = 0.0
         self.last_loss = float("nan")
         self.stop_reason = ""
         self.cancelled = False
@@ -141,7 +144,8 @@ class TaskSlot:
         state = {"step": self.step_index, "epoch": self.epoch, "cursor": self.cursor,
                  "order": self.order, "best": self.best, "evals_since_best": self.evals_since_best,
                  "tokens": self.tokens, "train_seconds": self.train_seconds,
-                 "history": self.history, "summary": self.summary, **self.scale_state}
+                 "wall_seconds": self.wall_seconds, "history": self.history,
+                 "summary": self.summary, **self.scale_state}
         return tensors, state
 
     def restore(self, tensors: dict[str, torch.Tensor], state: dict) -> None:
@@ -156,6 +160,7 @@ class TaskSlot:
         self.order = state["order"]
         self.best, self.evals_since_best = state["best"], state["evals_since_best"]
         self.tokens, self.train_seconds = state["tokens"], state["train_seconds"]
+        self.wall_seconds = state.get("wall_seconds", self.train_seconds)  # older checkpoints
         self.history, self.summary = state["history"], state["summary"]
         self.scale_state = {k: state[k] for k in ("loss_scale", "good_steps") if k in state}
 
@@ -429,7 +434,8 @@ class TaskSlot:
         self.summary.update({"steps": self.step_index, "best": self.best,
                              "stop_reason": self.stop_reason or "steps done",
                              "tokens_per_s": tokens_per_s, "version": version.number,
-                             "activated": activated, "train_seconds": self.train_seconds})
+                             "activated": activated, "train_seconds": self.train_seconds,
+                             "wall_seconds": round(self.wall_seconds, 2)})
         self.library.finish_run(self.run_id, "done", version_id=version.id,
                                 summary=self.summary)
         self.finished = True

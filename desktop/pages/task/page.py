@@ -282,7 +282,8 @@ class TaskOverviewPage(Page):
         dialog = TrainDialog(self.task.name, self._task_names(), self,
                              seconds_per_step=self._pace(), session=self.session)
         if dialog.exec():
-            self.jobs.start(self.task.name, dialog.settings.config())
+            self.jobs.start(self.task.name, dialog.settings.config(),
+                            seconds_per_step=dialog.settings.seconds_per_step)
             self.sig_show_task.emit("training", self.task.name)
 
     def continue_training(self) -> None:
@@ -301,7 +302,8 @@ class TaskOverviewPage(Page):
             if not data:
                 self._say("Choose the file of new examples to continue on.", error=True)
                 return
-            self.jobs.start(self.task.name, dialog.settings.config(), continue_data=data)
+            self.jobs.start(self.task.name, dialog.settings.config(), continue_data=data,
+                            seconds_per_step=dialog.settings.seconds_per_step)
             self.sig_show_task.emit("training", self.task.name)
 
     def edit_task(self) -> None:

@@ -277,7 +277,10 @@ class TrainingPage(Page):
         if job.tokens_per_s:
             parts.append(f"{job.tokens_per_s:,.0f} data tokens/s")
         if job.elapsed_s is not None:
-            parts.append(f"{format_duration(job.elapsed_s)} elapsed")
+            spent = format_duration(job.elapsed_s)
+            parts.append(f"took {spent}" if job.status == "done" else f"{spent} elapsed")
+        if job.estimate_s is not None:
+            parts.append(f"estimated about {format_duration(job.estimate_s)} before it started")
         if job.active and job.total:
             eta = job.eta_s
             parts.append(f"about {format_duration(eta)} left" if eta is not None

@@ -26,6 +26,10 @@ def test_measured_pace_comes_from_the_latest_finished_run(library_root):
     second = lib.create_run("t", {"train": {"steps": 10}})
     lib.finish_run(second.id, "cancelled", summary={"steps": 2})
     assert measured_pace(lib.list_runs()) == 3.0
+    third = lib.create_run("t", {"train": {"steps": 10}})  # its evaluations took time too
+    lib.finish_run(third.id, "done", summary={"train_seconds": 30.0, "wall_seconds": 45.0,
+                                              "steps": 10})
+    assert measured_pace(lib.list_runs()) == 4.5
     assert measured_pace([]) is None
 
 

@@ -137,7 +137,8 @@ def test_the_learning_rate_is_followed_live_and_two_runs_can_be_overlaid(qtbot, 
     page = window.training
     jobs = []
     for lr in (0.05, 0.01):
-        job = window.jobs.start("overlaid", {**QUICK, "steps": 4, "eval_every": 2, "lr": lr})
+        job = window.jobs.start("overlaid", {**QUICK, "steps": 4, "eval_every": 2, "lr": lr},
+                                seconds_per_step=0.25)
         with qtbot.waitSignal(window.jobs.sig_job_finished, timeout=TRAIN_MS):
             pass
         assert job.status == "done", job.message
@@ -148,6 +149,12 @@ def test_the_learning_rate_is_followed_live_and_two_runs_can_be_overlaid(qtbot, 
         assert job.lrs == logged and len(logged) == 4 and max(v for _, v in logged) <= lr
     page.select_job(jobs[0])
     page.curves.flush()
+    # What the settings estimated beside what it took; the run's time per step counts its
+    # evaluations, so the next estimate does too.
+    assert "estimated about 1 s before it started" in page.stats.text()
+    assert "took " in page.stats.text()
+    summary = lib.get_run(jobs[0].run_id).summary
+    assert summary["wall_seconds"] >= summary["train_seconds"] > 0
     assert list(page.curves.lr_curve.getData()[1]) == [v for _, v in jobs[0].lrs]
     page.list.clearSelection()
     for row in range(page.list.count()):
