@@ -41,7 +41,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 test: lint models
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q --durations=15
 
 # The engine suite on a CUDA GPU (needs a CUDA build of torch: make setup TORCH=..., see
 # docs/gpu.md); the desktop tests stay on the CPU run above.
