@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
     QFrame,
+    QLabel,
     QMainWindow,
     QMessageBox,
     QScrollArea,
@@ -26,6 +27,8 @@ from desktop.library.import_dialog import ImportDialog
 from desktop.library.panel import LibraryPanel
 from desktop.pages.base import Page
 from desktop.pages.registry import PAGES
+from desktop.server.controller import LocalServer
+from desktop.server.dialog import ServerDialog
 from desktop.session import Session
 from desktop.settings.dialog import SettingsDialog
 from desktop.status_bar import EngineStatus
@@ -104,6 +107,12 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
         self.status = EngineStatus(self.statusBar(), session, self.jobs)
+        self.server = LocalServer(session, self.settings, self)
+        self.server_dialog: ServerDialog | None = None
+        self.server_label = QLabel()
+        self.server_label.hide()
+        self.statusBar().addPermanentWidget(self.server_label)
+        self.server.sig_state.connect(self._show_server)
         self._build_actions()
 
         self.library.sig_task_selected.connect(self.open_task)
@@ -176,6 +185,8 @@ class MainWindow(QMainWindow):
                    f"Show the {cls.TITLE} page", menu=menu_view)
         action("&Restart engine", self.restart_engine, None,
                "Stop and start the engine process", menu=menu_engine, on_toolbar=True)
+        action("&Local server…", self.open_server, None,
+               "Serve every task to other programs through the OpenAI API", menu=menu_engine)
         action("&Guide", self.open_guide, "F1",
                "What a soft prompt is, the methods, replay and anchor, reading the metrics",
                menu=menu_help)
@@ -184,6 +195,21 @@ class MainWindow(QMainWindow):
                menu=menu_help)
         action("&About Promptbank", self.about, None, "Versions, the model and the library",
                menu=menu_help)
+
+    def open_server(self) -> ServerDialog:
+        """Show the local server's dialog (one, kept while the window lives)."""
+        if self.server_dialog is None:
+            self.server_dialog = ServerDialog(self.server, self)
+        self.server_dialog.show()
+        self.server_dialog.raise_()
+        return self.server_dialog
+
+    def _show_server(self, state) -> None:
+        self.server_label.setVisible(state.running)
+        self.server_label.setText(f"Serving :{state.url.rsplit(':', 1)[-1].split('/')[0]}"
+                                  if state.running else "")
+        self.server_label.setToolTip(f"The local OpenAI-compatible server: {state.url} "
+                                     "(Engine → Local server…)")
 
     def open_guide(self) -> GuideDialog:
         """Open the built-in guide (F1)."""

@@ -1,0 +1,1 @@
+"""The local OpenAI-compatible server, run by the desktop's engine process."""
