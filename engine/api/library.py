@@ -125,11 +125,12 @@ SPECS = (
            (Arg("folder", "str", doc="examples folder (default: the shipped examples)"),),
            kind="long",
            result=ExamplesInstalled),
-    OpSpec("export", "Export a version as a PEFT folder, KoboldAI zip, prompt pack or "
-           "safetensors file, or the task's rows as OpenAI fine-tuning JSONL.",
+    OpSpec("export", "Export a version as a PEFT folder, KoboldAI zip, prompt pack, "
+           "safetensors file or vLLM prompt_embeds folder, or the task's rows as OpenAI "
+           "fine-tuning JSONL.",
            (task_arg(), VERSION_ARG,
             Arg("format", "str", required=True,
-                choices=("peft", "kobold", "pack", "safetensors", "openai-jsonl")),
+                choices=("peft", "kobold", "pack", "safetensors", "openai-jsonl", "vllm")),
             Arg("out", "str", required=True, doc="output path"),
             Arg("include_eval", "bool", default=True, doc="packs: add the eval data"),
             Arg("split", "str", default="train", choices=("train", "eval"),

@@ -47,12 +47,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     activate.set_defaults(func=cmd_activate)
 
     export = sub.add_parser("export", help="export a task's prompt (peft, kobold, pack, "
-                            "safetensors) or its rows for OpenAI fine-tuning (openai-jsonl)")
+                            "safetensors, vllm) or its rows for OpenAI fine-tuning "
+                            "(openai-jsonl)")
     export.add_argument("name")
     export.add_argument("--version", type=int, default=None,
                         help="version number (default: the active one; pack: all versions)")
     export.add_argument("--format", required=True,
-                        choices=("peft", "kobold", "pack", "safetensors", "openai-jsonl"))
+                        choices=("peft", "kobold", "pack", "safetensors", "openai-jsonl",
+                                 "vllm"))
     export.add_argument("--split", choices=("train", "eval"), default="train",
                         help="openai-jsonl: the training or the held-out rows")
     export.add_argument("--out", required=True, type=Path)
@@ -263,8 +265,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from engine.interop import export_version
 
     lib = open_library(args)
+    # vLLM's input is built from the model's chat format: only that export loads the model.
+    chat = load_host(args).chat if args.format == "vllm" else None
     out = export_version(lib, args.name, args.format, args.out, version=args.version,
-                         include_eval=not args.no_data, split=args.split)
+                         include_eval=not args.no_data, split=args.split, chat=chat)
     what = f"{args.split} rows" if args.format == "openai-jsonl" else "prompt"
     emit(args, {"task": args.name, "format": args.format, "path": str(out)},
          f"Exported '{args.name}' ({what}) as {args.format} to {out}.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.errors import PromptbankError
 from engine.interop.archive import open_zip
@@ -13,11 +14,15 @@ from engine.interop.kobold import export_kobold, import_kobold
 from engine.interop.openai_jsonl import export_openai_jsonl
 from engine.interop.pack import export_pack, import_pack
 from engine.interop.peft import export_peft, import_peft
+from engine.interop.vllm import export_vllm
 from engine.library import Library
+
+if TYPE_CHECKING:
+    from engine.model.chat import Chat
 
 FORMATS = ("peft", "kobold", "pack", "safetensors")
 #: What ``export`` writes: the prompt formats, and a task's rows for OpenAI fine-tuning.
-EXPORT_FORMATS = (*FORMATS, "openai-jsonl")
+EXPORT_FORMATS = (*FORMATS, "openai-jsonl", "vllm")
 
 
 def detect_import_format(path: Path) -> str:
@@ -56,9 +61,9 @@ def import_any(library: Library, path: Path, model: ImportTarget, *, task: str |
 
 def export_version(library: Library, task: str, fmt: str, out: Path, *,
                    version: int | None = None, include_eval: bool = True,
-                   split: str = "train") -> Path:
+                   split: str = "train", chat: Chat | None = None) -> Path:
     """Export one task's version (or, for packs, the task with all its versions; for
-    openai-jsonl, the task's ``split`` rows)."""
+    openai-jsonl, the task's ``split`` rows); vllm needs the loaded model's ``chat``."""
     if fmt not in EXPORT_FORMATS:
         raise PromptbankError(f"Unknown export format '{fmt}'.",
                               hint=f"Use one of: {', '.join(EXPORT_FORMATS)}.")
@@ -71,4 +76,9 @@ def export_version(library: Library, task: str, fmt: str, out: Path, *,
         return export_peft(library, chosen, out)
     if fmt == "kobold":
         return export_kobold(library, chosen, out, task_name=task)
+    if fmt == "vllm":
+        if chat is None:
+            raise PromptbankError("A vLLM export needs the loaded model's chat format.",
+                                  hint="Export it with the engine running (the CLI loads it).")
+        return export_vllm(library, chosen, out, chat)
     return export_safetensors(library, chosen, out)

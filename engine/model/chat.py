@@ -131,6 +131,17 @@ class Chat:
             return frame[0] + user + frame[1]
         return self._render(self._messages(user, system, shots))
 
+    def input_frame(self, template: str | None = None) -> tuple[str, str]:
+        """The text the engine writes before and after an input (the chat template's and the
+        task template's), so another program can build the same context."""
+        parts = self.context_text(format_input(_SENTINEL, template)).split(_SENTINEL)
+        if len(parts) != 2:
+            raise PromptbankError(
+                "This model's chat template rewrites the user's message, so the text around "
+                "an input cannot be given apart from it.",
+                hint="Serve the task with `promptbank serve` instead.")
+        return parts[0], parts[1]
+
     def _encode(self, texts: list[str]) -> list[list[int]]:
         return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 

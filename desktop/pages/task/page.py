@@ -45,10 +45,11 @@ EXPORT_FILTERS = {
     "KoboldAI soft prompt (*.zip)": "kobold",
     "Prompt file (*.safetensors)": "safetensors",
     "Training rows for OpenAI fine-tuning (*.jsonl)": "openai-jsonl",
+    "vLLM prompt_embeds folder (*)": "vllm",
 }
 #: The file extension each export format needs (a PEFT adapter is a folder).
 EXPORT_SUFFIXES = {"pack": ".pbpack", "kobold": ".zip", "safetensors": ".safetensors",
-                   "peft": "", "openai-jsonl": ".jsonl"}
+                   "peft": "", "openai-jsonl": ".jsonl", "vllm": ""}
 NO_TASK = "Select a task on the left, or press Ctrl+N to create one."
 OK_STYLE, ERROR_STYLE = "color: #166534;", "color: #b91c1c;"
 

@@ -109,9 +109,10 @@ def install_examples(ctx: Context, rid: str, args: dict) -> None:
 def export(ctx: Context, rid: str, args: dict) -> None:
     from engine.interop import export_version
 
+    chat = ctx.ensure_model(rid).chat if args["format"] == "vllm" else None
     out = export_version(ctx.library, args["task"], args["format"], Path(args["out"]),
                          version=args["version"], include_eval=args["include_eval"],
-                         split=args["split"])
+                         split=args["split"], chat=chat)
     ctx.send(Exported(task=args["task"], format=args["format"], path=str(out)).event(rid))
 
 

@@ -27,6 +27,7 @@ CHECKS = {
     "prompt_cache_gives_the_same_scores": "prompt KV cache",
     "resume_and_eval_agree": "resume & eval",
     "forward_check_passes": "forward check",
+    "a_vllm_export_through_inputs_embeds_gives_our_greedy_answer": "vLLM prompt_embeds",
 }
 _RESULTS = pytest.StashKey[dict]()
 

@@ -16,6 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from engine.errors import PromptbankError
 from engine.forward.fidelity import check_fidelity
 from engine.methods import METHODS, get_method
 from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt, prompt_shape
@@ -216,3 +217,46 @@ def test_resume_and_eval_agree(family_case, family, method, tmp_path):
     assert result.best_metric == straight.best_metric
     measured = evaluate(Runtime(host, straight_lib), straight_lib, "sentiment")
     assert measured.metrics["accuracy"] == pytest.approx(straight.best_metric, abs=1e-12)
+
+
+@FAMILY
+def test_a_vllm_export_through_inputs_embeds_gives_our_greedy_answer(family_case, family,
+                                                                    tmp_path):
+    import json
+
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from engine.interop import export_version
+    from engine.library import Library
+
+    case = family_case(family)
+    prompt = _prompt(case.host, "prompt", seed=5)
+    lib = Library(tmp_path / "lib")
+    lib.record_model(case.host.info().to_data())
+    lib.create_task("t", input_template=TEMPLATE)
+    lib.add_version("t", prompt.to_bytes())
+    folder = export_version(lib, "t", "vllm", tmp_path / "vllm", chat=case.host.chat)
+    text = "a terrible boring film with bad jokes"
+    ours = _runtime(case, t=prompt).generate([GenRow(text, "t", max_new_tokens=6)])[0].tokens
+
+    # What a vLLM client does with the export (docs/serving.md), on transformers' own model.
+    placement = json.loads((folder / "placement.json").read_text())
+    virtual = load_file(folder / "virtual_tokens.safetensors")["virtual_tokens"]
+    tokenizer = AutoTokenizer.from_pretrained(case.folder)
+    ids = tokenizer(placement["before"] + text + placement["after"],
+                    add_special_tokens=False)["input_ids"]
+    assert ids == case.host.chat.context_ids(text, template=TEMPLATE)[0]
+    model = AutoModelForCausalLM.from_pretrained(case.folder, dtype=torch.float32).eval()
+    with torch.no_grad():
+        embed = model.get_input_embeddings()
+        embeds = torch.cat([virtual, embed(torch.tensor(ids + ours))])[None]
+        logits = model(inputs_embeds=embeds).logits[0].float()
+    start = placement["virtual_tokens"] + len(ids) - 1
+    for i, token in enumerate(ours):
+        row = logits[start + i]
+        assert row[token] >= row.max() - TIE, f"token {i}: {token} is not the argmax"
+    prefix = _prompt(case.host, "prefix", seed=6)
+    lib.add_version("t", prefix.to_bytes())
+    with pytest.raises(PromptbankError, match="no input for those"):
+        export_version(lib, "t", "vllm", tmp_path / "refused", version=2, chat=case.host.chat)
