@@ -21,6 +21,10 @@ def test_export_version_as_pack_through_the_engine(qtbot, window, sentiment_file
     page.start_export(1, "pack", target)
     qtbot.waitUntil(lambda: "Exported to" in page.notice.text(), timeout=30_000)
     assert target.is_file() and str(target) in page.notice.text() and not page.error.text()
+    page.start_export(1, "vllm", tmp_path / "for-vllm")  # the engine's model gives the frame
+    qtbot.waitUntil(lambda: "for-vllm" in page.notice.text(), timeout=30_000)
+    assert {p.name for p in (tmp_path / "for-vllm").iterdir()} == {
+        "placement.json", "virtual_tokens.safetensors"}
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     page.start_export(1, "kobold", blocker / "delta.zip")
