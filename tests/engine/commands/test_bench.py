@@ -45,6 +45,20 @@ def test_bench_serve_fields(tiny_model_dir):
         assert key in out, key
 
 
+def test_bench_serve_http_fields(tiny_model_dir):
+    out = bench(tiny_model_dir, "serve-http", "--tasks", "3", "--clients", "1,4",
+                "--requests", "6", "--new-tokens", "3")
+    assert [level["clients"] for level in out["levels"]] == [1, 4]
+    for level in out["levels"]:
+        assert level["requests"] == 6 and level["tokens"] > 0
+        for key in ("tokens_per_s", "latency_p50_ms", "latency_p95_ms", "ttft_p50_ms",
+                    "ttft_p95_ms"):
+            assert level[key] > 0, key
+    for key in ("lone_ttft_p50_ms", "peft_tokens_per_s", "speedup_vs_peft_at_top",
+                "ttft_p95_vs_lone_at_top"):
+        assert out[key] > 0, key
+
+
 def test_bench_worker_fields(tiny_model_dir):
     out = bench(tiny_model_dir, "worker", "--requests", "3", "--pings", "5",
                 "--max-new-tokens", "2", "--length", "3", "--micro-batch", "2")
