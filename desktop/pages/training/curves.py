@@ -16,7 +16,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from desktop.run_metrics import Points
-from desktop.widgets.plots import plot_widget, right_axis_view, set_title
+from desktop.widgets.plots import plot_widget, right_axis_view
 from engine.api.measures import label
 
 REDRAW_MS = 250
@@ -127,7 +127,7 @@ class Curves(QWidget):
                               np.array([v for _, v in data.lrs], dtype=float))
         self._show_lr_axis(self.show_lr.isChecked())
         name = label(data.metric_name)
-        set_title(self.eval_plot, f"Evaluation ({name})" if name else "Evaluation")
+        self.eval_plot.set_title(f"Evaluation ({name})" if name else "Evaluation")
         if data.key != self.shown_key:
             self.shown_key = data.key
             self._reset_axes(data)

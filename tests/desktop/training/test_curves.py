@@ -80,3 +80,28 @@ def test_the_learning_rate_is_drawn_on_its_own_right_hand_axis_and_can_be_hidden
     curves.set_data(CurveData("runs:1,2", {"a": [(1, 1.0)], "b": [(1, 2.0)]}, {}, "", 1))
     curves.flush()  # overlaid runs have no one schedule: no axis for it
     assert not curves.lr_curve.isVisible() and not curves.loss_plot.getAxis("right").isVisible()
+
+
+def test_plots_follow_the_window_from_light_to_dark(qtbot, qapp):
+    from PySide6.QtGui import QColor, QPalette
+
+    curves = Curves()
+    qtbot.addWidget(curves)
+    light = qapp.palette()
+    dark = QPalette(light)
+    for role, colour in ((QPalette.ColorRole.Base, "#1f2937"),
+                         (QPalette.ColorRole.Window, "#111827"),
+                         (QPalette.ColorRole.Text, "#f9fafb")):
+        dark.setColor(role, QColor(colour))
+    plot = curves.loss_plot
+    assert plot.backgroundBrush().color().name() == light.color(QPalette.ColorRole.Base).name()
+    try:
+        qapp.setPalette(dark)  # what a system switch to dark mode does to the app
+        qtbot.waitUntil(lambda: plot.backgroundBrush().color().name() == "#1f2937")
+        assert plot.getAxis("left").textPen().color().name() == "#f9fafb"
+        curves.eval_plot.set_title("Evaluation (accuracy)")
+        assert curves.eval_plot.getPlotItem().titleLabel.opts["color"] == "#f9fafb"
+    finally:
+        qapp.setPalette(light)
+    qtbot.waitUntil(lambda: plot.backgroundBrush().color().name()
+                    == light.color(QPalette.ColorRole.Base).name())
