@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QScrollArea,
     QSplitter,
+    QStyle,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -151,11 +152,15 @@ class MainWindow(QMainWindow):
         menu_engine = self.menuBar().addMenu("&Engine")
         menu_help = self.menuBar().addMenu("&Help")
         toolbar = self.addToolBar("Main")
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         toolbar.setObjectName("mainToolbar")
 
         def action(text: str, slot, shortcut: str | None = None, tip: str = "",
-                   menu=menu_file, on_toolbar: bool = False) -> QAction:
+                   menu=menu_file, on_toolbar: bool = False,
+                   icon: QStyle.StandardPixmap | None = None) -> QAction:
             act = QAction(text, self)
+            if icon is not None:  # the platform's own icons, so they match its other apps
+                act.setIcon(self.style().standardIcon(icon))
             if shortcut:
                 act.setShortcut(QKeySequence(shortcut))
             act.setToolTip(f"{tip} ({shortcut})" if shortcut and tip else tip or text)
@@ -169,12 +174,12 @@ class MainWindow(QMainWindow):
 
         self.act_new = action("&New task…", lambda: self.new_task(), "Ctrl+N",
                               "Create a task from a dataset file and train its first prompt",
-                              on_toolbar=True)
+                              on_toolbar=True, icon=QStyle.StandardPixmap.SP_FileIcon)
         action("&Import…", self.import_prompts, "Ctrl+I",
                "Import a prompt pack, PEFT adapter, KoboldAI soft prompt or prompt file",
-               on_toolbar=True)
+               on_toolbar=True, icon=QStyle.StandardPixmap.SP_DialogOpenButton)
         action("&Settings…", self.open_settings, "Ctrl+,", "Model, device and library location",
-               on_toolbar=True)
+               on_toolbar=True, icon=QStyle.StandardPixmap.SP_FileDialogDetailedView)
         action("&Quit", self.close, "Ctrl+Q")
         action("Find task", self.library.focus_search, "Ctrl+K", "Focus the task search",
                menu=menu_view)
@@ -184,12 +189,13 @@ class MainWindow(QMainWindow):
             action(cls.TITLE, lambda _=False, i=i: self.tabs.setCurrentIndex(i), f"Alt+{i + 1}",
                    f"Show the {cls.TITLE} page", menu=menu_view)
         action("&Restart engine", self.restart_engine, None,
-               "Stop and start the engine process", menu=menu_engine, on_toolbar=True)
+               "Stop and start the engine process", menu=menu_engine, on_toolbar=True,
+               icon=QStyle.StandardPixmap.SP_BrowserReload)
         action("&Local server…", self.open_server, None,
                "Serve every task to other programs through the OpenAI API", menu=menu_engine)
         action("&Guide", self.open_guide, "F1",
                "What a soft prompt is, the methods, replay and anchor, reading the metrics",
-               menu=menu_help)
+               menu=menu_help, icon=QStyle.StandardPixmap.SP_DialogHelpButton)
         action("&Check this computer…", self.check_computer, None,
                "Test and time Promptbank on this computer, with a table for bug reports",
                menu=menu_help)

@@ -42,3 +42,14 @@ def test_the_pages_splitters_keep_their_sizes_across_a_restart(qtbot, library_ro
     again.show()
     split = next(s for s in again.findChildren(QSplitter) if s.objectName() == "playground")
     qtbot.waitUntil(lambda: split.sizes() == wanted)
+
+
+def test_the_main_actions_have_icons_and_keep_their_words(offline_window):
+    from PySide6.QtWidgets import QToolBar
+
+    toolbar = offline_window.findChild(QToolBar, "mainToolbar")
+    actions = toolbar.actions()
+    assert [a.text() for a in actions] == ["&New task…", "&Import…", "&Settings…",
+                                           "&Restart engine"]
+    assert all(not a.icon().isNull() for a in actions)
+    assert toolbar.toolButtonStyle().name == "ToolButtonTextBesideIcon"
