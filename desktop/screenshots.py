@@ -85,11 +85,11 @@ def _shoot_library(window: MainWindow, out: Path, first: str, timeout_s: float) 
     session = window.session
     if first:
         window.library.select(first)
-        window.tabs.setCurrentWidget(window.task_page)
+        window.show_task_on("task", "")
         if session.model is not None:
             _evaluate(window, [{"task": first, "version": 1},
                                {"task": first, "baseline": "fewshot"}], timeout_s)
-    window.tabs.setCurrentWidget(window.task_page)
+    window.show_task_on("task", "")
     save(window, out, "library")
 
 
@@ -115,10 +115,10 @@ def _shoot_training(window: MainWindow, out: Path, first: str, steps: int,
         config = {"method": "prefix", "length": 8, "steps": steps, "batch_size": 4,
                   "eval_every": max(1, steps // 3)}
         job = window.jobs.start(first, config)
-        window.tabs.setCurrentWidget(window.training)
+        window.show_task_on("training", "")
         wait_until(lambda: not job.active, timeout_s)
         window.training.select_job(job)
-    window.tabs.setCurrentWidget(window.training)
+    window.show_task_on("training", "")
     window.training.curves.flush()
     save(window, out, "training")
 
@@ -147,7 +147,7 @@ def _shoot_versions(window: MainWindow, out: Path, first: str, timeout_s: float)
 def _shoot_playground(window: MainWindow, out: Path, first: str, timeout_s: float) -> None:
     session = window.session
     page = window.playground
-    window.tabs.setCurrentWidget(page)
+    window.show_task_on("playground", "")
     if first:
         page.set_task(first)
         rows = session.library.examples(first, "eval") or session.library.examples(first)
@@ -164,7 +164,7 @@ def _shoot_playground(window: MainWindow, out: Path, first: str, timeout_s: floa
 
 def _shoot_batch(window: MainWindow, out: Path, examples: Path, first: str,
                  timeout_s: float) -> None:
-    window.tabs.setCurrentWidget(window.batch)
+    window.show_task_on("batch", "")
     table = next((p for p in sorted(examples.glob("*.csv"))), None)
     if table is not None and first:
         batch = window.batch
@@ -182,7 +182,7 @@ def _shoot_batch(window: MainWindow, out: Path, examples: Path, first: str,
 
 
 def _shoot_inspect(window: MainWindow, out: Path, first: str, timeout_s: float) -> None:
-    window.tabs.setCurrentWidget(window.inspect)
+    window.show_task_on("inspect", "")
     if first:
         window.inspect.set_task(first)
         window.inspect.method.setCurrentText("prefix")
@@ -195,7 +195,7 @@ def _shoot_inspect(window: MainWindow, out: Path, first: str, timeout_s: float) 
 
 
 def _shoot_dialogs(window: MainWindow, out: Path, examples: Path) -> None:
-    """The import, settings and unexpected-exit dialogs."""
+    """The import, settings, local-server and unexpected-exit dialogs."""
     importer = window.import_prompts()
     importer.path.setText(str(examples / "prompts"))
     save(importer, out, "import")
@@ -205,6 +205,10 @@ def _shoot_dialogs(window: MainWindow, out: Path, examples: Path) -> None:
     dialog.show()
     save(dialog, out, "settings")
     dialog.reject()
+
+    server = window.open_server()
+    save(server, out, "server")
+    server.close()
 
     box = window.report_unexpected_exit(UnexpectedExit(log_folder() / "crash-example.log"))
     save(box, out, "unexpected-exit")

@@ -27,14 +27,14 @@ class HistoryEntry:
     when: float = 0.0
 
     def title(self) -> str:
-        """'14:02 · spam v2 · "Win a free…" → ham' (one line for the list)."""
+        """'14:02 · spam v2' over 'Win a free… → ham' (two short lines for the list)."""
         stamp = time.strftime("%H:%M", time.localtime(self.when))
         version = f" v{self.version}" if self.version is not None else ""
         answer = self.outputs[-1] if self.outputs else ""
-        return f"{stamp} · {self.task}{version} · {_short(self.text)} → {_short(answer)}"
+        return f"{stamp} · {self.task}{version}\n{_short(self.text)} → {_short(answer, 12)}"
 
 
-def _short(text: str, width: int = 28) -> str:
+def _short(text: str, width: int = 18) -> str:
     line = " ".join(text.split())
     return line if len(line) <= width else line[:width - 1] + "…"
 
@@ -58,6 +58,8 @@ class HistoryList(QListWidget):
         self.settings = settings
         self.setToolTip("Earlier runs, newest first. Double-click (or Enter) to bring one "
                         "back: its task, version, settings, input and answer.")
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.entries: list[HistoryEntry] = []
         self.itemActivated.connect(self._activated)
         self._load()
