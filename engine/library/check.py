@@ -12,7 +12,7 @@ from engine.library.library import Library
 from engine.library.records import Version
 from engine.library.store import PROMPT_FILE
 from engine.library.tidy import RECOVERED
-from engine.support.fileio import sha256_file
+from engine.support.fileio import sha256_file, temporary_files
 
 
 @dataclass
@@ -66,8 +66,8 @@ def check_library(library: Library) -> CheckReport:
         elif sha256_file(path) != digest:
             report.changed.append(rel)
     report.extra = [rel for rel in library.files.content_files() if rel not in named]
-    report.temporary = sorted(str(p.relative_to(library.root))
-                              for p in library.root.rglob(".*.tmp") if p.is_file())
+    report.temporary = [str(p.relative_to(library.root))
+                        for p in temporary_files(library.root)]
     report.integrity = library.db.execute("PRAGMA integrity_check").fetchone()[0]
     report.recovered = sorted(str(p.relative_to(library.root))
                               for p in (library.root / RECOVERED).rglob("*") if p.is_file())

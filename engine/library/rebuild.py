@@ -26,7 +26,7 @@ from engine.library.records import dumps
 from engine.library.schema import DB_NAME, migrations
 from engine.library.store import CONTENT_FOLDERS, DATASET_FILE, PROMPT_FILE, FileStore
 from engine.library.tidy import RECOVERED
-from engine.support.fileio import sha256_bytes
+from engine.support.fileio import sha256_bytes, temporary_files
 from engine.support.paths import library_dir
 
 REBUILD_EVAL_FRACTION = 0.1
@@ -103,9 +103,8 @@ def rebuild_catalogue(root: Path | str | None = None, *, force: bool = False) ->
         raise PromptbankError(f"The library in {root} has no prompt or dataset files to "
                               "rebuild a catalogue from.", hint="Check the --library folder.")
     _settle_numbers(prompts, files, report)
-    report.notes += [f"{rel} is a temporary file of a write that never finished; it was left "
-                     "out (delete it)." for rel in sorted(
-                         str(p.relative_to(root)) for p in root.rglob(".*.tmp") if p.is_file())]
+    report.notes += [f"{p.relative_to(root)} is a temporary file of a write that never "
+                     "finished; it was left out (delete it)." for p in temporary_files(root)]
     tmp = root / f".{DB_NAME}.rebuild-{os.getpid()}"
     try:
         _write_catalogue(tmp, prompts, snapshots, report)

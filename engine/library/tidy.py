@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from engine.library.owner import RunOwner
 from engine.library.store import CONTENT_FOLDERS
+from engine.support.fileio import temporary_files
 
 if TYPE_CHECKING:
     from engine.library.catalogue import Catalogue
@@ -65,8 +66,8 @@ def _orphans(library: Catalogue) -> list[str]:
 
 
 def _temporary(library: Catalogue) -> list[Path]:
-    return sorted(p for folder in CONTENT_FOLDERS if (library.root / folder).is_dir()
-                  for p in (library.root / folder).glob(".*.tmp") if p.is_file())
+    return [p for folder in CONTENT_FOLDERS
+            for p in temporary_files(library.root / folder, recursive=False)]
 
 
 def _put_aside(root: Path, rel: str) -> str:
@@ -84,7 +85,8 @@ def _put_aside(root: Path, rel: str) -> str:
 
 def _stale_checkpoint_temporaries(library: Catalogue) -> list[Path]:
     """Temporary files in the checkpoint folders of runs that no live process trains."""
-    found = sorted((library.root / "checkpoints").glob("run-*/.*.tmp"))
+    found = [p for p in temporary_files(library.root / "checkpoints")
+             if p.parent.parent.name == "checkpoints" and p.parent.name.startswith("run-")]
     if not found:
         return []
     live = set()

@@ -11,6 +11,9 @@ from pathlib import Path
 from engine.errors import PromptbankError
 from engine.support.crash import crash_point
 
+#: What the temporary files of ``atomic_write_bytes`` are called (".NAME.RANDOM.tmp").
+TEMPORARY_GLOB = ".*.tmp"
+
 
 def sha256_bytes(data: bytes) -> str:
     """Hex sha256 of a bytes object."""
@@ -84,3 +87,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> str:
     _fsync_dir(path.parent)
     crash_point()
     return sha256_bytes(data)
+
+
+def temporary_files(folder: Path, *, recursive: bool = True) -> list[Path]:
+    """The temporary files unfinished ``atomic_write_bytes`` calls left in ``folder`` (and,
+    ``recursive``, below it), sorted."""
+    if not folder.is_dir():
+        return []
+    found = folder.rglob(TEMPORARY_GLOB) if recursive else folder.glob(TEMPORARY_GLOB)
+    return sorted(p for p in found if p.is_file())
