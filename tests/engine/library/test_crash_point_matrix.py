@@ -1,7 +1,5 @@
 """The crash-point matrix: a training run, a continue and an import, each killed (SIGKILL) at
-every fsync, rename and catalogue commit it passes in turn (the continue, whose writes are
-the training run's plus its data and evaluations, at every other one, to keep the suite
-short). After each kill the library opens
+every fsync, rename and catalogue commit it passes in turn. After each kill the library opens
 whole: earlier versions intact, no duplicate or missing version numbers, `library check`
 clean, and the run finished, failed with its reason, or resumable to exactly one new version.
 
@@ -84,38 +82,50 @@ def _assert_whole(root: Path, before: dict[tuple[str, int], str]) -> Library:
 
 
 def _matrix(forked, template, tmp_path, command: list[str], resume: bool,
-            folder: str = "lib", stride: int = 1) -> int:
-    """Run ``command`` on a copy of the template's ``folder`` killed at point 1, 1 + stride, …
-    until it completes; check the library after each kill. The number of points passed."""
+            folder: str = "lib") -> int:
+    """Run ``command`` on copies of the template's ``folder`` killed at point 1, 2, … until it
+    completes (two points at a time, each child on one thread, so the two cores share the
+    work); check the library after each kill. The number of points passed."""
     source, base = template
     before = _versions(Library(source / folder, read_only=True))
-    point = 1 - stride
+    point = 0
     while True:
-        point += stride
-        lib = tmp_path / f"point-{point}"
-        shutil.copytree(source / folder, lib)
-        argv = [*base, *command]
-        argv[argv.index("--library") + 1] = str(lib)
-        child = forked.Process(target=_run, args=(argv, point))
-        child.start()
-        child.join(300)
-        if child.exitcode == 0:
-            library = _assert_whole(lib, before)
-            assert len(_versions(library)) == len(before) + 1
-            return point - stride
-        assert child.exitcode == -signal.SIGKILL, f"point {point}: exit {child.exitcode}"
-        library = _assert_whole(lib, before)
-        made = len(_versions(library)) - len(before)
-        assert made in (0, 1), f"point {point}: {made} new versions"
-        for run in library.list_runs():
-            assert run.status in ("done", "failed", "running"), run
-            if run.status == "failed":
-                assert run.summary.get("error"), run
-            if resume and made == 0 and run.status == "running":
-                assert main([*argv, "--resume", str(run.id)]) == 0, f"point {point}"
-                resumed = _assert_whole(lib, before)
-                assert len(_versions(resumed)) == len(before) + 1, f"point {point}"
-        shutil.rmtree(lib)
+        started = []
+        for n in (point + 1, point + 2):
+            lib = tmp_path / f"point-{n}"
+            shutil.copytree(source / folder, lib)
+            argv = [*base, *command]
+            argv[argv.index("--library") + 1] = str(lib)
+            child = forked.Process(target=_run, args=(["--threads", "1", *argv], n))
+            child.start()
+            started.append((n, lib, argv, child))
+        for n, lib, argv, child in started:
+            child.join(300)
+            if child.exitcode == 0:
+                library = _assert_whole(lib, before)
+                assert len(_versions(library)) == len(before) + 1
+                return n - 1
+            _check_killed(n, lib, argv, child.exitcode, before, resume)
+        point += 2
+
+
+def _check_killed(point: int, lib: Path, argv: list[str], exitcode: int | None,
+                  before: dict, resume: bool) -> None:
+    """The library a kill at ``point`` left: whole, and its run finished, failed with a reason
+    or (``resume``) resumable to exactly one new version."""
+    assert exitcode == -signal.SIGKILL, f"point {point}: exit {exitcode}"
+    library = _assert_whole(lib, before)
+    made = len(_versions(library)) - len(before)
+    assert made in (0, 1), f"point {point}: {made} new versions"
+    for run in library.list_runs():
+        assert run.status in ("done", "failed", "running"), run
+        if run.status == "failed":
+            assert run.summary.get("error"), run
+        if resume and made == 0 and run.status == "running":
+            assert main([*argv, "--resume", str(run.id)]) == 0, f"point {point}"
+            resumed = _assert_whole(lib, before)
+            assert len(_versions(resumed)) == len(before) + 1, f"point {point}"
+    shutil.rmtree(lib)
 
 
 def test_a_training_run_killed_at_any_point(forked, template, tmp_path):
@@ -126,7 +136,7 @@ def test_a_training_run_killed_at_any_point(forked, template, tmp_path):
 def test_a_continue_killed_at_any_point(forked, template, tmp_path):
     source, _ = template
     command = ["continue", "sentiment", "--data", str(source / "more.jsonl"), "--steps", "2"]
-    assert _matrix(forked, template, tmp_path, command, resume=False, stride=2) >= 6
+    assert _matrix(forked, template, tmp_path, command, resume=False) >= 6
 
 
 def test_an_import_killed_at_any_point(forked, template, tmp_path):
