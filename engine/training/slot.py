@@ -343,7 +343,10 @@ class TaskSlot:
             if self.config.patience and self.evals_since_best >= self.config.patience:
                 self.stop_reason = f"no improvement in {self.config.patience} evaluations"
         self.history.append({"step": self.step_index, **result})
-        self._log({"eval_loss": result["eval_loss"], "metric": result["metric"]}, merge=True)
+        # The metric's name goes with it, so a run read back later (curves, overlays) says
+        # what its evaluation measured.
+        self._log({"eval_loss": result["eval_loss"], "metric": result["metric"],
+                   "metric_name": self.metric_name}, merge=True)
         return EvalProgress(step=self.step_index, eval_loss=result["eval_loss"],
                             metric=result["metric"], metric_name=self.metric_name,
                             n=result["n"], task=self.task)

@@ -164,6 +164,8 @@ def test_the_learning_rate_is_followed_live_and_two_runs_can_be_overlaid(qtbot, 
     page.curves.flush()
     first, second = (f"overlaid · run {job.run_id}" for job in jobs)
     assert page.title.text() == "2 runs overlaid"
+    # Read back from the runs' logs, the evaluation says what it measured.
+    assert page.curves.eval_plot.getPlotItem().titleLabel.text == "Evaluation (accuracy)"
     assert list(page.curves.loss_curves) == [first, second]
     assert list(page.curves.eval_curves) == [first, second]
     assert [len(c.getData()[0]) for c in page.curves.loss_curves.values()] == [4, 4]
