@@ -86,6 +86,10 @@ class Imported(Payload):
     notes: list[str] = field(default_factory=list)
 
 
+#: What ``export`` writes: the prompt formats, a task's rows for OpenAI fine-tuning and a
+#: folder for vLLM's prompt_embeds (the op, the CLI and the writers share this one list).
+EXPORT_FORMATS = ("peft", "kobold", "pack", "safetensors", "openai-jsonl", "vllm")
+
 SPECS = (
     OpSpec("library_info", "Open (create or update) the library; its folder, schema version "
            "and task count.", kind="long",
@@ -130,7 +134,7 @@ SPECS = (
            "fine-tuning JSONL.",
            (task_arg(), VERSION_ARG,
             Arg("format", "str", required=True,
-                choices=("peft", "kobold", "pack", "safetensors", "openai-jsonl", "vllm")),
+                choices=EXPORT_FORMATS),
             Arg("out", "str", required=True, doc="output path"),
             Arg("include_eval", "bool", default=True, doc="packs: add the eval data"),
             Arg("split", "str", default="train", choices=("train", "eval"),

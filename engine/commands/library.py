@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine.api.library import EXPORT_FORMATS
 from engine.api.measures import headline_metric
 from engine.commands._common import emit, load_host
 from engine.errors import PromptbankError
@@ -53,8 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--version", type=int, default=None,
                         help="version number (default: the active one; pack: all versions)")
     export.add_argument("--format", required=True,
-                        choices=("peft", "kobold", "pack", "safetensors", "openai-jsonl",
-                                 "vllm"))
+                        choices=EXPORT_FORMATS)
     export.add_argument("--split", choices=("train", "eval"), default="train",
                         help="openai-jsonl: the training or the held-out rows")
     export.add_argument("--out", required=True, type=Path)

@@ -6,6 +6,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine.api.library import EXPORT_FORMATS
 from engine.errors import PromptbankError
 from engine.interop.archive import open_zip
 from engine.interop.common import ImportReport, ImportTarget
@@ -20,9 +21,8 @@ from engine.library import Library
 if TYPE_CHECKING:
     from engine.model.chat import Chat
 
+#: What ``import`` reads.
 FORMATS = ("peft", "kobold", "pack", "safetensors")
-#: What ``export`` writes: the prompt formats, and a task's rows for OpenAI fine-tuning.
-EXPORT_FORMATS = (*FORMATS, "openai-jsonl", "vllm")
 
 
 def detect_import_format(path: Path) -> str:
