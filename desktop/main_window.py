@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
@@ -212,8 +214,8 @@ class MainWindow(QMainWindow):
 
     def _show_server(self, state) -> None:
         self.server_label.setVisible(state.running)
-        self.server_label.setText(f"Serving :{state.url.rsplit(':', 1)[-1].split('/')[0]}"
-                                  if state.running else "")
+        self.server_label.setText(f"Serving :{urlsplit(state.url).port}" if state.running
+                                  else "")
         self.server_label.setToolTip(f"The local OpenAI-compatible server: {state.url} "
                                      "(Engine → Local server…)")
 

@@ -36,6 +36,7 @@ def test_the_server_starts_answers_and_comes_back_with_the_engine(qtbot, window,
     assert state.running and state.url.endswith(f":{dialog.port.value()}/v1")
     assert "served" in state.models and f"Serving at {state.url}" in dialog.status.text()
     assert window.server_label.isVisible() and dialog.toggle.text() == "Stop the server"
+    assert window.server_label.text() == f"Serving :{dialog.port.value()}"
     assert f'base_url="{state.url}"' in dialog.snippet.toPlainText()
     client = openai.OpenAI(base_url=state.url, api_key="none", max_retries=0)
     assert "served" in {m.id for m in client.models.list()}
