@@ -40,7 +40,7 @@ def _text(rng: random.Random, words: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(words))
 
 
-def _prompt(host: ModelHost, length: int, seed: int):
+def _prompt(host: ModelHost, length: int, seed: int, task: str = ""):
     import torch
 
     from engine.prompts.soft_prompt import ModelGeometry, SoftPrompt
@@ -48,7 +48,7 @@ def _prompt(host: ModelHost, length: int, seed: int):
     gen = torch.Generator().manual_seed(seed)
     scale = float(host.embeddings().weight.std())
     tensor = torch.randn(length, host.hidden_size, generator=gen) * scale
-    return SoftPrompt("prompt", tensor, ModelGeometry.of(host))
+    return SoftPrompt("prompt", tensor, ModelGeometry.of(host), task=task)
 
 
 def _rss_mb() -> float:

@@ -98,15 +98,12 @@ def _level(url: str, requests: list[tuple[str, str]], clients: int, new_tokens: 
 def _library(folder: Path, host, names: list[str]) -> None:
     """A library of one version per task: each a random ``prompt`` of 20 tokens."""
     from engine.library import Library
-    from engine.prompts.soft_prompt import SoftPrompt
 
     library = Library(folder)
     library.record_model(host.info().to_data())
     for i, name in enumerate(names):
         library.create_task(name)
-        prompt = _prompt(host, 20, i)
-        library.add_version(name, SoftPrompt(prompt.method, prompt.tensor, prompt.geometry,
-                                             task=name).to_bytes())
+        library.add_version(name, _prompt(host, 20, i, task=name).to_bytes())
     library.close()
 
 
@@ -172,15 +169,12 @@ def _peft_side(host, names: list[str], requests: list[tuple[str, str]],
                new_tokens: int) -> dict:
     """PEFT on its own model copy: the same requests one at a time, adapter set per request."""
     peft = _Peft(host, {name: _prompt(host, 20, i) for i, name in enumerate(names)})
-    tok = host.tokenizer
-
-    def ids_of(text: str) -> list[int]:
-        return tok(host.chat.context_text(text), add_special_tokens=False)["input_ids"]
-
-    peft.generate(names[0], ids_of(requests[0][1]), 2)
+    # The context the server builds for the same input (chat template, no task template).
+    ids = {text: host.chat.context_ids(text)[0] for _, text in requests}
+    peft.generate(names[0], ids[requests[0][1]], 2)
     started = time.perf_counter()
     for task, text in requests:
-        peft.generate(task, ids_of(text), new_tokens)
+        peft.generate(task, ids[text], new_tokens)
     wall = time.perf_counter() - started
     peft.close()
     return {"peft_tokens_per_s": round(len(requests) * new_tokens / wall, 1)}
