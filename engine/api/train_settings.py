@@ -87,8 +87,9 @@ def describe_mode(mode: str, examples: int) -> str:
     """One sentence saying which mode a task trains in and what that means."""
     if mode == "few-shot":
         d = FEW_SHOT_DEFAULTS
-        return (f"Few-shot mode ({examples} examples): every example trains (a classify "
-                f"task's held-out rows stay out and judge it), for at most {d['steps']} "
+        return (f"Few-shot mode ({examples} examples): the held-out rows judge the "
+                f"prompt and the others train (with none held out, every row trains and "
+                f"their own loss judges it), for at most {d['steps']} "
                 f"steps, and the run stops when its metric has not improved by "
                 f"{d['min_improvement']:.0%} in {d['patience']} evaluations, "
                 f"{d['eval_every']} steps apart.")

@@ -49,31 +49,14 @@ def parent_of(library: Library, host: ModelHost, task: str, config: TrainConfig)
     return parent, prompt.tensor
 
 
-def _few_shot(library: Library, task: str) -> Pools:
-    """Every example trains (the held-out share of a split too); a separate evaluation file
-    is the held-out slice early stopping watches, else the training rows' own loss is.
-
-    A classify task keeps its held-out rows out of training however few they are: it is
-    judged by accuracy on rows it never saw, with their count and interval beside it."""
-    train, held, separate = library.examples(task, "train"), [], []
-    for dataset in library.list_datasets(task):
-        evals = library.examples(task, "eval", dataset_id=dataset.id)
-        (separate if dataset.eval_path or dataset.role == "eval" else held).extend(evals)
-    record = library.get_task(task)
-    if record.kind == "classify" and record.labels and (separate or held):
-        return Pools(train, separate or held, "eval", None)
-    train = train + held
-    return Pools(train, separate or train, "eval", None, select_on_loss=not separate,
-                 on_train=not separate)
-
-
 def pools(library: Library, task: str, config: TrainConfig, new_dataset: int | None) -> Pools:
     """All of a task's data for a new run; for a continual run the new dataset plus replay."""
     if new_dataset is None:
-        if config.mode == "few-shot":
-            return _few_shot(library, task)
+        # Held-out rows never train, however few (few-shot mode too): a task is judged by its
+        # metric on rows it never saw. Without any, a few-shot run stops on its rows' own loss.
         train, evals = library.examples(task, "train"), library.examples(task, "eval")
-        return Pools(train, evals or train, "eval", None, on_train=not evals)
+        return Pools(train, evals or train, "eval", None,
+                     select_on_loss=config.mode == "few-shot" and not evals, on_train=not evals)
     train = library.examples(task, "train", dataset_id=new_dataset)
     held = library.examples(task, "eval", dataset_id=new_dataset)
     evals = held or train

@@ -1,6 +1,6 @@
-"""Few-shot mode: a task of 8-64 examples trains on all of them with short-run defaults and
-stops when its loss stops improving (or on a separate held-out file when there is one); a
-classify task keeps its held-out rows and is judged by accuracy on them."""
+"""Few-shot mode: a task of 8-64 examples trains with short-run defaults; its held-out rows
+(a split's share or a separate file) never train and judge it by its metric, and without
+any it trains on every row and stops when their loss stops improving."""
 
 from __future__ import annotations
 
@@ -32,19 +32,37 @@ def test_the_mode_follows_the_number_of_examples_and_the_user_wins():
     assert describe_mode("standard", 900).startswith("Standard mode (900 examples)")
 
 
-def test_few_shot_generate_trains_on_every_example_and_stops_on_its_loss(tiny_host, tmp_path):
+def test_few_shot_generate_is_judged_by_its_loss_on_held_out_rows(tiny_host, tmp_path):
     from engine.library import Library
 
     lib = add_echo_task(Library(tmp_path / "lib"), tmp_path, repeat=2)  # 16 rows, 4 held out
+    config = for_examples({"method": "prompt", "length": 2, "batch_size": 4, "steps": 4,
+                           "eval_every": 2}, training_examples(lib, "echo"))
+    job = TrainingJob.start(lib, tiny_host, "echo", config)
+    held_out = {e.input for e in lib.examples("echo", "eval")}
+    assert config.mode == "few-shot" and len(job.rows) == 12 and len(job.eval_set) == 4
+    assert set(job.eval_set.inputs) == held_out  # and the 12 training rows are the others
+    run_job(job)
+    metrics = lib.get_version("echo").metrics
+    assert metrics["metric_name"] == "eval_loss" and metrics["eval_n"] == 4
+    assert metrics["eval_on"] == "held-out rows"
+
+
+def test_few_shot_without_held_out_rows_trains_on_all_and_stops_on_their_loss(tiny_host,
+                                                                               tmp_path):
+    from engine.library import Library
+
+    lib = add_echo_task(Library(tmp_path / "lib"), tmp_path, repeat=2, eval_fraction=0.0)
     assert training_examples(lib, "echo") == 16
     config = for_examples({"method": "prompt", "length": 2, "batch_size": 4, "steps": 60,
                            "eval_every": 2, "lr": 1e-6}, training_examples(lib, "echo"))
     job = TrainingJob.start(lib, tiny_host, "echo", config)
-    assert len(job.rows) == 16 and len(job.eval_set) == 16  # no held-out share of 16 rows
+    assert len(job.rows) == 16 and len(job.eval_set) == 16
     assert job.metric_name == "eval_loss"  # the training rows' own loss
     result = run_job(job)
     assert result.steps < 60 and "no improvement" in result.summary["stop_reason"]
-    assert lib.get_version("echo").metrics["metric_name"] == "eval_loss"
+    metrics = lib.get_version("echo").metrics
+    assert metrics["metric_name"] == "eval_loss" and metrics["eval_on"] == "training rows"
 
 
 def test_few_shot_classify_is_judged_by_accuracy_on_its_held_out_rows(tiny_host, tmp_path):
