@@ -93,7 +93,8 @@ class DatasetWizardPage(QWizardPage):
         self.setSubTitle("Choose a file of examples. Problems are shown with the file and line.")
         self.preview = DatasetPreview()
         self.eval_fraction = QDoubleSpinBox(minimum=0.0, maximum=0.5, singleStep=0.05, value=0.1)
-        self.eval_fraction.setToolTip("Share of the rows held out for evaluation.")
+        self.eval_fraction.setToolTip("Share of the rows held out: they never train and judge "
+                                      "every version. 0: judged on its own training rows.")
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
         self.seed.setToolTip("Seed of the train/eval split (the same seed gives the same split).")
         self.proposal = QLabel()

@@ -104,7 +104,9 @@ SPECS = (
     OpSpec("edit_task", "Rename a task and/or change its fields, in one transaction.",
            (task_arg(), Arg("new_name", "str"),
             Arg("kind", "str", choices=("generate", "classify")), LABELS_ARG,
-            Arg("description", "str"), Arg("instruction", "str"), Arg("input_template", "str")),
+            Arg("description", "str"), Arg("instruction", "str"), Arg("input_template", "str"),
+            Arg("as_new", "str", doc="apply the changes to a new task of this name with the "
+                                     "same data; the task and its versions stay as they are")),
            kind="long",
            result=TaskSaved),
     OpSpec("delete_task", "Delete a task with its datasets, versions and runs.", (task_arg(),),

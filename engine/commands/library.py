@@ -98,6 +98,10 @@ def _register_task(sub: argparse._SubParsersAction) -> None:
     edit.add_argument("name")
     edit.add_argument("--kind", choices=("generate", "classify"), default=None)
     _task_fields(edit)
+    edit.add_argument("--as-new", default=None, metavar="NEW_NAME",
+                      help="make the changes in a new task with the same data, keeping this "
+                           "one and its versions as they are (use it when the labels or kind "
+                           "change: the versions were trained for the old ones)")
     edit.set_defaults(func=cmd_task_edit)
     rename = tsub.add_parser("rename", help="rename a task")
     rename.add_argument("name")
@@ -198,6 +202,11 @@ def cmd_task_edit(args: argparse.Namespace) -> int:
               if getattr(args, key) is not None}
     if args.labels is not None:
         fields["labels"] = _labels(args.labels)
+    if args.as_new is not None:
+        task = lib.copy_task(args.name, args.as_new, **fields)
+        emit(args, _task_dict(lib, task), f"Made task '{task.name}' from '{args.name}' with "
+             f"its data; '{args.name}' and its versions are unchanged.")
+        return 0
     task = lib.update_task(args.name, **fields)
     emit(args, _task_dict(lib, task), f"Updated task '{task.name}'.")
     return 0

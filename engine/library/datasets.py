@@ -90,8 +90,25 @@ class DatasetRepository(TaskRepository):
                     f"is not one of the task's labels ({', '.join(task.labels)}).",
                     hint="Fix the data or edit the task's labels.")
 
+    def copy_datasets(self, source: str, target: Task) -> None:
+        """Give ``target`` every dataset of the task ``source``: the same snapshots and splits,
+        checked against ``target``'s labels (inside the caller's transaction)."""
+        for ds in self.list_datasets(source):
+            columns = (ds.input_column, ds.output_column)
+            held = None
+            if ds.eval_path:
+                name = self.files.path(ds.eval_path).name.split("-eval-", 1)[-1]
+                held = self._source(ds.eval_path, ds.eval_sha256 or "", columns, name)
+            split = loads(self._row("SELECT split FROM datasets WHERE id = ?", (ds.id,),
+                                    "")["split"], [])
+            self._insert_dataset(target, self._source(ds.path, ds.sha256, columns, ds.name),
+                                 held, 0.0, ds.seed, ds.role, split=split)
+
     def _insert_dataset(self, task: Task, source: DatasetSource, eval_source: DatasetSource | None,
-                        eval_fraction: float, seed: int, role: str) -> Dataset:
+                        eval_fraction: float, seed: int, role: str,
+                        split: list[int] | None = None) -> Dataset:
+        """Insert a checked dataset (inside the caller's transaction); ``split``: the held-out
+        rows when they are already chosen (a copy), else drawn from ``eval_fraction``."""
         _check_split_options(role, eval_fraction)
         self._check_labels(task, source.read, source.name)
         digest = sha256_bytes(source.data)
@@ -114,7 +131,7 @@ class DatasetRepository(TaskRepository):
             split = list(range(rows))
             train_rows, eval_rows = 0, rows
         else:
-            split = split_indices(rows, eval_fraction, seed)
+            split = split_indices(rows, eval_fraction, seed) if split is None else split
             train_rows, eval_rows = rows - len(split), len(split)
         dataset_id = self.db["datasets"].insert({
             "task_id": task.id, "name": source.name, "path": rel, "sha256": digest,
@@ -138,9 +155,15 @@ class DatasetRepository(TaskRepository):
 
     def _snapshot(self, rel: str, sha256: str,
                   columns: tuple[str | None, str | None]) -> ReadResult:
+        return self._source(rel, sha256, columns).read
+
+    def _source(self, rel: str, sha256: str, columns: tuple[str | None, str | None],
+                name: str | None = None) -> DatasetSource:
+        """A stored snapshot read back (checked against its hash), as the file ``name``."""
         data = self.files.read(rel, sha256, "The dataset snapshot")
-        return parse_examples(data, self.files.path(rel).name, input_column=columns[0],
-                              output_column=columns[1])
+        name = name or self.files.path(rel).name
+        return DatasetSource(name, data, parse_examples(data, name, input_column=columns[0],
+                                                        output_column=columns[1]))
 
     def examples(self, task: str, split: str = "train",
                  dataset_id: int | None = None) -> list[Example]:

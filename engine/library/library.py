@@ -37,9 +37,7 @@ class Library(ModelRepository, DatasetRepository, VersionRepository, RunReposito
             if kind == "classify" and not labels:
                 labels = sorted({e.output for e in source.read.examples})
                 _refuse_near_duplicate_labels(labels, source.name)
-        if kind == "classify" and len(labels or []) < 2:
-            raise PromptbankError(f"The classify task '{name}' needs at least two labels.",
-                                  hint="Give them with --labels a,b or in the data's outputs.")
+        self._check_classify_labels(name, kind, labels)
         with self.transaction():
             if self._is_retry(name, kind, labels, description, instruction, input_template,
                               source):
@@ -50,6 +48,29 @@ class Library(ModelRepository, DatasetRepository, VersionRepository, RunReposito
             if source is not None:
                 self._insert_dataset(task, source, eval_source, eval_fraction, seed, "train")
         return self.get_task(name)
+
+    def copy_task(self, name: str, new_name: str, **changes) -> Task:
+        """A new task ``new_name`` with ``name``'s fields, ``changes`` applied, and its datasets
+        (the same snapshots and splits); ``name`` and its versions stay as they were."""
+        task = self.get_task(name)
+        fields = {"kind": task.kind, "labels": list(task.labels),
+                  "description": task.description, "instruction": task.instruction,
+                  "input_template": task.input_template}
+        unknown = set(changes) - set(fields)
+        if unknown:
+            raise PromptbankError(f"A task has no editable field {sorted(unknown)}.",
+                                  hint=f"Change one of: {', '.join(sorted(fields))}.")
+        fields.update(changes)
+        if "universal" in (task.kind, fields["kind"]):
+            raise PromptbankError(f"A universal prompt's task '{name}' cannot be copied.",
+                                  hint="Make another with `promptbank universal create`.")
+        self._check_task_fields(fields["kind"], fields["labels"], new_name)
+        self._check_classify_labels(new_name, fields["kind"], fields["labels"])
+        with self.transaction():
+            self._warn_case_twin(new_name)
+            copy = self._insert_task(new_name, **fields)
+            self.copy_datasets(name, copy)
+        return self.get_task(new_name)
 
     def _is_retry(self, name: str, kind: str, labels: list[str] | None, description: str,
                   instruction: str, input_template: str | None,

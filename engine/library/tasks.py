@@ -44,6 +44,12 @@ class TaskRepository(Catalogue):
         for label in labels or []:
             check_label(str(label))
 
+    @staticmethod
+    def _check_classify_labels(name: str, kind: str, labels: list[str] | None) -> None:
+        if kind == "classify" and len(labels or []) < 2:
+            raise PromptbankError(f"The classify task '{name}' needs at least two labels.",
+                                  hint="Give them with --labels a,b or in the data's outputs.")
+
     def _insert_task(self, name: str, kind: str, labels: list[str] | None, description: str,
                      instruction: str, input_template: str | None) -> Task:
         """Insert a checked task row (inside the caller's transaction)."""
@@ -95,9 +101,7 @@ class TaskRepository(Catalogue):
                                   "create`, or a new task with `promptbank task create`.")
         if kind != "universal":
             self._check_task_fields(kind, list(labels) if labels is not None else None)
-        if kind == "classify" and len(labels or []) < 2:
-            raise PromptbankError(f"The classify task '{name}' needs at least two labels.",
-                                  hint="Give them with --labels a,b.")
+        self._check_classify_labels(name, kind, labels)
         if "labels" in fields:
             fields["labels"] = dumps(list(labels or []))
         if fields:

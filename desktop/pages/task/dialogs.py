@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QTableWidget,
@@ -169,8 +170,30 @@ def retrain_warning(task: Task, changes: dict, versions: int) -> str:
     now = shown(changes.get("kind", task.kind), changes.get("labels", task.labels))
     return (f"{task.name} has {versions} trained version{'s' if versions > 1 else ''}, taught "
             f"as {was}. After this change they are used and scored as {now}, which they "
-            "were never trained for: train a new version, or keep them apart by creating a new "
-            "task instead.\n\nChange it anyway?")
+            "were never trained for.\n\nMake a new task with the change and the same data "
+            f"(keeps {task.name} and its versions as they are), or change {task.name} anyway "
+            "and train a new version?")
+
+
+def ask_how_to_edit(parent: QWidget, warning: str) -> str:
+    """Ask whether a change a trained task's versions were not taught goes into a new task
+    ("new"), into this one ("change") or nowhere ("")."""
+    box = QMessageBox(QMessageBox.Icon.Warning, "Trained versions", warning, parent=parent)
+    new = box.addButton("Make a new task", QMessageBox.ButtonRole.AcceptRole)
+    change = box.addButton("Change this task", QMessageBox.ButtonRole.DestructiveRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(new)
+    box.exec()
+    clicked = box.clickedButton()
+    return "new" if clicked is new else "change" if clicked is change else ""
+
+
+def free_name(name: str, taken: set[str]) -> str:
+    """``name-2``, ``name-3``, … : the first that no task has."""
+    number = 2
+    while f"{name}-{number}" in taken:
+        number += 1
+    return f"{name}-{number}"
 
 
 class EditTaskDialog(QDialog):

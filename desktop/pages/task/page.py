@@ -25,6 +25,8 @@ from desktop.pages.task.dialogs import (
     CompareDialog,
     EditTaskDialog,
     TrainDialog,
+    ask_how_to_edit,
+    free_name,
     retrain_warning,
 )
 from desktop.pages.task.evaluations import EvaluationsPanel
@@ -319,16 +321,19 @@ class TaskOverviewPage(Page):
             return
         warning = retrain_warning(self.task, args,
                                   len(self.session.library.list_versions(self.task.name)))
-        if warning and QMessageBox.question(self, "Trained versions", warning) \
-                != QMessageBox.StandardButton.Yes:
+        choice = ask_how_to_edit(self, warning) if warning else "change"
+        if not choice:
             return
+        if choice == "new":
+            taken = {t.name for t in self.session.library.list_tasks()}
+            args["as_new"] = args.pop("new_name", None) or free_name(self.task.name, taken)
         self._say("Saving…")
         (self.session.op("edit_task", args)
-         .on_success(self._on_edited)
+         .on_success(lambda saved: self._on_edited(saved, made="as_new" in args))
          .on_failure(lambda message: self._say(message, error=True))
          .run())
 
-    def _on_edited(self, saved: TaskSaved) -> None:
+    def _on_edited(self, saved: TaskSaved, made: bool = False) -> None:
         name = str(saved.task.get("name", ""))
         try:  # the page follows the task under its new name
             self.task = self.session.library.get_task(name)
@@ -336,7 +341,11 @@ class TaskOverviewPage(Page):
             self.task = None
         self.session.notify_library_changed()
         self.sig_show_task.emit("task", name)
-        self._say(f"Saved the task '{name}'.")
+        if made:
+            self._say(f"Made the task '{name}' with the change and the same data; the task it "
+                      "came from and its versions are unchanged.")
+        else:
+            self._say(f"Saved the task '{name}'.")
 
     def set_active(self) -> None:
         """Make the selected version the one served for this task."""

@@ -57,12 +57,19 @@ def create_task(ctx: Context, rid: str, args: dict) -> None:
 def edit_task(ctx: Context, rid: str, args: dict) -> None:
     name, new_name = args["task"], args["new_name"]
     fields = {k: args[k] for k in EDITABLE_FIELDS if args[k] is not None}
-    if not fields and new_name is None:
-        raise ProtocolError("'edit_task' needs 'new_name' or a field to change "
+    if not fields and new_name is None and args["as_new"] is None:
+        raise ProtocolError("'edit_task' needs 'new_name', 'as_new' or a field to change "
                             f"({', '.join(EDITABLE_FIELDS)}).")
     _labels("edit_task", fields.get("labels"))
-    ctx.refuse_if_training(name)
     library = ctx.library
+    if args["as_new"] is not None:
+        if new_name is not None:
+            raise ProtocolError("'edit_task' takes 'new_name' or 'as_new', not both.")
+        task = library.copy_task(name, args["as_new"], **fields)
+        datasets = library.list_datasets(task.name)
+        ctx.send(TaskSaved(task=asdict(task), datasets=[asdict(d) for d in datasets]).event(rid))
+        return
+    ctx.refuse_if_training(name)
     with library.transaction():
         task = library.update_task(name, **fields)
         if new_name is not None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from desktop.pages.task import page as task_page
 from desktop.pages.task.dialogs import EditTaskDialog
-from tests.desktop.helpers import add_task_with_data
+from tests.desktop.conftest import writer
+from tests.desktop.helpers import add_task_with_data, add_version
 
 
 def test_changing_a_trained_tasks_labels_warns_what_happens_to_its_versions():
@@ -39,3 +40,32 @@ def test_rename_and_edit_a_task_from_its_page(qtbot, window, sentiment_file, mon
     assert task.instruction == "Say if the review is positive."
     assert window.library.current_task() == "new-name"
     assert page.title.text().startswith("new-name")
+
+
+def test_new_labels_for_a_trained_task_go_into_a_new_task_when_asked(qtbot, window,
+                                                                      sentiment_file,
+                                                                      monkeypatch):
+    add_task_with_data(window, "senti", sentiment_file)
+    add_version(writer(window), "senti")
+    window.session.notify_library_changed()
+    library = window.session.library
+    window.library.select("senti")
+    before = library.get_task("senti").labels
+
+    class Edited(EditTaskDialog):
+        def exec(self) -> int:
+            self.labels.setText(", ".join([*before, "neutral"]))
+            return 1
+
+    asked: list[str] = []
+    monkeypatch.setattr(task_page, "EditTaskDialog", Edited)
+    monkeypatch.setattr(task_page, "ask_how_to_edit",
+                        lambda _parent, warning: asked.append(warning) or "new")
+    page = window.task_page
+    page.edit_task()
+    qtbot.waitUntil(lambda: "Made the task 'senti-2'" in page.notice.text(), timeout=30_000)
+    assert "trained version" in asked[0]
+    assert library.get_task("senti").labels == before
+    assert library.get_task("senti-2").labels == [*before, "neutral"]
+    assert library.examples("senti-2", "train") == library.examples("senti", "train")
+    assert window.library.current_task() == "senti-2"

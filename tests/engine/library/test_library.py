@@ -192,3 +192,30 @@ def test_damaged_catalogue_is_a_clear_error(tmp_path):
     with pytest.raises(PromptbankError, match="damaged"):
         Library(root)
     assert sqlite3  # the error above is not a raw sqlite3.DatabaseError
+
+
+def test_a_task_copied_with_new_labels_keeps_the_data_and_split_and_leaves_the_original(
+        lib, tmp_path):
+    rows = [*ROWS, {"input": "meh", "output": "neutral"}]
+    lib.create_task("sent", kind="classify", labels=["neg", "pos"],
+                    data=write_jsonl(tmp_path / "two.jsonl", ROWS), eval_fraction=0.25, seed=3)
+    lib.add_dataset("sent", write_jsonl(tmp_path / "train.jsonl", ROWS[:12]),
+                    eval_path=write_jsonl(tmp_path / "held.jsonl", ROWS[12:]))
+    version = lib.add_version("sent", prompt_bytes())
+    copy = lib.copy_task("sent", "sent3", labels=["neg", "pos", "neutral"])
+    assert copy.labels == ["neg", "pos", "neutral"] and copy.id != lib.get_task("sent").id
+    assert lib.get_task("sent").labels == ["neg", "pos"]  # the original is unchanged
+    assert lib.list_versions("sent3") == [] and lib.list_versions("sent") == [version]
+    for split in ("train", "eval"):  # the same rows on each side of the same split
+        assert lib.examples("sent3", split) == lib.examples("sent", split)
+    assert [d.name for d in lib.list_datasets("sent3")] == ["two.jsonl", "train.jsonl"]
+    assert lib.list_datasets("sent3")[1].eval_path.endswith("-eval-held.jsonl")
+    # The copy's data must fit its labels; a failed copy leaves nothing behind.
+    lib.add_dataset("sent3", write_jsonl(tmp_path / "three.jsonl", rows))
+    with pytest.raises(PromptbankError, match="'neutral', which is not one of the task's"):
+        lib.copy_task("sent3", "back", labels=["neg", "pos"])
+    with pytest.raises(PromptbankError, match="already exists"):
+        lib.copy_task("sent", "sent3", description="x")
+    with pytest.raises(PromptbankError, match="at least two labels"):
+        lib.copy_task("sent", "one", labels=["neg"])
+    assert [t.name for t in lib.list_tasks()] == ["sent", "sent3"]

@@ -38,6 +38,11 @@ def test_task_lifecycle(run, tmp_path):
                       "--role", "eval")
     assert code == 0 and added["eval_rows"] == 4
     assert run("task", "edit", "sent", "--description", "d")[1]["description"] == "d"
+    code, made = run("task", "edit", "sent", "--labels", "neg,pos,meh", "--as-new", "sent3")
+    assert code == 0 and made["name"] == "sent3" and made["labels"] == ["neg", "pos", "meh"]
+    assert run("task", "show", "sent")[1]["labels"] == ["neg", "pos"]
+    assert len(run("task", "show", "sent3")[1]["datasets"]) == 2
+    assert run("task", "delete", "sent3", "--yes")[0] == 0
     assert run("task", "rename", "sent", "sentiment")[1]["name"] == "sentiment"
     shown = run("task", "show", "sentiment")[1]
     assert len(shown["datasets"]) == 2 and shown["instruction"] == "Is it positive?"

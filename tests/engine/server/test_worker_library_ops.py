@@ -118,10 +118,22 @@ def test_edit_and_rename_in_one_step(engine, root):
     # A failing rename also undoes the field changes asked with it.
     engine.refused("edit_task", "already exists", task="other", new_name="sentiment",
                    description="changed")
-    engine.refused("edit_task", "needs 'new_name' or a field", task="other")
+    engine.refused("edit_task", "needs 'new_name', 'as_new' or a field", task="other")
     engine.refused("edit_task", "no task named 'gone'", task="gone", description="x")
     engine.refused("edit_task", "at least two labels", task="other", kind="classify")
     assert snapshot(Library(root)) == before
+
+
+def test_edit_as_new_makes_a_task_with_the_same_data_and_keeps_the_old(engine, root, data):
+    engine.ok("create_task", task="sent", kind="classify", data=str(data))
+    made = engine.ok("edit_task", task="sent", as_new="sent3", labels=["neg", "pos", "meh"])
+    assert made["task"]["name"] == "sent3" and made["task"]["labels"] == ["neg", "pos", "meh"]
+    assert len(made["datasets"]) == 1 and made["datasets"][0]["rows"] == len(ROWS)
+    lib = Library(root)
+    assert lib.get_task("sent").labels == ["neg", "pos"]
+    assert lib.examples("sent3", "eval") == lib.examples("sent", "eval")
+    engine.refused("edit_task", "'new_name' or 'as_new', not both", task="sent",
+                   new_name="x", as_new="y")
 
 
 def test_delete_task_and_refuse_while_it_trains(engine, root, data):
