@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl
+from PySide6.QtCore import QByteArray, QEvent, QSettings, Qt, QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -35,6 +35,7 @@ from desktop.server.dialog import ServerDialog
 from desktop.session import Session
 from desktop.settings.dialog import SettingsDialog
 from desktop.status_bar import EngineStatus
+from desktop.widgets.tone import retone
 from desktop.wizard.new_task import NewTaskWizard
 
 
@@ -321,6 +322,12 @@ class MainWindow(QMainWindow):
     def _named_splitters(self) -> list[QSplitter]:
         """The pages' splitters whose sizes are kept across restarts (those with a name)."""
         return [split for split in self.findChildren(QSplitter) if split.objectName()]
+
+    def changeEvent(self, event: QEvent) -> None:
+        # The system switched between light and dark: toned text follows the new palette.
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            retone(self)
+        super().changeEvent(event)
 
     def closeEvent(self, event) -> None:
         active = [j for j in self.jobs.jobs if j.active]

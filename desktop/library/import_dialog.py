@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.session import Session
+from desktop.widgets.tone import set_tone
 from engine.api.library import Imported
 
 IMPORT_FILTER = ("Prompts (*.pbpack *.zip *.safetensors);;Prompt packs (*.pbpack);;"
@@ -104,7 +105,7 @@ class ImportDialog(QDialog):
 
     def _show(self, text: str, *, error: bool = False) -> None:
         self.import_button.setEnabled(True)
-        self.report.setStyleSheet("color: #b91c1c;" if error else "")
+        set_tone(self.report, "error" if error else None)
         self.report.setText(text)
 
     def _pick_file(self) -> None:

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
 
 from desktop.library.summary import TaskSummary, summarize_tasks
 from desktop.session import Session
+from desktop.widgets.tone import set_tone, tone_colour
 
 KIND_COLOURS = {"classify": "#3b82f6", "generate": "#10b981", "extract": "#f59e0b"}
 FIT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -78,7 +79,7 @@ class LibraryPanel(QWidget):
             item.setData(Qt.ItemDataRole.UserRole, s.name)
             item.setData(FIT_ROLE, not s.fit_problem)
             if s.fit_problem:
-                item.setForeground(QBrush(QColor("#9ca3af")))
+                item.setForeground(QBrush(QColor(tone_colour("muted", self.list.palette()))))
                 item.setToolTip(s.fit_problem)
             else:
                 item.setToolTip(s.description or s.name)
@@ -88,7 +89,7 @@ class LibraryPanel(QWidget):
         # A catalogue that cannot be read is said so, with its remedy, not shown as empty.
         problem = self.session.library_problem
         self.empty.setText(problem or NO_TASKS)
-        self.empty.setStyleSheet("color: #b91c1c;" if problem else "")
+        set_tone(self.empty, "error" if problem else None)
         self.empty.setVisible(bool(problem) or not self.summaries)
         if current:
             self.select(current, emit=False)

@@ -22,12 +22,12 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.server.controller import LocalServer, ServerSettings
+from desktop.widgets.tone import rich, set_tone
 from engine.api.generation import HttpServerState
 
 ABOUT = ("Other programs on this computer can use every task through the OpenAI API: the "
          "model name is the task's name (TASK@N for version N), and requests that arrive "
          "together share one batch. The server runs in the engine, beside training.")
-ERROR = "<span style='color:#b91c1c'>{}</span>"
 
 
 def client_snippet(state: HttpServerState, task: str) -> str:
@@ -76,7 +76,7 @@ class ServerDialog(QDialog):
         self.snippet.setMinimumHeight(120)
         about = QLabel(ABOUT)
         about.setWordWrap(True)
-        about.setStyleSheet("color: #4b5563;")
+        set_tone(about, "muted")
         key_row = QHBoxLayout()
         key_row.addWidget(self.key, 1)
         key_row.addWidget(new_key)
@@ -148,5 +148,5 @@ class ServerDialog(QDialog):
         QGuiApplication.clipboard().setText(self.key.text())
 
     def _failed(self, message: str) -> None:
-        self.status.setText(ERROR.format(message))
+        self.status.setText(rich("error", message))
         self.toggle.setEnabled(self.server.session.model is not None)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.session import Session
+from desktop.widgets.tone import set_tone
 from engine.api import gpu_engine as engine_env
 from engine.errors import PromptbankError
 
@@ -97,7 +98,7 @@ class EnginePanel(QWidget):
             using += f" {engine.fallback_reason}"
         text = message or f"{using} {found.describe()}"
         self.state.setText(text)
-        self.state.setStyleSheet("color: #b91c1c;" if error else "")
+        set_tone(self.state, "error" if error else None)
         busy = self.installing
         self.install.setEnabled(not busy)
         self.install.setText("Reinstall GPU engine" if found.ready else "Install GPU engine")

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from desktop.session import Session
 from desktop.widgets.formatting import progress_text
+from desktop.widgets.tone import set_tone
 from engine.api import optional_models as model_catalog
 from engine.api.session import LoadProgress, ModelDescription
 from engine.errors import PromptbankError
@@ -156,7 +157,7 @@ class ModelPanel(QWidget):
         self.progress.hide()
         self.check.setEnabled(True)
         self._update_add()
-        self.info.setStyleSheet("")
+        set_tone(self.info, None)
         self.info.setText(f"Added {model_catalog.lookup(name).title}. Check loads it.")
 
     def _on_add_failed(self, message: str) -> None:
@@ -169,7 +170,7 @@ class ModelPanel(QWidget):
     def check_model(self) -> None:
         """Load the chosen model in the engine (``load_model``) and describe it."""
         spec, device = self.spec, self.device.currentText()
-        self.info.setStyleSheet("")
+        set_tone(self.info, None)
         self.info.setText(f"Loading {spec}…")
         self.check.setEnabled(False)
         self.session.op("load_model", {"model": spec, "device": device}) \
@@ -183,13 +184,13 @@ class ModelPanel(QWidget):
 
     def _checked(self, spec: str, device: str, info: ModelDescription) -> None:
         self.check.setEnabled(True)
-        self.info.setStyleSheet("color: #166534;")
+        set_tone(self.info, "ok")
         self.info.setText(describe(info))
         self.sig_checked.emit(spec, device, info)
 
     def _show_failure(self, message: str) -> None:
         self.check.setEnabled(True)
-        self.info.setStyleSheet("color: #b91c1c;")
+        set_tone(self.info, "error")
         self.info.setText(message)
 
     def _pick_folder(self) -> None:

@@ -9,6 +9,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QWidget
 
 from desktop.session import Session
+from desktop.widgets.tone import set_tone
 from engine.api.training import MemoryPlan
 
 GB = float(1 << 30)
@@ -49,10 +50,10 @@ class MemoryLine(QLabel):
 
     def _show(self, plan: MemoryPlan) -> None:
         self.plan = plan
-        self.setStyleSheet("" if plan.fits else "color: #b91c1c;")
+        set_tone(self, None if plan.fits else "error")
         self.setText(summary(plan))
         self.setToolTip(plan.describe())
 
     def _failed(self, message: str) -> None:
-        self.setStyleSheet("")
+        set_tone(self, None)
         self.setText(f"Memory: not planned ({message})")

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 from desktop.threads import run_in_thread
 from desktop.widgets.file_preview import DATASET_FILTER, PREVIEW_ROWS, fill_examples, table_columns
 from desktop.widgets.formatting import output_counts
+from desktop.widgets.tone import set_tone
 from engine.library.readers import Example, read_examples
 
 #: The column choice that lets the reader pick (it then names what it picked).
@@ -104,7 +105,7 @@ class DatasetPreview(QWidget):
         self.table.setRowCount(0)
         if not path:
             return
-        self.status.setStyleSheet("")
+        set_tone(self.status, None)
         self.status.setText("Reading…")
         input_col, output_col = self.columns()
         run_in_thread(lambda: read_examples(Path(path), input_column=input_col,
@@ -128,7 +129,7 @@ class DatasetPreview(QWidget):
                                 (self.output_column, result.output_column)):
             # Name the column the reader picked instead of an opaque "(detect)".
             combo.setItemText(0, f"{detected} (detected)" if detected else AUTO)
-        self.status.setStyleSheet("color: #166534;")
+        set_tone(self.status, "ok")
         text = (f"{len(self.examples)} examples, format {self.format}. "
                 f"The first {min(PREVIEW_ROWS, len(self.examples))} are shown.")
         counts = output_counts([ex.output for ex in self.examples])
@@ -145,6 +146,6 @@ class DatasetPreview(QWidget):
     def _on_error(self, message: str) -> None:
         self.examples, self.error = [], message
         self.table.setRowCount(0)
-        self.status.setStyleSheet("color: #b91c1c; font-weight: bold;")
+        set_tone(self.status, "error", "font-weight: bold;")
         self.status.setText(message)
         self.sig_validated.emit(False)

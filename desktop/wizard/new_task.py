@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from desktop.jobs import JobTracker
 from desktop.session import Session
 from desktop.widgets.formatting import parse_labels
+from desktop.widgets.tone import set_tone
 from desktop.widgets.training_settings import TrainingSettings, measured_pace
 from desktop.wizard.adaptation import ModeNote, StartSuggestion
 from desktop.wizard.dataset_preview import DatasetPreview
@@ -53,7 +54,7 @@ class TaskNamePage(QWizardPage):
                                           "review as positive or negative.")
         self.instruction.setMaximumHeight(90)
         self.error = QLabel()
-        self.error.setStyleSheet("color: #b91c1c;")
+        set_tone(self.error, "error")
         form = QFormLayout(self)
         form.addRow("Name", self.name)
         form.addRow("Kind", self.kind)
@@ -131,7 +132,7 @@ class TrainingWizardPage(QWizardPage):
         self.train_now.setChecked(True)
         self.error = QLabel()
         self.error.setWordWrap(True)
-        self.error.setStyleSheet("color: #b91c1c;")
+        set_tone(self.error, "error")
         layout = QVBoxLayout(self)
         layout.addWidget(self.mode)
         layout.addWidget(self.settings, 1)

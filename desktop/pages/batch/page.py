@@ -31,13 +31,13 @@ from desktop.session import Session
 from desktop.widgets.file_preview import TABLE_FILTER, preview_rows, table_columns
 from desktop.widgets.formatting import format_duration, output_counts
 from desktop.widgets.tables import fill_table, read_only_table
+from desktop.widgets.tone import HEADING, set_tone
 from engine.api.generation import ApplyOutcome, RowsProgress
 from engine.errors import PromptbankError
 from engine.library import Task
 from engine.library.readers import likely_text_column
 
 PREVIEW_ROWS = 8
-ERROR_STYLE, OK_STYLE = "color: #b91c1c;", "color: #166534;"
 
 
 class BatchPage(Page):
@@ -71,7 +71,7 @@ class BatchPage(Page):
         browse_out.clicked.connect(self._browse_output)
         self.overwrite = QCheckBox("Overwrite if it exists")
         self.preview_title = QLabel("Input preview")
-        self.preview_title.setStyleSheet("font-weight: bold;")
+        self.preview_title.setStyleSheet(HEADING)
         self.preview = read_only_table()
         self.run_button = QPushButton("Run")
         self.cancel_button = QPushButton("Cancel")
@@ -181,7 +181,7 @@ class BatchPage(Page):
             self.auto_output = str(file.with_name(f"{file.stem}.out{file.suffix}"))
             self.output.setText(self.auto_output)
         self.status.setText(f"{file.name}: {len(header)} columns. Tick tasks and press Run.")
-        self.status.setStyleSheet("")
+        set_tone(self.status, None)
 
     def problem(self) -> str:
         """Why Run cannot start now, or ""."""
@@ -205,7 +205,7 @@ class BatchPage(Page):
             return
         self.started = time.monotonic()
         self.progress.setValue(0)
-        self.status.setStyleSheet("")
+        set_tone(self.status, None)
         self.status.setText("Starting…")
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -244,7 +244,7 @@ class BatchPage(Page):
             return
         self.progress.setValue(1000)
         seconds = time.monotonic() - self.started
-        self.status.setStyleSheet(OK_STYLE)
+        set_tone(self.status, "ok")
         self.status.setText(f"Wrote {outcome.rows} rows to {outcome.out_path} in "
                             f"{seconds:.1f} s.")
         self.show_results(Path(outcome.out_path))
@@ -275,7 +275,7 @@ class BatchPage(Page):
         self.sig_failed.emit(message)
 
     def _error(self, message: str) -> None:
-        self.status.setStyleSheet(ERROR_STYLE)
+        set_tone(self.status, "error")
         self.status.setText(message)
 
     def _browse_input(self) -> None:
@@ -300,6 +300,6 @@ class BatchPage(Page):
         the path on the clipboard)."""
         if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))):
             QGuiApplication.clipboard().setText(str(path))
-            self.status.setStyleSheet("")
+            set_tone(self.status, None)
             self.status.setText(f"No program here opens it; it is at {path} (the path is on "
                                 "the clipboard).")

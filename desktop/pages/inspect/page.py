@@ -24,6 +24,7 @@ from desktop.pages.inspect.norms import position_norms
 from desktop.session import Session
 from desktop.widgets.plots import plot_widget
 from desktop.widgets.tables import read_only_item
+from desktop.widgets.tone import HEADING, set_tone
 from engine.api.inspection import NearTokens, Similarity
 from engine.errors import PromptbankError
 
@@ -50,13 +51,13 @@ class InspectPage(Page):
         self.version = QComboBox()
         self.version.setToolTip("The prompt version to inspect.")
         self.task_label = QLabel("Select a task on the left.")
-        self.task_label.setStyleSheet("font-weight: bold;")
+        self.task_label.setStyleSheet(HEADING)
         self.tokens_button = QPushButton("Nearest tokens")
         self.tokens_button.setToolTip("Ask the engine for the vocabulary tokens nearest to "
                                       "each virtual token (prompt method only).")
         note = QLabel(NOTE)
         note.setWordWrap(True)
-        note.setStyleSheet("color: #6b7280; font-style: italic;")
+        set_tone(note, "muted", "font-style: italic;")
         self.tokens = QTableWidget(0, 2)
         self.tokens.setHorizontalHeaderLabels(["norm", "nearest tokens (cosine)"])
         self.tokens.horizontalHeader().setStretchLastSection(True)

@@ -28,6 +28,7 @@ from desktop.pages.base import Page
 from desktop.pages.playground.history import HistoryEntry, HistoryList
 from desktop.pages.playground.label_bars import LabelBars
 from desktop.session import Session
+from desktop.widgets.tone import rich
 from engine.api.generation import Generated, Scored, Token
 from engine.errors import PromptbankError
 from engine.library import Task
@@ -486,5 +487,5 @@ class PlaygroundPage(Page):
 
     def _on_failed(self, message: str) -> None:
         self._drop_requests()
-        self.status.setText(f"<span style='color:#b91c1c'>{message}</span>")
+        self.status.setText(rich("error", message))
         self.sig_failed.emit(message)

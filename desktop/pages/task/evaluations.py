@@ -3,8 +3,8 @@ and the Evaluate action (a version and baselines on the same data, one engine op
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtCore import QEvent, Signal
+from PySide6.QtGui import QBrush, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -25,13 +25,13 @@ from desktop.connection.operation import EngineOp
 from desktop.session import Session
 from desktop.widgets.file_preview import DATASET_FILTER
 from desktop.widgets.tables import fill_table, read_only_table
+from desktop.widgets.tone import set_tone
 from engine.api.generation import EvalOutcome, RowsProgress
 from engine.api.measures import label, metric_text, value_text
 from engine.library import Evaluation, Task, Version
 
 BASELINE_NAMES = {"none": "", "instruction": "instruction baseline",
                   "fewshot": "few-shot baseline"}
-GROUP_SHADES = ("#ffffff", "#eef2ff")
 
 
 def what_was_measured(ev: Evaluation, numbers: dict[int, int]) -> str:
@@ -133,6 +133,7 @@ class EvaluationsPanel(QWidget):
         super().__init__(parent)
         self.session = session
         self.task: Task | None = None
+        self.shades: list[int] = []  # 0/1 per row: groups of rows measured on the same data
         self.pending: list[dict] = []
         self.op: EngineOp | None = None
         self.table = read_only_table()
@@ -168,13 +169,27 @@ class EvaluationsPanel(QWidget):
         evaluations = self.session.library.list_evaluations(task.name) if task else []
         header, rows, hashes = evaluation_rows(evaluations, versions)
         fill_table(self.table, header, rows)
-        shade, last = 0, None
-        for r, digest in enumerate(hashes):
+        self.shades, shade, last = [], 0, None
+        for digest in hashes:
             if last is not None and digest != last:
                 shade = 1 - shade
             last = digest
+            self.shades.append(shade)
+        self._paint_groups()
+
+    def _paint_groups(self) -> None:
+        """Shade every other group of rows measured on the same data, in the palette's base
+        and alternate-base colours."""
+        palette = self.palette()
+        roles = (QPalette.ColorRole.Base, QPalette.ColorRole.AlternateBase)
+        for r, shade in enumerate(self.shades[:self.table.rowCount()]):
             for c in range(self.table.columnCount()):
-                self.table.item(r, c).setBackground(QBrush(QColor(GROUP_SHADES[shade])))
+                self.table.item(r, c).setBackground(QBrush(palette.color(roles[shade])))
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange:
+            self._paint_groups()
+        super().changeEvent(event)
 
     def ask(self) -> None:
         """Open the Evaluate dialog and run what it asks for."""
@@ -208,7 +223,7 @@ class EvaluationsPanel(QWidget):
         args = self.pending.pop(0)
         what = (BASELINE_NAMES[args["baseline"]] if "baseline" in args
                 else f"v{args['version']}")
-        self.status.setStyleSheet("")
+        set_tone(self.status, None)
         self.status.setText(f"Evaluating {what}…")
         self.progress.setValue(0)
         self.progress.show()
@@ -235,7 +250,7 @@ class EvaluationsPanel(QWidget):
 
     def _on_failed(self, message: str) -> None:
         self.pending = []
-        self.status.setStyleSheet("color: #b91c1c;")
+        set_tone(self.status, "error")
         self.status.setText(message)
         self.sig_failed.emit(message)
         self._next()

@@ -34,6 +34,7 @@ from desktop.pages.task.versions import COLUMNS, fill_lineage, fill_versions, se
 from desktop.session import Session
 from desktop.widgets.file_preview import fill_examples
 from desktop.widgets.tables import read_only_item, read_only_table
+from desktop.widgets.tone import PAGE_TITLE, set_tone
 from desktop.widgets.training_settings import measured_pace
 from engine.api.library import Exported, TaskSaved
 from engine.errors import PromptbankError
@@ -53,7 +54,6 @@ EXPORT_FILTERS = {
 EXPORT_SUFFIXES = {"pack": ".pbpack", "kobold": ".zip", "safetensors": ".safetensors",
                    "peft": "", "openai-jsonl": ".jsonl", "vllm": ""}
 NO_TASK = "Select a task on the left, or press Ctrl+N to create one."
-OK_STYLE, ERROR_STYLE = "color: #166534;", "color: #b91c1c;"
 
 
 def export_target(target: Path, fmt: str) -> Path:
@@ -108,13 +108,13 @@ class TaskOverviewPage(Page):
 
     def _build_header(self) -> None:
         self.title = QLabel(NO_TASK)
-        self.title.setStyleSheet("font-size: 16pt; font-weight: bold;")
+        self.title.setStyleSheet(PAGE_TITLE)
         self.details = QLabel()
         self.details.setWordWrap(True)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.fit = QLabel()
         self.fit.setWordWrap(True)
-        self.fit.setStyleSheet("color: #b45309;")
+        set_tone(self.fit, "warning")
 
     def _build_action_row(self) -> QHBoxLayout:
         actions = QHBoxLayout()
@@ -177,10 +177,10 @@ class TaskOverviewPage(Page):
     def _build_messages(self) -> None:
         self.error = QLabel()
         self.error.setWordWrap(True)
-        self.error.setStyleSheet(ERROR_STYLE)
+        set_tone(self.error, "error")
         self.notice = QLabel()
         self.notice.setWordWrap(True)
-        self.notice.setStyleSheet(OK_STYLE)
+        set_tone(self.notice, "ok")
         self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
     def set_task(self, name: str) -> None:

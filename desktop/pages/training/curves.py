@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 
 from desktop.run_metrics import Points
 from desktop.widgets.plots import plot_widget, right_axis_view
+from desktop.widgets.tone import set_tone
 from engine.api.measures import label
 
 REDRAW_MS = 250
@@ -85,7 +86,7 @@ class Curves(QWidget):
                                 "axis) over the loss.")
         self.show_lr.toggled.connect(self._show_lr_axis)
         note = QLabel("Loss: smoothed, with the raw values faint behind it.")
-        note.setStyleSheet("color: #6b7280;")
+        set_tone(note, "muted")
         controls = QHBoxLayout()
         controls.addWidget(note, 1)
         controls.addWidget(self.show_lr)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
 
 from desktop.jobs import JobState, JobTracker
 from desktop.session import Session
+from desktop.widgets.tone import set_tone
 from desktop.widgets.training_settings import TrainingSettings
 
 
@@ -46,7 +47,7 @@ class JointDialog(QDialog):
             self.tasks.addItem(item)
         self.settings = TrainingSettings([], session.methods)
         self.error = QLabel()
-        self.error.setStyleSheet("color: #b91c1c;")
+        set_tone(self.error, "error")
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.train_button = self.buttons.addButton(
             "Train together", QDialogButtonBox.ButtonRole.AcceptRole)

@@ -23,6 +23,7 @@ from desktop.pages.training.joint_dialog import JointDialog
 from desktop.run_metrics import metric_series
 from desktop.session import Session
 from desktop.widgets.formatting import format_duration
+from desktop.widgets.tone import PAGE_TITLE, rich
 from engine.api.measures import difference_text, label, metric_text, value_text
 from engine.errors import PromptbankError
 from engine.library import Run
@@ -30,7 +31,6 @@ from engine.library import Run
 STATUS_MARK = {"queued": "…", "running": "▶", "done": "✓", "cancelled": "■",
                "interrupted": "■", "failed": "✗"}
 LIVE, RUN = "live", "run"
-ERROR = "<span style='color:#b91c1c'>{}</span>"
 
 
 def run_status(run: Run, live: bool = False) -> str:
@@ -94,7 +94,7 @@ def joint_text(job: JobState) -> str:
     if outcome.results:
         parts.append("saved " + ", ".join(f"{r.task} v{r.version}" for r in outcome.results))
     parts += [f"{r.task}: {cut}" for r in outcome.results if (cut := truncation_text(r.summary))]
-    parts += [ERROR.format(f"{task} failed: {message}")
+    parts += [rich("error", f"{task} failed: {message}")
               for task, message in outcome.failed.items()]
     return "<br>".join(parts)
 
@@ -139,7 +139,7 @@ class TrainingPage(Page):
                              "their curves.")
         self.title = QLabel("No training yet. Train a task from its page or the New-task "
                             "wizard.")
-        self.title.setStyleSheet("font-size: 13pt; font-weight: bold;")
+        self.title.setStyleSheet(PAGE_TITLE)
         self.title.setWordWrap(True)
         self.progress = QProgressBar(maximum=1000)
         self.stats = QLabel()
@@ -289,7 +289,7 @@ class TrainingPage(Page):
             parts.append(f"saved as v{job.version}")
         text = " · ".join(parts)
         if job.message:
-            text += "<br>" + ERROR.format(job.message)
+            text += "<br>" + rich("error", job.message)
         summary = job.outcome.summary if job.outcome else {}
         described = describe_summary(summary, job.metric_name)
         if described:
@@ -319,9 +319,9 @@ class TrainingPage(Page):
         lines = [f"started {run.started.replace('T', ' ')[:16]} · {run.kind} · step {last}"
                  + (f" of {steps}" if steps else "")]
         if run.summary.get("error"):
-            lines.append(ERROR.format(f"Failed: {run.summary['error']}"))
+            lines.append(rich("error", f"Failed: {run.summary['error']}"))
         elif run.status == "failed":
-            lines.append(ERROR.format("Failed; the engine recorded no reason."))
+            lines.append(rich("error", "Failed; the engine recorded no reason."))
         if run.summary.get("interrupted"):
             lines.append(f"Interrupted: {run.summary['interrupted']}. Resume it to go on "
                          f"from step {last}.")

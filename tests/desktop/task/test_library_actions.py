@@ -10,6 +10,7 @@ import torch
 from PySide6.QtWidgets import QMessageBox
 
 from desktop.widgets.formatting import parse_labels
+from desktop.widgets.tone import tone_colour
 from engine.api.session import ModelDescription
 from engine.errors import PromptbankError
 from engine.library import Library
@@ -273,6 +274,6 @@ def test_prompt_for_another_model_is_greyed_with_reason(qtbot, offline_window, l
     session.set_model(ModelDescription(name="big", fingerprint="not-the-same", hidden_size=576))
     item = offline_window.library.list.item(0)
     assert "hidden size 32" in item.toolTip()
-    assert item.foreground().color().name() == "#9ca3af"
+    assert item.foreground().color().name() == tone_colour("muted")
     session.set_model(ModelDescription(name="tiny", fingerprint="f" * 32, hidden_size=32))
     assert "hidden size" not in offline_window.library.list.item(0).toolTip()
