@@ -98,6 +98,48 @@ def model_shape(folder: Path, trust_remote_code: bool = False) -> memory.Shape:
     return memory.Shape.of_config(config, memory.safetensors_parameters(folder))
 
 
+def stored_dtype(folder: Path, dtype: torch.dtype) -> torch.dtype:
+    """The dtype to read ``folder``'s weights in to end up in the 16-bit ``dtype``: their own
+    16-bit type, which safetensors maps without a copy (``cast_in_place`` then converts a
+    tensor at a time); read straight in the other, every file stays mapped while the whole
+    copy is made: twice the weights' memory at the end of the load, where it is tightest.
+    A float32 load (chosen where memory is plentiful) reads as it always did."""
+    halves = {"F16": torch.float16, "BF16": torch.bfloat16}
+    stored = halves.get(memory.stored_float_dtype(folder) or "")
+    return stored if stored is not None and dtype in halves.values() else dtype
+
+
+def cast_in_place(model: torch.nn.Module, source: torch.dtype, target: torch.dtype) -> None:
+    """Turn ``model``'s parameters and buffers of ``source`` into ``target`` one tensor at a
+    time (a tied weight once; tensors kept in another dtype stay as they are)."""
+    if source == target:
+        return
+    with torch.no_grad():
+        for module in model.modules():
+            for param in module._parameters.values():
+                if param is not None and param.dtype == source:
+                    param.data = param.data.to(target)
+            for name, buffer in module._buffers.items():
+                if buffer is not None and buffer.dtype == source:
+                    module._buffers[name] = buffer.to(target)
+    model.config.dtype = target
+
+
+def load_weights(folder: Path, dtype: torch.dtype, *, trust_remote_code: bool = False,
+                 quantized: Any = None, placed: dict | None = None) -> torch.nn.Module:
+    """The model in ``folder``, in ``dtype`` (``placed``: accelerate's device map and limits),
+    read as the engine reads every model; ``bench memory`` measures this."""
+    from transformers import AutoModelForCausalLM
+
+    placed = placed or {}
+    read_as = dtype if placed else stored_dtype(folder, dtype)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=read_as,
+                                                 trust_remote_code=trust_remote_code,
+                                                 quantization_config=quantized, **placed)
+    cast_in_place(model, read_as, dtype)
+    return model
+
+
 def quantization_config(quantize: str, dtype: torch.dtype) -> Any:
     """bitsandbytes' settings for an 8- or 4-bit (NF4) base computing in ``dtype``, or None."""
     if not quantize:

@@ -23,6 +23,7 @@ from engine.model.convert import cached_file_hash, converted_folder
 from engine.model.device import (
     configure_device,
     layer_devices,
+    load_weights,
     pick_device,
     pick_dtype,
     place_model,
@@ -117,9 +118,8 @@ class ModelHost:
             self.tokenizer = AutoTokenizer.from_pretrained(
                 folder, trust_remote_code=trust_remote_code
             )
-            self.model = AutoModelForCausalLM.from_pretrained(
-                folder, dtype=self.dtype, trust_remote_code=trust_remote_code,
-                quantization_config=quantized, **placed)
+            self.model = load_weights(folder, self.dtype, trust_remote_code=trust_remote_code,
+                                      quantized=quantized, placed=placed)
         except ValueError as exc:
             if "trust_remote_code" in str(exc):
                 raise PromptbankError(

@@ -11,6 +11,7 @@ holds these numbers against measured peaks.
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,23 +60,35 @@ class Shape:
         return cls(int(parameters), hidden, inner, layers, heads, kv, head_dim, vocab)
 
 
-def safetensors_parameters(folder: Path) -> int | None:
-    """The number of values in a folder's safetensors files, from their headers alone."""
+def safetensors_entries(folder: Path) -> list[dict] | None:
+    """Every tensor's header entry (dtype, shape) in a folder's safetensors files, read from
+    their headers alone (None: the folder has none)."""
     files = sorted(folder.glob("*.safetensors"))
     if not files:
         return None
-    total = 0
+    entries = []
     for path in files:
         with path.open("rb") as fh:
             (size,) = struct.unpack("<Q", fh.read(8))
             header = json.loads(fh.read(min(size, 1 << 26)))
-        for name, entry in header.items():
-            if name != "__metadata__":
-                count = 1
-                for dim in entry["shape"]:
-                    count *= int(dim)
-                total += count
-    return total
+        entries += [entry for name, entry in header.items() if name != "__metadata__"]
+    return entries
+
+
+def safetensors_parameters(folder: Path) -> int | None:
+    """The number of values in a folder's safetensors files, from their headers alone."""
+    entries = safetensors_entries(folder)
+    if entries is None:
+        return None
+    return sum(math.prod(int(dim) for dim in entry["shape"]) for entry in entries)
+
+
+def stored_float_dtype(folder: Path) -> str | None:
+    """The one float type (safetensors' name: F16, BF16, F32) a folder's weights are stored
+    in, or None when there are none or several."""
+    kinds = {entry["dtype"] for entry in safetensors_entries(folder) or []
+             if entry["dtype"] in ("F16", "BF16", "F32")}
+    return kinds.pop() if len(kinds) == 1 else None
 
 
 def _gb(value: float) -> str:

@@ -121,13 +121,11 @@ def _child(spec: dict) -> dict:
         record = convert(Path(spec["gguf"]), out, lambda stage, fraction: None)
         return {"seconds": round(time.perf_counter() - started, 1), "dtype": record.dtype}
     if spec["kind"] == "load":
-        from transformers import AutoModelForCausalLM
-
-        from engine.model.device import place_model
+        from engine.model.device import load_weights, place_model
 
         folder = Path(spec["folder"])
         placement = place_model(torch.device("cpu"), "auto", folder)
-        AutoModelForCausalLM.from_pretrained(folder, dtype=placement.dtype)
+        load_weights(folder, placement.dtype)
         return {"seconds": round(time.perf_counter() - started, 1),
                 "dtype_reason": placement.reason}
     return _train_child(spec, started)
