@@ -266,7 +266,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     try:
         config = _task_config(library, args.tasks[0], given_settings(args))
         plan = plan_run(library, args.tasks, config, model=args.model, device=args.device,
-                        dtype=args.dtype)
+                        dtype=args.dtype, quantize=args.quantize or "")
     finally:
         library.close()
     emit(args, plan.to_data(), plan.describe())

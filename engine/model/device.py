@@ -20,7 +20,6 @@ BITSANDBYTES = "0.50.2"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 #: Quantised bases (bitsandbytes): bytes a weight takes, with the blocks' scales.
-QUANTIZE = {"8bit": 1.05, "4bit": 0.56}
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -144,7 +143,7 @@ def quantization_config(quantize: str, dtype: torch.dtype) -> Any:
     """bitsandbytes' settings for an 8- or 4-bit (NF4) base computing in ``dtype``, or None."""
     if not quantize:
         return None
-    if quantize not in QUANTIZE:
+    if quantize not in memory.QUANTIZED_BYTES:
         raise PromptbankError(f"Unknown quantisation '{quantize}'.", hint="Use 8bit or 4bit.")
     if importlib.util.find_spec("bitsandbytes") is None:
         raise PromptbankError(
@@ -202,7 +201,7 @@ def place_model(device: torch.device, requested: str, folder: Path, quantize: st
                 raise
             dtype = torch.bfloat16
     name = str(dtype).removeprefix("torch.")
-    need = parameters * (QUANTIZE[quantize] if quantize else memory.BYTES[name])
+    need = memory.weight_bytes(parameters, name, quantize)
     why = "asked for" if not auto else (
         "the GPU trains in it natively" if dtype == torch.bfloat16 else "the device's default")
     if quantize:

@@ -28,6 +28,9 @@ CUDA_RUNTIME = 0.6 * GiB
 #: The share of free memory a plan may use; the rest covers fragmentation and the desktop.
 USABLE = 0.85
 BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+#: Bytes per parameter of a bitsandbytes base: int8 with its scales; NF4, double-quantised,
+#: with the layers it keeps in 16 bits.
+QUANTIZED_BYTES = {"8bit": 1.05, "4bit": 0.56}
 
 
 @dataclass(frozen=True)
@@ -158,13 +161,19 @@ def rows_that_fit(shape: Shape, dtype: str, budget: float, method: str, prompt: 
     return max(1, min(batch, int(budget // checked))), True, checked
 
 
+def weight_bytes(parameters: int, dtype: str, quantize: str = "") -> int:
+    """The memory of a model's weights in ``dtype``, or in a quantised base."""
+    return int(parameters * (QUANTIZED_BYTES[quantize] if quantize else BYTES[dtype]))
+
+
 def plan_training(shape: Shape, *, device: str, dtype: str, free: int, method: str,
                   length: int, batch: int, tokens: int, answer_tokens: int,
-                  rows_per_pass: int = 0, reparam: int = 0) -> MemoryPlan:
+                  rows_per_pass: int = 0, reparam: int = 0, quantize: str = "") -> MemoryPlan:
     """The memory of training a ``method`` prompt of ``length`` tokens at ``batch`` rows of up
-    to ``tokens`` tokens (``answer_tokens`` of them scored): as many rows per pass as fit
-    (or ``rows_per_pass``), checkpointing only when one row does not fit otherwise."""
-    weights = shape.parameters * BYTES[dtype]
+    to ``tokens`` tokens (``answer_tokens`` of them scored) on a base in ``dtype`` (or
+    ``quantize``d, computing in ``dtype``): as many rows per pass as fit (or
+    ``rows_per_pass``), checkpointing only when one row does not fit otherwise."""
+    weights = weight_bytes(shape.parameters, dtype, quantize)
     values = prompt_values(method, length, shape)
     extra = reparam * (reparam + values // max(1, length)) if reparam else 0
     prompt_state = (values + extra) * 4 * 4  # value, gradient, two Adam moments (float32)

@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     from engine.library import Library
 
 
-def _dtype(device, requested: str, parameters: int, free: int) -> str:
-    if (requested or "auto") == "auto" and device.type == "cpu":
+def _dtype(device, requested: str, parameters: int, free: int, quantize: str) -> str:
+    """The dtype the model computes in, as ``place_model`` picks it."""
+    if (requested or "auto") == "auto" and device.type == "cpu" and not quantize:
         try:
             return memory.cpu_dtype(parameters, free)[0]
         except PromptbankError:
@@ -29,10 +30,11 @@ def _dtype(device, requested: str, parameters: int, free: int) -> str:
 
 
 def plan_run(library: Library, tasks: list[str], config: TrainConfig, *, model: str,
-             device: str = "auto", dtype: str = "auto",
+             device: str = "auto", dtype: str = "auto", quantize: str = "",
              resident: Any = None) -> memory.MemoryPlan:
     """The memory of training ``tasks`` (one joint job when several) with ``config`` on
-    ``model``: weights, prompt state, activations for the longest rows, free memory, and the
+    ``model`` (``quantize``: on an 8- or 4-bit base): weights, prompt state, activations for
+    the longest rows, free memory, and the
     rows per pass (and checkpointing) that make it fit. ``resident``: the model's host when
     it is loaded already (its weights are then part of what is in use, not free)."""
     from transformers import AutoTokenizer
@@ -43,10 +45,10 @@ def plan_run(library: Library, tasks: list[str], config: TrainConfig, *, model: 
     shape = model_shape(folder)
     target = pick_device(device)
     free = models.free_bytes(target)
-    name = _dtype(target, dtype, shape.parameters, free)
+    name = _dtype(target, dtype, shape.parameters, free, quantize)
     if resident is not None:
         # Loaded: the plan counts its weights and process again, so give them back.
-        free += shape.parameters * memory.BYTES[name] + int(
+        free += memory.weight_bytes(shape.parameters, name, quantize) + int(
             memory.CUDA_RUNTIME if target.type == "cuda" else memory.CPU_RUNTIME)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     chat = Chat(tokenizer, 1 << 30)
@@ -64,9 +66,11 @@ def plan_run(library: Library, tasks: list[str], config: TrainConfig, *, model: 
     plan = memory.plan_training(
         shape, device=str(target), dtype=name, free=free, method=config.method,
         length=config.length, batch=config.batch_size * len(tasks), tokens=longest,
-        answer_tokens=answers, rows_per_pass=config.micro_batch, reparam=config.reparam)
+        answer_tokens=answers, rows_per_pass=config.micro_batch, reparam=config.reparam,
+        quantize=quantize)
     plan.notes.append(f"Rows: up to {longest} tokens ({answers} answer tokens), batch "
                       f"{config.batch_size}{f' x {len(tasks)} tasks' if len(tasks) > 1 else ''}"
                       f"; model {shape.parameters / 1e6:,.0f}M parameters, "
-                      f"{DTYPES[name].itemsize * 8}-bit weights.")
+                      + (f"{quantize} weights (bitsandbytes), computing in {name}."
+                         if quantize else f"{DTYPES[name].itemsize * 8}-bit weights."))
     return plan

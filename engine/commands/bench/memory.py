@@ -18,9 +18,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from engine.commands.bench._geometry import GEOMETRIES, embedded_tokenizer, geometry_config
+from engine.errors import PromptbankError
 
 SHAPES = ("smollm2-135m", "llama-1b", "llama-3b", "llama-8b")
 #: Q4_0: per 32 values a float16 scale and 16 bytes of 4-bit values.
@@ -168,6 +170,46 @@ def _train_child(spec: dict, started: float) -> dict:
     return out
 
 
+CARDS_GB = (16, 24, 48)
+#: What this project's 24 GB machine reports free with nothing running.
+CPU_FREE_GB = 22.5
+BASES = ("bfloat16", "8bit", "4bit")
+
+
+def planned_fits(batch: int, tokens: int) -> list[dict]:
+    """What the plan says fits on 16, 24 and 48 GB cards for each shape and base, and on a
+    24 GB CPU machine in its dtype: training a 20-token prefix at ``batch`` rows of ``tokens``
+    tokens (rows per pass, checkpointing)."""
+    from types import SimpleNamespace
+
+    from engine.model import memory
+
+    out = []
+    for shape_name in SHAPES:
+        geometry = GEOMETRIES[shape_name]
+        shape = memory.Shape.of_config(SimpleNamespace(**geometry))
+        if not geometry["tie_word_embeddings"]:
+            shape = replace(shape, parameters=shape.parameters
+                            + geometry["vocab_size"] * geometry["hidden_size"])
+        cpu_free = int(CPU_FREE_GB * 2**30)
+        try:
+            cpu_dtype = memory.cpu_dtype(shape.parameters, cpu_free)[0]
+        except PromptbankError:
+            cpu_dtype = "bfloat16"
+        places = [("cuda", card, "bfloat16", base) for card in CARDS_GB for base in BASES]
+        places.append(("cpu", CPU_FREE_GB, cpu_dtype, cpu_dtype))
+        for device, free_gb, dtype, base in places:
+            plan = memory.plan_training(
+                shape, device=device, dtype=dtype, free=int(free_gb * 2**30), method="prefix",
+                length=20, batch=batch, tokens=tokens, answer_tokens=ANSWER_TOKENS,
+                quantize=base if base in memory.QUANTIZED_BYTES else "")
+            out.append({"shape": shape_name, "device": device, "free_gb": free_gb,
+                        "base": base, "fits": plan.fits, "rows_per_pass": plan.rows_per_pass,
+                        "checkpointing": plan.checkpointing,
+                        "planned_gb": round(plan.total / 2**30, 1)})
+    return out
+
+
 def _measure(spec: dict) -> dict:
     """Run ``spec`` in a child process; its result and its peak resident set (MB)."""
     argv = [sys.executable, "-m", "engine.cli", "bench", "memory", "--child", json.dumps(spec)]
@@ -218,5 +260,6 @@ def cmd_bench_memory(args: argparse.Namespace) -> int:
                             for method in ("prefix", "prompt")}
         print(json.dumps(row), file=sys.stderr, flush=True)
         rows.append(row)
-    emit(args, {"work": str(work), "cpu_count": os.cpu_count(), "shapes": rows})
+    emit(args, {"work": str(work), "cpu_count": os.cpu_count(), "shapes": rows,
+                "planned_cards": planned_fits(args.batch, args.tokens)})
     return 0

@@ -38,7 +38,8 @@ def plan(ctx: Context, rid: str, args: dict) -> None:
     config = ctx.train_config(args["config"], tasks[0])
     host = ctx.ensure_model(rid)
     found = plan_run(ctx.library, tasks, config, model=host.spec, device=str(host.device),
-                     dtype=str(host.dtype).removeprefix("torch."), resident=host)
+                     dtype=str(host.dtype).removeprefix("torch."), quantize=host.quantization,
+                     resident=host)
     ctx.send(found.event(rid))
 
 

@@ -165,3 +165,18 @@ def test_bench_quality_scores_ours_on_the_test_rows_and_selects_on_validation(
     # Scored on the six test rows (a whole number of them), selected on training rows.
     assert round(ours["accuracy"] * 6, 6) == round(ours["accuracy"] * 6)
     assert 0.0 <= ours["validation"] <= 1.0
+
+
+def test_bench_memory_measures_a_load_in_its_own_process_and_plans_the_cards(tiny_model_dir):
+    from engine.commands.bench.memory import CARDS_GB, SHAPES, _measure, planned_fits
+
+    load = _measure({"kind": "load", "folder": str(tiny_model_dir)})
+    assert load["peak_mb"] > 50 and load["seconds"] >= 0 and "float32" in load["dtype_reason"]
+    rows = planned_fits(8, 256)
+    assert len(rows) == len(SHAPES) * (len(CARDS_GB) * 3 + 1)
+    plan = {(r["shape"], r["device"], r["free_gb"], r["base"]): r for r in rows}
+    assert not plan[("llama-8b", "cuda", 16, "bfloat16")]["fits"]  # 16 GB of weights
+    assert plan[("llama-8b", "cuda", 16, "4bit")]["fits"]
+    assert plan[("llama-8b", "cpu", 22.5, "bfloat16")]["rows_per_pass"] < 8
+    assert (plan[("llama-1b", "cuda", 24, "4bit")]["planned_gb"]
+            < plan[("llama-1b", "cuda", 24, "bfloat16")]["planned_gb"])

@@ -139,3 +139,20 @@ def test_promptbank_plan_reports_the_parts_and_exits_3_when_it_does_not_fit(
     assert main(argv) == 3
     plan = json.loads(capsys.readouterr().out)
     assert not plan["fits"] and plan["advice"]
+
+
+def test_a_plan_on_a_quantised_base_counts_its_smaller_weights(tiny_model_dir, tmp_path,
+                                                               capsys):
+    from engine.cli import main
+
+    make_library(tmp_path)
+    argv = ["--json", "--library", str(tmp_path / "lib"), "--model", str(tiny_model_dir),
+            "--device", "cpu", "plan", "sentiment", "--batch-size", "4"]
+    assert main(argv) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert main(["--quantize", "4bit", *argv]) == 0
+    four = json.loads(capsys.readouterr().out)
+    parameters = full["weights"] // 4  # float32 on the CPU
+    assert four["weights"] == memory.weight_bytes(parameters, "float32", "4bit")
+    assert four["weights"] < full["weights"] / 7
+    assert any("4bit weights (bitsandbytes)" in note for note in four["notes"])
