@@ -22,6 +22,7 @@ from desktop.crash_log import UnexpectedExit, log_folder
 from desktop.main_window import MainWindow
 from desktop.pages.task.dialogs import CompareDialog, TrainDialog
 from desktop.settings.dialog import SettingsDialog
+from desktop.widgets.tone import dark_palette
 from desktop.widgets.training_settings import measured_pace
 from desktop.wizard.new_task import NewTaskWizard
 from engine.library.examples import examples_dir
@@ -79,6 +80,20 @@ def shoot(window: MainWindow, out: Path, *, steps: int, timeout_s: float) -> Non
     _shoot_batch(window, out, examples, first, timeout_s)
     _shoot_inspect(window, out, first, timeout_s)
     _shoot_dialogs(window, out, examples)
+    _shoot_dark(window, out, first)
+
+
+def _shoot_dark(window: MainWindow, out: Path, first: str) -> None:
+    """The task view after the system switched to dark mode."""
+    app = QApplication.instance()
+    light = app.palette()
+    app.setPalette(dark_palette(light))
+    try:
+        window.show_task_on("task", first)
+        app.processEvents()
+        save(window, out, "library-dark")
+    finally:
+        app.setPalette(light)
 
 
 def _shoot_library(window: MainWindow, out: Path, first: str, timeout_s: float) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from html import escape
 
-from PySide6.QtGui import QGuiApplication, QPalette
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QWidget
 
 #: A page's title and a section's heading, the same on every page.
@@ -46,3 +46,18 @@ def retone(root: QWidget) -> None:
 def rich(tone: str, text: str) -> str:
     """``text`` (escaped) in ``tone``, for a rich-text label."""
     return f"<span style='color:{tone_colour(tone)}'>{escape(text)}</span>"
+
+
+def dark_palette(light: QPalette) -> QPalette:
+    """``light`` with the window, base and text colours of a dark system theme (what a switch
+    to dark mode gives the app; screenshots and tests use it)."""
+    dark = QPalette(light)
+    for role, colour in ((QPalette.ColorRole.Window, "#111827"),
+                         (QPalette.ColorRole.Base, "#1f2937"),
+                         (QPalette.ColorRole.AlternateBase, "#374151"),
+                         (QPalette.ColorRole.Button, "#1f2937"),
+                         (QPalette.ColorRole.Text, "#f9fafb"),
+                         (QPalette.ColorRole.WindowText, "#f9fafb"),
+                         (QPalette.ColorRole.ButtonText, "#f9fafb")):
+        dark.setColor(role, QColor(colour))
+    return dark

@@ -3,22 +3,9 @@ take their colours from the palette, and change with it between light and dark."
 
 from __future__ import annotations
 
-from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QLabel
 
-from desktop.widgets.tone import TONES, is_dark, rich, set_tone
-
-
-def dark_from(light: QPalette) -> QPalette:
-    """What a system switch to dark mode gives the app."""
-    dark = QPalette(light)
-    for role, colour in ((QPalette.ColorRole.Window, "#111827"),
-                         (QPalette.ColorRole.Base, "#1f2937"),
-                         (QPalette.ColorRole.AlternateBase, "#374151"),
-                         (QPalette.ColorRole.Text, "#f9fafb"),
-                         (QPalette.ColorRole.WindowText, "#f9fafb")):
-        dark.setColor(role, QColor(colour))
-    return dark
+from desktop.widgets.tone import TONES, dark_palette, is_dark, rich, set_tone
 
 
 def test_toned_text_in_the_window_follows_a_switch_to_dark_and_back(qtbot, window, qapp):
@@ -31,7 +18,7 @@ def test_toned_text_in_the_window_follows_a_switch_to_dark_and_back(qtbot, windo
     ok_light, ok_dark = TONES["ok"]
     assert error_light in page.error.styleSheet() and ok_light in page.notice.styleSheet()
     try:
-        qapp.setPalette(dark_from(light))
+        qapp.setPalette(dark_palette(light))
         qtbot.waitUntil(lambda: error_dark in page.error.styleSheet())
         assert ok_dark in page.notice.styleSheet()
         assert error_dark in rich("error", "x")
@@ -61,7 +48,7 @@ def test_evaluation_groups_are_shaded_in_the_palettes_colours(qtbot, window, qap
     panel.shades = [0, 1]
     light = qapp.palette()
     try:
-        qapp.setPalette(dark_from(light))
+        qapp.setPalette(dark_palette(light))
         qtbot.waitUntil(lambda: panel.table.item(1, 0).background().color().name() == "#374151")
         assert panel.table.item(0, 0).background().color().name() == "#1f2937"
     finally:
