@@ -71,8 +71,10 @@ def build(args: argparse.Namespace, settings: QSettings) -> MainWindow:
     gpu = engine_env.status()
     engine = EngineProcess([], python=gpu.python if gpu.ready else None)
     examples = examples_dir() if args.examples else None
+    quantize = str(settings.value("engine/quantize", "") or "")
     session = Session(engine, library, model_spec=model, device=device, examples=examples,
-                      threads=engine_threads(settings))
+                      threads=engine_threads(settings),
+                      quantize=quantize if quantize in ("8bit", "4bit") else "")
     engine.worker_args = session.worker_args()
     return MainWindow(session, settings=settings)
 

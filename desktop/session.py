@@ -46,11 +46,12 @@ class Session(QObject):
     def __init__(self, engine: EngineProcess, library_root: Path | str | None,
                  model_spec: str = "default", device: str = "auto",
                  parent: QObject | None = None, *, examples: Path | None = None,
-                 threads: int = 0) -> None:
+                 threads: int = 0, quantize: str = "") -> None:
         super().__init__(parent)
         self.engine = engine
         self.model_spec = model_spec
         self.device = device
+        self.quantize = quantize  # "" (full precision), "8bit" or "4bit": the base's weights
         self.threads = threads  # 0: the engine's choice beside the desktop (a core left free)
         self.library, self.library_problem = open_catalogue(library_root)
         self.examples = examples  # installed by the engine once it is ready, then forgotten
@@ -70,6 +71,7 @@ class Session(QObject):
     def worker_args(self) -> list[str]:
         """Global options for ``promptbank worker`` from the current settings."""
         return ["--model", self.model_spec, "--device", self.device,
+                *(["--quantize", self.quantize] if self.quantize else []),
                 "--library", str(self.library.root),
                 "--threads", str(self.threads) if self.threads else "shared"]
 
@@ -80,9 +82,9 @@ class Session(QObject):
         self.engine.restart(self.worker_args())
         self.sig_library_changed.emit()
 
-    def change_model(self, spec: str, device: str) -> None:
-        """Load another model: restart the engine with the new options."""
-        self.model_spec, self.device = spec, device
+    def change_model(self, spec: str, device: str, quantize: str = "") -> None:
+        """Load another model (or base precision): restart the engine with the new options."""
+        self.model_spec, self.device, self.quantize = spec, device, quantize
         self.set_model(None)
         self.engine.restart(self.worker_args())
 

@@ -61,11 +61,12 @@ class ModelPanel(QWidget):
     sig_checked = Signal(str, str, object)
     """Check loaded a model: its spec, device and ``ModelDescription``."""
 
-    def __init__(self, session: Session, device: QComboBox,
+    def __init__(self, session: Session, device: QComboBox, base: QComboBox,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
         self.device = device
+        self.base = base
         self._thread: threading.Thread | None = None
         self.choice = QComboBox(editable=True)
         self.choice.setToolTip("The embedded model, an optional model, one the library has "
@@ -169,11 +170,11 @@ class ModelPanel(QWidget):
 
     def check_model(self) -> None:
         """Load the chosen model in the engine (``load_model``) and describe it."""
-        spec, device = self.spec, self.device.currentText()
+        spec, device, quantize = self.spec, self.device.currentText(), self.base.currentData()
         set_tone(self.info, None)
         self.info.setText(f"Loading {spec}…")
         self.check.setEnabled(False)
-        self.session.op("load_model", {"model": spec, "device": device}) \
+        self.session.op("load_model", {"model": spec, "device": device, "quantize": quantize}) \
             .on_progress(self._on_progress) \
             .on_success(lambda info: self._checked(spec, device, info)) \
             .on_failure(self._show_failure).run()

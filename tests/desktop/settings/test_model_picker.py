@@ -53,3 +53,33 @@ def test_a_converted_base_model_says_how_it_is_framed_and_checked():
     assert "268M parameters" in text and "context 32,768 tokens" in text
     assert "a base model: no chat template" in text
     assert "Conversion check passed: perplexity 12" in text
+
+
+def test_a_4bit_base_is_checked_in_the_engine_and_kept_for_its_next_start(
+        qtbot, window, settings, tiny_model_dir, monkeypatch):
+    session = window.session
+    dialog = SettingsDialog(session, settings=settings)
+    qtbot.addWidget(dialog)
+    base = dialog.base
+    assert [base.itemData(i) for i in range(base.count())] == ["", "8bit", "4bit"]
+    dialog.model.choice.setCurrentText(str(tiny_model_dir))
+    base.setCurrentIndex(base.findData("4bit"))
+    try:
+        with qtbot.waitSignal(dialog.model.sig_checked, timeout=60_000):
+            dialog.model.check.click()
+        assert session.model.quantization == "4bit" and session.quantize == "4bit"
+        assert "Forward check passed" in dialog.model.info.text()
+        restarts: list = []
+        monkeypatch.setattr(session.engine, "restart", lambda args=None: restarts.append(args))
+        dialog.accept()  # already loaded as asked: no restart, but remembered
+        assert restarts == [] and settings.value("engine/quantize") == "4bit"
+        assert session.worker_args()[4:6] == ["--quantize", "4bit"]
+    finally:
+        monkeypatch.undo()
+        session.quantize = ""
+        restore = SettingsDialog(session, settings=settings)
+        qtbot.addWidget(restore)
+        restore.model.choice.setCurrentText(str(tiny_model_dir))
+        with qtbot.waitSignal(restore.model.sig_checked, timeout=60_000):
+            restore.model.check.click()  # the shared engine back on the full base
+    assert session.model.quantization == ""
