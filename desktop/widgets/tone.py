@@ -37,10 +37,14 @@ def set_tone(widget: QWidget, tone: str | None, extra: str = "") -> None:
 
 
 def retone(root: QWidget) -> None:
-    """Apply every tone under ``root`` again (after a switch between light and dark)."""
+    """Apply every tone under ``root`` again (after a switch between light and dark); a widget
+    with a style sheet keeps the palette it was polished with, so every such widget is
+    polished again."""
     for widget in root.findChildren(QWidget):
         if widget.property("tone"):
             set_tone(widget, widget.property("tone"), widget.property("tone_extra") or "")
+        elif widget.styleSheet():
+            widget.setStyleSheet(widget.styleSheet())
 
 
 def rich(tone: str, text: str) -> str:

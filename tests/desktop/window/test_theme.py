@@ -21,6 +21,9 @@ def test_toned_text_in_the_window_follows_a_switch_to_dark_and_back(qtbot, windo
         qapp.setPalette(dark_palette(light))
         qtbot.waitUntil(lambda: error_dark in page.error.styleSheet())
         assert ok_dark in page.notice.styleSheet()
+        # A title with a style sheet of its own is drawn in the new palette's text colour.
+        text = page.title.palette().color(page.title.foregroundRole()).name()
+        assert text == "#f9fafb"
         assert error_dark in rich("error", "x")
     finally:
         qapp.setPalette(light)
