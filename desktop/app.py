@@ -16,6 +16,7 @@ from desktop.connection.process import EngineProcess
 from desktop.crash_log import CrashLog
 from desktop.main_window import MainWindow
 from desktop.session import Session
+from desktop.settings.dialog import BASES
 from engine.api import gpu_engine as engine_env
 from engine.api.session import ModelDescription
 from engine.library.examples import examples_dir
@@ -74,7 +75,7 @@ def build(args: argparse.Namespace, settings: QSettings) -> MainWindow:
     quantize = str(settings.value("engine/quantize", "") or "")
     session = Session(engine, library, model_spec=model, device=device, examples=examples,
                       threads=engine_threads(settings),
-                      quantize=quantize if quantize in ("8bit", "4bit") else "")
+                      quantize=quantize if quantize in {value for _, value in BASES} else "")
     engine.worker_args = session.worker_args()
     return MainWindow(session, settings=settings)
 

@@ -59,7 +59,9 @@ class Shape:
         vocab = int(config.vocab_size)
         if parameters is None:
             attention = hidden * head_dim * (2 * heads + 2 * kv)
-            parameters = layers * (attention + 3 * hidden * inner) + vocab * hidden
+            # The input embedding, and the output head when it is a matrix of its own.
+            embeddings = 1 if getattr(config, "tie_word_embeddings", True) else 2
+            parameters = layers * (attention + 3 * hidden * inner) + embeddings * vocab * hidden
         return cls(int(parameters), hidden, inner, layers, heads, kv, head_dim, vocab)
 
 

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from engine.commands.bench._geometry import GEOMETRIES, embedded_tokenizer, geometry_config
@@ -188,9 +187,6 @@ def planned_fits(batch: int, tokens: int) -> list[dict]:
     for shape_name in SHAPES:
         geometry = GEOMETRIES[shape_name]
         shape = memory.Shape.of_config(SimpleNamespace(**geometry))
-        if not geometry["tie_word_embeddings"]:
-            shape = replace(shape, parameters=shape.parameters
-                            + geometry["vocab_size"] * geometry["hidden_size"])
         cpu_free = int(CPU_FREE_GB * 2**30)
         try:
             cpu_dtype = memory.cpu_dtype(shape.parameters, cpu_free)[0]
