@@ -193,6 +193,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--peft-lr", type=float, default=0.3)
     p.add_argument("--no-peft", action="store_true", help="skip the PEFT baseline")
+    p.add_argument("--no-ours", action="store_true",
+                   help="skip our training (to fill in a baseline measured apart)")
     p.set_defaults(func=cmd_quality)
 
 
@@ -217,11 +219,12 @@ def cmd_quality(args: argparse.Namespace) -> int:
         row = {"task": name, "eval_n": len(task.eval), "steps": config.steps,
                "batch_size": config.batch_size, "zero_shot": zero_shot_accuracy(host, task)}
         print(f"{name}: zero-shot {row['zero_shot']:.3f}", file=sys.stderr)
-        with tempfile.TemporaryDirectory() as tmp:
-            row["ours"] = {"method": config.method, "length": config.length,
-                           "init": config.init, "lr": config.lr,
-                           **train_ours(host, task, config, Path(tmp))}
-        print(f"{name}: ours {row['ours']}", file=sys.stderr)
+        if not args.no_ours:
+            with tempfile.TemporaryDirectory() as tmp:
+                row["ours"] = {"method": config.method, "length": config.length,
+                               "init": config.init, "lr": config.lr,
+                               **train_ours(host, task, config, Path(tmp))}
+            print(f"{name}: ours {row['ours']}", file=sys.stderr)
         if not args.no_peft:
             peft_config = TrainConfig(method="prompt", length=config.length, steps=config.steps,
                                       lr=args.peft_lr, batch_size=config.batch_size)

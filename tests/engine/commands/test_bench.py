@@ -167,6 +167,15 @@ def test_bench_quality_scores_ours_on_the_test_rows_and_selects_on_validation(
     assert 0.0 <= ours["validation"] <= 1.0
 
 
+def test_bench_quality_can_run_the_peft_baseline_alone(tiny_model_dir, tmp_path):
+    data = _fake_benchmark_data(tmp_path / "data")
+    out = bench(tiny_model_dir, "quality", "--data", str(data), "--tasks", "sst2", "--steps",
+                "2", "--eval-size", "6", "--train-rows", "20", "--no-ours", "--length", "2")
+    (row,) = out["results"]
+    assert "ours" not in row
+    assert round(row["peft"]["accuracy"] * 6, 6) == round(row["peft"]["accuracy"] * 6)
+
+
 def test_bench_memory_measures_a_load_in_its_own_process_and_plans_the_cards(tiny_model_dir):
     from engine.commands.bench.memory import CARDS_GB, SHAPES, _measure, planned_fits
 
