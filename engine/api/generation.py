@@ -41,7 +41,8 @@ class RowsProgress(Payload):
 
 @dataclass
 class GeneratedText(Payload):
-    """One row's answer; ``finish_reason`` is eos, stop, length or cancelled."""
+    """One row's answer; ``finish_reason`` is eos, stop, length, cancelled or refused (a row
+    that joined a running request and could not run; see ``RowDone``)."""
 
     text: str = ""
     tokens: list[int] = field(default_factory=list)
@@ -49,6 +50,17 @@ class GeneratedText(Payload):
     truncated: bool = False
     version: int | None = None
     prompt_tokens: int = 0  # the row's context tokens (template and input; not the prompt's)
+
+
+@dataclass
+class RowDone(Payload):
+    """Row ``row`` of a streamed ``generate`` is over: its answer, or why it was refused
+    (a row that joined the running request from the HTTP server's queue)."""
+
+    EVENT: ClassVar[str] = "row_done"
+    row: int = 0
+    result: GeneratedText | None = None
+    error: str = ""
 
 
 @dataclass
@@ -169,7 +181,7 @@ SPECS = (
             Arg("seed", "int", doc="sampling seed"),
             Arg("system", "str", doc="system message"),
             Arg("stream", "bool", default=True, doc="send token events")),
-           "token*, result",
+           "token*, row_done*, result",
            result=Generated),
     OpSpec("serve_http", "Start the OpenAI-compatible server in this engine process (or, "
            "with stop, stop it); its requests share the model and the scheduler.",

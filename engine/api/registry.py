@@ -55,6 +55,8 @@ def parse_event(op: str, event: Event) -> Payload:
         cls = PROGRESS.get(str(event.data.get("kind", "")))
     elif event.type == "token":
         cls = generation.Token
+    elif event.type == "row_done":
+        cls = generation.RowDone
     elif event.type == "hello":
         cls = session.Hello
     elif event.type == "result":

@@ -3,7 +3,9 @@
 Each step feeds one token per row into fixed-size key/value tensors (a workspace per batch
 size and width), so on a GPU the step is replayed from a CUDA graph once that shape has been
 seen a few times. Rows that finish stay in the batch until half of it is done; then the
-rest move to a smaller workspace.
+rest move to a smaller workspace. Rows that arrive while a batch decodes (a server's
+requests) join it between two steps, after their own prefill, instead of waiting for the
+batch to end.
 """
 
 from __future__ import annotations
@@ -46,9 +48,11 @@ class Stream:
 
     def __init__(self, tokenizer, sampling: Sampling, stop_ids: set[int], index: int,
                  on_token: OnToken | None,
-                 should_stop: Callable[[], bool] | None = None) -> None:
+                 should_stop: Callable[[], bool] | None = None,
+                 on_finish: Callable[[Stream], None] | None = None) -> None:
         self.tokenizer, self.sampling, self.stop_ids = tokenizer, sampling, stop_ids
         self.index, self.on_token, self.should_stop = index, on_token, should_stop
+        self.on_finish = on_finish
         self.ids: list[int] = []
         self.text = ""
         self.sent = 0
@@ -93,7 +97,28 @@ class Stream:
     def _finish(self, reason: str) -> bool:
         self.finish_reason = reason
         self._send(len(self.text))
+        if self.on_finish is not None:
+            self.on_finish(self)
         return True
+
+    @property
+    def room(self) -> int:
+        """How many more tokens the row may take."""
+        return self.sampling.max_new_tokens - len(self.ids)
+
+
+@dataclass
+class Joining:
+    """Rows prefilled apart that join a running decode: their state (not a workspace), the
+    hidden state after each row's context, and their streams."""
+
+    state: Prefilled
+    last: torch.Tensor
+    streams: list[Stream]
+
+
+#: Given the free places in a decoding batch, rows to join it now (or None).
+Admit = Callable[[int], Joining | None]
 
 
 def generator(sampling: Sampling, device: torch.device) -> torch.Generator | None:
@@ -159,39 +184,74 @@ class Decoder:
 
         return step
 
-    def _shrink(self, state: Prefilled, keep: list[int]) -> Prefilled:
-        rows = torch.tensor(keep, device=self.host.device)
-        smaller = state.select(rows)
-        target = self.workspace(len(keep), state.width)
-        target.copy_from(smaller)
+    def _regroup(self, parts: Sequence[Prefilled], room: int) -> Prefilled:
+        """The workspace holding every row of ``parts`` in order, with ``room`` columns free.
+
+        ``parts`` are copies (``Prefilled.select``): the workspace handed out may be the very
+        tensors a part was selected from."""
+        parts = [p for p in parts if p.batch]
+        filled = max(p.filled for p in parts)
+        target = self.workspace(sum(p.batch for p in parts), filled + room)
+        at = 0
+        for part in parts:
+            target.take(part, at)
+            at += part.batch
         return target
 
-    def run(self, state: Prefilled, last: torch.Tensor, streams: Sequence[Stream]) -> None:
-        """Decode until every stream is finished; ``state`` comes from ``workspace``."""
+    def _push(self, scores: torch.Tensor, rows: Sequence[int], streams: Sequence[Stream],
+              gens: Sequence[torch.Generator | None]) -> torch.Tensor:
+        """Pick each row's next token and give it to the row's stream (if still running)."""
+        tokens = pick(scores, [streams[a].sampling for a in rows], [gens[a] for a in rows])
+        for a, token in zip(rows, tokens.tolist(), strict=True):
+            if not streams[a].done:
+                streams[a].push(token)
+        return tokens
+
+    def run(self, state: Prefilled, last: torch.Tensor, streams: Sequence[Stream], *,
+            admit: Admit | None = None, capacity: int = 0) -> None:
+        """Decode until every stream is finished; ``state`` comes from ``workspace``.
+
+        Given ``admit``, it is asked between steps for rows to join while fewer than
+        ``capacity`` rows decode; a row that joins gets its first token at once."""
         device = self.host.device
-        samplings = [s.sampling for s in streams]
-        gens = [generator(s, device) for s in samplings]
+        streams = list(streams)
+        gens = [generator(s.sampling, device) for s in streams]
         active = list(range(len(streams)))
         scores = logits(self.host, last)
         positions = state.next_pos.clone()
         while True:
-            tokens = pick(scores, [samplings[a] for a in active], [gens[a] for a in active])
-            for a, token in zip(active, tokens.tolist(), strict=True):
-                if not streams[a].done:
-                    streams[a].push(token)
+            tokens = self._push(scores, active, streams, gens)
             alive = [j for j, a in enumerate(active) if not streams[a].done]
-            if not alive:
+            joining = (admit(capacity - len(alive))
+                       if admit is not None and len(alive) < capacity else None)
+            if joining is not None:
+                new = list(range(len(streams), len(streams) + len(joining.streams)))
+                streams += joining.streams
+                gens += [generator(s.sampling, device) for s in joining.streams]
+                first = self._push(logits(self.host, joining.last), new, streams, gens)
+                fresh = [j for j, a in enumerate(new) if not streams[a].done]
+                keep = torch.tensor(alive, device=device, dtype=torch.long)
+                add = torch.tensor(fresh, device=device, dtype=torch.long)
+                active = [active[j] for j in alive] + [new[j] for j in fresh]
+                if not active:
+                    return
+                state = self._regroup([state.select(keep), joining.state.select(add)],
+                                      max(streams[a].room for a in active))
+                tokens = torch.cat([tokens[keep], first[add]])
+                positions = torch.cat([positions[keep], joining.state.next_pos[add]])
+            elif not alive:
                 return
+            elif len(alive) <= len(active) // 2:
+                keep = torch.tensor(alive, device=device, dtype=torch.long)
+                filled = state.filled
+                state = self._regroup([state.select(keep)], state.width - filled)
+                tokens, positions = tokens[keep], positions[keep]
+                active = [active[j] for j in alive]
             if state.filled >= state.width:
                 for a in active:
                     if not streams[a].done:
                         streams[a]._finish("length")
                 return
-            if len(alive) <= len(active) // 2:
-                state = self._shrink(state, alive)
-                index = torch.tensor(alive, device=device)
-                tokens, positions = tokens[index], positions[index]
-                active = [active[j] for j in alive]
             cols = torch.tensor([state.filled], device=device)
             (scores,) = self.graphs((state.batch, state.width),
                                     {"tokens": tokens.unsqueeze(1), "cols": cols,

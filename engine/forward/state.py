@@ -67,14 +67,19 @@ class Prefilled:
         return Prefilled(past, self.valid.index_select(0, rows),
                          self.next_pos.index_select(0, rows), self.filled)
 
-    def copy_from(self, other: Prefilled) -> None:
-        """Take ``other``'s contents into this state's tensors (same shapes), in place."""
+    def take(self, other: Prefilled, at: int) -> None:
+        """Copy every row of ``other`` into this state's rows from ``at`` on, in place.
+
+        Rows keep their own columns (from 0 to ``other.filled``); a row's keys carry their
+        own positions, so rows from states filled to different widths decode side by side.
+        """
+        rows, cols = slice(at, at + other.batch), slice(0, other.filled)
         for (k, v), (ok, ov) in zip(self.past, other.past, strict=True):
-            k.copy_(ok)
-            v.copy_(ov)
-        self.valid.copy_(other.valid)
-        self.next_pos.copy_(other.next_pos)
-        self.filled = other.filled
+            k[rows, :, cols].copy_(ok[:, :, cols])
+            v[rows, :, cols].copy_(ov[:, :, cols])
+        self.valid[rows, cols] = other.valid[:, cols]
+        self.next_pos[rows] = other.next_pos
+        self.filled = max(self.filled, other.filled)
 
     def advance(self, host: ModelHost, ids: torch.Tensor, valid: torch.Tensor, cols: torch.Tensor,
                 positions: torch.Tensor | None = None) -> torch.Tensor:

@@ -19,9 +19,10 @@ from engine.api.generation import (
     MAX_INPUT_TOKENS_ENV,
     GeneratedText,
     LabelScores,
+    RowDone,
 )
 from engine.errors import PromptbankError
-from engine.forward.decode import Decoder, OnToken, Sampling, Stream
+from engine.forward.decode import Decoder, Joining, OnToken, Sampling, Stream
 from engine.forward.scoring import label_scores
 from engine.forward.start import Start, assign
 from engine.forward.state import prefill
@@ -97,39 +98,81 @@ class Runtime:
     @torch.no_grad()
     def generate(self, rows: Sequence[GenRow], on_token: OnToken | None = None, *,
                  batch_size: int = DEFAULT_BATCH,
-                 should_stop: Callable[[], bool] | None = None) -> list[GeneratedText]:
-        """Generate for every row (mixed tasks allowed), streaming text through ``on_token``.
+                 should_stop: Callable[[], bool] | None = None,
+                 admit: Callable[[int], Sequence[GenRow]] | None = None,
+                 on_done: Callable[[RowDone], None] | None = None) -> list[GeneratedText]:
+        """Generate for every row (mixed tasks allowed), streaming text through ``on_token``
+        and each finished row through ``on_done``.
 
         Once ``should_stop()`` is true (checked before each token) every row ends with
-        ``finish_reason`` "cancelled" and the text it had so far."""
+        ``finish_reason`` "cancelled" and the text it had so far. ``admit(free)`` gives rows
+        that join the decoding batch between two steps (up to ``batch_size`` at once); they
+        are numbered after ``rows``, are answered in the result too, and one that cannot run
+        ends "refused" with its reason in ``on_done``."""
         for i, row in enumerate(rows):
             _check_settings(i, row)
         memo: dict = {}
         prepared = [self._prepare(i, r.text, r.task, r.version, r.system, r.shots,
                                   r.max_new_tokens, use_prompt=r.prompt, memo=memo)
                     for i, r in enumerate(rows)]
-        results: list[GeneratedText] = []
-        for begin in range(0, len(rows), batch_size):
-            end = min(begin + batch_size, len(rows))
-            streams = [Stream(self.host.tokenizer, row.sampling, self.chat.stop_ids, begin + i,
-                              on_token, should_stop) for i, row in enumerate(rows[begin:end])]
-            chunk = prepared[begin:end]
-            if should_stop is not None and should_stop():
-                results += [GeneratedText("", [], "cancelled", p.truncated, p.version,
-                                          len(p.ids)) for p in chunk]
-                continue
-            state, last = self._prefill(chunk, max(r.max_new_tokens for r in rows[begin:end]))
-            self.decoder.run(state, last, streams)
-            results += [GeneratedText(s.text, s.ids, s.finish_reason, p.truncated, p.version,
-                                      len(p.ids)) for s, p in zip(streams, chunk, strict=True)]
-        return results
+        results: dict[int, GeneratedText] = {}
 
-    def _prefill(self, prepared: list[_Prepared], room: int):
+        def finished(index: int, done: RowDone) -> None:
+            results[index] = done.result or GeneratedText(finish_reason="refused")
+            if on_done is not None:
+                on_done(done)
+
+        def streams(numbered: Sequence[tuple[int, GenRow, _Prepared]]) -> list[Stream]:
+            def end(index: int, p: _Prepared) -> Callable[[Stream], None]:
+                return lambda s: finished(index, RowDone(index, GeneratedText(
+                    s.text, s.ids, s.finish_reason, p.truncated, p.version, len(p.ids))))
+
+            return [Stream(self.host.tokenizer, row.sampling, self.chat.stop_ids, index,
+                           on_token, should_stop, end(index, p)) for index, row, p in numbered]
+
+        joined = [len(rows)]  # the next row number
+
+        def join(free: int) -> Joining | None:
+            ready = []
+            for row in admit(free):
+                index, joined[0] = joined[0], joined[0] + 1
+                try:  # each joining row is its requester's first: "Row 1" in messages
+                    _check_settings(0, row)
+                    ready.append((index, row, self._prepare(
+                        0, row.text, row.task, row.version, row.system, row.shots,
+                        row.max_new_tokens, use_prompt=row.prompt, memo=memo)))
+                except PromptbankError as exc:
+                    finished(index, RowDone(index, error=str(exc)))
+            if not ready:
+                return None
+            state, last = self._prefill([p for _, _, p in ready],
+                                        max(row.max_new_tokens for _, row, _ in ready),
+                                        apart=True)
+            return Joining(state, last, streams(ready))
+
+        for begin in range(0, len(rows), batch_size):
+            numbered = [(i, rows[i], prepared[i])
+                        for i in range(begin, min(begin + batch_size, len(rows)))]
+            if should_stop is not None and should_stop():
+                for i, _, p in numbered:
+                    finished(i, RowDone(i, GeneratedText("", [], "cancelled", p.truncated,
+                                                         p.version, len(p.ids))))
+                continue
+            state, last = self._prefill([p for _, _, p in numbered],
+                                        max(row.max_new_tokens for _, row, _ in numbered))
+            self.decoder.run(state, last, streams(numbered),
+                             admit=join if admit is not None else None, capacity=batch_size)
+        return [results[i] for i in range(joined[0])]
+
+    def _prefill(self, prepared: list[_Prepared], room: int, *, apart: bool = False):
+        """Prefill rows into a decoder workspace, or (``apart``) into a new state: rows that
+        join a batch must not overwrite the workspace it decodes in."""
         starts = list({id(p.start): p.start for p in prepared}.values())
         index = {id(s): i for i, s in enumerate(starts)}
         packed, row_slot, rest = assign(starts, [index[id(p.start)] for p in prepared],
                                         [p.ids for p in prepared])
-        return prefill(self.host, packed, row_slot, rest, room, into=self.decoder.workspace)
+        return prefill(self.host, packed, row_slot, rest, room,
+                       into=None if apart else self.decoder.workspace)
 
     # Scoring --------------------------------------------------------------------------------
 

@@ -163,6 +163,10 @@ def test_mixed_batch_equals_each_row_alone(family_case, family, method):
     alone = [runtime.generate([row])[0] for row in rows]
     assert [r.tokens for r in together] == [r.tokens for r in alone]
     assert len({tuple(r.tokens) for r in together}) > 1
+    # Rows that join the first two between decoding steps (their columns start elsewhere).
+    waiting = [rows[2:]]
+    joined = runtime.generate(rows[:2], admit=lambda free: waiting.pop() if waiting else [])
+    assert [r.tokens for r in joined] == [r.tokens for r in alone]
 
     scored = [("a", "the movie was great"), ("b", "bad jokes"), ("a", "a terrible film")]
     mixed = runtime.score_rows(scored)

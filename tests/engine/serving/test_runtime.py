@@ -158,6 +158,43 @@ def test_rows_finish_independently(runtime):
             assert len(result.tokens) == row.max_new_tokens
 
 
+def test_rows_joining_a_decoding_batch_compute_what_they_compute_alone(runtime):
+    """Rows admitted between decoding steps (the HTTP server's waiting requests) share the
+    running batch's steps, each gets what it gets alone, and a row that cannot run is refused
+    alone."""
+    rows = [GenRow(TEXTS[1], "x17", max_new_tokens=14), GenRow(TEXTS[0], "p3", max_new_tokens=3)]
+    waves = [[GenRow(TEXTS[2], "p17", max_new_tokens=8)], [],
+             [GenRow(TEXTS[3], None, max_new_tokens=10), GenRow(" ", "p3"),
+              GenRow(TEXTS[0], "x3", max_new_tokens=1)],
+             [GenRow(TEXTS[1], "p3", max_new_tokens=5, temperature=0.8, seed=4)]]
+    admitted, frees, order, pieces, done = [], [], [], {}, {}
+
+    def admit(free: int) -> list[GenRow]:
+        frees.append(free)
+        wave = waves.pop(0) if waves else []
+        admitted.extend(wave)
+        return wave
+
+    def on_token(i: int, text: str) -> None:
+        order.append(i)
+        pieces[i] = pieces.get(i, "") + text
+
+    results = runtime.generate(rows, on_token, batch_size=4, admit=admit,
+                               on_done=lambda d: done.setdefault(d.row, d))
+    everyone = rows + admitted
+    assert len(results) == len(everyone) == 7 and sorted(done) == list(range(7))
+    assert 1 <= min(frees) and max(frees) <= 4
+    refused = done[4]
+    assert results[4].finish_reason == "refused" and "empty input" in refused.error
+    for i, (row, result) in enumerate(zip(everyone, results, strict=True)):
+        if i == 4:
+            continue
+        assert result.tokens == runtime.generate([row])[0].tokens, i
+        assert done[i].result == result and pieces.get(i, "") == result.text
+    # The first joiner streamed while the first row was still decoding: shared steps.
+    assert order.index(2) < len(order) - 1 - order[::-1].index(0)
+
+
 def test_sampling_is_reproducible_and_top_p_tiny_is_greedy(runtime):
     greedy = runtime.generate([GenRow(TEXTS[0], "x3", max_new_tokens=8)])[0]
     sampled = [GenRow(TEXTS[0], "x3", max_new_tokens=8, temperature=1.5, seed=7)] * 2
