@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 from engine.support import safe_json
 
 PROTOCOL_VERSION = 1
-EVENT_TYPES = ("hello", "progress", "token", "result", "error", "log")
+EVENT_TYPES = ("hello", "progress", "token", "row_done", "result", "error", "log")
 MAX_LINE = 16 << 20
 
 

@@ -76,6 +76,16 @@ class TrainingJobAdapter:
         self.job.fail_open(message)
 
 
+@dataclasses.dataclass
+class Feed:
+    """More rows for an in-process ``generate`` while it decodes (the HTTP server's waiting
+    requests): ``take(free)`` gives at most ``free`` rows (``generate`` row objects), which
+    are numbered after the rows given before; up to ``capacity`` rows decode together."""
+
+    take: Callable[[int], list[dict[str, Any]]]
+    capacity: int
+
+
 class Context:
     """The engine process's shared state, loaded on first use."""
 
@@ -89,6 +99,9 @@ class Context:
         #: Where the events of in-process requests go instead of the client (the HTTP
         #: server's): request id -> a callable taking each event.
         self.taps: dict[str, Callable[[Event], None]] = {}
+        #: Where such a request's running ``generate`` takes more rows from: request id ->
+        #: its feed.
+        self.feeds: dict[str, Feed] = {}
         #: The OpenAI-compatible server running in this process, if any.
         self.http: HttpServer | None = None
 

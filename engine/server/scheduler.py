@@ -207,6 +207,11 @@ class Scheduler:
             return
         self.send(error(rid, one_line(exc)))
 
+    def busy(self) -> bool:
+        """Whether requests wait or a job is queued or running: work that a request which
+        could go on taking more rows (a served decode) should let have the model."""
+        return bool(self.backlog or self.jobs) or not self.inbox.empty()
+
     def serve_pending(self) -> None:
         """Answer the quick requests waiting now (called from inside a long op or a job).
 

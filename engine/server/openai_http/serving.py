@@ -2,8 +2,10 @@
 scheduler, beside the desktop's requests and training steps, on the one loaded model.
 
 Generations that wait together are sent as one mixed-task ``generate`` (one decode step
-serves every task in it); a classify task is answered by ``score``, its label with the label
-probabilities. Events of these requests go back to their HTTP requests, never to stdout.
+serves every task in it), and generations that arrive while it decodes join it between two
+steps (continuous batching), so a request waits for one prefill, not for others to end. A
+classify task is answered by ``score``, its label with the label probabilities. Events of
+these requests go back to their HTTP requests, never to stdout.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from engine.api.generation import Generated, Scored
+from engine.api.generation import Generated, GeneratedText, RowDone, Scored
 from engine.api.wire import Event, Request
+from engine.server.context import Feed
 from engine.server.openai_http.protocol import Answer, ApiError, CompletionRequest
 
 if TYPE_CHECKING:
@@ -51,6 +55,12 @@ class Pending:
     request: CompletionRequest
     target: Target
     out: queue.Queue = field(default_factory=queue.Queue)
+    settled: bool = False
+
+    def settle(self, kind: str, value: Answer | ApiError) -> None:
+        """Give the request its end: ("answer", Answer) or ("error", ApiError)."""
+        self.settled = True
+        self.out.put((kind, value))
 
     def answer(self) -> Answer:
         """Wait for the whole answer (tokens are dropped); raise the engine's refusal."""
@@ -69,6 +79,8 @@ class Bridge:
         self.ctx = ctx
         self._ids = itertools.count(1)
         self._waiting: queue.Queue[Pending] = queue.Queue(MAX_WAITING)
+        # Classify requests met while feeding a running generate: served next, in order.
+        self._held: deque[Pending] = deque()
         threading.Thread(target=self._dispatch, name="http-batches", daemon=True).start()
 
     # ---- what is served ---------------------------------------------------------------
@@ -120,7 +132,7 @@ class Bridge:
 
     def _dispatch(self) -> None:
         while True:
-            batch = [self._waiting.get()]
+            batch = [self._held.popleft() if self._held else self._waiting.get()]
             deadline = time.monotonic() + BATCH_WINDOW_S
             while len(batch) < MAX_BATCH:
                 try:
@@ -135,26 +147,29 @@ class Bridge:
 
     def _guarded(self, batch: list[Pending], run) -> None:
         """Run a batch; a refusal of a shared batch is retried row by row, so only the row
-        at fault gets it."""
+        at fault gets it. Rows already answered keep their answer."""
         try:
             run(batch)
         except ApiError as exc:
+            open_rows = [p for p in batch if not p.settled]
             if len(batch) > 1:
-                for pending in batch:
+                for pending in open_rows:
                     self._guarded([pending], run)
-                return
-            batch[0].out.put(("error", exc))
+            elif open_rows:
+                open_rows[0].settle("error", exc)
         except Exception as exc:  # a defect of ours: this request fails, the server lives
             log.exception("serving a request failed")
-            for pending in batch:
-                pending.out.put(("error", ApiError(500, f"The engine failed: {exc}",
-                                                   kind="server_error")))
+            for pending in [p for p in batch if not p.settled]:
+                pending.settle("error", ApiError(500, f"The engine failed: {exc}",
+                                                 kind="server_error"))
 
-    def _engine(self, op: str, args: dict) -> Iterator[Event]:
+    def _engine(self, op: str, args: dict, feed: Feed | None = None) -> Iterator[Event]:
         """Send one request to the worker's scheduler and yield its events to the last."""
         rid = f"http-{next(self._ids)}"
         events: queue.Queue[Event] = queue.Queue()
         self.ctx.taps[rid] = events.put
+        if feed is not None:
+            self.ctx.feeds[rid] = feed
         try:
             self.ctx.scheduler.put(Request(rid, op, args))
             while True:
@@ -166,26 +181,42 @@ class Bridge:
                     return
         finally:
             self.ctx.taps.pop(rid, None)
+            self.ctx.feeds.pop(rid, None)
+
+    def _joining(self, batch: list[Pending], free: int) -> list[dict]:
+        """Waiting generations that join ``batch`` while it decodes (on the engine's thread):
+        each is appended to ``batch``, so its row number is its place there. A classify
+        request stops the feed, to be served as soon as the running batch ends."""
+        rows = []
+        while len(rows) < free and not self._held:
+            try:
+                pending = self._waiting.get_nowait()
+            except queue.Empty:
+                break
+            if pending.target.kind == "classify":
+                self._held.append(pending)
+                break
+            batch.append(pending)
+            rows.append(_row(pending))
+        return rows
 
     def _generate(self, batch: list[Pending]) -> None:
-        rows = []
-        for p in batch:
-            s = p.request.sampling
-            row = {"text": p.request.text, "max_new_tokens": s.max_tokens,
-                   "temperature": s.temperature, "top_p": s.top_p, "stop": s.stop,
-                   "seed": s.seed, "system": p.request.system,
-                   "shots": [list(pair) for pair in p.request.shots]}
-            if p.target.task is not None:
-                row["task"] = p.target.task
-                row["version"] = p.target.version
-            rows.append({k: v for k, v in row.items() if v not in (None, [])})
-        for event in self._engine("generate", {"rows": rows, "stream": True}):
+        feed = Feed(lambda free: self._joining(batch, free), MAX_BATCH)
+        for event in self._engine("generate", {"rows": [_row(p) for p in batch],
+                                               "stream": True}, feed):
             if event.type == "token":
                 batch[int(event.data.get("row", 0))].out.put(("token", event.data["text"]))
+            elif event.type == "row_done":
+                done = RowDone.from_data(event.data)
+                pending = batch[done.row]
+                if done.result is None:
+                    pending.settle("error", _refusal(done.error))
+                else:
+                    pending.settle("answer", _answer(done.result))
             elif event.type == "result":
                 for p, found in zip(batch, Generated.from_data(event.data).results, strict=True):
-                    p.out.put(("answer", Answer(found.text, found.finish_reason,
-                                                found.prompt_tokens, len(found.tokens))))
+                    if not p.settled:
+                        p.settle("answer", _answer(found))
 
     def _classify(self, batch: list[Pending]) -> None:
         (pending,) = batch
@@ -199,7 +230,24 @@ class Bridge:
             if event.type == "result":
                 found = Scored.from_data(event.data).results[0]
                 pending.out.put(("token", found.label))
-                pending.out.put(("answer", Answer(found.label, "stop", probs=found.probs)))
+                pending.settle("answer", Answer(found.label, "stop", probs=found.probs))
+
+
+def _row(pending: Pending) -> dict:
+    """The ``generate`` row object of a request."""
+    s = pending.request.sampling
+    row = {"text": pending.request.text, "max_new_tokens": s.max_tokens,
+           "temperature": s.temperature, "top_p": s.top_p, "stop": s.stop, "seed": s.seed,
+           "system": pending.request.system,
+           "shots": [list(pair) for pair in pending.request.shots]}
+    if pending.target.task is not None:
+        row["task"] = pending.target.task
+        row["version"] = pending.target.version
+    return {k: v for k, v in row.items() if v not in (None, [])}
+
+
+def _answer(found: GeneratedText) -> Answer:
+    return Answer(found.text, found.finish_reason, found.prompt_tokens, len(found.tokens))
 
 
 def _refusal(message: str) -> ApiError:

@@ -11,6 +11,7 @@ from engine.api.generation import (
     EvalOutcome,
     Generated,
     GeneratedText,
+    RowDone,
     RowsProgress,
     Scored,
     Token,
@@ -39,9 +40,8 @@ def shots(value: list) -> list[tuple[str, str]]:
     return [(a, b) for a, b in value]
 
 
-def generate(ctx: Context, rid: str, args: dict) -> None:
-    rows = generate_rows(args)
-    runtime = ctx.runtime(rid)
+def _gen_rows(rows: list[dict]) -> list:
+    """``GenRow``s from validated ``generate`` row objects."""
     from engine.serving.runtime import GenRow
 
     fields = {f.name for f in dataclasses.fields(GenRow)}
@@ -50,6 +50,13 @@ def generate(ctx: Context, rid: str, args: dict) -> None:
         if "shots" in row:
             row["shots"] = shots(row["shots"])
         gen_rows.append(GenRow(**{k: v for k, v in row.items() if k in fields}))
+    return gen_rows
+
+
+def generate(ctx: Context, rid: str, args: dict) -> None:
+    gen_rows = _gen_rows(generate_rows(args))
+    runtime = ctx.runtime(rid)
+    from engine.serving.runtime import DEFAULT_BATCH
 
     decoding = []  # set at the first token: the prefill is over
 
@@ -57,6 +64,20 @@ def generate(ctx: Context, rid: str, args: dict) -> None:
         decoding.append(True)
         if args["stream"]:
             ctx.send(Token(row=row, text=text).event(rid))
+
+    def on_done(done: RowDone) -> None:
+        if args["stream"]:
+            ctx.send(done.event(rid))
+
+    # Rows of an in-process requester (the HTTP server) join while this decodes, unless
+    # other requests or a training job wait for the model: those go first.
+    feed = ctx.feeds.get(rid)
+
+    def admit(free: int) -> list:
+        if ctx.scheduler.busy():
+            return []
+        taken = feed.take(free)
+        return _gen_rows(generate_rows({"rows": taken})) if taken else []
 
     # A cancel of this request stops it between tokens (see Scheduler.stoppable), keeping the
     # text so far; during the prefill (thousands of tokens take a minute on a CPU) it stops
@@ -69,8 +90,10 @@ def generate(ctx: Context, rid: str, args: dict) -> None:
 
         try:
             with layer_breaks(runtime.host.model, between):
-                results = runtime.generate(gen_rows, on_token=on_token,
-                                           should_stop=should_stop)
+                results = runtime.generate(
+                    gen_rows, on_token=on_token, should_stop=should_stop, on_done=on_done,
+                    admit=admit if feed is not None else None,
+                    batch_size=feed.capacity if feed is not None else DEFAULT_BATCH)
         except GenerationCancelled:
             results = [GeneratedText(finish_reason="cancelled") for _ in gen_rows]
     stopped = any(r.finish_reason == "cancelled" for r in results)

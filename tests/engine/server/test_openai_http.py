@@ -18,6 +18,7 @@ import pytest
 
 from engine.api.wire import Request
 from engine.cli import build_parser, main
+from engine.forward import decode
 from engine.server.openai_http import serving
 from engine.server.openai_http.protocol import ApiError, CompletionRequest
 from engine.server.openai_http.serving import Bridge
@@ -113,6 +114,53 @@ def test_two_tasks_at_once_share_one_decode_and_each_is_its_lone_answer(client, 
     assert len(generates) == 1  # one request, so one decode loop, for both tasks
     assert {row["task"] for row in generates[0].args["rows"]} == {"echo", "deep"}
     assert [answers["echo"], answers["deep"]] == alone
+
+
+def test_a_request_joins_a_running_decode_and_ends_before_it(client, served, monkeypatch):
+    """Continuous batching: a request that arrives while another decodes joins its steps
+    (no second generate), answers before it ends, and neither answer changes; a classify
+    request is served after the batch."""
+    worker = served[0]
+    first = {"model": "echo", "messages": [{"role": "user", "content": "say a lot"}],
+             "max_tokens": 40, "temperature": 0}
+    second = {"model": "deep", "messages": [{"role": "user", "content": "say two"}],
+              "max_tokens": 3, "temperature": 0}
+    alone = [client.chat.completions.create(**asked).choices[0].message.content
+             for asked in (first, second)]
+    sent: list[Request] = []
+    put = worker.scheduler.put
+    monkeypatch.setattr(worker.scheduler, "put", lambda item: (sent.append(item), put(item))[1])
+    push = decode.Decoder._push
+
+    def slow_push(self, *args):  # decoding steps slow enough to arrive during them
+        time.sleep(0.02)
+        return push(self, *args)
+
+    monkeypatch.setattr(decode.Decoder, "_push", slow_push)
+    order: list[str] = []
+    streaming = threading.Event()
+    pieces: list[str] = []
+
+    def stream_first() -> None:
+        for part in client.chat.completions.create(**first, stream=True):
+            pieces.append(part.choices[0].delta.content or "" if part.choices else "")
+            streaming.set()
+        order.append("first")
+
+    thread = threading.Thread(target=stream_first)
+    thread.start()
+    assert streaming.wait(60)
+    joined = client.chat.completions.create(**second).choices[0].message.content
+    order.append("second")
+    # A classify request never joins a generate: it waits for the batch's end.
+    label = client.chat.completions.create(
+        model="sent", messages=[{"role": "user", "content": "a great film"}])
+    thread.join(120)
+    assert order == ["second", "first"]
+    assert ["".join(pieces), joined] == alone
+    assert len(alone[0]) > len(alone[1])
+    assert label.choices[0].message.content in ("positive", "negative")
+    assert [r.op for r in sent if isinstance(r, Request)] == ["generate", "score"]
 
 
 def test_errors_have_openais_shape_and_status(client, served):
