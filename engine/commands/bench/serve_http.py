@@ -4,6 +4,8 @@ to first token — against PEFT generating the same requests one at a time, swit
 per request.
 
 Every client streams its answer, so the time to first token is the first text it receives.
+A burst of as many one-token requests as the most clients shows the floor of that time under
+load: the engine must prefill every waiting request before the last gets its first token.
 The tasks hold random ``prompt``-method tensors (speed does not depend on what they say); the
 server's answers may end before ``--new-tokens`` at an end of turn, PEFT's never do, so
 throughput is compared per generated token.
@@ -139,8 +141,12 @@ def cmd_bench_serve_http(args: argparse.Namespace) -> int:
         _library(Path(folder), host, names)
         proc, url = _server(args, Path(folder))
         try:
-            _stream(url, names[0], requests[0][1], 2)  # warm: the first request pays set-ups
+            for name in names:  # warm: a task's first request computes its prompt's keys
+                _stream(url, name, requests[0][1], 2)
             lone = [_stream(url, *requests[i % len(requests)], 1).ttft for i in range(8)]
+            # The most clients at once, one token each: how long the engine takes to give
+            # a first token to all of a burst (their prefills), the floor of its p95.
+            burst = _level(url, requests[:levels[-1]], levels[-1], 1)
             measured = [_level(url, requests, c, args.new_tokens) for c in levels]
         finally:
             proc.terminate()
@@ -148,6 +154,7 @@ def cmd_bench_serve_http(args: argparse.Namespace) -> int:
     result = {"model": host.name, "device": str(host.device), "tasks": len(names),
               "new_tokens": args.new_tokens, "levels": measured,
               "lone_ttft_p50_ms": round(percentile(lone, 50) * 1000, 1),
+              "burst_clients": burst["clients"], "burst_ttft_p95_ms": burst["ttft_p95_ms"],
               **_peft_side(host, names, requests, args.new_tokens)}
     top = measured[-1]
     result["speedup_vs_peft_at_top"] = round(top["tokens_per_s"] / result["peft_tokens_per_s"],

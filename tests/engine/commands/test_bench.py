@@ -55,8 +55,9 @@ def test_bench_serve_http_fields(tiny_model_dir):
                     "ttft_p95_ms"):
             assert level[key] > 0, key
     for key in ("lone_ttft_p50_ms", "peft_tokens_per_s", "speedup_vs_peft_at_top",
-                "ttft_p95_vs_lone_at_top"):
+                "ttft_p95_vs_lone_at_top", "burst_ttft_p95_ms"):
         assert out[key] > 0, key
+    assert out["burst_clients"] == 3
 
 
 def test_bench_worker_fields(tiny_model_dir):
