@@ -185,13 +185,14 @@ class Decoder:
         return step
 
     def _regroup(self, parts: Sequence[Prefilled], room: int) -> Prefilled:
-        """The workspace holding every row of ``parts`` in order, with ``room`` columns free.
+        """The workspace holding every row of ``parts`` in order (their columns packed), with
+        ``room`` columns free after the longest.
 
         ``parts`` are copies (``Prefilled.select``): the workspace handed out may be the very
         tensors a part was selected from."""
         parts = [p for p in parts if p.batch]
-        filled = max(p.filled for p in parts)
-        target = self.workspace(sum(p.batch for p in parts), filled + room)
+        longest = max(int(p.valid.sum(dim=1).max()) for p in parts)
+        target = self.workspace(sum(p.batch for p in parts), longest + room)
         at = 0
         for part in parts:
             target.take(part, at)
@@ -243,8 +244,8 @@ class Decoder:
                 return
             elif len(alive) <= len(active) // 2:
                 keep = torch.tensor(alive, device=device, dtype=torch.long)
-                filled = state.filled
-                state = self._regroup([state.select(keep)], state.width - filled)
+                state = self._regroup([state.select(keep)],
+                                      max(streams[active[j]].room for j in alive))
                 tokens, positions = tokens[keep], positions[keep]
                 active = [active[j] for j in alive]
             if state.filled >= state.width:

@@ -68,18 +68,24 @@ class Prefilled:
                          self.next_pos.index_select(0, rows), self.filled)
 
     def take(self, other: Prefilled, at: int) -> None:
-        """Copy every row of ``other`` into this state's rows from ``at`` on, in place.
+        """Copy every row of ``other`` into this state's rows from ``at`` on, each row's
+        valid columns packed to the left in order, in place.
 
-        Rows keep their own columns (from 0 to ``other.filled``); a row's keys carry their
-        own positions, so rows from states filled to different widths decode side by side.
+        A row's keys carry their own positions and masks count a row's valid keys, not
+        columns, so packing changes no result; it drops the gaps that rows joining at other
+        widths leave, so a batch that keeps taking rows does not keep growing.
         """
-        rows, cols = slice(at, at + other.batch), slice(0, other.filled)
+        packed = torch.sort((~other.valid).to(torch.uint8), dim=1, stable=True).indices
+        count = int(other.valid.sum(dim=1).max())
+        cols, rows = packed[:, :count], slice(at, at + other.batch)
         for (k, v), (ok, ov) in zip(self.past, other.past, strict=True):
-            k[rows, :, cols].copy_(ok[:, :, cols])
-            v[rows, :, cols].copy_(ov[:, :, cols])
-        self.valid[rows, cols] = other.valid[:, cols]
+            index = cols.to(ok.device)[:, None, :, None].expand(-1, ok.shape[1], -1,
+                                                               ok.shape[3])
+            k[rows, :, :count].copy_(ok.gather(2, index))
+            v[rows, :, :count].copy_(ov.gather(2, index))
+        self.valid[rows, :count] = other.valid.gather(1, cols)
         self.next_pos[rows] = other.next_pos
-        self.filled = max(self.filled, other.filled)
+        self.filled = max(self.filled, count)
 
     def advance(self, host: ModelHost, ids: torch.Tensor, valid: torch.Tensor, cols: torch.Tensor,
                 positions: torch.Tensor | None = None) -> torch.Tensor:
