@@ -133,14 +133,15 @@ class Runtime:
         joined = [len(rows)]  # the next row number
 
         def join(free: int) -> Joining | None:
-            ready = []
+            # Resolved afresh: a version activated while the batch runs serves newcomers.
+            ready, fresh_memo = [], {}
             for row in admit(free):
                 index, joined[0] = joined[0], joined[0] + 1
                 try:  # each joining row is its requester's first: "Row 1" in messages
                     _check_settings(0, row)
                     ready.append((index, row, self._prepare(
                         0, row.text, row.task, row.version, row.system, row.shots,
-                        row.max_new_tokens, use_prompt=row.prompt, memo=memo)))
+                        row.max_new_tokens, use_prompt=row.prompt, memo=fresh_memo)))
                 except PromptbankError as exc:
                     finished(index, RowDone(index, error=str(exc)))
             if not ready:

@@ -195,6 +195,21 @@ def test_rows_joining_a_decoding_batch_compute_what_they_compute_alone(runtime):
     assert order.index(2) < len(order) - 1 - order[::-1].index(0)
 
 
+def test_a_row_joining_later_gets_the_version_activated_meanwhile(lively_host):
+    runtime = _runtime(lively_host)
+    waiting = [GenRow(TEXTS[0], "p3", max_new_tokens=5)]
+
+    def admit(free: int) -> list[GenRow]:
+        if not waiting:
+            return []
+        runtime.register("p3", random_prompt(lively_host, "prompt", 3, seed=99), version=2)
+        return [waiting.pop()]
+
+    first, joined = runtime.generate([GenRow(TEXTS[1], "p3", max_new_tokens=8)], admit=admit)
+    assert (first.version, joined.version) == (1, 2)
+    assert joined.tokens == runtime.generate([GenRow(TEXTS[0], "p3", max_new_tokens=5)])[0].tokens
+
+
 def test_sampling_is_reproducible_and_top_p_tiny_is_greedy(runtime):
     greedy = runtime.generate([GenRow(TEXTS[0], "x3", max_new_tokens=8)])[0]
     sampled = [GenRow(TEXTS[0], "x3", max_new_tokens=8, temperature=1.5, seed=7)] * 2
