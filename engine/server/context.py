@@ -80,10 +80,12 @@ class TrainingJobAdapter:
 class Feed:
     """More rows for an in-process ``generate`` while it decodes (the HTTP server's waiting
     requests): ``take(free)`` gives at most ``free`` rows (``generate`` row objects), which
-    are numbered after the rows given before; up to ``capacity`` rows decode together."""
+    are numbered after the rows given before; up to ``capacity`` rows decode together;
+    ``gone(row)`` tells that a row's requester went away, so the row can stop."""
 
     take: Callable[[int], list[dict[str, Any]]]
     capacity: int
+    gone: Callable[[int], bool]
 
 
 class Context:

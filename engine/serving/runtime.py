@@ -100,7 +100,8 @@ class Runtime:
                  batch_size: int = DEFAULT_BATCH,
                  should_stop: Callable[[], bool] | None = None,
                  admit: Callable[[int], Sequence[GenRow]] | None = None,
-                 on_done: Callable[[RowDone], None] | None = None) -> list[GeneratedText]:
+                 on_done: Callable[[RowDone], None] | None = None,
+                 row_stop: Callable[[int], bool] | None = None) -> list[GeneratedText]:
         """Generate for every row (mixed tasks allowed), streaming text through ``on_token``
         and each finished row through ``on_done``.
 
@@ -108,7 +109,8 @@ class Runtime:
         ``finish_reason`` "cancelled" and the text it had so far. ``admit(free)`` gives rows
         that join the decoding batch between two steps (up to ``batch_size`` at once); they
         are numbered after ``rows``, are answered in the result too, and one that cannot run
-        ends "refused" with its reason in ``on_done``."""
+        ends "refused" with its reason in ``on_done``. ``row_stop(i)`` true ends row ``i``
+        alone as cancelled (its requester went away)."""
         for i, row in enumerate(rows):
             _check_settings(i, row)
         memo: dict = {}
@@ -127,8 +129,14 @@ class Runtime:
                 return lambda s: finished(index, RowDone(index, GeneratedText(
                     s.text, s.ids, s.finish_reason, p.truncated, p.version, len(p.ids))))
 
+            def stop(index: int) -> Callable[[], bool] | None:
+                if row_stop is None:
+                    return should_stop
+                return lambda: row_stop(index) or (should_stop is not None and should_stop())
+
             return [Stream(self.host.tokenizer, row.sampling, self.chat.stop_ids, index,
-                           on_token, should_stop, end(index, p)) for index, row, p in numbered]
+                           on_token, stop(index), end(index, p))
+                    for index, row, p in numbered]
 
         joined = [len(rows)]  # the next row number
 

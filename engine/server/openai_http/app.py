@@ -67,18 +67,21 @@ def _sse(data: dict | str) -> str:
 async def _stream(pending: Pending, rid: str) -> AsyncIterator[str]:
     """Server-sent events: a first chunk, one per piece of text, the end, then [DONE]."""
     request = pending.request
-    yield _sse(chunk(request, rid, first=True))
-    while True:
-        kind, value = await run_in_threadpool(pending.out.get)
-        if kind == "token":
-            yield _sse(chunk(request, rid, text=value))
-        elif kind == "answer":
-            yield _sse(chunk(request, rid, finish_reason=value.finish_reason))
-            break
-        else:
-            yield _sse(value.body())
-            break
-    yield _sse("[DONE]")
+    try:
+        yield _sse(chunk(request, rid, first=True))
+        while True:
+            kind, value = await run_in_threadpool(pending.out.get)
+            if kind == "token":
+                yield _sse(chunk(request, rid, text=value))
+            elif kind == "answer":
+                yield _sse(chunk(request, rid, finish_reason=value.finish_reason))
+                break
+            else:
+                yield _sse(value.body())
+                break
+        yield _sse("[DONE]")
+    finally:  # also when the client went away mid-stream: its row need not decode on
+        pending.gone = True
 
 
 def build_app(bridge: Bridge, api_key: str | None = None) -> Starlette:

@@ -56,6 +56,7 @@ class Pending:
     target: Target
     out: queue.Queue = field(default_factory=queue.Queue)
     settled: bool = False
+    gone: bool = False  # the client went away: its row stops at the next token
 
     def settle(self, kind: str, value: Answer | ApiError) -> None:
         """Give the request its end: ("answer", Answer) or ("error", ApiError)."""
@@ -141,7 +142,7 @@ class Bridge:
                     break
             for pending in [p for p in batch if p.target.kind == "classify"]:
                 self._guarded([pending], self._classify)
-            generations = [p for p in batch if p.target.kind != "classify"]
+            generations = [p for p in batch if p.target.kind != "classify" and not p.gone]
             if generations:
                 self._guarded(generations, self._generate)
 
@@ -193,6 +194,8 @@ class Bridge:
                 pending = self._waiting.get_nowait()
             except queue.Empty:
                 break
+            if pending.gone:
+                continue
             if pending.target.kind == "classify":
                 self._held.append(pending)
                 break
@@ -201,7 +204,8 @@ class Bridge:
         return rows
 
     def _generate(self, batch: list[Pending]) -> None:
-        feed = Feed(lambda free: self._joining(batch, free), MAX_BATCH)
+        feed = Feed(lambda free: self._joining(batch, free), MAX_BATCH,
+                    lambda row: batch[row].gone)
         for event in self._engine("generate", {"rows": [_row(p) for p in batch],
                                                "stream": True}, feed):
             if event.type == "token":

@@ -93,6 +93,7 @@ def generate(ctx: Context, rid: str, args: dict) -> None:
                 results = runtime.generate(
                     gen_rows, on_token=on_token, should_stop=should_stop, on_done=on_done,
                     admit=admit if feed is not None else None,
+                    row_stop=feed.gone if feed is not None else None,
                     batch_size=feed.capacity if feed is not None else DEFAULT_BATCH)
         except GenerationCancelled:
             results = [GeneratedText(finish_reason="cancelled") for _ in gen_rows]

@@ -163,6 +163,35 @@ def test_a_request_joins_a_running_decode_and_ends_before_it(client, served, mon
     assert [r.op for r in sent if isinstance(r, Request)] == ["generate", "score"]
 
 
+def test_a_client_that_goes_away_mid_stream_stops_its_row(served, monkeypatch):
+    ended: list[str] = []
+    settle = serving.Pending.settle
+    monkeypatch.setattr(serving.Pending, "settle", lambda self, kind, value: (
+        ended.append(getattr(value, "finish_reason", kind)), settle(self, kind, value))[1])
+    push = decode.Decoder._push
+
+    def slow_push(self, *args):
+        time.sleep(0.05)
+        return push(self, *args)
+
+    monkeypatch.setattr(decode.Decoder, "_push", slow_push)
+    host, port = served[1].url.split("//")[1].split("/")[0].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    conn.request("POST", "/v1/completions", json.dumps(
+        {"model": "echo", "prompt": "say a lot", "max_tokens": 400, "temperature": 0,
+         "stream": True}), {"Authorization": f"Bearer {KEY}",
+                            "Content-Type": "application/json"})
+    reply = conn.getresponse()
+    while b'"text": ""' in (line := reply.readline()) or not line.startswith(b"data: {"):
+        pass  # up to the first piece of text
+    conn.sock.close()
+    conn.close()
+    deadline = time.monotonic() + 30
+    while not ended and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ended == ["cancelled"]
+
+
 def test_errors_have_openais_shape_and_status(client, served):
     with pytest.raises(openai.NotFoundError, match="does not exist"):
         client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
