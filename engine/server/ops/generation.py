@@ -56,7 +56,6 @@ def _gen_rows(rows: list[dict]) -> list:
 def generate(ctx: Context, rid: str, args: dict) -> None:
     gen_rows = _gen_rows(generate_rows(args))
     runtime = ctx.runtime(rid)
-    from engine.serving.runtime import DEFAULT_BATCH
 
     decoding = []  # set at the first token: the prefill is over
 
@@ -79,6 +78,9 @@ def generate(ctx: Context, rid: str, args: dict) -> None:
         taken = feed.take(free)
         return _gen_rows(generate_rows({"rows": taken})) if taken else []
 
+    fed = {} if feed is None else {"admit": admit, "row_stop": feed.gone,
+                                   "batch_size": feed.capacity}
+
     # A cancel of this request stops it between tokens (see Scheduler.stoppable), keeping the
     # text so far; during the prefill (thousands of tokens take a minute on a CPU) it stops
     # it between layers, and pings are answered there.
@@ -90,11 +92,8 @@ def generate(ctx: Context, rid: str, args: dict) -> None:
 
         try:
             with layer_breaks(runtime.host.model, between):
-                results = runtime.generate(
-                    gen_rows, on_token=on_token, should_stop=should_stop, on_done=on_done,
-                    admit=admit if feed is not None else None,
-                    row_stop=feed.gone if feed is not None else None,
-                    batch_size=feed.capacity if feed is not None else DEFAULT_BATCH)
+                results = runtime.generate(gen_rows, on_token=on_token,
+                                           should_stop=should_stop, on_done=on_done, **fed)
         except GenerationCancelled:
             results = [GeneratedText(finish_reason="cancelled") for _ in gen_rows]
     stopped = any(r.finish_reason == "cancelled" for r in results)
