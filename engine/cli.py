@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Sequence
 
 from engine import __version__
+from engine.api.engine_target import ENGINE_ENV
 from engine.api.generation import DEFAULT_MAX_INPUT_TOKENS, MAX_INPUT_TOKENS_ENV
 from engine.api.launch import frozen
 from engine.api.threads import THREADS_ENV, threads_setting
@@ -26,6 +27,8 @@ from engine.support.untrusted import terminal_text
 # In the installed app every other command runs on the GPU engine once one is installed; these
 # run in the app itself (the worker's interpreter was already chosen by whoever started it).
 _OWN_COMMANDS = {"gui", "engine", "worker"}
+# The commands that can use a remote engine (--engine); every other one computes here.
+_REMOTE_COMMANDS = {"gui", "worker", "remote", "remote-host"}
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -60,6 +63,14 @@ def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
                                                        DEFAULT_MAX_INPUT_TOKENS)),
                         help="longest input the engine serves, in tokens; longer ones are "
                              f"refused (default {DEFAULT_MAX_INPUT_TOKENS:,})")
+    parser.add_argument("--engine", metavar="ADDRESS", dest="engine_address",
+                        default=default(os.environ.get(ENGINE_ENV) or None),
+                        help="run the engine on another machine: ssh://[user@]host[:port]"
+                             "[/path/to/promptbank] (for `worker`, `gui` and `remote`)")
+    parser.add_argument("--engine-command", metavar="CMD", dest="engine_program",
+                        default=default(None),
+                        help="run the engine through this command, which runs promptbank on "
+                             "the host (its arguments are appended); instead of --engine")
     parser.add_argument("--json", action="store_true", default=default(False),
                         help="print machine-readable JSON")
     parser.add_argument("--debug", action="store_true", default=default(False),
@@ -117,6 +128,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         gui = ["gui", "--examples"] if frozen() else ["gui"]
         args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), *gui])
     try:
+        remote = args.engine_address or args.engine_program
+        if remote and args.command not in _REMOTE_COMMANDS:
+            raise PromptbankError(
+                f"`promptbank {args.command}` computes on this machine; a remote engine "
+                "(--engine) serves the desktop app (`promptbank --engine ADDRESS`) and "
+                "`promptbank --engine ADDRESS worker` for scripts.",
+                hint=f"Leave out --engine (and unset {ENGINE_ENV}) to run it here.")
         if frozen() and args.command not in _OWN_COMMANDS:
             from engine.api.gpu_engine import run_cli
 

@@ -19,11 +19,13 @@ RESULTS: dict[str, type[Payload]] = {name: spec.result for name, spec in OP_SPEC
 PROGRESS: dict[str, type[Payload]] = {cls.KIND: cls for group in GROUPS for cls in group.PROGRESS}
 
 
-def validate_args(op: str, args: dict[str, Any]) -> dict[str, Any]:
-    """The arguments with defaults filled in; ProtocolError names an unknown op or bad arg."""
-    spec = OP_SPECS.get(op)
+def validate_args(op: str, args: dict[str, Any],
+                  specs: dict[str, OpSpec] = OP_SPECS) -> dict[str, Any]:
+    """The arguments with defaults filled in; ProtocolError names an unknown op or bad arg
+    (``specs``: the ops to know, the engine's unless given)."""
+    spec = specs.get(op)
     if spec is None:
-        raise ProtocolError(f"Unknown op '{op}'; known ops: {', '.join(OPS)}.")
+        raise ProtocolError(f"Unknown op '{op}'; known ops: {', '.join(specs)}.")
     known = {a.name: a for a in spec.args}
     for name in args:
         if name not in known:

@@ -24,7 +24,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
 
 @dataclass(frozen=True)
 class Arg:
-    """One argument of an op: JSON type name, whether required, default, allowed values."""
+    """One argument of an op: JSON type name, whether required, default, allowed values,
+    and whether it names a file on the client's machine (``file``)."""
 
     name: str
     type: str
@@ -33,6 +34,9 @@ class Arg:
     choices: tuple[Any, ...] = ()
     minimum: float | None = None
     doc: str = ""
+    #: "in": a file the engine reads; "out": a path the engine writes. A remote engine
+    #: (engine.remote) sends the one to the host first and brings the other back after.
+    file: str = ""
 
     def check(self, op: str, value: Any) -> Any:
         """The value if it fits, else a ProtocolError naming the argument."""
@@ -74,7 +78,8 @@ def task_arg(required: bool = True) -> Arg:
 VERSION_ARG = Arg("version", "int", minimum=1, doc="version number (default: the active one)")
 LABELS_ARG = Arg("labels", "list", doc="label words (classify; default: the data's outputs)")
 DATA_OPTIONS = (
-    Arg("eval", "str", doc="a separate evaluation file (default: hold out eval_fraction)"),
+    Arg("eval", "str", doc="a separate evaluation file (default: hold out eval_fraction)",
+        file="in"),
     Arg("input_column", "str"), Arg("output_column", "str"),
     Arg("eval_fraction", "float", default=0.1, minimum=0.0),
     Arg("seed", "int", default=0, doc="seed of the train/eval split"),

@@ -10,6 +10,9 @@ from engine.api.launch import module_command
 
 def register(sub: argparse._SubParsersAction) -> None:
     worker = sub.add_parser("worker", help="run the engine process (JSON lines on stdin/stdout)")
+    worker.add_argument("--listen", metavar="SOCKET",
+                        help="serve the clients of this Unix socket one at a time instead of "
+                             "stdin/stdout; the work goes on between them (a remote engine)")
     worker.set_defaults(func=cmd_worker)
     gui = sub.add_parser("gui", help="open the desktop app (the default with no command)")
     gui.add_argument("--examples", action="store_true",
@@ -20,6 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from engine.api.engine_target import EngineTarget
+
+    target = EngineTarget.parse(args.engine_address, args.engine_program)
+    if target is not None:
+        from engine.remote.relay import run_relay
+
+        return run_relay(target, args)
     from engine.server.worker import run
 
     return run(args)
@@ -30,6 +40,9 @@ def desktop_argv(args: argparse.Namespace) -> list[str]:
     argv = [*module_command("desktop"), "--model", args.model, "--device", args.device]
     if args.library:
         argv += ["--library", args.library]
+    if args.engine_address or args.engine_program:
+        argv += ["--engine", args.engine_address] if args.engine_address else \
+            ["--engine-command", args.engine_program]
     argv += [f"--{flag}" for flag in ("examples", "check") if getattr(args, flag, False)]
     return argv
 

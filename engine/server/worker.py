@@ -8,11 +8,14 @@ stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import socket
 import sys
 import threading
 import traceback
+from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from engine.api.registry import OP_SPECS, validate_args
@@ -34,6 +37,7 @@ from engine.server.scheduler import (
     one_line,
 )
 from engine.support.faults import release_memory
+from engine.support.stdio import protocol_stdin, protocol_stdout
 
 log = logging.getLogger("promptbank.worker")
 
@@ -46,6 +50,9 @@ class Worker:
         self.out = out
         self._lock = threading.Lock()
         self.client_gone = False
+        self.listening = False
+        """Serving a socket (``listen``): a client that goes away leaves the work running."""
+        self._conn: socket.socket | None = None
         self.ctx = Context(args, self.send)
         self.scheduler = Scheduler(self.send, self.handle,
                                    quick=lambda op: OP_SPECS[op].kind == "quick"
@@ -73,6 +80,9 @@ class Worker:
                 self.out.flush()
             except (BrokenPipeError, ValueError, OSError) as exc:
                 self.client_gone = True
+                if self.listening:
+                    log.info("the client went away (%s); the work goes on", type(exc).__name__)
+                    return
                 log.info("the client went away (%s); stopping", type(exc).__name__)
                 self.scheduler.put(END_OF_INPUT)
 
@@ -99,17 +109,22 @@ class Worker:
 
         A line that cannot be decoded, for whatever reason, is answered as a malformed
         request. If reading itself fails the main loop is told, and the worker exits so its
-        client sees it gone and can start a fresh one.
+        client sees it gone and can start a fresh one. Serving a socket, the end of one
+        client's lines ends nothing: the next client finds the work where it is.
         """
         try:
             for line in read_lines(stream):
                 if line.strip():
                     self.scheduler.put(decode_line(line))
         except BaseException as exc:
+            if self.listening:
+                log.info("a client's connection failed (%s)", one_line(exc))
+                return
             log.error("reading requests failed:\n%s", traceback.format_exc())
             self.scheduler.put(InputFailed(one_line(exc)))
             return
-        self.scheduler.put(END_OF_INPUT)
+        if not self.listening:
+            self.scheduler.put(END_OF_INPUT)
 
     def serve(self, stream: BinaryIO) -> int:
         """Say hello, then serve requests from ``stream`` until shutdown or end of input;
@@ -120,6 +135,44 @@ class Worker:
         reader.start()
         self.scheduler.run()
         return self.scheduler.exit_code
+
+
+    def listen(self, path: Path) -> int:
+        """Serve the clients of a Unix socket at ``path`` until ``shutdown``, one at a time:
+        a new client takes over from the one before, and between clients the work goes on
+        (a remote engine's worker, detached from the connection that started it)."""
+        self.listening = True
+        self.client_gone = True  # events before the first client have nobody to read them
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        path.unlink(missing_ok=True)
+        server.bind(str(path))
+        os.chmod(path, 0o600)
+        server.listen(4)
+        accepting = threading.Thread(target=self._accept, args=(server,), name="accept",
+                                     daemon=True)
+        self.scheduler.input_alive = accepting.is_alive
+        accepting.start()
+        try:
+            self.scheduler.run()
+        finally:
+            path.unlink(missing_ok=True)
+            server.close()
+        return self.scheduler.exit_code
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            conn, _ = server.accept()
+            with self._lock:
+                old, self._conn = self._conn, conn
+                self.out = conn.makefile("w", encoding="utf-8", buffering=1)
+                self.client_gone = False
+            if old is not None:
+                log.info("a new client takes over from the one before")
+                with contextlib.suppress(OSError):
+                    old.shutdown(socket.SHUT_RDWR)
+            self.send(self.ctx.hello().event(""))
+            threading.Thread(target=self.read, args=(conn.makefile("rb"),), name="reader",
+                             daemon=True).start()
 
 
 def decode_line(line: bytes) -> Request | Malformed:
@@ -133,22 +186,10 @@ def decode_line(line: bytes) -> Request | Malformed:
         return Malformed(request_id_of(line), one_line(exc))
 
 
-def protocol_stdout() -> TextIO:
-    """A private handle on the real stdout; fd 1 and ``sys.stdout`` then point at stderr.
-
-    Stray prints (ours or a library's, even from C) can then never corrupt the protocol.
-    """
-    sys.stdout.flush()
-    out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
-    """Serve stdin/stdout until ``shutdown`` or end of input."""
+    """Serve stdin/stdout until ``shutdown`` or end of input (or, given ``--listen``, the
+    clients of that socket until ``shutdown``)."""
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="worker: %(message)s")
-    # A private handle on stdin: the interpreter, exiting, must not wait for the lock of a
-    # stream the reader thread is blocked in (that aborts the process).
-    requests = os.fdopen(os.dup(sys.stdin.fileno()), "rb")
-    return Worker(args, out=protocol_stdout()).serve(requests)
+    if getattr(args, "listen", None):
+        return Worker(args, out=sys.stderr).listen(Path(args.listen))
+    return Worker(args, out=protocol_stdout()).serve(protocol_stdin())

@@ -28,6 +28,15 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir(APP_NAME))
 
 
+def remote_dir() -> Path:
+    """Where a host keeps the copies of its remote users' libraries (``promptbank
+    remote-host``); ``$PROMPTBANK_REMOTE_HOME`` overrides."""
+    env = os.environ.get("PROMPTBANK_REMOTE_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    return Path(platformdirs.user_data_dir(APP_NAME)) / "remote"
+
+
 def resources_dir() -> Path:
     """The shipped resources (examples, icons, the bundled model) next to the packages.
 

@@ -1,0 +1,112 @@
+"""The remote engine through ``--engine-command``: the library here stays the truth, files
+travel by content, results come back bitwise, and a dropped connection loses nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import safetensors.torch
+
+from engine.library import Library
+from engine.library.headers import read_header_metadata
+from engine.server.client import WorkerDied
+from tests.engine.remote.helpers import host_command, start_relay
+from tests.engine.worker_fixtures import start_worker, train_config, write_sentiment
+
+
+@pytest.fixture
+def host_home(tmp_path):
+    return tmp_path / "host"
+
+
+@pytest.fixture
+def engine(host_home):
+    return ["--engine-command", host_command(host_home)]
+
+
+def _create_and_train(client, data, steps: int = 4) -> dict:
+    client.call("create_task", task="sent", kind="classify", data=str(data),
+                labels=["positive", "negative"])
+    return client.call("train", task="sent", config=train_config(steps, seed=3))
+
+
+def _prompt_file(root) -> tuple[str, bytes]:
+    lib = Library(root, read_only=True)
+    try:
+        version = lib.get_version("sent", None)
+        return version.path, lib.read_version_bytes(version)
+    finally:
+        lib.close()
+
+
+def _tensors_and_header(data: bytes) -> tuple[dict, dict]:
+    header = read_header_metadata(data)
+    header.pop("created")  # the one field two runs never share
+    return safetensors.torch.load(data), header
+
+
+def test_a_prompt_trained_remotely_is_bitwise_the_local_one(tiny_model_dir, tmp_path, engine,
+                                                            host_home):
+    data = write_sentiment(tmp_path / "sentiment.jsonl")
+    with start_relay(tiny_model_dir, tmp_path / "remote-lib", engine) as client:
+        remote = _create_and_train(client, data)
+        client.call("shutdown")
+    with start_worker(tiny_model_dir, tmp_path / "local-lib") as client:
+        local = _create_and_train(client, data)
+    assert remote["version"] == local["version"] == 1
+    rel, remote_file = _prompt_file(tmp_path / "remote-lib")
+    host_copy = next(host_home.glob(f"*/library/{rel}")).read_bytes()
+    assert remote_file == host_copy  # the file the host wrote, byte for byte
+    remote_tensors, remote_header = _tensors_and_header(remote_file)
+    local_tensors, local_header = _tensors_and_header(_prompt_file(tmp_path / "local-lib")[1])
+    assert remote_header == local_header
+    assert remote_tensors.keys() == local_tensors.keys()
+    for key, tensor in remote_tensors.items():  # the same seed and device: the same bits
+        assert tensor.numpy().tobytes() == local_tensors[key].numpy().tobytes()
+    lib = Library(tmp_path / "remote-lib", read_only=True)
+    run = lib.list_runs("sent")[0]
+    assert run.status == "done" and lib.run_metrics(run.id)  # the curve came back too
+    lib.close()
+
+
+def test_a_dropped_connection_loses_nothing(tiny_model_dir, tmp_path, engine, host_home):
+    data = write_sentiment(tmp_path / "sentiment.jsonl")
+    root = tmp_path / "lib"
+    client = start_relay(tiny_model_dir, root, engine)
+    client.call("create_task", task="sent", kind="classify", data=str(data),
+                labels=["positive", "negative"])
+    train = client.request("train", {"task": "sent", "config": train_config(60)})
+    next(e for e in train if e.type == "progress" and e.data.get("kind") == "step")
+    agent = subprocess.run(["pgrep", "-P", str(client.proc.pid)], capture_output=True,
+                           text=True).stdout.split()
+    os.kill(int(agent[0]), signal.SIGKILL)  # the connection drops mid-run
+    with pytest.raises(WorkerDied):
+        for _ in train:
+            pass
+    client.proc.wait(30)
+    assert "connection" in client.death_reason()
+    with start_relay(tiny_model_dir, root, engine) as again:
+        deadline = time.monotonic() + 300
+        running = again.call("jobs")["jobs"]
+        assert [(j["op"], j["state"]) for j in running] == [("train", "running")]
+        assert running[0]["step"] > 1  # the run went on on the host meanwhile
+        while again.call("jobs")["jobs"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        again.call("ping")  # a result after the run ended brings its version here
+        again.call("shutdown")
+    lib = Library(root, read_only=True)
+    assert [v.number for v in lib.list_versions("sent")] == [1]
+    assert lib.list_runs("sent")[0].status == "done"
+    lib.close()
+
+
+def test_a_host_without_promptbank_is_named(tiny_model_dir, tmp_path):
+    engine = ["--engine-command",
+              "sh -c 'echo \"sh: 1: promptbank: not found\" >&2; exit 127' --"]
+    with pytest.raises(WorkerDied, match="not installed"):
+        start_relay(tiny_model_dir, tmp_path / "lib", engine, timeout=60)
