@@ -12,8 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     remote = sub.add_parser("remote", help="the remote engine given with --engine: test the "
                             "connection, or delete the host's copy of this library")
     rsub = remote.add_subparsers(dest="remote_action", metavar="ACTION", required=True)
-    check = rsub.add_parser("check", help="connect, bring the host's copy of the library up to "
-                            "date, say what runs there, and disconnect")
+    check = rsub.add_parser("check", help="connect and say what the host has: its Promptbank, "
+                            "its copy of this library, whether a worker runs there")
     check.set_defaults(func=cmd_check)
     forget = rsub.add_parser("forget", help="delete the host's copy of this library (refused "
                              "while its worker runs); the library here stays as it is")
@@ -38,20 +38,15 @@ def _relay(args: argparse.Namespace):
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from engine.api.session import Hello
-    from engine.api.wire import Event
-
     relay = _relay(args)
-    greeting = relay.connect()
+    greeting = relay.open()
     assert relay.upstream
-    first = relay.upstream.events.get(timeout=120)
-    if not isinstance(first, Event):
-        raise relay.upstream.failure()
-    hello = Hello.from_data(first.data)
     relay.upstream.close()
+    last = relay.state.synced.get(relay.target.label)
+    copy = ("none yet" if not greeting.digest else
+            "up to date" if greeting.digest == last else "holds results not collected here")
     found = {"host": relay.target.host, "engine": greeting.engine, "copy": greeting.mirror,
-             "worker": "was running" if greeting.worker else "started now",
-             "model": (hello.model or {}).get("name", "not loaded yet"),
+             "copy_state": copy, "worker": "running" if greeting.worker else "not running",
              "sent_bytes": relay.upstream.sent, "received_bytes": relay.upstream.received}
     emit(args, found)
     return 0

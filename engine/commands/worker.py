@@ -13,6 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     worker.add_argument("--listen", metavar="SOCKET",
                         help="serve the clients of this Unix socket one at a time instead of "
                              "stdin/stdout; the work goes on between them (a remote engine)")
+    worker.add_argument("--idle-exit", type=float, metavar="SECONDS",
+                        help="with --listen: shut down after this long with no client and no "
+                             "work (default 1800)")
     worker.set_defaults(func=cmd_worker)
     gui = sub.add_parser("gui", help="open the desktop app (the default with no command)")
     gui.add_argument("--examples", action="store_true",

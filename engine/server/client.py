@@ -110,6 +110,7 @@ class Client:
         self._writer: IO[bytes] | None = None
         self._alive = False
         self._reader: threading.Thread | None = None
+        self._stderr_reader: threading.Thread | None = None
         self.unsolicited: queue.Queue[Any] = queue.Queue()
         """Events with no waiting request (the hello, errors about malformed lines)."""
 
@@ -140,8 +141,10 @@ class Client:
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=env, cwd=self.cwd)
         assert self.proc.stdin and self.proc.stdout and self.proc.stderr
-        threading.Thread(target=self._read_stderr, args=(self.proc.stderr,), daemon=True,
-                         name="worker-stderr").start()
+        self._stderr_reader = threading.Thread(target=self._read_stderr,
+                                               args=(self.proc.stderr,), daemon=True,
+                                               name="worker-stderr")
+        self._stderr_reader.start()
         self._connect(self.proc.stdin, self.proc.stdout)
 
     def _connect(self, stdin: IO[bytes], stdout: IO[bytes]) -> None:
@@ -158,6 +161,7 @@ class Client:
         except queue.Empty as exc:
             raise WorkerDied("The engine process did not say hello in time.") from exc
         if not isinstance(event, Event) or event.type != "hello":
+            self._settle()
             raise WorkerDied(f"The engine process did not start ({self.death_reason()}).",
                              hint="Run `promptbank worker` by hand to see why.")
         self.hello = event
@@ -208,6 +212,16 @@ class Client:
     def _forget(self, rid: str) -> None:
         with self._lock:
             self._pending.pop(rid, None)
+
+    def _settle(self) -> None:
+        """Give a worker that is ending a moment to exit and finish its log, so the reason
+        given is its last word rather than whatever it had written when its output closed."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+        if self._stderr_reader is not None:
+            self._stderr_reader.join(timeout=2)
 
     def death_reason(self) -> str:
         """Why the worker is gone: exit status and the last lines of its log."""

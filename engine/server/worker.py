@@ -14,6 +14,7 @@ import os
 import socket
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 from typing import BinaryIO, TextIO
@@ -40,6 +41,8 @@ from engine.support.faults import release_memory
 from engine.support.stdio import protocol_stdin, protocol_stdout
 
 log = logging.getLogger("promptbank.worker")
+#: A worker serving a socket (a remote engine's) ends after this long with nothing to do.
+IDLE_EXIT_S = 1800.0
 
 
 class Worker:
@@ -137,10 +140,11 @@ class Worker:
         return self.scheduler.exit_code
 
 
-    def listen(self, path: Path) -> int:
+    def listen(self, path: Path, idle_exit_s: float = IDLE_EXIT_S) -> int:
         """Serve the clients of a Unix socket at ``path`` until ``shutdown``, one at a time:
         a new client takes over from the one before, and between clients the work goes on
-        (a remote engine's worker, detached from the connection that started it)."""
+        (a remote engine's worker, detached from the connection that started it). With no
+        client and no work for ``idle_exit_s`` it shuts down, giving back its memory."""
         self.listening = True
         self.client_gone = True  # events before the first client have nobody to read them
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -152,12 +156,26 @@ class Worker:
                                      daemon=True)
         self.scheduler.input_alive = accepting.is_alive
         accepting.start()
+        threading.Thread(target=self._exit_when_idle, args=(idle_exit_s,), name="idle",
+                         daemon=True).start()
         try:
             self.scheduler.run()
         finally:
             path.unlink(missing_ok=True)
             server.close()
         return self.scheduler.exit_code
+
+    def _exit_when_idle(self, idle_exit_s: float) -> None:
+        idle_since: float | None = None
+        while True:
+            time.sleep(min(30.0, idle_exit_s / 4))
+            idle = (self.client_gone and not self.scheduler.busy()
+                    and self.scheduler.long_op is None)
+            idle_since = (idle_since or time.monotonic()) if idle else None
+            if idle_since is not None and time.monotonic() - idle_since >= idle_exit_s:
+                log.info("no client and no work for %.0f s; shutting down", idle_exit_s)
+                self.scheduler.put(Request("idle", "shutdown", {}))
+                return
 
     def _accept(self, server: socket.socket) -> None:
         while True:
@@ -171,8 +189,15 @@ class Worker:
                 with contextlib.suppress(OSError):
                     old.shutdown(socket.SHUT_RDWR)
             self.send(self.ctx.hello().event(""))
-            threading.Thread(target=self.read, args=(conn.makefile("rb"),), name="reader",
+            threading.Thread(target=self._serve_client, args=(conn,), name="reader",
                              daemon=True).start()
+
+    def _serve_client(self, conn: socket.socket) -> None:
+        with conn.makefile("rb") as stream:
+            self.read(stream)
+        with self._lock:
+            if self._conn is conn:  # not taken over: nobody listens until the next client
+                self.client_gone = True
 
 
 def decode_line(line: bytes) -> Request | Malformed:
@@ -191,5 +216,6 @@ def run(args: argparse.Namespace) -> int:
     clients of that socket until ``shutdown``)."""
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="worker: %(message)s")
     if getattr(args, "listen", None):
-        return Worker(args, out=sys.stderr).listen(Path(args.listen))
+        return Worker(args, out=sys.stderr).listen(Path(args.listen),
+                                                   args.idle_exit or IDLE_EXIT_S)
     return Worker(args, out=protocol_stdout()).serve(protocol_stdin())

@@ -3,12 +3,20 @@ that is this machine through ``--engine-command`` (or a real sshd), with its own
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
-from engine.server.client import Client, worker_argv
+import pytest
+
+from engine.library import Library
+from engine.server.client import Client, WorkerDied, worker_argv
 from tests.conftest import REAL_CACHE, TEST_DEVICE
+from tests.engine.worker_fixtures import train_config, write_sentiment
 
 ENV = {"PROMPTBANK_CACHE": REAL_CACHE, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
@@ -30,3 +38,56 @@ def start_relay(model_dir: Path, library: Path, engine: list[str],
     client = Client(relay_argv(model_dir, library, engine), env=ENV, timeout=timeout)
     client.launch()
     return client
+
+
+def host_program(folder: Path, host_home: Path) -> Path:
+    """A ``promptbank`` program as a host has one installed: this source tree, with the host's
+    folders and no network (an ssh session starts with a fresh environment)."""
+    program = folder / "promptbank"
+    exports = {**ENV, "PROMPTBANK_REMOTE_HOME": str(host_home),
+               "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    lines = ["#!/bin/sh", *(f"export {k}={shlex.quote(v)}" for k, v in exports.items()),
+             f'exec {shlex.quote(sys.executable)} -m engine.cli "$@"']
+    program.write_text("\n".join(lines) + "\n")
+    program.chmod(0o755)
+    return program
+
+
+def drop_then_reconnect(model_dir: Path, tmp_path: Path, engine: list[str]) -> None:
+    """Start a run through the relay, kill the connection under it mid-run, connect again:
+    the run went on on the host and its version and curve come here."""
+    data = write_sentiment(tmp_path / "sentiment.jsonl")
+    root = tmp_path / "lib"
+    client = start_relay(model_dir, root, engine)
+    client.call("create_task", task="sent", kind="classify", data=str(data),
+                labels=["positive", "negative"])
+    train = client.request("train", {"task": "sent", "config": train_config(60)})
+    next(e for e in train if e.type == "progress" and e.data.get("kind") == "step")
+    transport = subprocess.run(["pgrep", "-P", str(client.proc.pid)], capture_output=True,
+                               text=True).stdout.split()
+    os.kill(int(transport[0]), signal.SIGKILL)  # the connection drops mid-run
+    with pytest.raises(WorkerDied):
+        for _ in train:
+            pass
+    client.proc.wait(30)
+    assert "connection" in client.death_reason()
+    with start_relay(model_dir, root, engine) as again:
+        running = again.call("jobs")["jobs"]
+        assert [(j["op"], j["state"]) for j in running] == [("train", "running")]
+        assert running[0]["step"] > 1  # the run went on on the host meanwhile
+        deadline = time.monotonic() + 300
+        while again.call("jobs")["jobs"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        again.call("ping")  # a result after the run ended brings its version here
+        again.call("shutdown")
+    lib = Library(root, read_only=True)
+    assert [v.number for v in lib.list_versions("sent")] == [1]
+    run = lib.list_runs("sent")[0]
+    assert run.status == "done" and len(lib.run_metrics(run.id)) > 1
+    lib.close()
+
+
+def stop_host_workers(host_home: Path) -> None:
+    """End any worker a failed test left running detached on the "host"."""
+    subprocess.run(["pkill", "-f", str(host_home)], check=False)

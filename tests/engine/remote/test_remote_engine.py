@@ -3,24 +3,25 @@ travel by content, results come back bitwise, and a dropped connection loses not
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
-
 import pytest
 import safetensors.torch
 
 from engine.library import Library
 from engine.library.headers import read_header_metadata
 from engine.server.client import WorkerDied
-from tests.engine.remote.helpers import host_command, start_relay
+from tests.engine.remote.helpers import (
+    drop_then_reconnect,
+    host_command,
+    start_relay,
+    stop_host_workers,
+)
 from tests.engine.worker_fixtures import start_worker, train_config, write_sentiment
 
 
 @pytest.fixture
 def host_home(tmp_path):
-    return tmp_path / "host"
+    yield tmp_path / "host"
+    stop_host_workers(tmp_path / "host")
 
 
 @pytest.fixture
@@ -73,36 +74,8 @@ def test_a_prompt_trained_remotely_is_bitwise_the_local_one(tiny_model_dir, tmp_
     lib.close()
 
 
-def test_a_dropped_connection_loses_nothing(tiny_model_dir, tmp_path, engine, host_home):
-    data = write_sentiment(tmp_path / "sentiment.jsonl")
-    root = tmp_path / "lib"
-    client = start_relay(tiny_model_dir, root, engine)
-    client.call("create_task", task="sent", kind="classify", data=str(data),
-                labels=["positive", "negative"])
-    train = client.request("train", {"task": "sent", "config": train_config(60)})
-    next(e for e in train if e.type == "progress" and e.data.get("kind") == "step")
-    agent = subprocess.run(["pgrep", "-P", str(client.proc.pid)], capture_output=True,
-                           text=True).stdout.split()
-    os.kill(int(agent[0]), signal.SIGKILL)  # the connection drops mid-run
-    with pytest.raises(WorkerDied):
-        for _ in train:
-            pass
-    client.proc.wait(30)
-    assert "connection" in client.death_reason()
-    with start_relay(tiny_model_dir, root, engine) as again:
-        deadline = time.monotonic() + 300
-        running = again.call("jobs")["jobs"]
-        assert [(j["op"], j["state"]) for j in running] == [("train", "running")]
-        assert running[0]["step"] > 1  # the run went on on the host meanwhile
-        while again.call("jobs")["jobs"]:
-            assert time.monotonic() < deadline
-            time.sleep(0.5)
-        again.call("ping")  # a result after the run ended brings its version here
-        again.call("shutdown")
-    lib = Library(root, read_only=True)
-    assert [v.number for v in lib.list_versions("sent")] == [1]
-    assert lib.list_runs("sent")[0].status == "done"
-    lib.close()
+def test_a_dropped_connection_loses_nothing(tiny_model_dir, tmp_path, engine):
+    drop_then_reconnect(tiny_model_dir, tmp_path, engine)
 
 
 def test_a_host_without_promptbank_is_named(tiny_model_dir, tmp_path):
