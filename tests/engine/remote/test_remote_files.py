@@ -75,7 +75,7 @@ def test_a_catalogue_that_does_not_match_its_digest_is_refused(tmp_path):
     with pytest.raises(PromptbankError, match="changed in transit"):
         install_catalogue(tmp_path / "a", wrong.data, digest="0" * 64)
     assert [t.name for t in Library(tmp_path / "a").list_tasks()] == ["kept"]
-    with pytest.raises(PromptbankError, match="not a readable SQLite|damaged"):
+    with pytest.raises(PromptbankError, match=r"not a readable SQLite|damaged"):
         install_catalogue(tmp_path / "a", b"not a database at all" * 100)
     assert [t.name for t in Library(tmp_path / "a").list_tasks()] == ["kept"]
 

@@ -59,5 +59,5 @@ def test_a_host_without_promptbank_is_named(tiny_model_dir, tmp_path, sshd, monk
 
 def test_a_host_that_cannot_be_reached_is_named(tiny_model_dir, tmp_path):
     engine = ["--engine", "ssh://127.0.0.1:9"]
-    with pytest.raises(WorkerDied, match="Could not connect to 127.0.0.1"):
+    with pytest.raises(WorkerDied, match=r"Could not connect to 127\.0\.0\.1"):
         start_relay(tiny_model_dir, tmp_path / "lib", engine, timeout=60)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 import time
+from pathlib import Path
 
 from engine.api.wire import Request, decode_event
 from engine.server.client import worker_argv
 from tests.conftest import REAL_CACHE, TEST_DEVICE
+
+SOURCE = Path(__file__).resolve().parents[3]
 
 
 def _connect(path):
@@ -31,8 +33,8 @@ def test_a_new_client_takes_over_and_an_idle_worker_ends(tiny_model_dir, tmp_pat
     proc = subprocess.Popen([*argv, "--listen", str(path), "--idle-exit", "2"],
                             stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={"PROMPTBANK_CACHE": REAL_CACHE, "HF_HUB_OFFLINE": "1",
-                                 "PATH": "/usr/bin:/bin", "PYTHONPATH": sys.path[0]})
-    first, first_events = _connect(path)
+                                 "PATH": "/usr/bin:/bin", "PYTHONPATH": str(SOURCE)})
+    _first, first_events = _connect(path)
     assert decode_event(first_events.readline()).type == "hello"
     second, second_events = _connect(path)
     assert decode_event(second_events.readline()).type == "hello"
