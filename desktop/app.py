@@ -17,6 +17,7 @@ from desktop.crash_log import CrashLog
 from desktop.main_window import MainWindow
 from desktop.session import Session
 from desktop.settings.dialog import BASES
+from desktop.settings.remote_panel import ADDRESS_KEY
 from engine.api import gpu_engine as engine_env
 from engine.api.session import ModelDescription
 from engine.library.examples import examples_dir
@@ -27,6 +28,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", default=None)
     parser.add_argument("--device", default=None)
     parser.add_argument("--library")
+    parser.add_argument("--engine", help="ssh://[user@]host[:port][/path/to/promptbank]: run "
+                        "the engine there")
     parser.add_argument("--examples", action="store_true",
                         help="fill an empty library with the shipped examples (the engine "
                         "does it once it has started)")
@@ -73,9 +76,12 @@ def build(args: argparse.Namespace, settings: QSettings) -> MainWindow:
     engine = EngineProcess([], python=gpu.python if gpu.ready else None)
     examples = examples_dir() if args.examples else None
     quantize = str(settings.value("engine/quantize", "") or "")
+    address = args.engine if args.engine is not None else \
+        str(settings.value(ADDRESS_KEY, "") or "")
     session = Session(engine, library, model_spec=model, device=device, examples=examples,
                       threads=engine_threads(settings),
-                      quantize=quantize if quantize in {value for _, value in BASES} else "")
+                      quantize=quantize if quantize in {value for _, value in BASES} else "",
+                      engine_address=address)
     engine.worker_args = session.worker_args()
     return MainWindow(session, settings=settings)
 

@@ -46,9 +46,11 @@ class Session(QObject):
     def __init__(self, engine: EngineProcess, library_root: Path | str | None,
                  model_spec: str = "default", device: str = "auto",
                  parent: QObject | None = None, *, examples: Path | None = None,
-                 threads: int = 0, quantize: str = "") -> None:
+                 threads: int = 0, quantize: str = "", engine_address: str = "") -> None:
         super().__init__(parent)
         self.engine = engine
+        self.engine_address = engine_address
+        """ssh://… of the host the engine runs on ("" for this computer)."""
         self.model_spec = model_spec
         self.device = device
         self.quantize = quantize  # "" (full precision), "8bit" or "4bit": the base's weights
@@ -73,7 +75,8 @@ class Session(QObject):
         return ["--model", self.model_spec, "--device", self.device,
                 *(["--quantize", self.quantize] if self.quantize else []),
                 "--library", str(self.library.root),
-                "--threads", str(self.threads) if self.threads else "shared"]
+                "--threads", str(self.threads) if self.threads else "shared",
+                *(["--engine", self.engine_address] if self.engine_address else [])]
 
     def open_library(self, root: Path | str) -> None:
         """Switch to another library folder and restart the engine on it."""
@@ -92,6 +95,12 @@ class Session(QObject):
         """Run the worker on the GPU engine's ``python``, or with None on the CPU engine."""
         self.engine.python = python
         self.engine.fallback_reason = ""
+        self.engine.restart(self.worker_args())
+
+    def use_remote(self, address: str) -> None:
+        """Run the engine on the host at ``address`` (ssh://…), or with "" on this computer."""
+        self.engine_address = address
+        self.set_model(None)
         self.engine.restart(self.worker_args())
 
     def set_model(self, model: ModelDescription | None, error: str = "") -> None:

@@ -16,6 +16,9 @@ from tests.tiny_model import build_tiny_model  # noqa: E402
 #: The device the engine tests run on (``make test-gpu`` sets ``cuda``). Hosts load in float32
 #: there too, so exactness tests check the same tolerances on every device; the ``*_bf16``
 #: fixtures give the bfloat16 forms.
+# A real sshd for the remote engine's tests (engine and desktop), as the fixture ``sshd``.
+pytest_plugins = ["tests.engine.remote.sshd"]
+
 TEST_DEVICE = os.environ.get("PROMPTBANK_TEST_DEVICE", "cpu")
 
 

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from desktop.session import Session
 from desktop.settings.engine_panel import EnginePanel
 from desktop.settings.model_panel import ModelPanel
+from desktop.settings.remote_panel import RemotePanel
 from engine.api.session import ModelDescription
 from engine.api.threads import cores, shared_threads
 
@@ -81,8 +82,11 @@ class SettingsDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         self.engine = EnginePanel(session)
+        self.remote = RemotePanel(session, self.settings)
         engine_box = QGroupBox("Engine")
-        QVBoxLayout(engine_box).addWidget(self.engine)
+        engine_layout = QVBoxLayout(engine_box)
+        engine_layout.addWidget(self.remote)
+        engine_layout.addWidget(self.engine)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(engine_box, 1)

@@ -6,6 +6,7 @@ import argparse
 import os
 
 from engine.api.launch import module_command
+from engine.errors import PromptbankError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,9 +44,11 @@ def desktop_argv(args: argparse.Namespace) -> list[str]:
     argv = [*module_command("desktop"), "--model", args.model, "--device", args.device]
     if args.library:
         argv += ["--library", args.library]
-    if args.engine_address or args.engine_program:
-        argv += ["--engine", args.engine_address] if args.engine_address else \
-            ["--engine-command", args.engine_program]
+    if args.engine_program:
+        raise PromptbankError("The desktop app takes a remote engine as --engine ADDRESS "
+                              "(ssh://…), not --engine-command.")
+    if args.engine_address:
+        argv += ["--engine", args.engine_address]
     argv += [f"--{flag}" for flag in ("examples", "check") if getattr(args, flag, False)]
     return argv
 

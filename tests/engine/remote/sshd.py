@@ -73,3 +73,12 @@ def start_sshd(folder: Path) -> tuple[Sshd, subprocess.Popen]:
         "  IdentitiesOnly yes", "  StrictHostKeyChecking no",
         "  UserKnownHostsFile /dev/null", "  LogLevel ERROR", ""]))
     return Sshd("promptbank-test", client_config), proc
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """A real sshd for this test module (skipped, saying why, where none can run)."""
+    server, proc = start_sshd(tmp_path_factory.mktemp("sshd"))
+    yield server
+    proc.terminate()
+    proc.wait(10)

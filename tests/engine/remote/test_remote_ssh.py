@@ -13,16 +13,7 @@ from tests.engine.remote.helpers import (
     start_relay,
     stop_host_workers,
 )
-from tests.engine.remote.sshd import start_sshd
 from tests.engine.worker_fixtures import train_config, write_sentiment
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
-    server, proc = start_sshd(tmp_path_factory.mktemp("sshd"))
-    yield server
-    proc.terminate()
-    proc.wait(10)
 
 
 @pytest.fixture
