@@ -69,6 +69,16 @@ def test_bench_worker_fields(tiny_model_dir):
     assert out["train_micro_batch"] == 2 and out["train_steps_timed"] >= 6
 
 
+def test_bench_remote_trains_both_ways_and_counts_the_bytes(tiny_model_dir):
+    out = bench(tiny_model_dir, "remote", "--steps", "2", "--rows", "60")
+    for side in ("local", "remote"):
+        assert out[side]["train_s"] > 0 and out[side]["total_s"] > out[side]["train_s"]
+    # The dataset crossed once (base64 in JSON lines) and the trained version came back.
+    assert out["remote"]["bytes_sent"] > out["dataset_bytes"]
+    assert out["remote"]["bytes_received"] > 0
+    assert out["train_overhead"] > 0 and "engine.cli" in out["remote"]["engine"]
+
+
 @pytest.mark.parametrize("name", ["quality"])
 def test_bench_on_real_data_skips_cleanly_without_it(tiny_model_dir, tmp_path, name):
     out = bench(tiny_model_dir, name, "--data", str(tmp_path / "absent"))
