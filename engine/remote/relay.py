@@ -473,6 +473,8 @@ class Relay:
 
     def _finish(self, event: Event) -> Event:
         forwarded = self.requests.pop(event.id, None)
+        if forwarded is not None and forwarded.op == "shutdown" and event.type == "result":
+            self.client_done = True  # the host's worker ends as asked: no connection lost
         try:
             if forwarded is not None and event.type == "result":
                 for host, local in forwarded.outputs:

@@ -56,6 +56,7 @@ def test_a_prompt_trained_remotely_is_bitwise_the_local_one(tiny_model_dir, tmp_
     with start_relay(tiny_model_dir, tmp_path / "remote-lib", engine) as client:
         remote = _create_and_train(client, data)
         client.call("shutdown")
+        assert client.proc.wait(30) == 0  # the host's worker ended as asked, and the relay
     with start_worker(tiny_model_dir, tmp_path / "local-lib") as client:
         local = _create_and_train(client, data)
     assert remote["version"] == local["version"] == 1
