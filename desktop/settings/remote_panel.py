@@ -72,12 +72,18 @@ class RemotePanel(QWidget):
         EngineTarget.parse(text)
         return text
 
-    def check(self) -> None:
-        """Test the connection in the background (``promptbank remote check``)."""
+    def _chosen_or_say(self) -> str | None:
+        """:meth:`chosen`, or None after saying why the address is unusable."""
         try:
-            address = self.chosen()
+            return self.chosen()
         except PromptbankError as exc:
             self._show(str(exc), error=True)
+            return None
+
+    def check(self) -> None:
+        """Test the connection in the background (``promptbank remote check``)."""
+        address = self._chosen_or_say()
+        if address is None:
             return
         if not address:
             self._show("The engine runs on this computer; there is nothing to reach.")
@@ -114,10 +120,8 @@ class RemotePanel(QWidget):
 
     def apply(self) -> None:
         """Run the engine at the chosen place (restarting it) and remember the host."""
-        try:
-            address = self.chosen()
-        except PromptbankError as exc:
-            self._show(str(exc), error=True)
+        address = self._chosen_or_say()
+        if address is None:
             return
         if address:
             hosts = [address, *(h for h in self.remembered() if h != address)][:REMEMBERED]
