@@ -14,6 +14,7 @@ from PySide6.QtCore import QObject, Signal
 from desktop.run_metrics import MetricSeries, Points, metric_series
 from desktop.session import Session
 from engine.api.payload import Payload
+from engine.api.session import JobsListing
 from engine.api.training import (
     EvalProgress,
     JobOutcome,
@@ -26,6 +27,9 @@ from engine.errors import PromptbankError
 from engine.library.pending import PendingJob, PendingJobs
 
 ACTIVE = ("queued", "running")
+#: The engine's job ops, and the kind of job each is to the desktop.
+JOB_KINDS = {"train": "train", "continue": "continue", "resume": "resume",
+             "train_joint": "joint", "universal": "universal"}
 #: Statuses after which a run can be resumed from its checkpoint.
 RESUMABLE = ("cancelled", "interrupted")
 
@@ -177,16 +181,38 @@ class JobTracker(QObject):
             self.session.sig_notice.emit(f"The job queue could not be saved: {exc}")
 
     def _on_engine_state(self, state: str, _detail: str) -> None:
+        if state == "ready" and self.session.engine_address:
+            # A remote engine's runs go on while the connection is down: follow them again.
+            self.session.op("jobs").on_success(self.follow_running).run()
         if state == "ready" and not self._restored:
             self._restored = True
             self.restore_pending()
+
+    def follow_running(self, listing: JobsListing) -> list[JobState]:
+        """Follow the engine's queued and running jobs this session does not hear from (a
+        remote engine reached again after a dropped connection); the jobs now followed."""
+        followed = []
+        for line in listing.jobs:
+            if line.op not in JOB_KINDS or any(
+                    j.active and j.request_id == line.job for j in self.jobs):
+                continue
+            job = next((j for j in self.jobs if line.run_id is not None
+                        and j.run_id == line.run_id), None)
+            if job is None:
+                job = JobState(task=line.task, kind=JOB_KINDS[line.op], run_id=line.run_id,
+                               tasks=list(line.tasks) if len(line.tasks) > 1 else [])
+                self.jobs.append(job)
+            job.status, job.message, job.ended_at = line.state, "", None
+            self._follow(job, "watch", {"job": line.job})
+            followed.append(job)
+        return followed
 
     def restore_pending(self) -> int:
         """Queue again the jobs the last session left pending; how many there were."""
         store = PendingJobs(self.session.library.root)
         jobs = store.read()
         for pending in jobs:
-            kind = {"train_joint": "joint", "continue": "continue"}.get(pending.op, pending.op)
+            kind = JOB_KINDS.get(pending.op, pending.op)
             job = JobState(task=pending.task, kind=kind,
                            tasks=list(pending.args.get("tasks", [])),
                            run_id=pending.args.get("run_id"))
@@ -238,6 +264,10 @@ class JobTracker(QObject):
     def _send(self, job: JobState, op: str, args: dict) -> None:
         job.op, job.args = op, dict(args)
         self.jobs.append(job)
+        self._follow(job, op, args)
+
+    def _follow(self, job: JobState, op: str, args: dict) -> None:
+        """Send ``op`` and let its events drive ``job``."""
         operation = (self.session.op(op, args)
                      .on_progress(lambda p: self._progress(job, p))
                      .on_success(lambda outcome: self._done(job, outcome))
@@ -338,6 +368,9 @@ class JobTracker(QObject):
         self.session.notify_library_changed()
 
     def _on_crash(self, reason: str) -> None:
+        if self.session.engine_address:
+            reason = (f"{reason}. On the engine's host the run goes on; restarting the engine "
+                      "connects again and follows it")
         for job in self.jobs:
             if job.active:
                 # The run keeps its last checkpoint: that is an interruption, not a failure.

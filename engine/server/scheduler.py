@@ -274,6 +274,19 @@ class Scheduler:
         return (self.find(rid) is not None or rid in self.stoppable_requests
                 or (self.long_op is not None and self.long_op["job"] == rid))
 
+    def watch(self, job_id: str, rid: str) -> None:
+        """Send a job's events under ``rid`` from now on, starting with where it stands."""
+        entry = self.find(job_id)
+        if entry is None:
+            raise PromptbankError(f"No job '{job_id}' is queued or running; a job that ended "
+                                  "has its results in the library.",
+                                  hint="List them with the 'jobs' op.")
+        entry.id = rid
+        if entry.job is None:
+            self.send(Queued(position=self.jobs.index(entry), task=entry.task).event(rid))
+        else:
+            self.send(Started(task=entry.task, **entry.job.describe()).event(rid))
+
     def find(self, job_id: str) -> JobEntry | None:
         return next((e for e in self.jobs if e.id == job_id), None)
 

@@ -161,5 +161,10 @@ def rank_starts(ctx: Context, rid: str, args: dict) -> None:
     ctx.scheduler.run_long(rid, "rank_starts", task or str(data), work)
 
 
+def watch(ctx: Context, rid: str, args: dict) -> None:
+    ctx.scheduler.watch(args["job"], rid)
+
+
 HANDLERS = {"train": train, "plan": plan, "continue": continue_training, "resume": resume,
+            "watch": watch,
             "train_joint": train_joint, "universal": universal, "rank_starts": rank_starts}

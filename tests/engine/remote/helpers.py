@@ -8,7 +8,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -75,11 +74,11 @@ def drop_then_reconnect(model_dir: Path, tmp_path: Path, engine: list[str]) -> N
         running = again.call("jobs")["jobs"]
         assert [(j["op"], j["state"]) for j in running] == [("train", "running")]
         assert running[0]["step"] > 1  # the run went on on the host meanwhile
-        deadline = time.monotonic() + 300
-        while again.call("jobs")["jobs"]:
-            assert time.monotonic() < deadline
-            time.sleep(0.5)
-        again.call("ping")  # a result after the run ended brings its version here
+        follow = again.request("watch", {"job": running[0]["job"]})
+        first = follow.next_event(60)
+        assert first.data["kind"] == "started" and first.data["step"] >= running[0]["step"]
+        outcome = follow.result()  # the run's own result, after its version came here
+        assert (outcome["status"], outcome["version"]) == ("done", 1)
         again.call("shutdown")
     lib = Library(root, read_only=True)
     assert [v.number for v in lib.list_versions("sent")] == [1]
