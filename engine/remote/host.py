@@ -3,8 +3,8 @@ through ssh on the GPU host.
 
 It keeps this library's copy on the host (``remote_dir()/<library id>``), takes files in and
 gives them out by content, and passes the engine's own lines to and from the host's worker.
-The worker is started detached and serves a Unix socket, so a dropped connection stops no
-training: the next agent finds the worker where it is.
+The workers (``engine.remote.workers``: one per GPU) are started detached and serve Unix
+sockets, so a dropped connection stops no training: the next agent finds them where they are.
 """
 
 from __future__ import annotations
@@ -13,17 +13,11 @@ import hashlib
 import os
 import re
 import shutil
-import socket
-import subprocess
-import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from engine import __version__
-from engine.api.engine_target import ENGINE_ENV
-from engine.api.launch import child_env, module_command
 from engine.api.payload import Payload
 from engine.api.registry import validate_args
 from engine.api.wire import (
@@ -60,11 +54,11 @@ from engine.remote.protocol import (
     decode_bytes,
     encode_bytes,
 )
+from engine.remote.workers import WorkerPool
 from engine.support.fileio import sha256_file
 from engine.support.paths import remote_dir
 
 LIBRARY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{7,63}")
-WORKER_START_S = 120.0
 class HostAgent:
     """One connection's agent: the host copy of one library and the way to its worker."""
 
@@ -76,13 +70,9 @@ class HostAgent:
         self.options = options
         self.out = out
         self._lock = threading.Lock()
-        self._conn: socket.socket | None = None
         self.hashes = FileHashes(self.library)
-        digest = hashlib.sha256(str(self.mirror).encode()).hexdigest()[:20]
-        # AF_UNIX paths are short (about 100 bytes), so the socket lives in a short folder of
-        # this user's own, named for the copy it serves.
-        self.socket_path = Path(tempfile.gettempdir()) / f"promptbank-{os.getuid()}" / \
-            f"{digest}.sock"
+        self.pool = WorkerPool(self.mirror, self.library, options, self.send_raw)
+        self.attached = False
 
     # --- lines ---------------------------------------------------------------------------
 
@@ -101,13 +91,11 @@ class HostAgent:
         relay's input ends (the connection closed)."""
         self.mirror.mkdir(parents=True, exist_ok=True)
         self.send(HostHello(engine=__version__, protocol=PROTOCOL_VERSION,
-                            mirror=str(self.mirror), worker=self.worker_alive(),
+                            mirror=str(self.mirror), worker=self.pool.alive(),
                             digest=catalogue_digest(self.library)).event(GREETING_ID))
         for line in read_lines(stream):
             if line.strip():
                 self.handle(line)
-        if self._conn is not None:
-            self._conn.close()
         return 0
 
     def handle(self, line: bytes) -> None:
@@ -117,11 +105,11 @@ class HostAgent:
         except ProtocolError:
             req = None
         if req is None or not req.op.startswith(PREFIX):
-            if self._conn is None:
-                rid = req.id if req is not None else ""
-                self.send(error(rid, "The host's engine is not attached yet."))
+            if req is None or not self.attached:
+                what = "is not attached yet" if req is not None else "got an unreadable line"
+                self.send(error(req.id if req is not None else "", f"The host's engine {what}."))
                 return
-            self._conn.sendall(line if line.endswith(b"\n") else line + b"\n")
+            self.pool.route(req)
             return
         try:
             args = validate_args(req.op, req.args, protocol.SPECS)
@@ -174,7 +162,7 @@ class HostAgent:
         return Stored(rel, received, True)
 
     def op_catalogue(self, data: str, sha256: str) -> Payload:
-        if self.worker_alive():
+        if self.pool.alive():
             raise PromptbankError("The host's worker is running on its copy of this library, "
                                   "so the copy cannot be replaced now.",
                                   hint="Wait for its runs to end, or stop it.")
@@ -223,59 +211,15 @@ class HostAgent:
         return Listing({p.relative_to(path).as_posix(): sha256_file(p) for p in files})
 
     def op_forget(self) -> Payload:
-        if self.worker_alive():
+        if self.pool.alive():
             raise PromptbankError("The host's worker is running on its copy of this library; "
                                   "it was kept.", hint="Stop the worker first.")
         shutil.rmtree(self.mirror, ignore_errors=True)
         return Forgotten(str(self.mirror))
 
-    # --- the worker ----------------------------------------------------------------------
-
-    def worker_alive(self) -> bool:
-        """Whether a worker serves this copy's socket now."""
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-                probe.settimeout(5)
-                probe.connect(str(self.socket_path))
-            return True
-        except OSError:
-            return False
+    # --- the workers -------------------------------------------------------------------
 
     def op_attach(self) -> Payload:
-        started = not self.worker_alive()
-        if started:
-            self._start_worker()
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        conn.connect(str(self.socket_path))
-        self._conn = conn
-        threading.Thread(target=self._pass_events, args=(conn,), name="worker-events",
-                         daemon=True).start()
+        started = self.pool.attach()
+        self.attached = True
         return Attached(started)
-
-    def _start_worker(self) -> None:
-        self.socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.library.mkdir(parents=True, exist_ok=True)
-        log_path = self.mirror / "worker.log"
-        argv = [*module_command("engine.cli"), "--library", str(self.library), *self.options,
-                "worker", "--listen", str(self.socket_path)]
-        env = child_env()
-        env.pop(ENGINE_ENV, None)  # this worker computes here, whatever the host's default
-        with log_path.open("ab") as log:
-            # A session of its own: the worker outlives this agent and the ssh connection.
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                    env=env, start_new_session=True)
-        deadline = time.monotonic() + WORKER_START_S
-        while not self.worker_alive():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
-                raise PromptbankError("The host's worker did not start: "
-                                      f"{' | '.join(tail) or 'it wrote nothing'}.",
-                                      hint=f"Its log on the host is {log_path}.")
-            time.sleep(0.1)
-
-    def _pass_events(self, conn: socket.socket) -> None:
-        with conn.makefile("rb") as stream:
-            for line in read_lines(stream):
-                self.send_raw(line)
-        # The worker ended or another client took over: this connection is done.
-        os._exit(0)

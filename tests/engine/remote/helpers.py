@@ -20,10 +20,11 @@ from tests.engine.worker_fixtures import train_config, write_sentiment
 ENV = {"PROMPTBANK_CACHE": REAL_CACHE, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
-def host_command(host_home: Path) -> str:
-    """The engine command of a host whose copies of libraries live in ``host_home``."""
-    return shlex.join(["env", f"PROMPTBANK_REMOTE_HOME={host_home}", sys.executable, "-m",
-                       "engine.cli"])
+def host_command(host_home: Path, workers: int = 1) -> str:
+    """The engine command of a host whose copies of libraries live in ``host_home``, running
+    ``workers`` workers per library (as a host with that many GPUs does)."""
+    return shlex.join(["env", f"PROMPTBANK_REMOTE_HOME={host_home}",
+                       f"PROMPTBANK_WORKERS={workers}", sys.executable, "-m", "engine.cli"])
 
 
 def relay_argv(model_dir: Path, library: Path, engine: list[str]) -> list[str]:

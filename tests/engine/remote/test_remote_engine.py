@@ -3,6 +3,9 @@ travel by content, results come back bitwise, and a dropped connection loses not
 
 from __future__ import annotations
 
+import subprocess
+import time
+
 import pytest
 import safetensors.torch
 
@@ -84,3 +87,31 @@ def test_a_host_without_promptbank_is_named(tiny_model_dir, tmp_path):
               "sh -c 'echo \"sh: 1: promptbank: not found\" >&2; exit 127' --"]
     with pytest.raises(WorkerDied, match="not installed"):
         start_relay(tiny_model_dir, tmp_path / "lib", engine, timeout=60)
+
+
+def test_jobs_spread_over_the_hosts_workers(tiny_model_dir, tmp_path, host_home):
+    engine = ["--engine-command", host_command(host_home, workers=2)]
+    data = write_sentiment(tmp_path / "sentiment.jsonl")
+    with start_relay(tiny_model_dir, tmp_path / "lib", engine) as client:
+        for task in ("one", "two"):
+            client.call("create_task", task=task, kind="classify", data=str(data),
+                        labels=["positive", "negative"])
+        runs = [client.request("train", {"task": task, "config": train_config(30)})
+                for task in ("one", "two")]
+        for run in runs:  # both started: neither waits behind the other
+            next(e for e in run if e.type == "progress" and e.data.get("kind") == "started")
+        listing = client.call("jobs")["jobs"]
+        assert sorted((j["task"], j["state"]) for j in listing) == [("one", "running"),
+                                                                    ("two", "running")]
+        assert sorted(j["worker"] for j in listing) == [0, 1]
+        assert [run.result()["version"] for run in runs] == [1, 1]
+        client.call("shutdown")  # every worker ends
+        assert client.proc.wait(30) == 0
+    lib = Library(tmp_path / "lib", read_only=True)
+    assert {t.name: len(lib.list_versions(t.name)) for t in lib.list_tasks()} == {"one": 1,
+                                                                                 "two": 1}
+    lib.close()
+    deadline = time.monotonic() + 30
+    while subprocess.run(["pgrep", "-f", f"{host_home}/"]).returncode == 0:
+        assert time.monotonic() < deadline, "a worker outlived the shutdown"
+        time.sleep(0.2)
