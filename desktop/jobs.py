@@ -62,6 +62,7 @@ class JobState:
     metric_name: str = ""
     eval_n: int = 0
     version: int | None = None
+    gpu: str | None = None  # on a remote engine's host with several GPUs: the one it runs on
     outcome: JobOutcome | None = None
     message: str = ""
     request_id: str = ""
@@ -205,7 +206,36 @@ class JobTracker(QObject):
             job.status, job.message, job.ended_at = line.state, "", None
             self._follow(job, "watch", {"job": line.job})
             followed.append(job)
+        self._place(listing)
+        self._settle_ended(listing)
         return followed
+
+    def _settle_ended(self, listing: JobsListing) -> None:
+        """Jobs cut off by a dropped connection whose runs ended on the host meanwhile: their
+        end, as the library (brought up to date on connecting) records it."""
+        listed = {run for line in listing.jobs for run in (line.run_id, *line.run_ids)}
+        for job in self.jobs:
+            if job.status != "interrupted" or job.run_id is None or job.run_id in listed:
+                continue
+            try:
+                run = self.session.library.get_run(job.run_id)
+                version = (self.session.library.version_by_id(run.version_id)
+                           if run.version_id is not None else None)
+            except PromptbankError:
+                continue
+            if run.status == "done":
+                job.status, job.message = "done", ""
+                job.version = version.number if version is not None else None
+                job.step = job.total or job.step
+                self._end(job)
+
+    def _place(self, listing: JobsListing) -> None:
+        """Note the GPU each listed job runs on (a remote host with several)."""
+        for line in listing.jobs:
+            for job in self.jobs:
+                if job.active and job.request_id == line.job and job.gpu != line.gpu:
+                    job.gpu = line.gpu
+                    self.sig_job_changed.emit(job)
 
     def restore_pending(self) -> int:
         """Queue again the jobs the last session left pending; how many there were."""
@@ -308,6 +338,8 @@ class JobTracker(QObject):
         self.sig_job_changed.emit(job)
 
     def _started(self, job: JobState, started: Started) -> None:
+        if self.session.engine_address:  # which of the host's GPUs took it
+            self.session.op("jobs").on_success(self._place).run()
         job.status = "running"
         job.run_id = started.run_id if started.run_id is not None else job.run_id
         job.step = job.start_step = started.step

@@ -114,6 +114,10 @@ class JobLine(Payload):
     total: int = 0
     run_ids: list[int] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
+    worker: int | None = None
+    """On a remote engine with several workers: which one holds the job."""
+    gpu: str | None = None
+    """…and the GPU that worker runs on (its CUDA device number on the host)."""
 
 
 @dataclass

@@ -119,7 +119,8 @@ def job_text(job: JobState) -> str:
         status = f"queued, {job.queue_position} ahead"
     if job.active and job.cancelling:
         status = "cancelling…"
-    return f"{STATUS_MARK.get(job.status, '')} {job.task} · {job.kind} · {status}"
+    where = f" · GPU {job.gpu}" if job.gpu is not None and job.active else ""
+    return f"{STATUS_MARK.get(job.status, '')} {job.task} · {job.kind} · {status}{where}"
 
 
 class TrainingPage(Page):

@@ -9,7 +9,9 @@ import subprocess
 
 import pytest
 
-from desktop.jobs import JobTracker
+from desktop.jobs import JobState, JobTracker
+from desktop.pages.training.page import job_text
+from engine.api.session import JobLine, JobsListing
 from tests.desktop.conftest import ENGINE_START_MS
 from tests.desktop.settings.test_gpu_engine_panel import session_on, wait_ready
 from tests.engine.remote.helpers import host_program, stop_host_workers
@@ -37,7 +39,7 @@ def test_a_run_is_followed_again_after_the_connection_drops(qtbot, tiny_model_di
                                "data": str(write_sentiment(tmp_path / "s.jsonl"))}
                ).on_success(created.append).run()
     qtbot.waitUntil(lambda: bool(created), timeout=ENGINE_START_MS)
-    job = tracker.start("sent", train_config(60))
+    job = tracker.start("sent", train_config(200))
     qtbot.waitUntil(lambda: job.step >= 1, timeout=ENGINE_START_MS)
     ssh = subprocess.run(["pgrep", "-P", str(session.engine.pid())], capture_output=True,
                          text=True).stdout.split()
@@ -45,9 +47,44 @@ def test_a_run_is_followed_again_after_the_connection_drops(qtbot, tiny_model_di
     qtbot.waitUntil(lambda: not job.active, timeout=ENGINE_START_MS)
     assert job.status == "interrupted" and "the run goes on" in job.message
     session.engine.start()  # the user restarts the engine: it connects again
-    qtbot.waitUntil(lambda: job.active, timeout=ENGINE_START_MS)
-    assert job.message == "" and job in tracker.jobs and len(tracker.jobs) == 1
+    # The run is followed again (or, had it ended meanwhile, its end read from the library).
+    qtbot.waitUntil(lambda: job.active or job.status == "done", timeout=ENGINE_START_MS)
+    assert job.message == "" and tracker.jobs == [job]
     qtbot.waitUntil(lambda: job.status == "done", timeout=4 * ENGINE_START_MS)
-    assert job.version == 1 and job.step == 60
+    assert job.version == 1 and job.step == 200
     assert [v.number for v in session.library.list_versions("sent")] == [1]
     session.engine.stop()
+
+
+def test_a_job_says_which_of_the_hosts_gpus_runs_it(tiny_model_dir, tmp_path):
+    session = session_on(tiny_model_dir, tmp_path / "library")
+    tracker = JobTracker(session)
+    job = JobState(task="sent", status="running", request_id="r7")
+    tracker.jobs.append(job)
+    tracker.follow_running(JobsListing([JobLine(job="r7", op="train", task="sent",
+                                                state="running", worker=1, gpu="1")]))
+    assert job.gpu == "1" and tracker.jobs == [job]  # its own job: placed, not followed twice
+    assert job_text(job).endswith("· GPU 1")
+    job.status = "done"
+    assert "GPU" not in job_text(job)
+
+
+def test_a_run_that_ended_while_disconnected_shows_its_end(tiny_model_dir, tiny_host, tmp_path):
+    from engine.library import Library
+    from tests.engine.worker_fixtures import make_library
+
+    make_library(tmp_path / "library", tiny_host)  # "sent" has a version 1
+    lib = Library(tmp_path / "library")
+    run = lib.create_run("sent", {})
+    lib.finish_run(run.id, "done", version_id=lib.get_version("sent", 1).id)
+    session = session_on(tiny_model_dir, tmp_path / "library")
+    tracker = JobTracker(session)
+    job = JobState(task="sent", status="interrupted", run_id=run.id, total=40, step=12,
+                   message="Interrupted: the connection was lost.")
+    tracker.jobs.append(job)
+    finished = []
+    tracker.sig_job_finished.connect(finished.append)
+    tracker.follow_running(JobsListing([]))  # the host runs nothing any more
+    assert (job.status, job.version, job.step, job.message) == ("done", 1, 40, "")
+    assert finished == [job]
+
