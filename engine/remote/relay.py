@@ -393,9 +393,9 @@ class Relay:
             for line in read_lines(stream):
                 if line.strip():
                     self._forward(line)
-        except PromptbankError as exc:
-            print(f"promptbank: error: {exc}", file=sys.stderr, flush=True)
-        self.client_done = True
+        except PromptbankError:
+            return  # the connection failed; the event loop ends and says why
+        self.client_done = True  # the client's input ended: a clean end of the connection
         self.upstream.close()
 
     def _forward(self, line: bytes) -> None:
