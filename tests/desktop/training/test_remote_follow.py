@@ -39,7 +39,7 @@ def test_a_run_is_followed_again_after_the_connection_drops(qtbot, tiny_model_di
                                "data": str(write_sentiment(tmp_path / "s.jsonl"))}
                ).on_success(created.append).run()
     qtbot.waitUntil(lambda: bool(created), timeout=ENGINE_START_MS)
-    job = tracker.start("sent", train_config(200))
+    job = tracker.start("sent", train_config(100))
     qtbot.waitUntil(lambda: job.step >= 1, timeout=ENGINE_START_MS)
     ssh = subprocess.run(["pgrep", "-P", str(session.engine.pid())], capture_output=True,
                          text=True).stdout.split()
@@ -51,7 +51,7 @@ def test_a_run_is_followed_again_after_the_connection_drops(qtbot, tiny_model_di
     qtbot.waitUntil(lambda: job.active or job.status == "done", timeout=ENGINE_START_MS)
     assert job.message == "" and tracker.jobs == [job]
     qtbot.waitUntil(lambda: job.status == "done", timeout=4 * ENGINE_START_MS)
-    assert job.version == 1 and job.step == 200
+    assert job.version == 1 and job.step == 100
     assert [v.number for v in session.library.list_versions("sent")] == [1]
     session.engine.stop()
 

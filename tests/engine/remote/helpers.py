@@ -61,7 +61,8 @@ def drop_then_reconnect(model_dir: Path, tmp_path: Path, engine: list[str]) -> N
     client = start_relay(model_dir, root, engine)
     client.call("create_task", task="sent", kind="classify", data=str(data),
                 labels=["positive", "negative"])
-    train = client.request("train", {"task": "sent", "config": train_config(60)})
+    train = client.request("train", {"task": "sent",
+                                     "config": train_config(40, checkpoint_every=20)})
     next(e for e in train if e.type == "progress" and e.data.get("kind") == "step")
     transport = subprocess.run(["pgrep", "-P", str(client.proc.pid)], capture_output=True,
                                text=True).stdout.split()

@@ -15,6 +15,7 @@ from engine.server.client import WorkerDied
 from tests.engine.remote.helpers import (
     drop_then_reconnect,
     host_command,
+    host_program,
     start_relay,
     stop_host_workers,
 )
@@ -78,8 +79,20 @@ def test_a_prompt_trained_remotely_is_bitwise_the_local_one(tiny_model_dir, tmp_
     lib.close()
 
 
-def test_a_dropped_connection_loses_nothing(tiny_model_dir, tmp_path, engine):
-    drop_then_reconnect(tiny_model_dir, tmp_path, engine)
+@pytest.fixture
+def dropping_engine(request, tmp_path, host_home, monkeypatch):
+    """ssh through a real sshd where one can run (the nearest to a network that drops),
+    else the engine command."""
+    try:
+        sshd = request.getfixturevalue("sshd")
+    except pytest.skip.Exception:
+        return ["--engine-command", host_command(host_home)]
+    monkeypatch.setenv("PROMPTBANK_SSH", sshd.ssh)
+    return ["--engine", f"ssh://{sshd.alias}{host_program(tmp_path, host_home)}"]
+
+
+def test_a_dropped_connection_loses_nothing(tiny_model_dir, tmp_path, dropping_engine):
+    drop_then_reconnect(tiny_model_dir, tmp_path, dropping_engine)  # a training over ssh too
 
 
 def test_a_host_without_promptbank_is_named(tiny_model_dir, tmp_path):
@@ -96,7 +109,7 @@ def test_jobs_spread_over_the_hosts_workers(tiny_model_dir, tmp_path, host_home)
         for task in ("one", "two"):
             client.call("create_task", task=task, kind="classify", data=str(data),
                         labels=["positive", "negative"])
-        runs = [client.request("train", {"task": task, "config": train_config(30)})
+        runs = [client.request("train", {"task": task, "config": train_config(15)})
                 for task in ("one", "two")]
         for run in runs:  # both started: neither waits behind the other
             next(e for e in run if e.type == "progress" and e.data.get("kind") == "started")
