@@ -201,9 +201,9 @@ class Upstream:
             return PromptbankError(
                 f"Promptbank is not installed on {host}, or not where the address points "
                 f"({said or f'exit code {code}'}).",
-                hint="Install it there (pip install promptbank; for a GPU `promptbank "
-                     "gpu-engine install`) and give its full path in the address, e.g. "
-                     "ssh://host/home/me/.local/bin/promptbank.")
+                hint="Install it there (the Linux tarball, or `make setup` in a clone; then "
+                     "`promptbank engine install` for its GPU) and give the program's full "
+                     "path in the address, e.g. ssh://host/opt/promptbank/promptbank.")
         if code == 255 and self.target.program:
             return PromptbankError(f"Could not connect to {host}: {said or 'ssh failed'}.",
                                    hint="Check the address, and that `ssh HOST` works "
@@ -294,12 +294,13 @@ class Relay:
         if greeting.worker or host_changed:
             if local != last and greeting.digest != local:
                 raise PromptbankError(
-                    f"This library and its copy on {self.target.host} both changed since "
-                    "they last met (the host holds results not yet collected here), so "
-                    "neither was changed.",
-                    hint="Keep this library's state with `promptbank --engine ADDRESS remote "
-                         "forget` (it deletes the host's copy), or open the library this "
-                         "copy came from.")
+                    f"This library changed here since it last met its copy on "
+                    f"{self.target.host}, and that copy changed too (it holds results not "
+                    "yet collected here) or a worker still runs on it, so neither was "
+                    "changed.",
+                    hint="If a run goes on there, let it end (an idle worker stops after 30 "
+                         "minutes) and connect again; to keep this library as it is, delete "
+                         "the host's copy with `promptbank --engine ADDRESS remote forget`.")
             self.collect()
         else:
             self.push()

@@ -90,7 +90,7 @@ def test_a_library_changed_on_both_sides_is_refused_until_one_is_chosen(tmp_path
     Library(root).create_task("made here")
     Library(tmp_path / "host" / relay.state.id / "library").create_task("made there")
     again = Relay(EngineTarget.parse(command=command), root, [])
-    with pytest.raises(PromptbankError, match="both changed"):
+    with pytest.raises(PromptbankError, match="that copy changed too"):
         again.sync(again.open())
     again.upstream.close()
     assert {t.name for t in Library(root).list_tasks()} == {"first", "made here"}
