@@ -3,19 +3,9 @@ there (through the relay) and back, the host remembered."""
 
 from __future__ import annotations
 
-import pytest
-
 from desktop.settings.remote_panel import ADDRESS_KEY, HOSTS_KEY, LOCAL, RemotePanel
 from tests.desktop.conftest import ENGINE_START_MS
 from tests.desktop.settings.test_gpu_engine_panel import session_on, wait_ready
-from tests.engine.remote.helpers import host_program, stop_host_workers
-
-
-@pytest.fixture
-def address(sshd, tmp_path, monkeypatch):
-    monkeypatch.setenv("PROMPTBANK_SSH", sshd.ssh)
-    yield f"ssh://{sshd.alias}{host_program(tmp_path, tmp_path / 'host')}"
-    stop_host_workers(tmp_path / "host")
 
 
 def test_a_bad_address_is_refused_and_nothing_restarts(qtbot, tiny_model_dir, tmp_path,
@@ -33,21 +23,21 @@ def test_a_bad_address_is_refused_and_nothing_restarts(qtbot, tiny_model_dir, tm
 
 
 def test_the_engine_moves_to_a_host_and_back(qtbot, tiny_model_dir, tmp_path, settings,
-                                            address):
+                                            ssh_address):
     session = session_on(tiny_model_dir, tmp_path / "library")
     panel = RemotePanel(session, settings)
     qtbot.addWidget(panel)
-    panel.address.setCurrentText(address)
+    panel.address.setCurrentText(ssh_address)
     with qtbot.waitSignal(panel.sig_checked, timeout=ENGINE_START_MS) as checked:
         panel.check()
     assert checked.args[0] is True, checked.args[1]
     assert "answers" in panel.state.text() and "none yet" in panel.state.text()
     panel.apply()
     wait_ready(qtbot, session.engine)
-    assert session.worker_args()[-2:] == ["--engine", address]
+    assert session.worker_args()[-2:] == ["--engine", ssh_address]
     assert "promptbank-test" in panel.state.text()
-    assert settings.value(ADDRESS_KEY) == address
-    assert address in settings.value(HOSTS_KEY)
+    assert settings.value(ADDRESS_KEY) == ssh_address
+    assert ssh_address in settings.value(HOSTS_KEY)
     done = []
     session.engine.request("ping", handler=done.append)
     qtbot.waitUntil(lambda: bool(done), timeout=ENGINE_START_MS)

@@ -7,28 +7,18 @@ import os
 import signal
 import subprocess
 
-import pytest
-
 from desktop.jobs import JobState, JobTracker
 from desktop.pages.training.page import job_text
 from engine.api.session import JobLine, JobsListing
 from tests.desktop.conftest import ENGINE_START_MS
 from tests.desktop.settings.test_gpu_engine_panel import session_on, wait_ready
-from tests.engine.remote.helpers import host_program, stop_host_workers
 from tests.engine.worker_fixtures import train_config, write_sentiment
 
 
-@pytest.fixture
-def address(sshd, tmp_path, monkeypatch):
-    monkeypatch.setenv("PROMPTBANK_SSH", sshd.ssh)
-    yield f"ssh://{sshd.alias}{host_program(tmp_path, tmp_path / 'host')}"
-    stop_host_workers(tmp_path / "host")
-
-
 def test_a_run_is_followed_again_after_the_connection_drops(qtbot, tiny_model_dir, tmp_path,
-                                                            address):
+                                                            ssh_address):
     session = session_on(tiny_model_dir, tmp_path / "library")
-    session.engine_address = address
+    session.engine_address = ssh_address
     session.engine.worker_args = session.worker_args()
     tracker = JobTracker(session)
     session.engine.start()

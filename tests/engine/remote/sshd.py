@@ -82,3 +82,14 @@ def sshd(tmp_path_factory):
     yield server
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture
+def ssh_address(sshd, tmp_path, monkeypatch):
+    """The ``ssh://`` address of a host reached through that sshd (this machine), with
+    Promptbank at a path and its copies of libraries in ``tmp_path / "host"``."""
+    from tests.engine.remote.helpers import host_program, stop_host_workers
+
+    monkeypatch.setenv("PROMPTBANK_SSH", sshd.ssh)
+    yield f"ssh://{sshd.alias}{host_program(tmp_path, tmp_path / 'host')}"
+    stop_host_workers(tmp_path / "host")
