@@ -55,7 +55,8 @@ def open_zip(path: Path) -> zipfile.ZipFile:
         return zipfile.ZipFile(path)
     except FileNotFoundError as exc:
         raise PromptbankError(f"{path} does not exist.", hint="Check the path.") from exc
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        # A damaged directory can claim a zip version Python does not read (NotImplementedError).
         raise PromptbankError(f"{path} is not a valid zip archive.",
                               hint="Check that the file was copied completely.") from exc
 

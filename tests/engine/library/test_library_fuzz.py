@@ -96,6 +96,21 @@ def test_damaged_packs(lib, pack_bytes, tmp_path_factory, flips):
     attempt(lib, lambda: interop.import_pack(lib, path, TARGET))
 
 
+def test_a_pack_claiming_a_zip_version_python_cannot_read_is_refused(lib, pack_bytes,
+                                                                     tmp_path_factory):
+    # Found by the fuzz test above in CI: zipfile refuses such a directory entry with
+    # NotImplementedError, not BadZipFile.
+    data = bytearray(pack_bytes)
+    entry = data.index(b"PK\x01\x02")  # the central directory's first entry
+    data[entry + 6:entry + 8] = (84).to_bytes(2, "little")  # "needs zip version 8.4"
+    path = tmp_path_factory.mktemp("v") / "future.pbpack"
+    path.write_bytes(bytes(data))
+    before = snapshot(lib)
+    with pytest.raises(PromptbankError, match="not a valid zip archive"):
+        interop.import_pack(lib, path, TARGET)
+    assert snapshot(lib) == before
+
+
 @FUZZ
 @given(manifest=st.dictionaries(st.sampled_from(["format", "format_version", "tasks"]),
                                 JSON_VALUES, max_size=3),
