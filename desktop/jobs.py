@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from desktop.run_metrics import MetricSeries, Points, metric_series
 from desktop.session import Session
@@ -30,6 +30,9 @@ ACTIVE = ("queued", "running")
 #: The engine's job ops, and the kind of job each is to the desktop.
 JOB_KINDS = {"train": "train", "continue": "continue", "resume": "resume",
              "train_joint": "joint", "universal": "universal"}
+#: How often the jobs of a remote engine are listed again: other desktops on its host may
+#: have started some since.
+REMOTE_POLL_MS = 10_000
 #: Statuses after which a run can be resumed from its checkpoint.
 RESUMABLE = ("cancelled", "interrupted")
 
@@ -66,6 +69,9 @@ class JobState:
     outcome: JobOutcome | None = None
     message: str = ""
     request_id: str = ""
+    # A job this session follows with 'watch' (started by another client, or before the
+    # connection dropped): the id the engine's listing knows it by.
+    watching: str = ""
     # Wall-clock time and step when the engine started (or resumed) it, and when it ended:
     # the ETA is measured from them, so it counts evaluations and everything else a step
     # really costs on this machine.
@@ -114,6 +120,11 @@ class JobState:
             return None
         return elapsed / done * max(0, self.total - self.step)
 
+    @property
+    def listed_as(self) -> str:
+        """The id the engine's ``jobs`` listing names this job by."""
+        return self.watching or self.request_id
+
     def curves(self) -> tuple[dict[str, Points], dict[str, Points]]:
         """Loss and eval points per curve name: each task's in a joint job, else the job's."""
         if self.tasks:
@@ -153,6 +164,9 @@ class JobTracker(QObject):
         self.frozen = False
         self._restored = False
         self._written: list[PendingJob] | None = None
+        self._poll = QTimer(self)
+        self._poll.setInterval(REMOTE_POLL_MS)
+        self._poll.timeout.connect(self._list_remote_jobs)
         session.engine.sig_crashed.connect(self._on_crash)
         session.engine.sig_state.connect(self._on_engine_state)
         self.sig_job_changed.connect(lambda _job: self._persist())
@@ -162,7 +176,8 @@ class JobTracker(QObject):
         from its run's checkpoint, a queued one is sent again with its settings."""
         return [PendingJob("resume", j.task, {"run_id": j.run_id})
                 if j.run_id is not None and j.started_at is not None
-                else PendingJob(j.op, j.task, j.args) for j in self.jobs if j.active]
+                else PendingJob(j.op, j.task, j.args)
+                for j in self.jobs if j.active and not j.watching]
 
     def freeze(self) -> list[PendingJob]:
         """Keep the pending list as it is now (the app is quitting) and return it."""
@@ -182,20 +197,29 @@ class JobTracker(QObject):
             self.session.sig_notice.emit(f"The job queue could not be saved: {exc}")
 
     def _on_engine_state(self, state: str, _detail: str) -> None:
-        if state == "ready" and self.session.engine_address:
+        remote = state == "ready" and bool(self.session.engine_address)
+        if remote:
             # A remote engine's runs go on while the connection is down: follow them again.
-            self.session.op("jobs").on_success(self.follow_running).run()
+            self._list_remote_jobs()
+        if remote and not self._poll.isActive():
+            self._poll.start()
+        elif not remote:
+            self._poll.stop()
         if state == "ready" and not self._restored:
             self._restored = True
             self.restore_pending()
 
+    def _list_remote_jobs(self) -> None:
+        self.session.op("jobs").on_success(self.follow_running).run()
+
     def follow_running(self, listing: JobsListing) -> list[JobState]:
         """Follow the engine's queued and running jobs this session does not hear from (a
-        remote engine reached again after a dropped connection); the jobs now followed."""
+        remote engine reached again after a dropped connection, or another desktop's jobs on
+        its host); the jobs now followed."""
         followed = []
         for line in listing.jobs:
             if line.op not in JOB_KINDS or any(
-                    j.active and j.request_id == line.job for j in self.jobs):
+                    j.active and j.listed_as == line.job for j in self.jobs):
                 continue
             job = next((j for j in self.jobs if line.run_id is not None
                         and j.run_id == line.run_id), None)
@@ -204,6 +228,7 @@ class JobTracker(QObject):
                                tasks=list(line.tasks) if len(line.tasks) > 1 else [])
                 self.jobs.append(job)
             job.status, job.message, job.ended_at = line.state, "", None
+            job.watching = line.job
             self._follow(job, "watch", {"job": line.job})
             followed.append(job)
         self._place(listing)
@@ -233,7 +258,7 @@ class JobTracker(QObject):
         """Note the GPU each listed job runs on (a remote host with several)."""
         for line in listing.jobs:
             for job in self.jobs:
-                if job.active and job.request_id == line.job and job.gpu != line.gpu:
+                if job.active and job.listed_as == line.job and job.gpu != line.gpu:
                     job.gpu = line.gpu
                     self.sig_job_changed.emit(job)
 

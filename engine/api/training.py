@@ -233,8 +233,8 @@ SPECS = (
             TRAIN_CONFIG_ARG), "progress*, result", "job",
            result=JobOutcome),
     OpSpec("watch", "Follow a queued or running job from now on: its events come under this "
-           "request, ending with its result (a client reconnected to a worker that outlived "
-           "its connection, as a remote engine's does).",
+           "request too, ending with its result (another client of a shared worker, or one "
+           "reconnected to a worker that outlived its connection, as a remote engine's does).",
            (Arg("job", "str", required=True, doc="the job's id in the 'jobs' listing"),),
            "progress*, result", result=JobOutcome),
     OpSpec("resume", "Queue a cancelled or interrupted run again from its last checkpoint.",

@@ -126,3 +126,15 @@ def decode_event(line: str | bytes) -> Event:
     if not isinstance(rid, str) or kind not in EVENT_TYPES:
         raise ProtocolError("an event needs a string 'id' and a known 'type'")
     return Event(rid, kind, obj)
+
+
+def replace_text(value: Any, old: str, new: str) -> Any:
+    """``value`` with ``old`` replaced by ``new`` in every string inside it (an event's data
+    as one side of a relay names ids or paths and the other must read them)."""
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if isinstance(value, dict):
+        return {k: replace_text(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [replace_text(v, old, new) for v in value]
+    return value

@@ -37,6 +37,7 @@ from engine.api.wire import (
     decode_request,
     error,
     read_lines,
+    replace_text,
     request_id_of,
 )
 from engine.errors import PromptbankError
@@ -465,12 +466,14 @@ class Relay:
                 self._try_collect()
             return
         event = Event(event.id.removeprefix(self.tag), event.type,
-                      _replace_text(event.data, self.tag, ""))
+                      replace_text(event.data, self.tag, ""))
         if event.final:
             event = self._finish(event)
         elif time.monotonic() - self.last_collect > COLLECT_EVERY_S and event.type == "progress":
             self._try_collect()
         self.write(event)
+        if self.client_done and self.upstream:
+            self.upstream.close()  # the host's workers ended as asked, or the client left
 
     def _finish(self, event: Event) -> Event:
         forwarded = self.requests.pop(event.id, None)
@@ -480,7 +483,7 @@ class Relay:
             if forwarded is not None and event.type == "result":
                 for host, local in forwarded.outputs:
                     self.bring_back(host, Path(local))
-                    event = Event(event.id, event.type, _replace_text(event.data, host, local))
+                    event = Event(event.id, event.type, replace_text(event.data, host, local))
             self.collect()
         except PromptbankError as exc:
             return error(event.id, f"The engine's host finished this, but its results could "
@@ -511,17 +514,6 @@ class Relay:
                 self.out.flush()
             except (BrokenPipeError, OSError, ValueError):
                 self.client_done = True
-
-
-def _replace_text(value: Any, old: str, new: str) -> Any:
-    """``value`` with ``old`` replaced by ``new`` in every string inside it."""
-    if isinstance(value, str):
-        return value.replace(old, new)
-    if isinstance(value, dict):
-        return {k: _replace_text(v, old, new) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_replace_text(v, old, new) for v in value]
-    return value
 
 
 def run_relay(target: EngineTarget, args: argparse.Namespace) -> int:

@@ -100,6 +100,7 @@ class WorkerPool:
         self.owner: dict[str, HostWorker] = {}
         self._parts: dict[str, dict[int, Event]] = {}
         self._ended = 0
+        self._shutting_down = False
         self._lock = threading.Lock()
 
     def alive(self) -> bool:
@@ -148,6 +149,7 @@ class WorkerPool:
         if req.op in _EVERY_WORKER:
             with self._lock:
                 self._parts[req.id] = {}
+                self._shutting_down = self._shutting_down or req.op == "shutdown"
             for worker in self.workers:
                 self._write(worker, Request(f"{req.id}{_PART}{worker.index}", req.op, req.args))
             return
@@ -178,10 +180,11 @@ class WorkerPool:
                     self._pass(worker, line)
         with self._lock:
             self._ended += 1
-            last = self._ended == len(self.workers)
-        if last:
-            # Every worker ended, or another client took over: this connection is done (the
-            # main thread is blocked reading the relay's lines, so the process ends here).
+            lost = self._ended == len(self.workers) and not self._shutting_down
+        if lost:
+            # Every worker died: this connection is done (the main thread is blocked reading
+            # the relay's lines, so the process ends here). After a shutdown the relay still
+            # collects the last results, then ends the connection itself.
             os._exit(0)
 
     def _pass(self, worker: HostWorker, line: bytes) -> None:

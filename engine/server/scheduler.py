@@ -57,6 +57,14 @@ class JobEntry:
     job: Job | None = None
     submitted: float = field(default_factory=time.time)
     tasks: tuple[str, ...] = ()  # every task a joint job trains (default: just ``task``)
+    followers: list[str] = field(default_factory=list)
+    """Ids of ``watch`` requests that hear the job's events too (other clients, or one that
+    came back after its connection dropped)."""
+
+    @property
+    def listeners(self) -> list[str]:
+        """Every request id the job's events go out under."""
+        return [self.id, *self.followers]
 
     @property
     def state(self) -> str:
@@ -275,20 +283,29 @@ class Scheduler:
                 or (self.long_op is not None and self.long_op["job"] == rid))
 
     def watch(self, job_id: str, rid: str) -> None:
-        """Send a job's events under ``rid`` from now on, starting with where it stands."""
+        """Send a job's events under ``rid`` too from now on, starting with where it stands."""
         entry = self.find(job_id)
         if entry is None:
             raise PromptbankError(f"No job '{job_id}' is queued or running; a job that ended "
                                   "has its results in the library.",
                                   hint="List them with the 'jobs' op.")
-        entry.id = rid
+        entry.followers.append(rid)
         if entry.job is None:
             self.send(Queued(position=self.jobs.index(entry), task=entry.task).event(rid))
         else:
             self.send(Started(task=entry.task, **entry.job.describe()).event(rid))
 
     def find(self, job_id: str) -> JobEntry | None:
-        return next((e for e in self.jobs if e.id == job_id), None)
+        """The queued or running job asked for under ``job_id`` or followed under it."""
+        return next((e for e in self.jobs if job_id in e.listeners), None)
+
+    def _tell(self, entry: JobEntry, payload: Payload) -> None:
+        for rid in entry.listeners:
+            self.send(payload.event(rid))
+
+    def _fail_job(self, entry: JobEntry, exc: BaseException) -> None:
+        for rid in entry.listeners:
+            self.fail_request(rid, exc)
 
     def cancel(self, job_id: str, reason: str = "") -> str:
         """Cancel a queued job or stop the running one (checkpointed); returns its old state.
@@ -306,16 +323,16 @@ class Scheduler:
         state = entry.state
         self.jobs.remove(entry)
         if entry.job is None:
-            self.send(JobOutcome(status="cancelled", started=False, task=entry.task,
-                                 interrupted=reason).event(entry.id))
+            self._tell(entry, JobOutcome(status="cancelled", started=False, task=entry.task,
+                                         interrupted=reason))
             return state
         try:
             outcome = entry.job.cancel(reason)
         except Exception as exc:
-            self.fail_request(entry.id, exc)
+            self._fail_job(entry, exc)
             return state
-        self.send(replace(outcome, status="cancelled", started=True, task=entry.task,
-                          interrupted=reason).event(entry.id))
+        self._tell(entry, replace(outcome, status="cancelled", started=True, task=entry.task,
+                                  interrupted=reason))
         return state
 
     def _inside_job(self, call: Callable[[Callable[[], None]], Any]) -> Any:
@@ -332,7 +349,7 @@ class Scheduler:
         try:
             if entry.job is None:
                 entry.job = self._inside_job(entry.start)
-                self.send(Started(task=entry.task, **entry.job.describe()).event(entry.id))
+                self._tell(entry, Started(task=entry.task, **entry.job.describe()))
                 return  # requests that came in while it started go first
             if not entry.job.done:
                 started, served = time.perf_counter(), self.served_s
@@ -345,11 +362,11 @@ class Scheduler:
                     # job's other events (a task saved or failed) go as they are.
                     stamped = (replace(info, job=entry.id, step_ms=step_ms)
                                if isinstance(info, StepProgress | EvalProgress) else info)
-                    self.send(stamped.event(entry.id))
+                    self._tell(entry, stamped)
             if entry.job.done:
                 outcome = self._inside_job(entry.job.finish)
                 self.jobs.popleft()
-                self.send(replace(outcome, status="done", task=entry.task).event(entry.id))
+                self._tell(entry, replace(outcome, status="done", task=entry.task))
         except Exception as exc:
             if self.jobs and self.jobs[0] is entry:
                 self.jobs.popleft()
@@ -359,7 +376,7 @@ class Scheduler:
                 except Exception:
                     log.error("could not record the failure of job %s:\n%s", entry.id,
                               traceback.format_exc())
-            self.fail_request(entry.id, exc)
+            self._fail_job(entry, exc)
 
     def stop(self, reason: str) -> None:
         """Checkpoint the running job, drop the queued ones, and end the loop."""
@@ -368,7 +385,8 @@ class Scheduler:
                 self.cancel(entry.id, reason)
             else:
                 self.jobs.remove(entry)
-                self.send(error(entry.id, f"The job did not start: {reason}."))
+                for rid in entry.listeners:
+                    self.send(error(rid, f"The job did not start: {reason}."))
         self.long_cancelled = True
         self.running = False
 

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import logging
 import os
+import queue
+import re
 import socket
 import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
@@ -26,6 +30,7 @@ from engine.api.wire import (
     Request,
     decode_request,
     read_lines,
+    replace_text,
     request_id_of,
 )
 from engine.server.context import Context
@@ -43,6 +48,9 @@ from engine.support.stdio import protocol_stdin, protocol_stdout
 log = logging.getLogger("promptbank.worker")
 #: A worker serving a socket (a remote engine's) ends after this long with nothing to do.
 IDLE_EXIT_S = 1800.0
+#: How a listening worker tags each client's request ids (``c3~``); ids that carry a tag name
+#: another client's request.
+CLIENT_TAG = re.compile(r"c\d+~")
 
 
 class Worker:
@@ -55,7 +63,7 @@ class Worker:
         self.client_gone = False
         self.listening = False
         """Serving a socket (``listen``): a client that goes away leaves the work running."""
-        self._conn: socket.socket | None = None
+        self.clients: dict[str, SocketClient] = {}
         self.ctx = Context(args, self.send)
         self.scheduler = Scheduler(self.send, self.handle,
                                    quick=lambda op: OP_SPECS[op].kind == "quick"
@@ -74,6 +82,9 @@ class Worker:
         if tap is not None:
             tap(event)
             return
+        if self.listening:
+            self._deliver(event)
+            return
         line = event.encode()
         with self._lock:
             if self.client_gone:
@@ -83,9 +94,6 @@ class Worker:
                 self.out.flush()
             except (BrokenPipeError, ValueError, OSError) as exc:
                 self.client_gone = True
-                if self.listening:
-                    log.info("the client went away (%s); the work goes on", type(exc).__name__)
-                    return
                 log.info("the client went away (%s); stopping", type(exc).__name__)
                 self.scheduler.put(END_OF_INPUT)
 
@@ -107,18 +115,20 @@ class Worker:
 
     # --- the process ------------------------------------------------------------------
 
-    def read(self, stream: BinaryIO) -> None:
-        """The reader thread: decode lines and queue them for the main loop.
+    def read(self, stream: BinaryIO, tag: str = "") -> None:
+        """A reader thread: decode lines and queue them for the main loop (under ``tag``,
+        a socket client's).
 
         A line that cannot be decoded, for whatever reason, is answered as a malformed
         request. If reading itself fails the main loop is told, and the worker exits so its
         client sees it gone and can start a fresh one. Serving a socket, the end of one
-        client's lines ends nothing: the next client finds the work where it is.
+        client's lines ends nothing: the work goes on for the others and the next.
         """
         try:
             for line in read_lines(stream):
                 if line.strip():
-                    self.scheduler.put(decode_line(line))
+                    item = decode_line(line)
+                    self.scheduler.put(tagged(item, tag) if tag else item)
         except BaseException as exc:
             if self.listening:
                 log.info("a client's connection failed (%s)", one_line(exc))
@@ -141,17 +151,17 @@ class Worker:
 
 
     def listen(self, path: Path, idle_exit_s: float = IDLE_EXIT_S) -> int:
-        """Serve the clients of a Unix socket at ``path`` until ``shutdown``, one at a time:
-        a new client takes over from the one before, and between clients the work goes on
-        (a remote engine's worker, detached from the connection that started it). With no
-        client and no work for ``idle_exit_s`` it shuts down, giving back its memory."""
+        """Serve every client of a Unix socket at ``path`` until ``shutdown`` (a remote
+        engine's worker, detached from the connections that use it). Clients come and go
+        while the work goes on; each hears the events of its own requests, and ``jobs`` and
+        ``watch`` show one client's jobs to another. With no client and no work for
+        ``idle_exit_s`` it shuts down, giving back its memory."""
         self.listening = True
-        self.client_gone = True  # events before the first client have nobody to read them
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         path.unlink(missing_ok=True)
         server.bind(str(path))
         os.chmod(path, 0o600)
-        server.listen(4)
+        server.listen(8)
         accepting = threading.Thread(target=self._accept, args=(server,), name="accept",
                                      daemon=True)
         self.scheduler.input_alive = accepting.is_alive
@@ -163,13 +173,15 @@ class Worker:
         finally:
             path.unlink(missing_ok=True)
             server.close()
+            for client in list(self.clients.values()):
+                client.finish()
         return self.scheduler.exit_code
 
     def _exit_when_idle(self, idle_exit_s: float) -> None:
         idle_since: float | None = None
         while True:
             time.sleep(min(30.0, idle_exit_s / 4))
-            idle = (self.client_gone and not self.scheduler.busy()
+            idle = (not self.clients and not self.scheduler.busy()
                     and self.scheduler.long_op is None)
             idle_since = (idle_since or time.monotonic()) if idle else None
             if idle_since is not None and time.monotonic() - idle_since >= idle_exit_s:
@@ -178,26 +190,97 @@ class Worker:
                 return
 
     def _accept(self, server: socket.socket) -> None:
-        while True:
+        for number in itertools.count(1):
             conn, _ = server.accept()
+            client = SocketClient(f"c{number}~", conn, self._drop)
+            client.put(self.ctx.hello().event(""))
             with self._lock:
-                old, self._conn = self._conn, conn
-                self.out = conn.makefile("w", encoding="utf-8", buffering=1)
-                self.client_gone = False
-            if old is not None:
-                log.info("a new client takes over from the one before")
-                with contextlib.suppress(OSError):
-                    old.shutdown(socket.SHUT_RDWR)
-            self.send(self.ctx.hello().event(""))
-            threading.Thread(target=self._serve_client, args=(conn,), name="reader",
-                             daemon=True).start()
+                self.clients[client.tag] = client
+            threading.Thread(target=self._serve_client, args=(client,),
+                             name=f"reader-{client.tag}", daemon=True).start()
 
-    def _serve_client(self, conn: socket.socket) -> None:
-        with conn.makefile("rb") as stream:
-            self.read(stream)
+    def _serve_client(self, client: SocketClient) -> None:
+        with client.conn.makefile("rb") as stream:
+            self.read(stream, client.tag)
+        self._drop(client)
+
+    def _drop(self, client: SocketClient) -> None:
         with self._lock:
-            if self._conn is conn:  # not taken over: nobody listens until the next client
-                self.client_gone = True
+            self.clients.pop(client.tag, None)
+        client.close()
+
+    def _deliver(self, event: Event) -> None:
+        """An event to the client whose request it answers (its tag taken off), or to every
+        client when it answers none (a line that named no id)."""
+        key = event.id or str(event.data.get("request_id", ""))
+        with self._lock:
+            clients = list(self.clients.values())
+        owner = next((c for c in clients if key.startswith(c.tag)), None)
+        if owner is not None:
+            owner.put(Event(event.id.removeprefix(owner.tag), event.type,
+                            replace_text(event.data, owner.tag, "")))
+        elif not CLIENT_TAG.match(key):
+            for client in clients:
+                client.put(event)
+
+
+class SocketClient:
+    """One client of a listening worker: its tag (prefixed to its request ids) and a queue
+    its own thread writes out, so a client that stops reading never stalls the engine."""
+
+    BACKLOG = 10_000
+
+    def __init__(self, tag: str, conn: socket.socket,
+                 on_gone: Callable[[SocketClient], None]) -> None:
+        self.tag = tag
+        self.conn = conn
+        self.on_gone = on_gone
+        self.lines: queue.Queue[bytes | None] = queue.Queue(self.BACKLOG)
+        self.writer = threading.Thread(target=self._write, name=f"writer-{tag}", daemon=True)
+        self.writer.start()
+
+    def put(self, event: Event) -> None:
+        """Queue one event; a client this far behind is dropped (its work goes on)."""
+        try:
+            self.lines.put_nowait(event.encode().encode())
+        except queue.Full:
+            log.info("client %s stopped reading; dropping it", self.tag)
+            self.on_gone(self)
+
+    def finish(self, timeout: float = 10.0) -> None:
+        """Write out what is queued (the answer to a ``shutdown``), then end the connection."""
+        with contextlib.suppress(queue.Full):
+            self.lines.put_nowait(None)
+        self.writer.join(timeout)
+        self.close()
+
+    def close(self) -> None:
+        """End the connection now (its reader and writer threads end with it)."""
+        with contextlib.suppress(OSError):
+            self.conn.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(queue.Full):
+            self.lines.put_nowait(None)
+
+    def _write(self) -> None:
+        while (line := self.lines.get()) is not None:
+            try:
+                self.conn.sendall(line)
+            except OSError:
+                self.on_gone(self)
+                return
+        self.conn.close()
+
+
+def tagged(item: Request | Malformed, tag: str) -> Request | Malformed:
+    """A client's request under its connection's tag; a ``cancel`` or ``watch`` of one of
+    its own requests names the tagged id (another client's job is named with its tag)."""
+    if isinstance(item, Malformed):
+        return Malformed(tag + item.id, item.message)
+    args = item.args
+    job = args.get("job")
+    if item.op in ("cancel", "watch") and isinstance(job, str) and not CLIENT_TAG.match(job):
+        args = {**args, "job": tag + job}
+    return Request(tag + item.id, item.op, args)
 
 
 def decode_line(line: bytes) -> Request | Malformed:

@@ -46,6 +46,41 @@ def test_a_run_is_followed_again_after_the_connection_drops(qtbot, tiny_model_di
     session.engine.stop()
 
 
+def _remote_session(qtbot, model, library, address):
+    session = session_on(model, library)
+    session.engine_address = address
+    session.engine.worker_args = session.worker_args()
+    tracker = JobTracker(session)
+    session.engine.start()
+    wait_ready(qtbot, session.engine)
+    return session, tracker
+
+
+def test_a_second_desktop_sees_the_first_ones_run(qtbot, tiny_model_dir, tmp_path,
+                                                  ssh_address, monkeypatch):
+    monkeypatch.setattr("desktop.jobs.REMOTE_POLL_MS", 300)
+    first, mine = _remote_session(qtbot, tiny_model_dir, tmp_path / "library", ssh_address)
+    created = []
+    first.op("create_task", {"task": "sent", "kind": "classify",
+                             "labels": ["positive", "negative"],
+                             "data": str(write_sentiment(tmp_path / "s.jsonl"))}
+             ).on_success(created.append).run()
+    qtbot.waitUntil(lambda: bool(created), timeout=ENGINE_START_MS)
+    second, theirs = _remote_session(qtbot, tiny_model_dir, tmp_path / "library",
+                                     ssh_address)
+    job = mine.start("sent", train_config(60))  # started after the second desktop connected
+    qtbot.waitUntil(lambda: bool(theirs.jobs) and theirs.jobs[0].active,
+                    timeout=ENGINE_START_MS)
+    seen = theirs.jobs[0]
+    assert (seen.task, seen.kind, seen.watching) == ("sent", "train", seen.listed_as)
+    assert theirs.pending() == []  # another desktop's job: never queued again from here
+    qtbot.waitUntil(lambda: job.status == "done" and seen.status == "done",
+                    timeout=4 * ENGINE_START_MS)
+    assert seen.version == job.version == 1 and len(theirs.jobs) == 1
+    for session in (second, first):
+        session.engine.stop()
+
+
 def test_a_job_says_which_of_the_hosts_gpus_runs_it(tiny_model_dir, tmp_path):
     session = session_on(tiny_model_dir, tmp_path / "library")
     tracker = JobTracker(session)

@@ -102,6 +102,33 @@ def test_a_host_without_promptbank_is_named(tiny_model_dir, tmp_path):
         start_relay(tiny_model_dir, tmp_path / "lib", engine, timeout=60)
 
 
+def test_two_desktops_see_each_others_jobs(tiny_model_dir, tmp_path, engine):
+    """Two clients of one library on one host at once: the second sees the first's run and
+    follows it to its end; each hears its own requests; the run is written once."""
+    data = write_sentiment(tmp_path / "sentiment.jsonl")
+    root = tmp_path / "lib"
+    with start_relay(tiny_model_dir, root, engine) as first:
+        first.call("create_task", task="sent", kind="classify", data=str(data),
+                   labels=["positive", "negative"])
+        train = first.request("train", {"task": "sent", "config": train_config(30)})
+        next(e for e in train if e.type == "progress" and e.data.get("kind") == "step")
+        with start_relay(tiny_model_dir, root, engine) as second:
+            listing = second.call("jobs")["jobs"]
+            assert [(j["op"], j["task"], j["state"]) for j in listing] == [
+                ("train", "sent", "running")]
+            follow = second.request("watch", {"job": listing[0]["job"]})
+            assert follow.next_event(60).data["kind"] == "started"
+            assert second.call("ping") == {"pong": True}  # its own requests still answered
+            mine, theirs = train.result(), follow.result()
+            assert mine["run_id"] == theirs["run_id"] and mine["version"] == theirs["version"] == 1
+            assert first.call("jobs")["jobs"] == []
+            second.call("shutdown")
+    lib = Library(root, read_only=True)
+    assert [v.number for v in lib.list_versions("sent")] == [1]
+    assert [r.status for r in lib.list_runs("sent")] == ["done"]
+    lib.close()
+
+
 def test_jobs_spread_over_the_hosts_workers(tiny_model_dir, tmp_path, host_home):
     engine = ["--engine-command", host_command(host_home, workers=2)]
     data = write_sentiment(tmp_path / "sentiment.jsonl")

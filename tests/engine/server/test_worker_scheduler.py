@@ -74,6 +74,8 @@ class Harness:
             self.events.append(result(req.id, pong=True))
         elif req.op == "cancel":
             self.events.append(result(req.id, was=self.sched.cancel(req.args["job"])))
+        elif req.op == "watch":
+            self.sched.watch(req.args["job"], req.id)
         elif req.op == "shutdown":
             self.sched.stop("shut down")
             self.events.append(result(req.id, bye=True))
@@ -140,6 +142,25 @@ def test_cancel_running_and_queued_jobs():
     assert h.of("c1")[-1].data == {"was": "running"} and h.of("c2")[-1].data == {"was": "queued"}
     assert h.of("c3")[-1].type == "error" and "No job 'zzz'" in h.of("c3")[-1].message
     assert h.sched.listing() == []
+
+
+def test_a_watcher_hears_the_job_beside_its_requester_and_can_cancel_it():
+    h = Harness()
+
+    def on_step(i: int) -> None:
+        if i == 1:
+            h.sched.put(Request("w", "watch", {"job": "a"}))
+        if i == 3:
+            h.sched.put(Request("c", "cancel", {"job": "w"}))  # the watcher's own id
+            h.sched.put(Request("bye", "shutdown"))
+
+    h.job("a", 10, on_step=on_step)
+    h.sched.run()
+    watched = [e.data.get("kind", e.data.get("status")) for e in h.of("w")]
+    assert watched == ["started", "step", "step", "cancelled"]
+    assert [e.data.get("step") for e in h.of("a") if e.data.get("kind") == "step"] == [1, 2, 3]
+    assert h.of("a")[-1].data["status"] == h.of("w")[-1].data["status"] == "cancelled"
+    assert h.of("c")[-1].data == {"was": "running"}
 
 
 def test_a_failing_step_fails_that_job_only():
