@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from desktop.run_metrics import MetricSeries, Points, metric_series
 from desktop.session import Session
 from engine.api.payload import Payload
-from engine.api.session import JobsListing
+from engine.api.session import DevicesListing, JobsListing
 from engine.api.training import (
     EvalProgress,
     JobOutcome,
@@ -30,9 +30,9 @@ ACTIVE = ("queued", "running")
 #: The engine's job ops, and the kind of job each is to the desktop.
 JOB_KINDS = {"train": "train", "continue": "continue", "resume": "resume",
              "train_joint": "joint", "universal": "universal"}
-#: How often the jobs of a remote engine are listed again: other desktops on its host may
-#: have started some since.
-REMOTE_POLL_MS = 10_000
+#: How often the engine's devices (memory, jobs) are listed again, and a remote engine's jobs:
+#: other desktops on its host may have started some since.
+POLL_MS = 10_000
 #: Statuses after which a run can be resumed from its checkpoint.
 RESUMABLE = ("cancelled", "interrupted")
 
@@ -155,6 +155,8 @@ class JobTracker(QObject):
     """A job's state changed (a ``JobState``); emitted at most once per engine event."""
     sig_job_finished = Signal(object)
     """A job ended (done, cancelled, interrupted or failed); the ``JobState`` says which."""
+    sig_devices = Signal(object)
+    """The engine's devices were listed again (a ``DevicesListing``)."""
 
     def __init__(self, session: Session, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -164,9 +166,10 @@ class JobTracker(QObject):
         self.frozen = False
         self._restored = False
         self._written: list[PendingJob] | None = None
+        self.devices = DevicesListing()
         self._poll = QTimer(self)
-        self._poll.setInterval(REMOTE_POLL_MS)
-        self._poll.timeout.connect(self._list_remote_jobs)
+        self._poll.setInterval(POLL_MS)
+        self._poll.timeout.connect(self._list)
         session.engine.sig_crashed.connect(self._on_crash)
         session.engine.sig_state.connect(self._on_engine_state)
         self.sig_job_changed.connect(lambda _job: self._persist())
@@ -197,20 +200,25 @@ class JobTracker(QObject):
             self.session.sig_notice.emit(f"The job queue could not be saved: {exc}")
 
     def _on_engine_state(self, state: str, _detail: str) -> None:
-        remote = state == "ready" and bool(self.session.engine_address)
-        if remote:
+        if state == "ready":
             # A remote engine's runs go on while the connection is down: follow them again.
-            self._list_remote_jobs()
-        if remote and not self._poll.isActive():
-            self._poll.start()
-        elif not remote:
+            self._list()
+            if not self._poll.isActive():
+                self._poll.start()
+        else:
             self._poll.stop()
         if state == "ready" and not self._restored:
             self._restored = True
             self.restore_pending()
 
-    def _list_remote_jobs(self) -> None:
-        self.session.op("jobs").on_success(self.follow_running).run()
+    def _list(self) -> None:
+        self.session.op("devices").on_success(self._on_devices).run()
+        if self.session.engine_address:
+            self.session.op("jobs").on_success(self.follow_running).run()
+
+    def _on_devices(self, listing: DevicesListing) -> None:
+        self.devices = listing
+        self.sig_devices.emit(listing)
 
     def follow_running(self, listing: JobsListing) -> list[JobState]:
         """Follow the engine's queued and running jobs this session does not hear from (a

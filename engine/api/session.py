@@ -139,6 +139,47 @@ class JobsListing(Payload):
     resumable: list[ResumableRun] = field(default_factory=list)
 
 
+@dataclass
+class DeviceJob(Payload):
+    """A job computing on a device; on a shared GPU host, possibly another library's."""
+
+    task: str = ""
+    op: str = ""
+    state: str = ""
+    step: int = 0
+    total: int = 0
+    library: str = ""
+    """Empty for this library; else the first characters of the other library's id."""
+    user: str = ""
+    """The host account whose worker runs it (another library's job)."""
+
+
+@dataclass
+class DeviceLine(Payload):
+    """One device an engine computes on: its memory and the jobs on it."""
+
+    device: str = ""
+    """``cpu``, ``cuda:0``, ``mps``."""
+    name: str = ""
+    gpu: str | None = None
+    """On a remote host: the GPU's CUDA number there."""
+    worker: int | None = None
+    used_bytes: int = 0
+    """Memory in use on the device: by every process on a GPU, by the whole system on the
+    CPU."""
+    total_bytes: int = 0
+    engine_bytes: int = 0
+    """This library's engine's own share of it."""
+    jobs: list[DeviceJob] = field(default_factory=list)
+
+
+@dataclass
+class DevicesListing(Payload):
+    """The answer to ``devices``."""
+
+    devices: list[DeviceLine] = field(default_factory=list)
+
+
 SPECS = (
     OpSpec("hello", "Protocol version, engine version, model info (null until loaded).",
            result=Hello),
@@ -160,6 +201,9 @@ SPECS = (
            result=CancelAnswer),
     OpSpec("jobs", "Running and queued jobs, and interrupted runs that can be resumed.",
            result=JobsListing),
+    OpSpec("devices", "Each device the engine computes on, its memory and its jobs (on a "
+           "shared GPU host, other libraries' jobs on the same GPU too).",
+           result=DevicesListing),
     OpSpec("shutdown", "Checkpoint the running job, then exit.",
            result=Bye),
 )

@@ -234,6 +234,26 @@ def free_bytes(device: torch.device) -> int:
     return int(psutil.virtual_memory().available)
 
 
+def memory_use(device: torch.device) -> tuple[int, int, int]:
+    """A device's memory in use, its total, and this process's share: a GPU's as its driver
+    counts them (every process), else the system's RAM and this process's resident set."""
+    if device.type == "cuda":
+        free, total = torch.cuda.mem_get_info(device)
+        return int(total - free), int(total), int(torch.cuda.memory_reserved(device))
+    import psutil
+
+    system = psutil.virtual_memory()
+    return (int(system.total - system.available), int(system.total),
+            int(psutil.Process().memory_info().rss))
+
+
+def device_name(device: torch.device) -> str:
+    """What to call a device to a person: the GPU's model, else its kind."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return {"mps": "Apple GPU", "cpu": "CPU"}.get(device.type, device.type)
+
+
 def layer_devices(model: Any, device: torch.device, layers: int) -> list[torch.device]:
     """Where each decoder layer computes: accelerate's hook says for a split model."""
     from transformers.modeling_layers import GradientCheckpointingLayer

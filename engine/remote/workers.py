@@ -17,12 +17,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from engine.api import board
 from engine.api.engine_target import ENGINE_ENV
 from engine.api.launch import child_env, module_command
 from engine.api.registry import OP_SPECS
+from engine.api.session import DeviceLine, DevicesListing
 from engine.api.wire import Event, Request, decode_event, error, read_lines
 from engine.errors import PromptbankError
 
@@ -30,7 +32,7 @@ from engine.errors import PromptbankError
 WORKERS_ENV = "PROMPTBANK_WORKERS"
 WORKER_START_S = 120.0
 #: Ops every worker answers, their answers merged into one.
-_EVERY_WORKER = frozenset({"jobs", "shutdown"})
+_EVERY_WORKER = frozenset({"jobs", "devices", "shutdown"})
 _PART = "#"
 
 
@@ -216,6 +218,8 @@ class WorkerPool:
             self.send(error(rid, failed.message).encode().encode())
         elif "jobs" in answers[0].data:
             self.send(Event(rid, "result", self._merge_jobs(answers)).encode().encode())
+        elif "devices" in answers[0].data:
+            self.send(Event(rid, "result", self._merge_devices(answers)).encode().encode())
         else:
             self.send(Event(rid, answers[0].type, answers[0].data).encode().encode())
 
@@ -232,3 +236,23 @@ class WorkerPool:
             for run in answer.data.get("resumable", []):
                 resumable.setdefault(run["run_id"], run)
         return {"jobs": lines, "resumable": list(resumable.values())}
+
+    def _merge_devices(self, answers: list[Event]) -> dict:
+        """Every worker's device line (its worker and GPU said), with the jobs other
+        libraries' workers on this host post to the board beside those of the same GPU."""
+        lines = [DeviceLine.from_data({**line, "worker": worker.index,
+                                       "gpu": worker.device or line.get("gpu")})
+                 for worker, answer in zip(self.workers, answers, strict=True)
+                 for line in answer.data.get("devices", [])]
+        for post in board.read_board():
+            if Path(post.library) == self.library:
+                continue  # this library's own workers answered themselves
+            theirs = [replace(job, library=board.library_label(post.library), user=post.user)
+                      for job in post.line.jobs]
+            key = post.line.gpu or post.line.device
+            same = next((line for line in lines if (line.gpu or line.device) == key), None)
+            if same is not None:
+                same.jobs.extend(theirs)
+            else:  # a GPU only other libraries use: its memory as they post it
+                lines.append(replace(post.line, worker=None, engine_bytes=0, jobs=theirs))
+        return DevicesListing(lines).to_data()

@@ -13,7 +13,7 @@ from engine import __version__
 from engine.api.generation import DEFAULT_MAX_INPUT_TOKENS
 from engine.api.payload import Payload
 from engine.api.registry import OP_SPECS
-from engine.api.session import Hello, LoadProgress
+from engine.api.session import DeviceJob, DeviceLine, Hello, LoadProgress
 from engine.api.threads import resolve_threads
 from engine.api.training import JobOutcome, PrepareProgress
 from engine.api.wire import PROTOCOL_VERSION, Event, ProtocolError
@@ -112,6 +112,25 @@ class Context:
         info = self.host.info().to_data() if self.host else None
         return Hello(protocol=PROTOCOL_VERSION, engine=__version__, model=info,
                      ops=list(OP_SPECS), methods=describe_methods())
+
+    def device_line(self) -> DeviceLine:
+        """The device this engine computes on (its model's, else the one it would load on),
+        its memory, and the jobs here."""
+        import os
+
+        from engine.model.device import device_name, memory_use, pick_device
+
+        device = self.host.device if self.host is not None else pick_device(self.args.device)
+        used, total, own = memory_use(device)
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+        gpu = (visible if device.type == "cuda" and visible and "," not in visible
+               else str(device.index or 0) if device.type == "cuda" else None)
+        jobs = [DeviceJob(task=str(j.get("task", "")), op=str(j.get("op", "")),
+                          state=str(j.get("state", "")), step=int(j.get("step", 0)),
+                          total=int(j.get("total", 0)))
+                for j in self.scheduler.listing()]
+        return DeviceLine(device=str(device), name=device_name(device), gpu=gpu,
+                          used_bytes=used, total_bytes=total, engine_bytes=own, jobs=jobs)
 
     def ensure_model(self, rid: str = "", spec: str | None = None, device: str | None = None,
                      quantize: str | None = None) -> ModelHost:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
+from engine.api import board
 from engine.api.registry import OP_SPECS, validate_args
 from engine.api.wire import (
     Event,
@@ -43,6 +44,7 @@ from engine.server.scheduler import (
     one_line,
 )
 from engine.support.faults import release_memory
+from engine.support.paths import library_dir
 from engine.support.stdio import protocol_stdin, protocol_stdout
 
 log = logging.getLogger("promptbank.worker")
@@ -168,9 +170,11 @@ class Worker:
         accepting.start()
         threading.Thread(target=self._exit_when_idle, args=(idle_exit_s,), name="idle",
                          daemon=True).start()
+        threading.Thread(target=self._post, name="board", daemon=True).start()
         try:
             self.scheduler.run()
         finally:
+            board.withdraw()
             path.unlink(missing_ok=True)
             server.close()
             for client in list(self.clients.values()):
@@ -188,6 +192,15 @@ class Worker:
                 log.info("no client and no work for %.0f s; shutting down", idle_exit_s)
                 self.scheduler.put(Request("idle", "shutdown", {}))
                 return
+
+    def _post(self) -> None:
+        """Keep this worker's line on the host's board (other libraries' users see it)."""
+        while self.scheduler.running:
+            try:
+                board.post(library_dir(self.ctx.args.library), self.ctx.device_line())
+            except Exception as exc:  # a busy moment or a full disk: the next post may do
+                log.info("could not post to the host's board: %s", one_line(exc))
+            time.sleep(board.POST_EVERY_S)
 
     def _accept(self, server: socket.socket) -> None:
         for number in itertools.count(1):

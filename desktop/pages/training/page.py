@@ -25,6 +25,7 @@ from desktop.session import Session
 from desktop.widgets.formatting import format_duration
 from desktop.widgets.tone import PAGE_TITLE, rich
 from engine.api.measures import difference_text, label, metric_text, value_text
+from engine.api.session import DeviceLine, DevicesListing
 from engine.errors import PromptbankError
 from engine.library import Run
 
@@ -110,6 +111,18 @@ def truncation_text(summary: dict) -> str:
             "their input")
 
 
+def device_text(line: DeviceLine) -> str:
+    """A device's line under the job list: its memory, and what computes on it."""
+    gb = 2**30
+    where = f"GPU {line.gpu} ({line.name})" if line.gpu is not None else line.name
+    memory = (f"{line.used_bytes / gb:.1f} of {line.total_bytes / gb:.1f} GB in use, "
+              f"{line.engine_bytes / gb:.1f} GB by this engine")
+    jobs = [f"{j.task} ({j.state}{f', step {j.step} of {j.total}' if j.total else ''})"
+            if not j.library else f"{j.task} of another library ({j.user}, {j.state})"
+            for j in line.jobs]
+    return f"{where}: {memory} · {'; '.join(jobs) if jobs else 'no jobs'}"
+
+
 def job_text(job: JobState) -> str:
     """A job's line in the list."""
     status = f"{job.status} · resumable" if job.status in RESUMABLE else job.status
@@ -166,8 +179,19 @@ class TrainingPage(Page):
         rlayout.addWidget(self.stats)
         rlayout.addLayout(buttons)
         rlayout.addWidget(self.curves, 1)
+        self.devices = QLabel()
+        self.devices.setWordWrap(True)
+        self.devices.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.devices.setToolTip("The engine's devices: memory in use (on a GPU, by every "
+                                "process) and the jobs on each, other libraries' jobs on a "
+                                "shared GPU host included. Renewed every 10 seconds.")
+        left = QWidget()
+        llayout = QVBoxLayout(left)
+        llayout.setContentsMargins(0, 0, 0, 0)
+        llayout.addWidget(self.list, 1)
+        llayout.addWidget(self.devices)
         split = QSplitter(Qt.Orientation.Horizontal, objectName="training")
-        split.addWidget(self.list)
+        split.addWidget(left)
         split.addWidget(right)
         split.setSizes([260, 800])
         QVBoxLayout(self).addWidget(split)
@@ -177,6 +201,7 @@ class TrainingPage(Page):
         self.joint_button.clicked.connect(self.open_joint_dialog)
         self.list.itemSelectionChanged.connect(self._show_selected)
         jobs.sig_job_changed.connect(self._on_job)
+        jobs.sig_devices.connect(self._show_devices)
         session.sig_library_changed.connect(self.refresh)
         self.refresh()
 
@@ -201,6 +226,9 @@ class TrainingPage(Page):
         self.list.blockSignals(False)
         self._reselect(selected)
         self._show_selected()
+
+    def _show_devices(self, listing: DevicesListing) -> None:
+        self.devices.setText("\n".join(device_text(line) for line in listing.devices))
 
     def _task_names(self) -> dict[int, str]:
         return {t.id: t.name for t in self.session.library.list_tasks()}

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from engine.api.session import Bye, CancelAnswer, JobLine, JobsListing, Pong, ResumableRun
+from engine.api.session import (
+    Bye,
+    CancelAnswer,
+    DevicesListing,
+    JobLine,
+    JobsListing,
+    Pong,
+    ResumableRun,
+)
 from engine.api.wire import Event
 from engine.server.context import Context, run_ids
 
@@ -51,5 +59,9 @@ def jobs(ctx: Context, rid: str, args: dict) -> None:
     ctx.send(JobsListing([JobLine(**line) for line in listing], resumable).event(rid))
 
 
+def devices(ctx: Context, rid: str, args: dict) -> None:
+    ctx.send(DevicesListing([ctx.device_line()]).event(rid))
+
+
 HANDLERS = {"hello": hello, "ping": ping, "load_model": load_model, "model_info": model_info,
-            "shutdown": shutdown, "cancel": cancel, "jobs": jobs}
+            "shutdown": shutdown, "cancel": cancel, "jobs": jobs, "devices": devices}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from desktop.pages.training.page import describe_summary
+from desktop.pages.training.page import describe_summary, device_text
+from engine.api.session import DeviceJob, DeviceLine
 from engine.model.chat import ENCODE_CHUNK
 from tests.desktop.conftest import SENTIMENT, write_jsonl, writer
 from tests.desktop.helpers import QUICK, TRAIN_MS, add_task_with_data
@@ -43,3 +44,20 @@ def test_the_training_page_shows_rows_prepared_then_steps_and_rows_cut(qtbot, wi
     assert cut in page.stats.text()
     summary = writer(window).get_run(job.run_id).summary  # the catalogue's run says it too
     assert cut in describe_summary(summary, "")
+
+
+def test_the_training_page_shows_the_engines_devices(qtbot, window):
+    page = window.training
+    qtbot.waitUntil(lambda: "CPU" in page.devices.text(), timeout=30_000)
+    assert "GB in use" in page.devices.text() and "no jobs" in page.devices.text()
+
+
+def test_a_device_line_names_its_gpu_memory_and_every_job():
+    line = DeviceLine(device="cuda:0", name="NVIDIA H100", gpu="1", used_bytes=30 * 2**30,
+                      total_bytes=80 * 2**30, engine_bytes=12 * 2**30,
+                      jobs=[DeviceJob(task="sent", state="running", step=40, total=300),
+                            DeviceJob(task="ag", state="queued", library="5f3a2b1c",
+                                      user="bob")])
+    assert device_text(line) == ("GPU 1 (NVIDIA H100): 30.0 of 80.0 GB in use, 12.0 GB by "
+                                 "this engine · sent (running, step 40 of 300); ag of another "
+                                 "library (bob, queued)")

@@ -58,7 +58,7 @@ def _remote_session(qtbot, model, library, address):
 
 def test_a_second_desktop_sees_the_first_ones_run(qtbot, tiny_model_dir, tmp_path,
                                                   ssh_address, monkeypatch):
-    monkeypatch.setattr("desktop.jobs.REMOTE_POLL_MS", 300)
+    monkeypatch.setattr("desktop.jobs.POLL_MS", 300)
     first, mine = _remote_session(qtbot, tiny_model_dir, tmp_path / "library", ssh_address)
     created = []
     first.op("create_task", {"task": "sent", "kind": "classify",

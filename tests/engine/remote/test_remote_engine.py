@@ -3,6 +3,7 @@ travel by content, results come back bitwise, and a dropped connection loses not
 
 from __future__ import annotations
 
+import getpass
 import subprocess
 import time
 
@@ -127,6 +128,36 @@ def test_two_desktops_see_each_others_jobs(tiny_model_dir, tmp_path, engine):
     assert [v.number for v in lib.list_versions("sent")] == [1]
     assert [r.status for r in lib.list_runs("sent")] == ["done"]
     lib.close()
+
+
+def test_another_librarys_jobs_show_on_the_device_they_share(tiny_model_dir, tmp_path,
+                                                             engine):
+    """Two users' libraries on one host: each sees the other's run on the device they share
+    (posted on the host's board), never in its own jobs."""
+    data = write_sentiment(tmp_path / "sentiment.jsonl")
+    with start_relay(tiny_model_dir, tmp_path / "alice", engine) as alice, \
+            start_relay(tiny_model_dir, tmp_path / "bob", engine) as bob:
+        alice.call("create_task", task="sent", kind="classify", data=str(data),
+                   labels=["positive", "negative"])
+        train = alice.request("train", {"task": "sent", "config": train_config(400)})
+        next(e for e in train if e.type == "progress" and e.data.get("kind") == "step")
+        deadline = time.monotonic() + 30
+        while True:  # the board is renewed every few seconds
+            [device] = bob.call("devices")["devices"]
+            if device["jobs"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        [job] = device["jobs"]
+        assert (job["task"], job["state"], job["user"]) == ("sent", "running",
+                                                            getpass.getuser())
+        assert job["library"] and device["engine_bytes"] > 0 and device["worker"] == 0
+        assert bob.call("jobs")["jobs"] == []  # not bob's to follow or cancel
+        [own] = alice.call("devices")["devices"]
+        assert [(j["task"], j["library"]) for j in own["jobs"]] == [("sent", "")]
+        alice.call("cancel", job=train.id)
+        assert train.result()["status"] == "cancelled"
+        for client in (alice, bob):
+            client.call("shutdown")
 
 
 def test_jobs_spread_over_the_hosts_workers(tiny_model_dir, tmp_path, host_home):

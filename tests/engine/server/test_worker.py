@@ -144,6 +144,11 @@ def test_generate_is_served_while_a_job_trains_then_cancel(setup):
     jobs = client.call("jobs")["jobs"]
     assert jobs[0]["job"] == train.id and jobs[0]["state"] == "running"
     assert jobs[0]["run_id"] == run_id and 0 < jobs[0]["step"] < 2000
+    [device] = client.call("devices")["devices"]  # the CPU, its memory and the job on it
+    assert (device["device"], device["name"], device["gpu"]) == ("cpu", "CPU", None)
+    assert device["engine_bytes"] > 0 and 0 < device["used_bytes"] < device["total_bytes"]
+    assert [(j["task"], j["op"], j["state"], j["library"]) for j in device["jobs"]] == [
+        ("sent", "train", "running", "")]
     second = client.request("train", {"task": "sent", "config": train_config(5)})
     assert second.next_event(30).data == {"kind": "queued", "position": 1, "task": "sent"}
     assert client.call("cancel", job=second.id) == {"job": second.id, "was": "queued"}
