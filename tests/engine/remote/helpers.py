@@ -62,7 +62,7 @@ def drop_then_reconnect(model_dir: Path, tmp_path: Path, engine: list[str]) -> N
     client.call("create_task", task="sent", kind="classify", data=str(data),
                 labels=["positive", "negative"])
     train = client.request("train", {"task": "sent",
-                                     "config": train_config(40, checkpoint_every=20)})
+                                     "config": train_config(150, checkpoint_every=50)})
     next(e for e in train if e.type == "progress" and e.data.get("kind") == "step")
     transport = subprocess.run(["pgrep", "-P", str(client.proc.pid)], capture_output=True,
                                text=True).stdout.split()
@@ -74,7 +74,7 @@ def drop_then_reconnect(model_dir: Path, tmp_path: Path, engine: list[str]) -> N
     assert "connection" in client.death_reason()
     with start_relay(model_dir, root, engine) as again:
         running = again.call("jobs")["jobs"]
-        assert [(j["op"], j["state"]) for j in running] == [("train", "running")]
+        assert [(j["op"], j["state"]) for j in running] == [("train", "running")], running
         assert running[0]["step"] > 1  # the run went on on the host meanwhile
         follow = again.request("watch", {"job": running[0]["job"]})
         first = follow.next_event(60)
