@@ -21,6 +21,7 @@ from engine.errors import PromptbankError
 from engine.support.paths import resources_dir
 
 if TYPE_CHECKING:
+    from engine.api.generation import LabelScores
     from engine.model.host import ModelHost
 
 DATA_DIR = resources_dir().parent.parent / "shared" / "data"
@@ -104,9 +105,10 @@ def write_jsonl(path: Path, rows: list[tuple[str, str]]) -> Path:
     return path
 
 
-def _accuracy(host: ModelHost, task: QualityTask, prompt=None,
-              template: str | None = None) -> float:
-    """Rank-classification accuracy on the task's eval rows, served like any task."""
+def scored(host: ModelHost, task: QualityTask, prompt=None,
+           template: str | None = None) -> list[LabelScores]:
+    """Rank classification of the task's eval rows (each label's probability), served like
+    any task: with ``prompt``, else with the instruction ``template`` and no soft prompt."""
     from engine.serving.bank import TaskSpec
     from engine.serving.runtime import Runtime
 
@@ -116,13 +118,19 @@ def _accuracy(host: ModelHost, task: QualityTask, prompt=None,
         runtime.bank.describe(spec)
     else:
         runtime.register(spec, prompt)
-    results = runtime.score(task.name, [i for i, _ in task.eval], use_prompt=prompt is not None)
+    return runtime.score(task.name, [i for i, _ in task.eval], use_prompt=prompt is not None)
+
+
+def accuracy(host: ModelHost, task: QualityTask, prompt=None,
+             template: str | None = None) -> float:
+    """The share of the task's eval rows whose best label is the right one."""
+    results = scored(host, task, prompt, template)
     return sum(r.label == o for r, (_, o) in zip(results, task.eval, strict=True)) / len(task.eval)
 
 
 def zero_shot_accuracy(host: ModelHost, task: QualityTask) -> float:
     """Rank-classification accuracy of the instruction in the user turn, no soft prompt."""
-    return _accuracy(host, task, template=task.instruction + "\n\n{input}")
+    return accuracy(host, task, template=task.instruction + "\n\n{input}")
 
 
 def train_ours(host: ModelHost, task: QualityTask, config, folder: Path) -> dict:
@@ -145,7 +153,7 @@ def train_ours(host: ModelHost, task: QualityTask, config, folder: Path) -> dict
     seconds = round(time.perf_counter() - started, 1)
     version = lib.get_version(task.name, result.version)
     prompt = SoftPrompt.load(lib.version_path(version), sha256=version.sha256)
-    return {"accuracy": _accuracy(host, task, prompt), "validation": result.best_metric,
+    return {"accuracy": accuracy(host, task, prompt), "validation": result.best_metric,
             "seconds": seconds, "tokens_per_s": round(result.tokens_per_s, 1)}
 
 
@@ -177,7 +185,7 @@ def train_peft(host: ModelHost, task: QualityTask, config) -> dict:
     seconds = time.perf_counter() - started
     tensor = model.prompt_encoder["default"].embedding.weight.detach()
     prompt = SoftPrompt("prompt", tensor, ModelGeometry.of(host), task=task.name)
-    return {"accuracy": _accuracy(host, task, prompt), "seconds": round(seconds, 1)}
+    return {"accuracy": accuracy(host, task, prompt), "seconds": round(seconds, 1)}
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -79,7 +79,7 @@ def test_bench_remote_trains_both_ways_and_counts_the_bytes(tiny_model_dir):
     assert out["train_overhead"] > 0 and "engine.cli" in out["remote"]["engine"]
 
 
-@pytest.mark.parametrize("name", ["quality"])
+@pytest.mark.parametrize("name", ["quality", "continual"])
 def test_bench_on_real_data_skips_cleanly_without_it(tiny_model_dir, tmp_path, name):
     out = bench(tiny_model_dir, name, "--data", str(tmp_path / "absent"))
     assert "skipped" in out and "absent" in out["skipped"]
@@ -176,6 +176,32 @@ def test_bench_quality_scores_ours_on_the_test_rows_and_selects_on_validation(
     # Scored on the six test rows (a whole number of them), selected on training rows.
     assert round(ours["accuracy"] * 6, 6) == round(ours["accuracy"] * 6)
     assert 0.0 <= ours["validation"] <= 1.0
+
+
+def test_bench_continual_runs_every_strategy_through_both_sequences(tiny_model_dir, tmp_path):
+    data = _fake_benchmark_data(tmp_path / "data")
+    out = bench(tiny_model_dir, "continual", "--data", str(data), "--quick", "--steps", "2",
+                "--train-rows", "12", "--eval-size", "4")
+    assert [s["sequence"] for s in out["sequences"]] == ["topics", "tasks"]
+    topics, tasks = out["sequences"]
+    assert topics["stages"] == ["World + Sports", "Business + Sci/Tech"]
+    assert tasks["stages"] == ["sst2", "sms_spam"]  # --quick: two stages
+    for seq in out["sequences"]:
+        rows = {r["strategy"]: r for r in seq["strategies"]}
+        assert list(rows) == ["continue", "replay", "anchor", "replay+anchor", "progressive"]
+        assert seq["scratch"][0] is None and 0 <= seq["scratch"][1] <= 1
+        for row in rows.values():
+            history = row["history"]
+            assert [len(h) for h in history] == [1, 2] and row["final"] == history[-1]
+            assert row["average"] == pytest.approx(sum(row["final"]) / 2)
+            best = max(history[0][0], history[1][0])
+            assert row["forgetting_points"] == pytest.approx(100 * (best - history[1][0]))
+        # Progressive serves the first stage's inputs with the first stage's own frozen
+        # version: its outputs stay bit for bit what they were, so nothing is forgotten.
+        assert rows["progressive"]["old_outputs_unchanged"]
+        assert rows["progressive"]["forgetting_points"] == 0
+        assert not rows["continue"]["old_outputs_unchanged"]  # one prompt moved on
+        assert (rows["replay"]["replay"], rows["anchor"]["anchor"]) == (0.2, 100.0)
 
 
 def test_bench_quality_can_run_the_peft_baseline_alone(tiny_model_dir, tmp_path):

@@ -117,3 +117,19 @@ def test_continue_refuses_bad_input_and_leaves_the_library(tiny_host, tmp_path):
         TrainingJob.start(lib, tiny_host, "sentiment", TrainConfig(replay=1.5),
                           continue_data=data)
     assert lib.list_runs() == runs and lib.list_datasets("sentiment") == datasets
+
+
+def test_replay_mixes_earlier_rows_in_the_stated_share(tiny_host, tmp_path):
+    from engine.training.continual import pools
+
+    lib = make_library(tmp_path)
+    first = lib.examples("sentiment", "train")
+    new = lib.add_dataset("sentiment", write_jsonl(tmp_path / "new.jsonl", NEW_ROWS))
+    fresh = lib.examples("sentiment", "train", dataset_id=new.id)
+    for share in (0.0, 0.2, 0.5):
+        pool = pools(lib, "sentiment", TrainConfig(replay=share), new.id).train
+        assert pool[:len(fresh)] == fresh  # every new row, then the replayed ones
+        old = pool[len(fresh):]
+        assert all(e in first for e in old) and len(set(map(id, old))) == len(old)
+        assert len(old) == round(len(fresh) * share / (1 - share)) <= len(first)
+        assert len(old) / len(pool) == pytest.approx(share, abs=0.5 / len(pool))
