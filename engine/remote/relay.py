@@ -71,6 +71,8 @@ STATE_FILE = "remote.json"
 GREETING_S = 180.0
 #: While events stream, the library here is brought up to date at most this often.
 COLLECT_EVERY_S = 5.0
+#: How often one collection is tried when a file changes between the listing and the reading.
+COLLECT_TRIES = 3
 _END = object()
 
 
@@ -223,6 +225,10 @@ class Forwarded:
     """(host path, local path) of each file or folder the op writes."""
 
 
+class FileChanged(PromptbankError):
+    """A file read from the host does not match the sha256 the host named for it."""
+
+
 class Relay:
     """Speaks the worker protocol to its client and runs the work on the engine's host."""
 
@@ -346,9 +352,9 @@ class Relay:
                 break
         data = b"".join(pieces)
         if sha256_bytes(data) != sha:
-            raise PromptbankError(f"The file {rel} changed in transit from the host; it was "
-                                  "refused and the library here was not changed.",
-                                  hint="Connect again; the file is fetched anew.")
+            raise FileChanged(f"The file {rel} changed in transit from the host; it was "
+                              "refused and the library here was not changed.",
+                              hint="Connect again; the file is fetched anew.")
         return data
 
     def collect(self) -> None:
@@ -356,6 +362,17 @@ class Relay:
         then the catalogue in one step, so the catalogue never names a missing file."""
         assert self.upstream
         self.last_collect = time.monotonic()
+        for attempt in range(COLLECT_TRIES):
+            try:
+                self._collect()
+                return
+            except FileChanged:
+                # A running job may replace its checkpoint between the listing and the
+                # reading: ask again. A file that never matches is refused.
+                if attempt == COLLECT_TRIES - 1:
+                    raise
+
+    def _collect(self) -> None:
         changes = Changes.from_data(self.upstream.call("remote.changes",
                                                        {"since": self.token}))
         if changes.unchanged:

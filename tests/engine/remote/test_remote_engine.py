@@ -144,8 +144,9 @@ def test_another_librarys_jobs_show_on_the_device_they_share(tiny_model_dir, tmp
         deadline = time.monotonic() + 30
         while True:  # the board is renewed every few seconds
             [device] = bob.call("devices")["devices"]
-            if device["jobs"] or time.monotonic() > deadline:
+            if [j["state"] for j in device["jobs"]] == ["running"]:
                 break
+            assert time.monotonic() < deadline, device
             time.sleep(0.5)
         [job] = device["jobs"]
         assert (job["task"], job["state"], job["user"]) == ("sent", "running",

@@ -18,7 +18,7 @@ from engine.library import Library
 from engine.library.replica import catalogue_snapshot, install_catalogue, synced_path
 from engine.remote.host import HostAgent
 from engine.remote.protocol import encode_bytes
-from engine.remote.relay import Relay
+from engine.remote.relay import COLLECT_TRIES, FileChanged, Relay
 from tests.engine.remote.helpers import host_command
 
 
@@ -127,3 +127,29 @@ def test_an_ssh_address_runs_promptbank_there_quoted(monkeypatch):
     assert argv[argv.index("-p") + 1] == "2222" and "me@gpu-box" in argv
     assert argv[-1] == "'/opt/my tools/promptbank' remote-host --model 'a b'"
     assert EngineTarget.parse("local") is None and EngineTarget.parse() is None
+
+
+def test_a_checkpoint_replaced_while_it_is_read_is_read_again(tmp_path, monkeypatch):
+    relay = Relay(EngineTarget.parse(command=host_command(tmp_path / "host")),
+                  tmp_path / "lib", [])
+    relay.open()
+    tries = []
+
+    def replaced_once() -> None:
+        tries.append(1)
+        if len(tries) == 1:  # a running job renamed a new checkpoint over the one listed
+            raise FileChanged("The file checkpoints/run-1/x changed in transit.")
+
+    monkeypatch.setattr(relay, "_collect", replaced_once)
+    relay.collect()
+    assert len(tries) == 2
+    host_file = tmp_path / "host" / relay.state.id / "library" / "prompts" / "t1-v1-x.st"
+    host_file.parent.mkdir(parents=True)
+    host_file.write_bytes(b"not what was listed")
+    tries.clear()
+    monkeypatch.setattr(relay, "_collect", lambda: (tries.append(1), relay.fetch(
+        "prompts/t1-v1-x.st", "0" * 64)))
+    with pytest.raises(FileChanged):  # a file that never matches is refused in the end
+        relay.collect()
+    assert len(tries) == COLLECT_TRIES
+    relay.upstream.close()
