@@ -164,6 +164,18 @@ def quantization_config(quantize: str, dtype: torch.dtype) -> Any:
                               bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True)
 
 
+def keep_cpu_kernels_in_bounds(model: Any) -> None:
+    """bitsandbytes' AVX512-BF16 CPU kernel packs a 4-bit layer's weight in blocks of 32
+    outputs by the quantisation block of inputs and fails on any other shape (a small model's
+    layers): such layers keep the plain kernel, which takes every shape."""
+    for module in model.modules():
+        if not getattr(module, "support_avx512bf16_for_cpu", False):
+            continue
+        block = getattr(getattr(module.weight, "quant_state", None), "blocksize", 64)
+        if module.out_features % 32 or module.in_features % block:
+            module.support_avx512bf16_for_cpu = False
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where and in what a model loads: its dtype, why, and accelerate's per-device budget

@@ -22,6 +22,7 @@ from engine.model.chat import Chat
 from engine.model.convert import cached_file_hash, converted_folder
 from engine.model.device import (
     configure_device,
+    keep_cpu_kernels_in_bounds,
     layer_devices,
     load_weights,
     pick_device,
@@ -120,6 +121,8 @@ class ModelHost:
             )
             self.model = load_weights(folder, self.dtype, trust_remote_code=trust_remote_code,
                                       quantized=quantized, placed=placed)
+            if quantized is not None:
+                keep_cpu_kernels_in_bounds(self.model)
         except ValueError as exc:
             if "trust_remote_code" in str(exc):
                 raise PromptbankError(
