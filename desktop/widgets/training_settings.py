@@ -132,7 +132,7 @@ class TrainingSettings(QWidget):
         layout.addWidget(advanced)
         layout.addStretch(1)
         self.group.buttonClicked.connect(lambda b: self.apply_preset(b.text()))
-        for box in (self.length, self.steps, self.batch, self.lr):
+        for box in (self.length, self.steps, self.batch, self.lr, self.replay, self.anchor):
             box.valueChanged.connect(self.sig_changed)
         for box in (self.length, self.steps, self.batch):
             box.valueChanged.connect(self._show_blurb)
@@ -177,10 +177,13 @@ class TrainingSettings(QWidget):
                                      value=DEFAULT_REPLAY)
         self.replay.setToolTip("Share of the training rows drawn from the earlier data, so "
                                "the prompt keeps what it knew (0: new data only).")
-        self.anchor = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=100.0, singleStep=0.1,
-                                     value=0.0)
-        self.anchor.setToolTip("Weight of a pull towards the parent prompt (mean squared "
-                               "distance); 0: no pull. Try 0.1–1 when the old data is lost.")
+        self.anchor = QDoubleSpinBox(decimals=0, minimum=0.0, maximum=1_000_000.0,
+                                     singleStep=1000.0, value=0.0)
+        self.anchor.setToolTip("Weight of a pull towards the parent prompt (the mean squared "
+                               "distance over all its numbers); 0: no pull. It acts from about "
+                               "10,000 (in the benchmark it cut the forgetting from 96 to 77 "
+                               "points); below 1,000 it changes nothing measurable. Replay "
+                               "keeps more.")
 
     def apply_preset(self, name: str) -> None:
         """Fill the settings from preset ``name``."""

@@ -10,7 +10,9 @@ from typing import Self
 DEFAULT_MAX_LENGTH = 256
 
 #: Share of a continual run's training pool drawn from earlier data (CLI, worker and desktop).
-DEFAULT_REPLAY = 0.2
+#: ``bench continual`` (AG News, two topics then two others): 0.2 cut the forgetting from 96
+#: to 81 points, 0.5 to 29, both keeping the whole from-scratch gain on the new data.
+DEFAULT_REPLAY = 0.5
 #: Share of a universal prompt's update drawn from its earlier source tasks: more than a
 #: task's own continual run, because the prompt exists to serve every one of them.
 UNIVERSAL_REPLAY = 0.5

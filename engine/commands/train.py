@@ -48,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="share of the training pool drawn from earlier data "
                            f"(default {DEFAULT_REPLAY})")
     cont.add_argument("--anchor", type=float, default=0.0,
-                      help="weight of the pull towards the parent prompt (default 0)")
+                      help="weight of the pull towards the parent prompt, a mean over its "
+                           "numbers: it acts from about 10000 (default 0)")
     common_options(cont)
     cont.set_defaults(func=cmd_continue)
 

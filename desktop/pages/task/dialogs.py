@@ -25,14 +25,49 @@ from desktop.widgets.formatting import parse_labels
 from desktop.widgets.memory_line import MemoryLine
 from desktop.widgets.tables import fill_table
 from desktop.widgets.training_settings import TrainingSettings
-from engine.api.measures import difference_text, headline_metric, label, value_text
-from engine.library import Evaluation, Task, Version
+from engine.api.measures import SHARES, difference_text, headline_metric, label, value_text
+from engine.library import Evaluation, Run, Task, Version
 
 #: Baselines under which a Continue or a universal update stored a version's own scores
 #: before and after (engine.training: "continual-after-new" and the like).
 COMPARISON_PREFIXES = ("continual-", "universal-")
 
 KINDS = ("generate", "classify")
+#: How many recent continued runs the expectation averages.
+EXPECT_FROM = 5
+
+
+def _change_words(name: str, value: float) -> str:
+    return f"{100 * value:.1f} points" if name in SHARES else f"{value:.3g}"
+
+
+def expected_change(runs: list[Run], task_id: int, replay: float, anchor: float) -> str:
+    """What continuing is likely to do, from this library's recent continued runs: this
+    task's with the same replay and anchor first, else any with them, else any at all."""
+    done = [r for r in runs if r.kind == "continue" and r.status == "done"
+            and isinstance(r.summary.get("forgetting_old"), int | float)
+            and isinstance(r.summary.get("gain_new"), int | float)]
+
+    def same(r: Run) -> bool:
+        train = r.config.get("train", {})
+        return train.get("replay") == replay and train.get("anchor") == anchor
+
+    choices = [([r for r in done if r.task_id == task_id and same(r)], "this task's"),
+               ([r for r in done if same(r)], "this library's"),
+               (done, "this library's (other settings)")]
+    basis, whose = next((choice for choice in choices if choice[0]), ([], ""))
+    if not basis:
+        return ("No earlier continued run to go by. After this one, the Training tab shows "
+                "how much it forgot on the old data and gained on the new.")
+    recent = basis[:EXPECT_FROM]
+    name = (recent[0].summary.get("after", {}).get("old", {}).get("metric_name")
+            or "accuracy")
+    forgot = sum(r.summary["forgetting_old"] for r in recent) / len(recent)
+    gained = sum(r.summary["gain_new"] for r in recent) / len(recent)
+    runs_said = f"{len(recent)} run{'s' if len(recent) > 1 else ''}"
+    return (f"Expected, from {whose} last {runs_said}: {label(name)} on the old data "
+            f"{'down' if forgot > 0 else 'up'} {_change_words(name, abs(forgot))}, on the new "
+            f"data {'up' if gained >= 0 else 'down'} {_change_words(name, abs(gained))}.")
 
 
 class TrainDialog(QDialog):
@@ -65,6 +100,19 @@ class TrainDialog(QDialog):
             row.addWidget(browse)
             layout.addWidget(note)
             layout.addLayout(row)
+            self.expected = QLabel(wordWrap=True)
+            layout.addWidget(self.expected)
+            if session is not None:
+                runs = session.library.list_runs()
+                task_id = session.library.get_task(task).id
+
+                def expect() -> None:
+                    config = self.settings.config()
+                    self.expected.setText(expected_change(
+                        runs, task_id, config.get("replay", 0.0), config.get("anchor", 0.0)))
+
+                self.settings.sig_changed.connect(expect)
+                expect()
         layout.addWidget(self.settings, 1)
         self.memory = None
         if session is not None:

@@ -39,16 +39,16 @@ if TYPE_CHECKING:
     from engine.model.host import ModelHost
     from engine.training.config import TrainConfig
 
-#: The anchor weight the anchored strategies use: ``W·mean((p − parent)²)`` is of the order
-#: of the loss only for W in the hundreds (prompt rows are embedding-sized, about 1e-3 each).
-ANCHOR = 100.0
-#: name: (replay share, anchor weight, each stage a frozen version of its own).
+#: The anchored strategies' default weight W of ``W·mean((p − parent)²)``: a mean over the
+#: prompt's every number, so W = 100 changed nothing measurable and 10,000 is where it acts.
+ANCHOR = 10_000.0
+#: name: (whether it replays, whether it is anchored, each stage a frozen version of its own).
 STRATEGIES = {
-    "continue": (0.0, 0.0, False),
-    "replay": (DEFAULT_REPLAY, 0.0, False),
-    "anchor": (0.0, ANCHOR, False),
-    "replay+anchor": (DEFAULT_REPLAY, ANCHOR, False),
-    "progressive": (0.0, 0.0, True),
+    "continue": (False, False, False),
+    "replay": (True, False, False),
+    "anchor": (False, True, False),
+    "replay+anchor": (True, True, False),
+    "progressive": (False, False, True),
 }
 TASK = "stream"
 
@@ -126,7 +126,8 @@ def _new_library(folder: Path, seq: Sequence, first: Stage) -> Library:
 
 
 def run_sequence(host: ModelHost, seq: Sequence, config: TrainConfig, folder: Path,
-                 strategies: list[str]) -> dict:
+                 strategies: list[str], replay_share: float = DEFAULT_REPLAY,
+                 anchor_weight: float = ANCHOR) -> dict:
     """Every strategy through ``seq``: accuracies after each stage, forgetting, gain kept,
     time; with the zero-shot and from-scratch accuracies of each stage."""
     from dataclasses import replace
@@ -150,7 +151,9 @@ def run_sequence(host: ModelHost, seq: Sequence, config: TrainConfig, folder: Pa
     base.close()
     rows = []
     for name in strategies:
-        replay, anchor, progressive = STRATEGIES[name]
+        replays, anchored, progressive = STRATEGIES[name]
+        replay = replay_share if replays else 0.0
+        anchor = anchor_weight if anchored else 0.0
         lib_dir = folder / name
         shutil.copytree(folder / "base", lib_dir)
         lib = Library(lib_dir)
@@ -197,12 +200,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(sst2 then sms_spam, then agnews unless --quick)")
     p.add_argument("--strategies", default=",".join(STRATEGIES),
                    help=f"comma list of {', '.join(STRATEGIES)}")
+    p.add_argument("--replay", type=float, default=DEFAULT_REPLAY,
+                   help=f"the replaying strategies' share (default {DEFAULT_REPLAY:g})")
+    p.add_argument("--anchor", type=float, default=ANCHOR,
+                   help=f"the anchored strategies' weight (default {ANCHOR:g})")
     p.add_argument("--steps", type=int, default=None, help="steps per stage (default 100; "
-                   "--quick: 15)")
+                   "--quick: 12)")
     p.add_argument("--train-rows", type=int, default=None, help="training rows per stage "
-                   "(default 1000; --quick: 200)")
+                   "(default 1000; --quick: 100)")
     p.add_argument("--eval-size", type=int, default=None, help="eval rows per stage "
-                   "(default 200; --quick: 48)")
+                   "(default 200; --quick: 32)")
     p.add_argument("--quick", action="store_true",
                    help="fewer steps and rows, two stages per sequence (about 10 minutes on "
                         "a laptop CPU with the default model)")
@@ -222,9 +229,9 @@ def cmd_continual(args: argparse.Namespace) -> int:
     if unknown:
         raise PromptbankError(f"Unknown strategy {', '.join(unknown)}.",
                               hint=f"Use {', '.join(STRATEGIES)}.")
-    steps = args.steps or (15 if args.quick else 100)
-    train_rows = args.train_rows or (200 if args.quick else 1000)
-    eval_rows = args.eval_size or (48 if args.quick else 200)
+    steps = args.steps or (12 if args.quick else 100)
+    train_rows = args.train_rows or (100 if args.quick else 1000)
+    eval_rows = args.eval_size or (32 if args.quick else 200)
     makers = {"topics": lambda: topic_shift(data, train_rows, eval_rows),
               "tasks": lambda: task_sequence(data, train_rows, eval_rows,
                                              ["sst2", "sms_spam"] if args.quick
@@ -238,7 +245,8 @@ def cmd_continual(args: argparse.Namespace) -> int:
     results = []
     for name in names:
         with tempfile.TemporaryDirectory() as tmp:
-            results.append(run_sequence(host, makers[name](), config, Path(tmp), strategies))
+            results.append(run_sequence(host, makers[name](), config, Path(tmp), strategies,
+                                        args.replay, args.anchor))
     emit(args, {"model": host.name, "device": str(host.device), "steps": steps,
                 "quick": args.quick, "sequences": results})
     return 0

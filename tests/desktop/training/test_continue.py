@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from desktop.pages.task.dialogs import TrainDialog
+from desktop.pages.task.dialogs import TrainDialog, expected_change
 from engine.api.train_settings import DEFAULT_REPLAY
-from engine.library import Library
+from engine.library import Library, Run
 from tests.desktop.helpers import (
     QUICK,
     TRAIN_MS,
@@ -47,12 +47,14 @@ def test_continue_dialog_settings_reach_the_stored_run(qtbot, window, sentiment_
     qtbot.waitUntil(lambda: not first.active, timeout=TRAIN_MS)
     assert first.status == "done", first.message
     parent = window.session.library.get_version("cont")
-    dialog = TrainDialog("cont", ["cont"], window, parent_version=parent)
+    dialog = TrainDialog("cont", ["cont"], window, parent_version=parent,
+                         session=window.session)
     qtbot.addWidget(dialog)
+    assert dialog.expected.text().startswith("No earlier continued run")
     dialog.settings.steps.setValue(2)
     dialog.settings.eval_every.setValue(0)
     dialog.settings.replay.setValue(0.3)
-    dialog.settings.anchor.setValue(0.5)
+    dialog.settings.anchor.setValue(5000)
     new_data = tmp_path / "new.jsonl"
     new_data.write_text("".join(json.dumps({"input": f"fine film {i}", "output": "positive"})
                                 + "\n" for i in range(6)))
@@ -60,6 +62,34 @@ def test_continue_dialog_settings_reach_the_stored_run(qtbot, window, sentiment_
     qtbot.waitUntil(lambda: not job.active, timeout=TRAIN_MS)
     assert job.status == "done", job.message
     run = window.session.library.get_run(job.run_id)
-    assert run.config["train"]["replay"] == 0.3 and run.config["train"]["anchor"] == 0.5
+    assert run.config["train"]["replay"] == 0.3 and run.config["train"]["anchor"] == 5000
     assert run.config["train"]["length"] == parent.length == 3
     assert window.session.library.get_version("cont", job.version).length == 3
+    again = TrainDialog("cont", ["cont"], window, session=window.session,
+                        parent_version=window.session.library.get_version("cont"))
+    qtbot.addWidget(again)
+    again.settings.replay.setValue(0.3)
+    again.settings.anchor.setValue(5000)
+    assert again.expected.text().startswith("Expected, from this task's last 1 run: accuracy")
+    again.settings.anchor.setValue(0.0)  # no earlier run with these settings
+    assert "(other settings) last 1 run" in again.expected.text()
+
+
+def _run(task_id: int, forgot: float, gained: float, replay: float = 0.2) -> Run:
+    return Run(id=1, task_id=task_id, kind="continue", status="done",
+               config={"train": {"replay": replay, "anchor": 0.0}}, parent_version_id=1,
+               version_id=2, summary={"forgetting_old": forgot, "gain_new": gained,
+                                      "after": {"old": {"metric_name": "accuracy"}}},
+               started="", finished="")
+
+
+def test_the_expectation_averages_the_closest_recent_runs():
+    runs = [_run(1, 0.04, 0.10), _run(1, 0.02, 0.20), _run(2, 0.5, 0.5),
+            _run(1, 0.9, 0.9, replay=0.0)]
+    assert expected_change(runs, 1, 0.2, 0.0) == (
+        "Expected, from this task's last 2 runs: accuracy on the old data down 3.0 points, "
+        "on the new data up 15.0 points.")
+    assert expected_change(runs, 3, 0.2, 0.0).startswith(
+        "Expected, from this library's last 3 runs: accuracy on the old data down 18.7")
+    assert expected_change(runs, 1, 0.0, 0.0).endswith(
+        "last 1 run: accuracy on the old data down 90.0 points, on the new data up 90.0 points.")

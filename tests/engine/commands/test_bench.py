@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.api.train_settings import DEFAULT_REPLAY
+from engine.commands.bench.continual import ANCHOR
 from tests.conftest import TEST_DEVICE
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -201,7 +203,7 @@ def test_bench_continual_runs_every_strategy_through_both_sequences(tiny_model_d
         assert rows["progressive"]["old_outputs_unchanged"]
         assert rows["progressive"]["forgetting_points"] == 0
         assert not rows["continue"]["old_outputs_unchanged"]  # one prompt moved on
-        assert (rows["replay"]["replay"], rows["anchor"]["anchor"]) == (0.2, 100.0)
+        assert (rows["replay"]["replay"], rows["anchor"]["anchor"]) == (DEFAULT_REPLAY, ANCHOR)
 
 
 def test_bench_quality_can_run_the_peft_baseline_alone(tiny_model_dir, tmp_path):
