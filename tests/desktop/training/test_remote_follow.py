@@ -15,20 +15,30 @@ from tests.desktop.settings.test_gpu_engine_panel import session_on, wait_ready
 from tests.engine.worker_fixtures import train_config, write_sentiment
 
 
-def test_a_run_is_followed_again_after_the_connection_drops(qtbot, tiny_model_dir, tmp_path,
-                                                            ssh_address):
-    session = session_on(tiny_model_dir, tmp_path / "library")
-    session.engine_address = ssh_address
+def _remote_session(qtbot, model, library, address):
+    session = session_on(model, library)
+    session.engine_address = address
     session.engine.worker_args = session.worker_args()
     tracker = JobTracker(session)
     session.engine.start()
     wait_ready(qtbot, session.engine)
+    return session, tracker
+
+
+def _create_task(qtbot, session, tmp_path) -> None:
     created = []
     session.op("create_task", {"task": "sent", "kind": "classify",
                                "labels": ["positive", "negative"],
                                "data": str(write_sentiment(tmp_path / "s.jsonl"))}
                ).on_success(created.append).run()
     qtbot.waitUntil(lambda: bool(created), timeout=ENGINE_START_MS)
+
+
+def test_a_run_is_followed_again_after_the_connection_drops(qtbot, tiny_model_dir, tmp_path,
+                                                            ssh_address):
+    session, tracker = _remote_session(qtbot, tiny_model_dir, tmp_path / "library",
+                                       ssh_address)
+    _create_task(qtbot, session, tmp_path)
     job = tracker.start("sent", train_config(100))
     qtbot.waitUntil(lambda: job.step >= 1, timeout=ENGINE_START_MS)
     ssh = subprocess.run(["pgrep", "-P", str(session.engine.pid())], capture_output=True,
@@ -46,26 +56,11 @@ def test_a_run_is_followed_again_after_the_connection_drops(qtbot, tiny_model_di
     session.engine.stop()
 
 
-def _remote_session(qtbot, model, library, address):
-    session = session_on(model, library)
-    session.engine_address = address
-    session.engine.worker_args = session.worker_args()
-    tracker = JobTracker(session)
-    session.engine.start()
-    wait_ready(qtbot, session.engine)
-    return session, tracker
-
-
 def test_a_second_desktop_sees_the_first_ones_run(qtbot, tiny_model_dir, tmp_path,
                                                   ssh_address, monkeypatch):
     monkeypatch.setattr("desktop.jobs.POLL_MS", 300)
     first, mine = _remote_session(qtbot, tiny_model_dir, tmp_path / "library", ssh_address)
-    created = []
-    first.op("create_task", {"task": "sent", "kind": "classify",
-                             "labels": ["positive", "negative"],
-                             "data": str(write_sentiment(tmp_path / "s.jsonl"))}
-             ).on_success(created.append).run()
-    qtbot.waitUntil(lambda: bool(created), timeout=ENGINE_START_MS)
+    _create_task(qtbot, first, tmp_path)
     second, theirs = _remote_session(qtbot, tiny_model_dir, tmp_path / "library",
                                      ssh_address)
     job = mine.start("sent", train_config(60))  # started after the second desktop connected
