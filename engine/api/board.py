@@ -53,12 +53,13 @@ def library_label(library: str) -> str:
 
 
 def post(library: Path, line: DeviceLine) -> None:
-    """Post (or renew) this process's line, readable by the board's other users."""
+    """Post (or renew) this process's line (readable by other accounts on a shared board)."""
     path = board_dir() / f"{os.getpid()}.json"
     entry = BoardPost(pid=os.getpid(), user=getpass.getuser(), library=str(library),
                       line=line, posted=time.time())
     atomic_write_bytes(path, json.dumps(entry.to_data()).encode())
-    os.chmod(path, 0o644)
+    # A board several accounts share is read by all of them; the account's own stays its own.
+    os.chmod(path, 0o644 if os.environ.get(BOARD_ENV) else 0o600)
 
 
 def withdraw() -> None:

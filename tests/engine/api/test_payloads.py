@@ -34,6 +34,9 @@ from engine.api.registry import GROUPS, OP_SPECS, RESULTS, parse_event
 from engine.api.session import (
     Bye,
     CancelAnswer,
+    DeviceJob,
+    DeviceLine,
+    DevicesListing,
     Hello,
     JobLine,
     JobsListing,
@@ -288,6 +291,18 @@ SAMPLES: list[tuple[str, Payload]] = [
             [ResumableRun(5, "b", "cancelled", joint_id=4)],
         ),
     ),
+    (
+        "devices",
+        DevicesListing(
+            [
+                DeviceLine("cuda:0", "NVIDIA H100", "1", 0, 30 * 2**30, 80 * 2**30,
+                           12 * 2**30, [DeviceJob("sent", "train", "running", 4, 60),
+                                        DeviceJob("ag", "train", "queued", library="5f3a2b1c",
+                                                  user="bob")]),
+                DeviceLine("cpu", "CPU", used_bytes=9 * 2**30, total_bytes=24 * 2**30),
+            ]
+        ),
+    ),
     ("rank_starts", ProbeProgress(done=2, total=5)),
     (
         "rank_starts",
@@ -343,14 +358,17 @@ def test_every_payload_class_has_a_sample_and_every_op_a_result_type():
         for c in vars(group).values()
         if isinstance(c, type) and issubclass(c, Payload) and c is not Payload
     }
-    shown = {type(pl) for _, pl in SAMPLES}
+    shown: set[type] = set()
+
+    def show(payload: Payload) -> None:  # the sample and every payload nested in it
+        shown.add(type(payload))
+        for value in vars(payload).values():
+            for inner in value if isinstance(value, list) else [value]:
+                if isinstance(inner, Payload):
+                    show(inner)
+
     for _, pl in SAMPLES:
-        for value in vars(pl).values():
-            shown |= (
-                {type(v) for v in value if isinstance(v, Payload)}
-                if isinstance(value, list)
-                else set()
-            )
+        show(pl)
     assert classes == shown
     assert set(OP_SPECS) <= set(RESULTS)
 
