@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from desktop.jobs import RESUMABLE, JobState, JobTracker
 from desktop.pages.base import Page
+from desktop.pages.training.change import ChangeView
 from desktop.pages.training.curves import CurveData, Curves
 from desktop.pages.training.joint_dialog import JointDialog
 from desktop.run_metrics import metric_series
@@ -177,6 +178,8 @@ class TrainingPage(Page):
         rlayout.addWidget(self.title)
         rlayout.addWidget(self.progress)
         rlayout.addWidget(self.stats)
+        self.change = ChangeView()
+        rlayout.addWidget(self.change)
         rlayout.addLayout(buttons)
         rlayout.addWidget(self.curves, 1)
         self.devices = QLabel()
@@ -273,6 +276,7 @@ class TrainingPage(Page):
             self._show_job(job)
 
     def _show_selected(self) -> None:
+        self.change.hide()  # shown again by a continued run's view
         runs = self._selected_runs()
         if len(runs) > 1:
             self._show_overlay(runs)
@@ -323,6 +327,7 @@ class TrainingPage(Page):
         described = describe_summary(summary, job.metric_name)
         if described:
             text += "<br>" + described
+        self.change.show_summary(summary, job.metric_name)
         if job.tasks:
             text += "<br>" + joint_text(job)
         self.stats.setText(text)
@@ -357,6 +362,7 @@ class TrainingPage(Page):
         summary = describe_summary(run.summary, metric_name)
         if summary:
             lines.append(summary)
+        self.change.show_summary(run.summary, metric_name)
         self.stats.setText("<br>".join(lines))
         self.curves.set_data(CurveData(f"run:{run.id}", {name: series.losses},
                                        {name: series.evals}, metric_name, steps, series.lrs))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pyqtgraph as pg
+
 from desktop.pages.task.dialogs import TrainDialog, expected_change
+from desktop.pages.training.change import change_rows
 from engine.api.train_settings import DEFAULT_REPLAY
 from engine.library import Library, Run
 from tests.desktop.helpers import (
@@ -65,6 +68,18 @@ def test_continue_dialog_settings_reach_the_stored_run(qtbot, window, sentiment_
     assert run.config["train"]["replay"] == 0.3 and run.config["train"]["anchor"] == 5000
     assert run.config["train"]["length"] == parent.length == 3
     assert window.session.library.get_version("cont", job.version).length == 3
+    page = window.training
+    page.select_job(job)  # before and after on the old and the new data: a table and bars
+    assert page.change.isVisibleTo(page)
+    table = page.change.table
+    assert [table.item(r, 0).text() for r in range(table.rowCount())] == ["old data",
+                                                                         "new data"]
+    assert [table.horizontalHeaderItem(c).text() for c in range(5)] == [
+        "data", "metric", "before", "after", "change"]
+    bars = [i for i in page.change.plot.getPlotItem().items if isinstance(i, pg.BarGraphItem)]
+    assert len(bars) == 2
+    page.select_job(first)  # a first run has nothing before it
+    assert not page.change.isVisibleTo(page)
     again = TrainDialog("cont", ["cont"], window, session=window.session,
                         parent_version=window.session.library.get_version("cont"))
     qtbot.addWidget(again)
@@ -73,6 +88,18 @@ def test_continue_dialog_settings_reach_the_stored_run(qtbot, window, sentiment_
     assert again.expected.text().startswith("Expected, from this task's last 1 run: accuracy")
     again.settings.anchor.setValue(0.0)  # no earlier run with these settings
     assert "(other settings) last 1 run" in again.expected.text()
+
+
+def test_the_change_rows_say_before_after_and_whether_it_is_noise():
+    summary = {"before": {"old": {"metric": 0.9, "n": 100, "metric_name": "accuracy"},
+                          "new": {"metric": 0.5, "n": 50, "metric_name": "accuracy"}},
+               "after": {"old": {"metric": 0.85, "n": 100, "metric_name": "accuracy"},
+                         "new": {"metric": 0.9, "n": 50, "metric_name": "accuracy"}}}
+    old, new = change_rows(summary, "accuracy")
+    assert old[:4] == ["old data", "accuracy", "90.0 %", "85.0 %"]
+    assert old[4].startswith("-5.0 points, within the noise")
+    assert new[4].startswith("+40.0 points, more than the noise")
+    assert change_rows({"best": {"metric": 0.9}}, "accuracy") == []
 
 
 def _run(task_id: int, forgot: float, gained: float, replay: float = 0.2) -> Run:
