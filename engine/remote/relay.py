@@ -247,9 +247,6 @@ class Relay:
         self.token = ""
         self.last_collect = 0.0
         self.client_done = False
-        self.tag = f"{uuid.uuid4().hex[:8]}."
-        """Prefixes this connection's request ids on the host, where a worker that outlives
-        connections may still send events of an earlier client's requests of the same id."""
 
     # --- connecting ----------------------------------------------------------------------
 
@@ -430,9 +427,9 @@ class Relay:
             self.write(error(req.id, str(exc)))
             return
         self.requests[req.id] = forwarded
-        if req.op == "cancel" and req.args.get("job") in self.requests:
-            req.args["job"] = self.tag + req.args["job"]
-        self.upstream.send(Request(self.tag + req.id, req.op, req.args).encode().encode())
+        # The host's workers tag each connection's ids themselves, so an earlier
+        # connection's events never come here under a colliding id.
+        self.upstream.send(Request(req.id, req.op, req.args).encode().encode())
 
     def translate(self, req: Request) -> Forwarded:
         """Send the request's input files to the host and point its output paths there
@@ -476,14 +473,7 @@ class Relay:
 
     def _pass(self, event: Event) -> None:
         """One worker event to the client; a result first brings its files and the
-        library's changes here. Events of requests from an earlier connection (a run that
-        went on while none was open) only bring their results here."""
-        if event.id and not event.id.startswith(self.tag):
-            if event.final:
-                self._try_collect()
-            return
-        event = Event(event.id.removeprefix(self.tag), event.type,
-                      replace_text(event.data, self.tag, ""))
+        library's changes here."""
         if event.final:
             event = self._finish(event)
         elif time.monotonic() - self.last_collect > COLLECT_EVERY_S and event.type == "progress":

@@ -125,10 +125,7 @@ class Context:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
         gpu = (visible if device.type == "cuda" and visible and "," not in visible
                else str(device.index or 0) if device.type == "cuda" else None)
-        jobs = [DeviceJob(task=str(j.get("task", "")), op=str(j.get("op", "")),
-                          state=str(j.get("state", "")), step=int(j.get("step", 0)),
-                          total=int(j.get("total", 0)))
-                for j in self.scheduler.listing()]
+        jobs = [DeviceJob.from_data(j) for j in self.scheduler.listing()]
         return DeviceLine(device=str(device), name=device_name(device), gpu=gpu,
                           used_bytes=used, total_bytes=total, engine_bytes=own, jobs=jobs)
 

@@ -29,6 +29,7 @@ from engine.commands.bench.quality import (
     accuracy,
     load_task,
     scored,
+    share_right,
     write_jsonl,
     zero_shot_accuracy,
 )
@@ -146,8 +147,8 @@ def run_sequence(host: ModelHost, seq: Sequence, config: TrainConfig, folder: Pa
     started = time.perf_counter()
     first = _train(base, host, config, folder)
     first_seconds = time.perf_counter() - started
-    first_accuracy = accuracy(host, tasks[0], _prompt(base, first))
-    first_outputs = [r.probs for r in scored(host, tasks[0], _prompt(base, first))]
+    first_results = scored(host, tasks[0], _prompt(base, first))
+    first_accuracy = share_right(tasks[0], first_results)
     base.close()
     rows = []
     for name in strategies:
@@ -158,18 +159,20 @@ def run_sequence(host: ModelHost, seq: Sequence, config: TrainConfig, folder: Pa
         shutil.copytree(folder / "base", lib_dir)
         lib = Library(lib_dir)
         versions, history, seconds = [first], [[first_accuracy]], first_seconds
+        results = [first_results]
         for k, stage in enumerate(seq.stages[1:], 1):
             started = time.perf_counter()
             versions.append(_train(lib, host, replace(config, replay=replay, anchor=anchor),
                                    folder, stage.train))
             seconds += time.perf_counter() - started
-            history.append([accuracy(host, tasks[i], _prompt(
-                lib, versions[i] if progressive else versions[-1])) for i in range(k + 1)])
+            results = [scored(host, tasks[i], _prompt(
+                lib, versions[i] if progressive else versions[-1])) for i in range(k + 1)]
+            history.append([share_right(task, r)
+                            for task, r in zip(tasks[:k + 1], results, strict=True)])
+        lib.close()
         # What the first stage's inputs get now: the same probabilities, bit for bit, only
         # if the prompt serving them is the one the first stage made.
-        served = _prompt(lib, versions[0] if progressive else versions[-1])
-        unchanged = [r.probs for r in scored(host, tasks[0], served)] == first_outputs
-        lib.close()
+        unchanged = [r.probs for r in results[0]] == [r.probs for r in first_results]
         final = history[-1]
         best = [max(h[i] for h in history[i:]) for i in range(len(final))]
         earlier = range(len(final) - 1)

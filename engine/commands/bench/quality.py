@@ -124,7 +124,11 @@ def scored(host: ModelHost, task: QualityTask, prompt=None,
 def accuracy(host: ModelHost, task: QualityTask, prompt=None,
              template: str | None = None) -> float:
     """The share of the task's eval rows whose best label is the right one."""
-    results = scored(host, task, prompt, template)
+    return share_right(task, scored(host, task, prompt, template))
+
+
+def share_right(task: QualityTask, results: list[LabelScores]) -> float:
+    """The share of ``results`` (one per eval row of ``task``) naming the right label."""
     return sum(r.label == o for r, (_, o) in zip(results, task.eval, strict=True)) / len(task.eval)
 
 
