@@ -1,6 +1,8 @@
 """Starting tensors for new prompts: instruction text, label words, the task's name and outputs,
 vocabulary, random, transfer from another task's prompt (``task:NAME``) or from a universal
-prompt (``universal:NAME``); ``auto`` picks the first the task has.
+prompt (``universal:NAME``); ``auto`` picks the first the task has. ``mix`` (or
+``mix:A,B``) starts the task's own part as ``auto`` does and mixes it with the library's
+prompts (``engine.training.params``).
 
 For ``prefix`` the chosen token embeddings are run through the model once and their per-layer
 keys/values become the prefix, so step 0 already acts like the text placed before the chat.
@@ -108,6 +110,45 @@ def transfer_tensor(library: Library, host: ModelHost, other: str, method: str,
     """Another task's active prompt (same method and model), repeated or cut to ``length``."""
     version = library.get_version(other)
     return version_tensor(library, host, version, other, method, length)
+
+
+def library_prompts(library: Library, host: ModelHost, method: str, length: int, *,
+                    exclude: str = "", names: Sequence[str] = ()):
+    """(task, active version, tensor) of the library's prompts of ``method`` and ``length`` on
+    this model: every task's but ``exclude``'s, or only those ``names``."""
+    tasks = ([library.get_task(n) for n in names] if names else
+             [t for t in library.list_tasks() if t.name != exclude])
+    for task in tasks:
+        try:
+            version = library.get_version(task.name)
+        except PromptbankError:
+            if names:
+                raise
+            continue
+        if (version.method, version.length, version.fingerprint) != (
+                method, length, host.fingerprint):
+            if names:
+                raise PromptbankError(
+                    f"The task '{task.name}' has no {method} prompt of length {length} on this "
+                    "model to mix in.", hint="Mix prompts of the run's method and length.")
+            continue
+        yield task, version, version_tensor(library, host, version, task.name, method, length)
+
+
+def mixture_sources(library: Library, host: ModelHost, init: str, method: str, length: int,
+                    task: str) -> tuple[str, torch.Tensor]:
+    """A ``mix`` start's sources: (the init naming them, ``mix:A,B``; their stacked tensors)."""
+    names = [n.strip() for n in init.partition(":")[2].split(",") if n.strip()]
+    if task in names:
+        raise PromptbankError(f"The task '{task}' cannot mix in its own prompt.",
+                              hint="Name other tasks, or continue it instead.")
+    found = list(library_prompts(library, host, method, length, exclude=task, names=names))
+    if not found:
+        raise PromptbankError(
+            f"The library has no other {method} prompt of length {length} on this model to mix "
+            f"'{task}' with.", hint="Train another task first, or use --init auto.")
+    return ("mix:" + ",".join(t.name for t, _, _ in found),
+            torch.stack([tensor.float() for _, _, tensor in found]))
 
 
 def version_tensor(library: Library, host: ModelHost, version, task: str, method: str, length: int

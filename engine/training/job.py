@@ -23,7 +23,12 @@ from engine.api.payload import Payload
 from engine.errors import PromptbankError
 from engine.forward.breaks import layer_breaks
 from engine.model.chat import OnRows, Row
-from engine.prompts.initial import EXAMPLE_OUTPUTS, initial_tensor, resolve_init
+from engine.prompts.initial import (
+    EXAMPLE_OUTPUTS,
+    initial_tensor,
+    mixture_sources,
+    resolve_init,
+)
 from engine.prompts.soft_prompt import SoftPrompt, check_length
 from engine.support.faults import is_out_of_memory, release_memory
 from engine.training import continual
@@ -276,8 +281,9 @@ def check_settings(host: ModelHost, config: TrainConfig) -> None:
 
 
 def check_new_run(library: Library, host: ModelHost, task: str, config: TrainConfig):
-    """Check a new run of a task before anything is written: its record, start tensor and,
-    when ``auto`` fell back from the instruction, why (``config.init`` becomes the start)."""
+    """Check a new run of a task before anything is written: its record, start tensor, when
+    ``auto`` fell back from the instruction why, and a ``mix`` start's sources (else None);
+    ``config.init`` becomes the start."""
     check_settings(host, config)
     record = library.get_task(task)
     _not_universal(record)
@@ -286,10 +292,18 @@ def check_new_run(library: Library, host: ModelHost, task: str, config: TrainCon
         raise PromptbankError(f"The task '{task}' has no training examples.",
                               hint="Add a dataset to it first (promptbank data add).")
     outputs = [e.output for e in examples[:EXAMPLE_OUTPUTS * 4]]
-    config.init, note = resolve_init(config.init, record, outputs)
-    init = initial_tensor(host, config.method, config.length, config.init, record,
+    sources = None
+    if config.init == "mix" or config.init.startswith("mix:"):
+        mixed, sources = mixture_sources(library, host, config.init, config.method,
+                                         config.length, task)
+        own, note = resolve_init("auto", record, outputs)
+        config.init = mixed
+    else:
+        config.init, note = resolve_init(config.init, record, outputs)
+        own = config.init
+    init = initial_tensor(host, config.method, config.length, own, record,
                           seed=config.seed, library=library, outputs=outputs)
-    return record, init, note
+    return record, init, note, sources
 
 
 class TrainingJob(SlotJob):
@@ -335,10 +349,10 @@ class TrainingJob(SlotJob):
         ``between`` is called between the model's layers (engine.forward.breaks) while it evaluates;
         ``on_rows`` follows the tokenising of the training rows.
         """
-        parent = parent_tensor = None
+        parent = parent_tensor = sources = None
         note = ""
         if continue_data is None:
-            record, init, note = check_new_run(library, host, task, config)
+            record, init, note, sources = check_new_run(library, host, task, config)
         else:
             check_settings(host, config)
             record = library.get_task(task)
@@ -359,7 +373,7 @@ class TrainingJob(SlotJob):
                                  parent_version_id=parent.id if parent else None,
                                  kind="continue" if parent else "train")
         job = cls(cls.build_slot(library, host, record, config, run.id, run_config, init,
-                                 parent, parent_tensor, on_rows))
+                                 parent, parent_tensor, on_rows, sources=sources))
         if parent is not None:
             with layer_breaks(host.model, between):
                 job.summary["before"] = job.slot.evaluate_sets(parent_tensor)
@@ -369,9 +383,11 @@ class TrainingJob(SlotJob):
     @classmethod
     def build_slot(cls, library: Library, host: ModelHost, record, config: TrainConfig, run_id: int,
                    run_config: dict, init: torch.Tensor, parent, parent_tensor,
-                   on_rows: OnRows | None = None, *, runtime=None) -> TaskSlot:
+                   on_rows: OnRows | None = None, *, runtime=None,
+                   sources: torch.Tensor | None = None) -> TaskSlot:
         """The slot of a run: the task's rows and evaluation set, from the library
-        (``runtime``: one its evaluator may share with other slots' evaluators)."""
+        (``runtime``: one its evaluator may share with other slots' evaluators; ``sources``:
+        a ``mix`` start's)."""
         pools = continual.pools(library, record.name, config,
                                 run_config.get("continue_dataset_id"))
         rows = encode(host, pools.train, template=record.input_template,
@@ -382,7 +398,8 @@ class TrainingJob(SlotJob):
         slot = TaskSlot(library, host, record, config, run_id, rows=rows, eval_set=evals,
                         evaluator=evaluator, init_tensor=init, parent=parent,
                         parent_tensor=parent_tensor, old_eval=pools.old_eval,
-                        select_on_loss=pools.select_on_loss, eval_on_train=pools.on_train)
+                        select_on_loss=pools.select_on_loss, eval_on_train=pools.on_train,
+                        sources=sources)
         if run_config.get("init_note"):
             slot.summary["init_note"] = run_config["init_note"]
         return slot
@@ -406,13 +423,15 @@ class TrainingJob(SlotJob):
                                             sha256=parent.sha256).tensor
         if has_checkpoint(folder):
             tensors, state = restore_state(folder)
-            init = tensors["init"]
+            init, sources = tensors["init"], tensors.get("param.sources")
+        elif parent_tensor is not None:
+            tensors, state = {}, None
+            init, sources = parent_tensor.clone(), None
         else:
             tensors, state = {}, None
-            init = (parent_tensor.clone() if parent_tensor is not None
-                    else check_new_run(library, host, record.name, config)[1])
+            _, init, _, sources = check_new_run(library, host, record.name, config)
         slot = cls.build_slot(library, host, record, config, run_id, run.config, init, parent,
-                              parent_tensor, on_rows)
+                              parent_tensor, on_rows, sources=sources)
         if state is None:
             slot.save_checkpoint()
         else:

@@ -106,13 +106,14 @@ class JointJob(SlotJob):
         runs = library.create_joint_runs([
             (task, {"train": config.to_dict(), "model": host.fingerprint, "joint": tasks,
                     **({"init_note": note} if note else {})})
-            for task, config, (_, _, note) in zip(tasks, configs, checked, strict=True)])
+            for task, config, (_, _, note, _) in zip(tasks, configs, checked, strict=True)])
         runtime = Runtime(host, graphs=configs[0].graphs)
         try:
             slots = [TrainingJob.build_slot(library, host, record, config, run.id, run.config,
-                                            init, None, None, on_rows, runtime=runtime)
-                     for (record, init, _), config, run in zip(checked, configs, runs,
-                                                               strict=True)]
+                                            init, None, None, on_rows, runtime=runtime,
+                                            sources=sources)
+                     for (record, init, _, sources), config, run in zip(checked, configs, runs,
+                                                                        strict=True)]
         except BaseException as exc:
             for run in runs:
                 library.finish_run(run.id, "failed", summary={"error": str(exc)})

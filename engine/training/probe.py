@@ -23,7 +23,7 @@ from engine.forward.start import Start
 from engine.library.readers import Example
 from engine.library.records import Task
 from engine.methods import get_method
-from engine.prompts.initial import initial_tensor, version_tensor
+from engine.prompts.initial import initial_tensor, library_prompts
 from engine.prompts.soft_prompt import ModelGeometry
 from engine.training.batches import encode
 from engine.training.config import TrainConfig
@@ -71,18 +71,8 @@ def candidates(library: Library, host: ModelHost, method: str, length: int, *, e
     """The active prompts of the library's tasks with this method and length on this model
     (a universal prompt's as ``universal:NAME``), then the text init when there is text."""
     found = []
-    for task in library.list_tasks():
-        if task.name == exclude:
-            continue
-        try:
-            version = library.get_version(task.name)
-        except PromptbankError:
-            continue
-        if (version.method, version.length, version.fingerprint) != (
-                method, length, host.fingerprint):
-            continue
+    for task, version, tensor in library_prompts(library, host, method, length, exclude=exclude):
         source = "universal" if task.kind == "universal" else "task"
-        tensor = version_tensor(library, host, version, task.name, method, length)
         found.append(Candidate(f"{source}:{task.name}", source, version.number, tensor))
     if instruction.strip():
         draft = Task(0, name, "generate", [], "", instruction, None, None, "")

@@ -77,6 +77,15 @@ def optimizer_for(params: list[torch.nn.Parameter], config: TrainConfig,
                              fused=device.type == "cuda")
 
 
+def lr_at(config: TrainConfig, step: int, total: int) -> float:
+    """Linear warm-up, then linear decay to zero at the last of ``total`` steps."""
+    warm = max(1, int(config.warmup * total))
+    if step < warm:
+        return config.lr * (step + 1) / warm
+    remaining = max(1, total - warm)
+    return config.lr * max(0.0, 1.0 - (step - warm) / remaining)
+
+
 class TaskSlot:
     """One task's run: everything but the passes through the model.
 
@@ -87,7 +96,7 @@ class TaskSlot:
                  rows: list[Row], eval_set, evaluator, init_tensor: torch.Tensor,
                  parent=None, parent_tensor: torch.Tensor | None = None,
                  old_eval: EvalSet | None = None, select_on_loss: bool = False,
-                 eval_on_train: bool = False) -> None:
+                 eval_on_train: bool = False, sources: torch.Tensor | None = None) -> None:
         self.library, self.host, self.task_record, self.config = library, host, task, config
         self.task: str = task.name
         self.run_id = run_id
@@ -102,7 +111,7 @@ class TaskSlot:
         self.eval_on = "training rows" if eval_on_train else "held-out rows"
         self.method = get_method(config.method)
         self.params = PromptParams(self.method, init_tensor, ModelGeometry.of(host),
-                                   config.reparam, config.seed)
+                                   config.reparam, config.seed, sources=sources)
         self.params.to(host.device)
         self.head = host.chat.head(template=task.input_template)
         self.optimizer = optimizer_for(self.params.trainable(), config, host.device)
@@ -176,12 +185,7 @@ class TaskSlot:
             or bool(self.stop_reason)
 
     def lr_at(self, step: int) -> float:
-        """Linear warm-up, then linear decay to zero at the last step."""
-        warm = max(1, int(self.config.warmup * self.total_steps))
-        if step < warm:
-            return self.config.lr * (step + 1) / warm
-        remaining = max(1, self.total_steps - warm)
-        return self.config.lr * max(0.0, 1.0 - (step - warm) / remaining)
+        return lr_at(self.config, step, self.total_steps)
 
     def _next_batch(self) -> list[Row]:
         if self.cursor >= len(self.order):

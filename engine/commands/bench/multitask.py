@@ -1,5 +1,5 @@
-"""``promptbank bench multitask``: joint training vs one task after another, and universal
-prompts as starting points for a held-out task.
+"""``promptbank bench multitask``: joint training vs one task after another (starts from the
+library for a held-out task: ``bench transfer``).
 
 On the shipped benchmark tasks (SST-2, AG News, SMS spam: accuracy; E2E: eval loss, lower is
 better) from ``../shared/data`` (skipped cleanly when absent):
@@ -8,10 +8,6 @@ better) from ``../shared/data`` (skipped cleanly when absent):
   and seeds; the wall-time ratio (joint / sequential, training steps only and with the final
   evaluations) and each task's metric both ways, with the largest step-loss difference (the
   two are the same computation, so it is float rounding).
-- **leave one out**: for each task, a universal prompt from the others, then the held-out task
-  trained from it and from text init at each step budget (each budget its own run and
-  schedule), and in few-shot mode on a few training examples only (evaluated on the held-out
-  rows afterwards). Each run is evaluated once, at its end, on the same held-out rows.
 """
 
 from __future__ import annotations
@@ -34,7 +30,7 @@ if TYPE_CHECKING:
 DEFAULT_TASKS = "sst2,agnews,sms_spam,e2e"
 
 
-def _library(folder: Path, tasks: list[QualityTask]):
+def bench_library(folder: Path, tasks: list[QualityTask]):
     """A library holding the benchmark tasks, each with its held-out rows as a separate
     evaluation file."""
     from engine.library import Library
@@ -67,7 +63,7 @@ def joint_vs_sequential(host: ModelHost, tasks: list[QualityTask], config, folde
                 losses[kind].setdefault(event.task, []).append(event.loss)
         return record
 
-    lib = _library(folder / "sequential", tasks)
+    lib = bench_library(folder / "sequential", tasks)
     started, train_s, sequential = time.perf_counter(), 0.0, {}
     for name in names:
         job = TrainingJob.start(lib, host, name, replace(config))
@@ -76,7 +72,7 @@ def joint_vs_sequential(host: ModelHost, tasks: list[QualityTask], config, folde
         print(f"multitask: {name} alone {_metric(sequential[name])}", file=sys.stderr)
     sequential_wall = time.perf_counter() - started
 
-    lib = _library(folder / "joint", tasks)
+    lib = bench_library(folder / "joint", tasks)
     started = time.perf_counter()
     job = JointJob.start(lib, host, names, [replace(config) for _ in names])
     joint = {r.task: r for r in run_job(job, on_event=recorder("joint")).results}
@@ -97,85 +93,6 @@ def joint_vs_sequential(host: ModelHost, tasks: list[QualityTask], config, folde
             "tasks": per_task}
 
 
-def _better(metric_name: str, a: float, b: float) -> bool:
-    """Whether ``a`` is at least as good as ``b``."""
-    return a <= b if metric_name == "eval_loss" else a >= b
-
-
-def _few_shot(host: ModelHost, lib, task: QualityTask, rows: int, init: str, config, folder: Path
-              ) -> dict:
-    """Train ``task`` on its first ``rows`` training examples only (few-shot mode: every row
-    trains, stopping on their loss) from ``init``; its metric on the held-out rows."""
-    from engine.library.readers import Example
-    from engine.training.batches import EvalSet
-    from engine.training.evaluation import Evaluator
-    from engine.training.job import TrainingJob, run_job
-    from engine.training.settings import settings_for
-
-    name = f"{task.name}-{rows}-{init.split(':')[0]}"
-    lib.create_task(name, kind="classify" if task.labels else "generate",
-                    labels=task.labels or None, instruction=task.instruction)
-    lib.add_dataset(name, write_jsonl(folder / f"{name}.jsonl", task.train[:rows]),
-                    eval_fraction=0.0)
-    given = {**config, "init": init}
-    job = TrainingJob.start(lib, host, name, settings_for(lib, name, given))
-    result = run_job(job)
-    record = lib.get_task(name)
-    evaluator = Evaluator(host, record, max_length=job.config.max_length)
-    held = EvalSet(name, [Example(i, o) for i, o in task.eval])
-    measured = evaluator(job.config.method, job.final_tensor().to(host.device), held)
-    return {"metric_name": evaluator.metric_name, "metric": measured["metric"],
-            "steps": result.steps, "mode": job.config.mode}
-
-
-def leave_one_out(host: ModelHost, tasks: list[QualityTask], config, args,
-                  folder: Path) -> list[dict]:
-    """For each task: a universal prompt from the others, then the task trained from it and
-    from text init at each step budget, and on a few examples only."""
-    from engine.training.job import TrainingJob, run_job
-    from engine.training.universal import UniversalJob
-
-    rows = []
-    for held in tasks:
-        others = [t.name for t in tasks if t is not held]
-        lib = _library(folder / f"without-{held.name}", tasks)
-        name = f"universal-without-{held.name}"
-        started = time.perf_counter()
-        run_job(UniversalJob.create(lib, host, name, others,
-                                    replace(config, steps=args.universal_steps)))
-        row = {"held_out": held.name, "universal_from": others,
-               "universal_steps": args.universal_steps,
-               "universal_s": round(time.perf_counter() - started, 1), "text": {},
-               "universal": {}}
-        for steps in args.points:
-            for key, init in (("text", "text"), ("universal", f"universal:{name}")):
-                result = run_job(TrainingJob.start(lib, host, held.name,
-                                                   replace(config, steps=steps, init=init)))
-                row["metric_name"] = result.metric_name
-                row[key][str(steps)] = result.best_metric
-            print(f"multitask: {held.name} @ {steps}: text {row['text'][str(steps)]:.4f}, "
-                  f"universal {row['universal'][str(steps)]:.4f}", file=sys.stderr)
-        target = row["text"][str(max(args.points))]
-        reached = [s for s in sorted(args.points)
-                   if _better(row["metric_name"], row["universal"][str(s)], target)]
-        row["universal_steps_to_text_best"] = reached[0] if reached else None
-        few = {"rows": args.few_shot_rows}
-        small = {k: v for k, v in config.to_dict().items() if k in ("method", "length", "lr",
-                                                                      "batch_size", "seed",
-                                                                      "eval_size")}
-        if args.few_shot_steps:
-            small["steps"] = args.few_shot_steps
-        for key, init in (("text", "text"), ("universal", f"universal:{name}")):
-            few[key] = _few_shot(host, lib, held, args.few_shot_rows, init, small, folder)
-        if held.labels:
-            few["universal_minus_text_points"] = round(
-                100 * (few["universal"]["metric"] - few["text"]["metric"]), 2)
-        row["few_shot"] = few
-        print(f"multitask: {held.name} few-shot {few}", file=sys.stderr)
-        rows.append(row)
-    return rows
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("multitask", help="joint vs sequential training, and universal prompts "
                        "as a start for held-out tasks")
@@ -184,18 +101,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=str(DATA_DIR), help="folder of the benchmark data")
     p.add_argument("--steps", type=int, default=300,
                    help="steps per task, joint and sequential (default 300)")
-    p.add_argument("--points", default="25,50,100,300",
-                   help="step budgets of the held-out task's runs")
-    p.add_argument("--universal-steps", type=int, default=300)
     p.add_argument("--train-rows", type=int, default=4000)
     p.add_argument("--eval-rows", type=int, default=300)
-    p.add_argument("--few-shot-rows", type=int, default=32)
-    p.add_argument("--few-shot-steps", type=int, default=None,
-                   help="at most this many few-shot steps (default: few-shot mode's)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--method", default=None)
     p.add_argument("--length", type=int, default=None)
-    p.add_argument("--parts", default="joint,loo", help="joint, loo (leave one out) or both")
     p.set_defaults(func=cmd_multitask)
 
 
@@ -207,8 +117,6 @@ def cmd_multitask(args: argparse.Namespace) -> int:
     if not data_dir.is_dir():
         emit(args, {"skipped": f"no benchmark data at {data_dir}"})
         return 0
-    args.points = [int(p) for p in args.points.split(",") if p.strip()]
-    parts = {p.strip() for p in args.parts.split(",")}
     host = load_host(args)
     names = [t.strip() for t in args.tasks.split(",") if t.strip()]
     tasks = [load_task(name, data_dir, args.train_rows, args.eval_rows) for name in names]
@@ -220,9 +128,6 @@ def cmd_multitask(args: argparse.Namespace) -> int:
            "method": config.method, "length": config.length, "batch_size": config.batch_size,
            "train_rows": args.train_rows, "eval_rows": args.eval_rows}
     with tempfile.TemporaryDirectory() as tmp:
-        if "joint" in parts:
-            out["joint"] = joint_vs_sequential(host, tasks, config, Path(tmp) / "joint")
-        if "loo" in parts:
-            out["leave_one_out"] = leave_one_out(host, tasks, config, args, Path(tmp) / "loo")
+        out["joint"] = joint_vs_sequential(host, tasks, config, Path(tmp) / "joint")
     emit(args, out)
     return 0

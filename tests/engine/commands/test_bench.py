@@ -81,7 +81,7 @@ def test_bench_remote_trains_both_ways_and_counts_the_bytes(tiny_model_dir):
     assert out["train_overhead"] > 0 and "engine.cli" in out["remote"]["engine"]
 
 
-@pytest.mark.parametrize("name", ["quality", "continual"])
+@pytest.mark.parametrize("name", ["quality", "continual", "transfer"])
 def test_bench_on_real_data_skips_cleanly_without_it(tiny_model_dir, tmp_path, name):
     out = bench(tiny_model_dir, name, "--data", str(tmp_path / "absent"))
     assert "skipped" in out and "absent" in out["skipped"]
@@ -112,9 +112,8 @@ def _fake_benchmark_data(root: Path) -> Path:
 
 def test_bench_multitask_fields_and_joint_equals_sequential(tiny_model_dir, tmp_path):
     data = _fake_benchmark_data(tmp_path / "data")
-    out = bench(tiny_model_dir, "multitask", "--data", str(data), "--steps", "2", "--points",
-                "1,2", "--universal-steps", "2", "--train-rows", "20", "--eval-rows", "6",
-                "--few-shot-rows", "8", "--few-shot-steps", "2", "--batch-size", "4",
+    out = bench(tiny_model_dir, "multitask", "--data", str(data), "--steps", "2",
+                "--train-rows", "20", "--eval-rows", "6", "--batch-size", "4",
                 "--method", "prompt", "--length", "2")
     tasks = ["sst2", "agnews", "sms_spam", "e2e"]
     assert out["tasks"] == tasks
@@ -127,15 +126,31 @@ def test_bench_multitask_fields_and_joint_equals_sequential(tiny_model_dir, tmp_
         assert row["joint"]["steps"] == row["sequential"]["steps"] == 2
         assert row["joint"]["metric"] == pytest.approx(row["sequential"]["metric"], abs=1e-4)
     assert joint["tasks"]["e2e"]["joint"]["metric_name"] == "eval_loss"
-    assert [r["held_out"] for r in out["leave_one_out"]] == tasks
-    for row in out["leave_one_out"]:
-        assert len(row["universal_from"]) == 3 and row["held_out"] not in row["universal_from"]
-        assert set(row["text"]) == set(row["universal"]) == {"1", "2"}
-        assert "universal_steps_to_text_best" in row
-        few = row["few_shot"]
-        assert few["rows"] == 8 and few["text"]["mode"] == "few-shot"
-        assert few["universal"]["steps"] <= 2
-    assert "universal_minus_text_points" in out["leave_one_out"][0]["few_shot"]
+
+
+def test_bench_transfer_trains_every_start_from_the_other_tasks_only(tiny_model_dir, tmp_path):
+    data = _fake_benchmark_data(tmp_path / "data")
+    out = bench(tiny_model_dir, "transfer", "--data", str(data), "--tasks", "sst2,agnews,e2e",
+                "--points", "1,2", "--start-points", "1", "--source-steps", "2",
+                "--train-rows", "20", "--eval-rows", "6", "--few-shot-rows", "4,8",
+                "--few-shot-steps", "2", "--batch-size", "4", "--method", "prompt",
+                "--length", "2")
+    assert [r["held_out"] for r in out["held_out"]] == ["sst2", "agnews", "e2e"]
+    for row in out["held_out"]:
+        others = [t for t in ("sst2", "agnews", "e2e") if t != row["held_out"]]
+        assert row["sources"] == others
+        inits = row["inits"]
+        assert inits["universal"] == f"universal:universal-without-{row['held_out']}"
+        assert inits["shared"] == f"universal:shared-without-{row['held_out']}"
+        assert inits["mix"] == "mix:" + ",".join(others)
+        assert inits["suggested"] in {f"task:{o}" for o in others}
+        assert set(row["curves"]["text"]) == {"1", "2"}
+        assert all(set(row["curves"][s]) == {"1"} for s in inits if s != "text")
+        assert set(row["few_shot"]) == {"4", "8"}
+        assert all(r["steps"] <= 2 for r in row["few_shot"]["8"].values())
+    assert out["held_out"][2]["metric_name"] == "eval_loss"
+    assert set(out["summary"]) == {"universal", "shared", "suggested", "mix"}
+    assert set(out["summary"]["mix"]["few_shot_gain_points"]) == {"4", "8"}
 
 
 def test_bench_multitask_skips_cleanly_without_data(tiny_model_dir, tmp_path):
