@@ -100,9 +100,10 @@ class StartSuggestion(QWidget):
             self.status.setText("No prompt in the library has this method and length; the "
                                 "settings' start is kept.")
             return
-        best = self.starts[0].init
-        self.status.setText(f"Best start: {best} (lowest loss after the probe); selected.")
-        self.sig_chosen.emit(best)
+        best = self.starts[0]
+        self.status.setText(f"Best start: {best.init} (lowest loss after the probe); selected. "
+                            f"{best.head_start}".strip())
+        self.sig_chosen.emit(best.init)
 
     def _failed(self, message: str) -> None:
         self.button.setEnabled(True)

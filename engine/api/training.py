@@ -210,6 +210,9 @@ class StartRank(Payload):
     loss_before: float = 0.0
     loss_after: float = 0.0
     why: str = ""
+    #: The best start's head start over the text init in probe steps (None: not measured).
+    steps_saved: int | None = None
+    head_start: str = ""
 
 
 @dataclass

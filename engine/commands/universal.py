@@ -111,6 +111,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         text = "\n".join([f"Starting points for '{args.task}' ({config.method}, length "
                           f"{config.length}), best first:"] +
                          [f"  {s.init:<28} {s.why}" for s in scores] +
+                         ([scores[0].head_start] if scores[0].head_start else []) +
                          [f"Train from the best with `promptbank train {args.task} --init "
                           f"{scores[0].init}`."])
     emit(args, {"task": args.task, "method": config.method, "length": config.length,

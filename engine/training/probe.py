@@ -4,7 +4,9 @@ length (and the text init) ranked by a short probe.
 Every candidate takes a few optimiser steps on a few dozen of the new task's rows, all in the
 same mixed passes (each row after its candidate's prompt, ``engine.training.passes``), and is
 ranked by its loss on those rows afterwards: the start that adapts fastest to the task comes
-first. The library is not changed.
+first. When a library prompt beats the text init, the text init trains on for up to
+``HEAD_START_BLOCKS`` more probe lengths until it reaches that loss: the steps it needed more
+are the best start's head start, said in plain words. The library is not changed.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
 OnProbe = Callable[[int, int], None]
 #: Rows per pass when measuring the candidates' losses.
 MEASURE_BATCH = 16
+#: How many more probe lengths the text init may train to catch up with the best start.
+HEAD_START_BLOCKS = 3
 
 
 @dataclass
@@ -51,6 +55,10 @@ class StartScore:
     loss_before: float
     loss_after: float
     why: str = ""
+    #: Probe steps the text init needed more to reach this start's loss (measured for the
+    #: best start only; at least this many when ``head_start`` says "more than").
+    steps_saved: int | None = None
+    head_start: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -100,38 +108,105 @@ def rank_starts(host: ModelHost, examples: Sequence[Example], found: Sequence[Ca
     params = [PromptParams(get_method(config.method), c.tensor, geometry) for c in found]
     for p in params:
         p.to(host.device)
-    passes = Passes(host, params, [host.chat.head(template=template)] * len(found),
-                    graphs=config.graphs)
+    head = host.chat.head(template=template)
+    texts = [k for k, c in enumerate(found) if c.source == "text"]
+    total = steps * (1 + (HEAD_START_BLOCKS if texts and len(found) > 1 else 0))
+    reported = [0]
+
+    def progress(done: int, _total: int) -> None:
+        reported[0] = done
+        if on_progress is not None:
+            on_progress(done, total)
+
+    trainer = _Trainer(host, params, head, probe, config)
     before = _losses(host, config.method, params, probe)
-    optimizers = [optimizer_for(p.trainable(), config, host.device) for p in params]
-    size = min(config.batch_size, len(probe))
     for step in range(steps):
+        trainer.step(step)
+        progress(step + 1, total)
+    after = _losses(host, config.method, params, probe)
+    scores = [StartScore(c.init, c.source, c.version, b, a) for c, b, a in
+              zip(found, before, after, strict=True)]
+    order = sorted(range(len(found)), key=lambda k: after[k])
+    scores = [scores[k] for k in order]
+    for rank, score in enumerate(scores, 1):
+        score.why = (f"#{rank}: loss {score.loss_after:.3f} on {len(probe)} of the task's rows "
+                     f"after {steps} steps (from {score.loss_before:.3f} at the start)")
+    if texts and len(found) > 1:
+        best = scores[0]
+        best.steps_saved = 0 if best.source == "text" else _catch_up(
+            trainer.alone(texts[0]), best.loss_after, steps, total, progress)
+        best.head_start = head_start_words(best, steps)
+    if reported[0] < total:  # the text init caught up early, or did not need to
+        progress(total, total)
+    return scores
+
+
+def head_start_words(best: StartScore, steps: int) -> str:
+    """The best start's head start over the text init, for a person."""
+    if best.source == "text":
+        return ("Your instruction is the best start: no prompt in the library got ahead of it "
+                "on this probe.")
+    most = HEAD_START_BLOCKS * steps
+    if best.steps_saved is not None and best.steps_saved > most:
+        return (f"{best.init} starts more than {most} steps ahead of your instruction: trained "
+                f"{most + steps} steps, the instruction did not reach the loss this start had "
+                f"after {steps}.")
+    return (f"{best.init} starts about {best.steps_saved} steps ahead of your instruction: the "
+            f"instruction needed {best.steps_saved + steps} steps to reach the loss this start "
+            f"had after {steps}.")
+
+
+class _Trainer:
+    """The probe's optimiser steps: every candidate on the same rows and batches, in mixed
+    passes (``engine.training.passes``)."""
+
+    def __init__(self, host: ModelHost, params: list[PromptParams], head: list[int], probe,
+                 config: TrainConfig, optimizers: list | None = None) -> None:
+        self.host, self.params, self.head, self.probe, self.config = (
+            host, params, head, probe, config)
+        self.passes = Passes(host, params, [head] * len(params), graphs=config.graphs)
+        self.optimizers = optimizers or [optimizer_for(p.trainable(), config, host.device)
+                                         for p in params]
+
+    def alone(self, index: int) -> _Trainer:
+        """A trainer of one candidate only, going on with its optimiser's state."""
+        return _Trainer(self.host, [self.params[index]], self.head, self.probe, self.config,
+                        [self.optimizers[index]])
+
+    def step(self, step: int) -> None:
+        probe, found = self.probe, len(self.params)
+        size = min(self.config.batch_size, len(probe))
         begin = (step * size) % len(probe)
         batch = (probe + probe)[begin:begin + size]
         weight = 1.0 / sum(len(r.answer_ids) for r in batch)
-        _, grads = passes.run(Pass(batch * len(found),
-                                   [k for k in range(len(found)) for _ in batch],
-                                   [weight] * (len(batch) * len(found))))
+        _, grads = self.passes.run(Pass(batch * found, [k for k in range(found) for _ in batch],
+                                        [weight] * (len(batch) * found)))
         offset = 0
-        for p, optimizer in zip(params, optimizers, strict=True):
+        for p, optimizer in zip(self.params, self.optimizers, strict=True):
             trainable = p.trainable()
             for param, grad in zip(trainable, grads[offset:offset + len(trainable)],
                                    strict=True):
                 param.grad = grad
             offset += len(trainable)
-            torch.nn.utils.clip_grad_norm_(trainable, config.clip)
+            torch.nn.utils.clip_grad_norm_(trainable, self.config.clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        if on_progress is not None:
-            on_progress(step + 1, steps)
-    after = _losses(host, config.method, params, probe)
-    scores = [StartScore(c.init, c.source, c.version, b, a) for c, b, a in
-              zip(found, before, after, strict=True)]
-    scores.sort(key=lambda s: s.loss_after)
-    for rank, score in enumerate(scores, 1):
-        score.why = (f"#{rank}: loss {score.loss_after:.3f} on {len(probe)} of the task's rows "
-                     f"after {steps} steps (from {score.loss_before:.3f} at the start)")
-    return scores
+
+    def loss(self) -> float:
+        return _losses(self.host, self.config.method, self.params, self.probe)[0]
+
+
+def _catch_up(text: _Trainer, target: float, steps: int, total: int,
+              on_progress: OnProbe) -> int:
+    """The steps the text init trains beyond the probe's until its loss is ``target`` or
+    lower, a probe length at a time (one more probe length than allowed when it never is)."""
+    for block in range(1, HEAD_START_BLOCKS + 1):
+        for step in range(block * steps, (block + 1) * steps):
+            text.step(step)
+            on_progress(step + 1, total)
+        if text.loss() <= target:
+            return block * steps
+    return (HEAD_START_BLOCKS + 1) * steps
 
 
 @torch.no_grad()

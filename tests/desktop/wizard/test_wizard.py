@@ -36,6 +36,10 @@ def test_wizard_says_few_shot_and_suggests_a_start(qtbot, window, tmp_path, tiny
     starts = [s.init for s in page.suggestion.starts]
     assert {"task:start-source", "text"} <= set(starts)  # the library's prompt-4 prompts
     assert page.settings.init.currentText() == starts[0]
+    best = page.suggestion.starts[0]
+    assert best.steps_saved is not None and best.head_start
+    assert page.suggestion.status.text().startswith(f"Best start: {starts[0]}")
+    assert best.head_start in page.suggestion.status.text()  # in words, e.g. "about 5 steps"
     page.train_now.setChecked(True)
     page.settings.steps.setValue(2)
     with qtbot.waitSignal(window.jobs.sig_job_finished, timeout=TRAIN_MS):

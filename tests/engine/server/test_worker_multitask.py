@@ -68,7 +68,8 @@ def test_universal_and_rank_starts(setup, tmp_path):
     ranked = client.request("rank_starts", {"data": str(data), "method": "prompt", "length": 4,
                                             "rows": 6, "steps": 2, "instruction": "mood?"})
     events = [e.data for e in ranked]
-    assert [e["done"] for e in events if e.get("kind") == "probe"] == [1, 2]
+    probe = [(e["done"], e["total"]) for e in events if e.get("kind") == "probe"]
+    assert probe[:2] == [(1, 8), (2, 8)] and probe[-1] == (8, 8)  # then the head start's
     final = events[-1]
     inits = [s["init"] for s in final["starts"]]
     assert final["best"] == inits[0] and {"universal:uni", "text", "task:sent"} <= set(inits)

@@ -109,6 +109,12 @@ def test_universal_create_update_and_suggest_init(capsys, tiny_model_dir, lib_di
                             "1")
     assert code == 0 and payload["starts"][0]["why"].startswith("#1")
     assert "universal:uni" in {s["init"] for s in payload["starts"]}
+    head_start = payload["starts"][0]["head_start"]
+    assert head_start and payload["starts"][0]["steps_saved"] is not None
+    assert main(["--library", lib_dir, "--model", str(tiny_model_dir), "--device", TEST_DEVICE,
+                 "suggest-init", "spam",
+                 "--method", "prompt", "--length", "2", "--rows", "6", "--steps", "1"]) == 0
+    assert head_start in capsys.readouterr().out
     code, payload, _ = _cli(capsys, tiny_model_dir, lib_dir, "train", "spam", "--init",
                             "universal:uni", "--steps", "1", "--batch-size", "4")
     assert code == 0 and Library(lib_dir).get_version("spam").init == "universal:uni"

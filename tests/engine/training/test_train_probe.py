@@ -58,3 +58,56 @@ def test_probing_together_equals_probing_each_alone(tiny_host, lib):
         assert alone.loss_before == pytest.approx(together[candidate.init].loss_before, abs=1e-5)
         assert alone.loss_after == pytest.approx(together[candidate.init].loss_after, abs=1e-5)
         assert alone.loss_after < alone.loss_before  # the steps did train
+
+
+def _text_loss_after(host, examples, text, config, steps: int) -> float:
+    return rank_starts(host, examples, [text], template="Message: {input}", config=config,
+                       rows=12, steps=steps)[0].loss_after
+
+
+@pytest.mark.parametrize("before_steps", [2, 10])  # caught up with, and not
+def test_the_best_starts_head_start_is_the_steps_the_text_init_needs_more(tiny_host, lib,
+                                                                           tmp_path,
+                                                                           before_steps):
+    """A prompt trained on the task's own rows beats the text init; the text init then
+    trains on until it reaches that loss, and the steps it needed more are the head start."""
+    lib.create_task("spam-before", kind="classify", labels=["spam", "ham"],
+                    input_template="Message: {input}")
+    lib.add_dataset("spam-before", write_jsonl(tmp_path / "again.jsonl",
+                                               [("win money now", "spam"),
+                                                ("see you at lunch", "ham")] * 12))
+    run_job(TrainingJob.start(lib, tiny_host, "spam-before", TrainConfig(
+        method="prompt", length=3, steps=before_steps, lr=0.1, batch_size=4, eval_every=0)))
+    config = TrainConfig(method="prompt", length=3, batch_size=4, lr=0.05)
+    found = candidates(lib, tiny_host, "prompt", 3, exclude="spam",
+                       instruction="is this message spam")
+    examples = lib.examples("spam", "train")
+    progress = []
+    scores = rank_starts(tiny_host, examples, found, template="Message: {input}", config=config,
+                         rows=12, steps=2, on_progress=lambda d, t: progress.append((d, t)))
+    best = scores[0]
+    assert best.init == "task:spam-before" and best.steps_saved is not None
+    assert all(s.steps_saved is None for s in scores[1:])
+    assert progress[-1] == (8, 8)  # the probe's 2 steps, then up to 3 × 2 for the text init
+    text = next(c for c in found if c.source == "text")
+    if best.steps_saved > 6:
+        assert "more than 6 steps ahead" in best.head_start
+        assert _text_loss_after(tiny_host, examples, text, config, 8) > best.loss_after
+    else:
+        assert f"about {best.steps_saved} steps ahead" in best.head_start
+        assert _text_loss_after(tiny_host, examples, text, config,
+                                2 + best.steps_saved) <= best.loss_after
+        assert _text_loss_after(tiny_host, examples, text, config,
+                                best.steps_saved) > best.loss_after
+
+
+def test_when_the_instruction_is_best_it_says_so(tiny_host, lib):
+    config = TrainConfig(method="prompt", length=3, batch_size=4)
+    found = [c for c in candidates(lib, tiny_host, "prompt", 3, exclude="spam",
+                                   instruction="is this message spam")
+             if c.init in ("text", "task:echo")]
+    found[0].tensor = found[0].tensor * 50  # a start far off anything useful
+    scores = rank_starts(tiny_host, lib.examples("spam", "train"), found,
+                         template="Message: {input}", config=config, rows=12, steps=2)
+    assert scores[0].init == "text" and scores[0].steps_saved == 0
+    assert scores[0].head_start.startswith("Your instruction is the best start")
