@@ -152,11 +152,12 @@ class TrainingSettings(QWidget):
         self.length = QSpinBox(minimum=1, maximum=512)
         self.length.setToolTip("Number of virtual tokens.")
         self.init = QComboBox()
-        self.init.addItems([*INITS, *(f"task:{n}" for n in task_names)])
+        self.init.addItems([*INITS, "mix", *(f"task:{n}" for n in task_names)])
         self.init.setToolTip("How the prompt starts. auto: from the instruction, else the label "
                              "words, else the task's name and outputs (the run says which). "
                              "Or from random vocabulary, random numbers, or another task's "
-                             "prompt.")
+                             "prompt. mix: auto mixed with the library's prompts of this "
+                             "method and length, the run learning how much of each to keep.")
         self.steps = QSpinBox(minimum=1, maximum=1_000_000)
         self.lr = QDoubleSpinBox(decimals=4, minimum=0.0, maximum=10.0, singleStep=0.005)
         self.lr.setSpecialValueText("default for the method")

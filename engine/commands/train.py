@@ -61,7 +61,9 @@ def prompt_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", default=None,
                    help="auto (default: the instruction, else the labels, else the task's name "
                         "and outputs, else vocabulary) | text | labels | examples | vocab | "
-                        "random | task:OTHER (transfer) | universal:NAME (a universal prompt)")
+                        "random | task:OTHER (transfer) | universal:NAME (a universal prompt) | "
+                        "mix or mix:A,B (auto mixed with the library's prompts, the weights "
+                        "trained)")
 
 
 def common_options(p: argparse.ArgumentParser) -> None:

@@ -184,6 +184,6 @@ def initial_tensor(host: ModelHost, method: str, length: int, init: str, task, *
         tensor = get_method(method).from_embeddings(host, embeds)
     else:
         raise PromptbankError(f"Unknown init '{init}'.",
-                              hint=f"Use {', '.join(INITS)}, task:OTHER or universal:NAME.")
+                              hint=f"Use {', '.join(INITS)}, task:OTHER, universal:NAME or mix.")
     assert tuple(tensor.shape) == prompt_shape(method, length, ModelGeometry.of(host))
     return tensor.float().contiguous()

@@ -50,7 +50,7 @@ class StartScore:
     """One candidate start: its init string, where it comes from, and its probe losses."""
 
     init: str
-    source: str  # text | task | universal
+    source: str  # text | task | universal | mix
     version: int | None
     loss_before: float
     loss_after: float
@@ -66,26 +66,32 @@ class StartScore:
 
 @dataclass
 class Candidate:
-    """A start to probe: its init string, kind, version number and tensor."""
+    """A start to probe: its init string, kind, version number and tensor (a mix's own part,
+    with its ``sources``)."""
 
     init: str
     source: str
     version: int | None
     tensor: torch.Tensor
+    sources: torch.Tensor | None = None
 
 
 def candidates(library: Library, host: ModelHost, method: str, length: int, *, exclude: str = "",
                instruction: str = "", name: str = "new task") -> list[Candidate]:
     """The active prompts of the library's tasks with this method and length on this model
-    (a universal prompt's as ``universal:NAME``), then the text init when there is text."""
+    (a universal prompt's as ``universal:NAME``), then the text init when there is text and,
+    with both, the text init mixed with those prompts (``mix``)."""
     found = []
     for task, version, tensor in library_prompts(library, host, method, length, exclude=exclude):
         source = "universal" if task.kind == "universal" else "task"
         found.append(Candidate(f"{source}:{task.name}", source, version.number, tensor))
     if instruction.strip():
         draft = Task(0, name, "generate", [], "", instruction, None, None, "")
-        found.append(Candidate("text", "text", None,
-                               initial_tensor(host, method, length, "text", draft)))
+        text = initial_tensor(host, method, length, "text", draft)
+        if found:
+            found.append(Candidate("mix", "mix", None, text,
+                                   torch.stack([c.tensor.float() for c in found])))
+        found.append(Candidate("text", "text", None, text))
     return found
 
 
@@ -105,7 +111,8 @@ def rank_starts(host: ModelHost, examples: Sequence[Example], found: Sequence[Ca
         sample = random.Random(config.seed).sample(sample, rows)
     probe = encode(host, sample, template=template, max_length=config.max_length)
     geometry = ModelGeometry.of(host)
-    params = [PromptParams(get_method(config.method), c.tensor, geometry) for c in found]
+    params = [PromptParams(get_method(config.method), c.tensor, geometry, sources=c.sources)
+              for c in found]
     for p in params:
         p.to(host.device)
     head = host.chat.head(template=template)

@@ -133,6 +133,9 @@ class UniversalJob(TrainingJob):
             raise PromptbankError(f"A task named '{name}' already exists.",
                                   hint="Choose another name, or update that universal prompt "
                                   f"with `promptbank universal update {name} --add TASK`.")
+        if config.init.partition(":")[0] == "mix":
+            raise PromptbankError("A universal prompt cannot start from a mix of prompts.",
+                                  hint="Leave --init out (its instruction), or use text.")
         description = f"Universal prompt from {', '.join(names)}."
         instruction = instruction or UNIVERSAL_INSTRUCTION
         draft = Task(0, name, "universal", [], description, instruction, None, None, "")

@@ -208,7 +208,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--anchor", type=float, default=ANCHOR,
                    help=f"the anchored strategies' weight (default {ANCHOR:g})")
     p.add_argument("--steps", type=int, default=None, help="steps per stage (default 100; "
-                   "--quick: 12)")
+                   "--quick: 10)")
     p.add_argument("--train-rows", type=int, default=None, help="training rows per stage "
                    "(default 1000; --quick: 100)")
     p.add_argument("--eval-size", type=int, default=None, help="eval rows per stage "
@@ -232,7 +232,7 @@ def cmd_continual(args: argparse.Namespace) -> int:
     if unknown:
         raise PromptbankError(f"Unknown strategy {', '.join(unknown)}.",
                               hint=f"Use {', '.join(STRATEGIES)}.")
-    steps = args.steps or (12 if args.quick else 100)
+    steps = args.steps or (10 if args.quick else 100)
     train_rows = args.train_rows or (100 if args.quick else 1000)
     eval_rows = args.eval_size or (32 if args.quick else 200)
     makers = {"topics": lambda: topic_shift(data, train_rows, eval_rows),

@@ -124,6 +124,7 @@ def test_universal_create_update_and_suggest_init(capsys, tiny_model_dir, lib_di
     (["train", "sentiment", "nope", "--steps", "1"], "nope"),
     (["train", "sentiment", "echo", "--steps", "0"], "steps"),
     (["universal", "create", "u", "--from", "sentiment"], "at least two"),
+    (["universal", "create", "u", "--from", "sentiment,echo", "--init", "mix"], "mix"),
     (["universal", "update", "echo", "--add", "spam"], "not a universal"),
     (["suggest-init", "nope"], "nope"),
 ])

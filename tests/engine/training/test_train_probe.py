@@ -5,6 +5,7 @@ passes; probing them together equals probing each alone, and the library is unch
 from __future__ import annotations
 
 import pytest
+import torch
 
 from engine.training.config import TrainConfig
 from engine.training.job import TrainingJob, run_job
@@ -37,12 +38,12 @@ def test_probe_ranks_same_method_and_length_and_changes_nothing(tiny_host, lib):
     before = snapshot(lib)
     config = TrainConfig(method="prompt", length=3, batch_size=4)
     scores = rank_task_starts(lib, tiny_host, "spam", config, rows=12, steps=3)
-    assert sorted(s.init for s in scores) == ["task:echo", "task:sentiment", "text",
+    assert sorted(s.init for s in scores) == ["mix", "task:echo", "task:sentiment", "text",
                                               "universal:uni"]  # no prefix, not itself
     losses = [s.loss_after for s in scores]
     assert losses == sorted(losses)
     assert scores[0].why.startswith("#1: loss") and "12 of the task's rows" in scores[0].why
-    assert {s.source for s in scores} == {"task", "universal", "text"}
+    assert {s.source for s in scores} == {"task", "universal", "text", "mix"}
     assert snapshot(lib) == before
 
 
@@ -79,8 +80,8 @@ def test_the_best_starts_head_start_is_the_steps_the_text_init_needs_more(tiny_h
     run_job(TrainingJob.start(lib, tiny_host, "spam-before", TrainConfig(
         method="prompt", length=3, steps=before_steps, lr=0.1, batch_size=4, eval_every=0)))
     config = TrainConfig(method="prompt", length=3, batch_size=4, lr=0.05)
-    found = candidates(lib, tiny_host, "prompt", 3, exclude="spam",
-                       instruction="is this message spam")
+    found = [c for c in candidates(lib, tiny_host, "prompt", 3, exclude="spam",
+                                   instruction="is this message spam") if c.source != "mix"]
     examples = lib.examples("spam", "train")
     progress = []
     scores = rank_starts(tiny_host, examples, found, template="Message: {input}", config=config,
@@ -111,3 +112,13 @@ def test_when_the_instruction_is_best_it_says_so(tiny_host, lib):
                          template="Message: {input}", config=config, rows=12, steps=2)
     assert scores[0].init == "text" and scores[0].steps_saved == 0
     assert scores[0].head_start.startswith("Your instruction is the best start")
+
+
+def test_the_mix_candidate_is_the_text_init_mixed_with_the_library_prompts(tiny_host, lib):
+    found = candidates(lib, tiny_host, "prompt", 3, exclude="spam", instruction="spam?")
+    by_init = {c.init: c for c in found}
+    mix = by_init["mix"]
+    assert torch.equal(mix.tensor, by_init["text"].tensor)
+    library = [c.tensor for c in found if c.source in ("task", "universal")]
+    assert torch.equal(mix.sources, torch.stack(library))
+    assert "mix" not in {c.init for c in candidates(lib, tiny_host, "prompt", 3, exclude="spam")}
