@@ -87,9 +87,14 @@ class UniversalJob(TrainingJob):
     @classmethod
     def build_slot(cls, library: Library, host: ModelHost, record, config: TrainConfig, run_id: int,
                    run_config: dict, init: torch.Tensor, parent, parent_tensor,
-                   on_rows: OnRows | None = None, *, runtime=None) -> UniversalSlot:
+                   on_rows: OnRows | None = None, *, runtime=None,
+                   sources: torch.Tensor | None = None) -> UniversalSlot:
         """The slot of a universal run: every source's rows through its own template (old
-        sources replayed when continuing) and evaluation sets."""
+        sources replayed when continuing) and evaluation sets. A universal prompt never starts
+        from a mix (``create`` refuses one), so there are no mixture ``sources`` to keep."""
+        if sources is not None:
+            raise PromptbankError("A universal prompt cannot start from a mix of prompts.",
+                                  hint="Create it again without --init mix.")
         spec = run_config["universal"]
         sources = [library.get_task_by_id(i) for i in spec["sources"]]
         added = {library.get_task_by_id(i).name for i in spec["added"]}

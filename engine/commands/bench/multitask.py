@@ -93,12 +93,16 @@ def joint_vs_sequential(host: ModelHost, tasks: list[QualityTask], config, folde
             "tasks": per_task}
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("multitask", help="joint vs sequential training, and universal prompts "
-                       "as a start for held-out tasks")
+def task_options(p: argparse.ArgumentParser) -> None:
+    """The benchmark tasks and where their data is."""
     p.add_argument("--tasks", default=DEFAULT_TASKS,
                    help=f"comma list of {', '.join(LOADERS)} (default: all)")
     p.add_argument("--data", default=str(DATA_DIR), help="folder of the benchmark data")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("multitask", help="joint vs sequential training")
+    task_options(p)
     p.add_argument("--steps", type=int, default=300,
                    help="steps per task, joint and sequential (default 300)")
     p.add_argument("--train-rows", type=int, default=4000)

@@ -27,8 +27,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.commands.bench.multitask import DEFAULT_TASKS, bench_library
-from engine.commands.bench.quality import DATA_DIR, LOADERS, QualityTask, load_task, write_jsonl
+from engine.commands.bench.multitask import bench_library, task_options
+from engine.commands.bench.quality import QualityTask, load_task, write_jsonl
 
 if TYPE_CHECKING:
     from engine.library import Library
@@ -190,9 +190,7 @@ def summary(rows: list[dict], starts: list[str]) -> dict:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("transfer", help="a new task started from the library's prompts vs "
                        "from its text, leave one out")
-    p.add_argument("--tasks", default=DEFAULT_TASKS,
-                   help=f"comma list of {', '.join(LOADERS)} (default: all)")
-    p.add_argument("--data", default=str(DATA_DIR), help="folder of the benchmark data")
+    task_options(p)
     p.add_argument("--starts", default=",".join(STARTS),
                    help=f"comma list of {', '.join(STARTS)} (default: all)")
     p.add_argument("--points", default="25,50,100,300",
