@@ -154,13 +154,16 @@ def head_start_words(best: StartScore, steps: int) -> str:
         return ("Your instruction is the best start: no prompt in the library got ahead of it "
                 "on this probe.")
     most = HEAD_START_BLOCKS * steps
+    kind, _, name = best.init.partition(":")
+    start = {"task": f"The prompt of '{name}'", "universal": f"The universal prompt '{name}'",
+             "mix": "Your instruction mixed with the library's prompts"}[kind]
     if best.steps_saved is not None and best.steps_saved > most:
-        return (f"{best.init} starts more than {most} steps ahead of your instruction: trained "
-                f"{most + steps} steps, the instruction did not reach the loss this start had "
-                f"after {steps}.")
-    return (f"{best.init} starts about {best.steps_saved} steps ahead of your instruction: the "
-            f"instruction needed {best.steps_saved + steps} steps to reach the loss this start "
-            f"had after {steps}.")
+        return (f"{start} starts more than {most} steps ahead of your instruction alone: "
+                f"trained {most + steps} steps, the instruction did not reach the loss this "
+                f"start had after {steps}.")
+    return (f"{start} starts about {best.steps_saved} steps ahead of your instruction alone: "
+            f"the instruction needed {best.steps_saved + steps} steps to reach the loss this "
+            f"start had after {steps}.")
 
 
 class _Trainer:

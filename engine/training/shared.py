@@ -15,6 +15,7 @@ import torch
 
 from engine.methods.base import PromptMethod
 from engine.model.chat import Row
+from engine.prompts.soft_prompt import ModelGeometry
 from engine.training.config import TrainConfig
 from engine.training.passes import Pass, Passes
 from engine.training.slot import lr_at, optimizer_for
@@ -55,8 +56,6 @@ def train_shared(host: ModelHost, method: PromptMethod, init: torch.Tensor,
                  on_step: Callable[[int, float], None] | None = None) -> torch.Tensor:
     """The shared prompt after ``config.steps`` steps from ``init``; each step takes
     ``config.batch_size`` rows of every source, each source's mean loss weighing the same."""
-    from engine.prompts.soft_prompt import ModelGeometry
-
     shared = torch.nn.Parameter(init.float().clone().to(host.device))
     parts = [TaskPart(method, shared, ModelGeometry.of(host)) for _ in sources]
     unique = [shared] + [p for part in parts for p in (part.u, part.v)]

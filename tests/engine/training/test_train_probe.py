@@ -88,6 +88,7 @@ def test_the_best_starts_head_start_is_the_steps_the_text_init_needs_more(tiny_h
                          rows=12, steps=2, on_progress=lambda d, t: progress.append((d, t)))
     best = scores[0]
     assert best.init == "task:spam-before" and best.steps_saved is not None
+    assert best.head_start.startswith("The prompt of 'spam-before' starts")
     assert all(s.steps_saved is None for s in scores[1:])
     assert progress[-1] == (8, 8)  # the probe's 2 steps, then up to 3 × 2 for the text init
     text = next(c for c in found if c.source == "text")
