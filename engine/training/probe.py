@@ -77,12 +77,14 @@ class Candidate:
 
 
 def candidates(library: Library, host: ModelHost, method: str, length: int, *, exclude: str = "",
-               instruction: str = "", name: str = "new task") -> list[Candidate]:
-    """The active prompts of the library's tasks with this method and length on this model
-    (a universal prompt's as ``universal:NAME``), then the text init when there is text and,
-    with both, the text init mixed with those prompts (``mix``)."""
+               instruction: str = "", name: str = "new task",
+               names: Sequence[str] = ()) -> list[Candidate]:
+    """The active prompts of the library's tasks (only ``names``' when given) with this method
+    and length on this model (a universal prompt's as ``universal:NAME``), then the text init
+    when there is text and, with both, the text init mixed with those prompts (``mix``)."""
     found = []
-    for task, version, tensor in library_prompts(library, host, method, length, exclude=exclude):
+    for task, version, tensor in library_prompts(library, host, method, length, exclude=exclude,
+                                                 names=names):
         source = "universal" if task.kind == "universal" else "task"
         found.append(Candidate(f"{source}:{task.name}", source, version.number, tensor))
     if instruction.strip():

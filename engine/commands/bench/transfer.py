@@ -16,6 +16,8 @@ trained from each start made of the other tasks only:
 
 Each step budget is its own run and schedule, evaluated once at its end on the same held-out
 rows; few-shot runs train on the first N training rows only and are scored on those rows too.
+The probe's own pick among the others' prompts, their mix and the text init (what the wizard
+would preselect) is reported with its head start.
 """
 
 from __future__ import annotations
@@ -86,26 +88,30 @@ def _shared(lib: Library, host: ModelHost, name: str, others: list[str],
     return f"universal:{name}"
 
 
-def _suggested(lib: Library, host: ModelHost, held: str, others: list[str],
-               config: TrainConfig) -> str:
-    """The other task prompt the probe ranks best for ``held``."""
+def probe(lib: Library, host: ModelHost, held: str, others: list[str],
+          config: TrainConfig) -> dict:
+    """The short probe on ``held``'s rows over the others' prompts, their mix and the text
+    init, as the wizard runs it: its pick and head start, and the best of the task prompts
+    alone (``suggested``; probing together equals probing each alone)."""
     from engine.training.probe import candidates, rank_starts
 
     record = lib.get_task(held)
-    found = [c for c in candidates(lib, host, config.method, config.length, exclude=held)
-             if c.init in {f"task:{o}" for o in others}]
+    found = candidates(lib, host, config.method, config.length, exclude=held, names=others,
+                       instruction=record.instruction)
     scores = rank_starts(host, lib.examples(held, "train"), found,
                          template=record.input_template, config=config)
-    return scores[0].init
+    return {"pick": scores[0].init, "steps_saved": scores[0].steps_saved,
+            "head_start": scores[0].head_start,
+            "suggested": next(s.init for s in scores if s.source == "task")}
 
 
 def start_inits(lib: Library, host: ModelHost, held: str, others: list[str], starts: list[str],
-                config: TrainConfig, source_steps: int) -> dict[str, str]:
+                config: TrainConfig, source_steps: int, suggested: str) -> dict[str, str]:
     """Each start's ``--init`` for the held-out task, made from ``others`` only."""
     from engine.training.job import run_job
     from engine.training.universal import UniversalJob
 
-    made = {"text": "text", "mix": "mix:" + ",".join(others)}
+    made = {"text": "text", "mix": "mix:" + ",".join(others), "suggested": suggested}
     uni = replace(config, steps=source_steps)
     if "universal" in starts:
         name = f"universal-without-{held}"
@@ -113,8 +119,6 @@ def start_inits(lib: Library, host: ModelHost, held: str, others: list[str], sta
         made["universal"] = f"universal:{name}"
     if "shared" in starts:
         made["shared"] = _shared(lib, host, f"shared-without-{held}", others, uni)
-    if "suggested" in starts:
-        made["suggested"] = _suggested(lib, host, held, others, config)
     return {s: made[s] for s in starts}
 
 
@@ -145,9 +149,11 @@ def held_out(host: ModelHost, lib: Library, held: QualityTask, tasks: list[Quali
              config: TrainConfig, args, folder: Path) -> dict:
     """One task as the new one: its curves from every start, and its few-shot runs."""
     others = [t.name for t in tasks if t is not held]
-    inits = start_inits(lib, host, held.name, others, args.starts, config, args.source_steps)
-    _log(f"{held.name}: starts {inits}")
-    row: dict = {"held_out": held.name, "sources": others, "inits": inits,
+    probed = probe(lib, host, held.name, others, config)
+    inits = start_inits(lib, host, held.name, others, args.starts, config, args.source_steps,
+                        probed.pop("suggested"))
+    _log(f"{held.name}: starts {inits}; the probe picks {probed}")
+    row: dict = {"held_out": held.name, "sources": others, "inits": inits, "probe": probed,
                  "curves": {s: {} for s in inits}}
     for start, init in inits.items():
         for steps in args.points if start == "text" else args.start_points:

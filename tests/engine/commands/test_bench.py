@@ -144,6 +144,8 @@ def test_bench_transfer_trains_every_start_from_the_other_tasks_only(tiny_model_
         assert inits["shared"] == f"universal:shared-without-{row['held_out']}"
         assert inits["mix"] == "mix:" + ",".join(others)
         assert inits["suggested"] in {f"task:{o}" for o in others}
+        assert row["probe"]["pick"] in {*(f"task:{o}" for o in others), "mix", "text"}
+        assert row["probe"]["head_start"] and row["probe"]["steps_saved"] is not None
         assert set(row["curves"]["text"]) == {"1", "2"}
         assert all(set(row["curves"][s]) == {"1"} for s in inits if s != "text")
         assert set(row["few_shot"]) == {"4", "8"}
