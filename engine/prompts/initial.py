@@ -112,6 +112,11 @@ def transfer_tensor(library: Library, host: ModelHost, other: str, method: str,
     return version_tensor(library, host, version, other, method, length)
 
 
+def is_mix(init: str) -> bool:
+    """Whether ``init`` is a mixed start (``mix`` or ``mix:A,B``)."""
+    return init.partition(":")[0] == "mix"
+
+
 def library_prompts(library: Library, host: ModelHost, method: str, length: int, *,
                     exclude: str = "", names: Sequence[str] = ()):
     """(task, active version, tensor) of the library's prompts of ``method`` and ``length`` on

@@ -26,6 +26,7 @@ from engine.model.chat import OnRows, Row
 from engine.prompts.initial import (
     EXAMPLE_OUTPUTS,
     initial_tensor,
+    is_mix,
     mixture_sources,
     resolve_init,
 )
@@ -293,7 +294,7 @@ def check_new_run(library: Library, host: ModelHost, task: str, config: TrainCon
                               hint="Add a dataset to it first (promptbank data add).")
     outputs = [e.output for e in examples[:EXAMPLE_OUTPUTS * 4]]
     sources = None
-    if config.init == "mix" or config.init.startswith("mix:"):
+    if is_mix(config.init):
         mixed, sources = mixture_sources(library, host, config.init, config.method,
                                          config.length, task)
         own, note = resolve_init("auto", record, outputs)

@@ -120,18 +120,12 @@ def rank_starts(host: ModelHost, examples: Sequence[Example], found: Sequence[Ca
     head = host.chat.head(template=template)
     texts = [k for k, c in enumerate(found) if c.source == "text"]
     total = steps * (1 + (HEAD_START_BLOCKS if texts and len(found) > 1 else 0))
-    reported = [0]
-
-    def progress(done: int, _total: int) -> None:
-        reported[0] = done
-        if on_progress is not None:
-            on_progress(done, total)
-
     trainer = _Trainer(host, params, head, probe, config)
     before = _losses(host, config.method, params, probe)
     for step in range(steps):
         trainer.step(step)
-        progress(step + 1, total)
+        if on_progress is not None:
+            on_progress(step + 1, total)
     after = _losses(host, config.method, params, probe)
     scores = [StartScore(c.init, c.source, c.version, b, a) for c, b, a in
               zip(found, before, after, strict=True)]
@@ -143,10 +137,11 @@ def rank_starts(host: ModelHost, examples: Sequence[Example], found: Sequence[Ca
     if texts and len(found) > 1:
         best = scores[0]
         best.steps_saved = 0 if best.source == "text" else _catch_up(
-            trainer.alone(texts[0]), best.loss_after, steps, total, progress)
+            trainer.alone(texts[0]), best.loss_after, steps, total, on_progress)
         best.head_start = head_start_words(best, steps)
-    if reported[0] < total:  # the text init caught up early, or did not need to
-        progress(total, total)
+        # The text init caught up early, or did not need to train on: the bar ends anyway.
+        if on_progress is not None and steps + best.steps_saved < total:
+            on_progress(total, total)
     return scores
 
 
@@ -209,13 +204,14 @@ class _Trainer:
 
 
 def _catch_up(text: _Trainer, target: float, steps: int, total: int,
-              on_progress: OnProbe) -> int:
+              on_progress: OnProbe | None) -> int:
     """The steps the text init trains beyond the probe's until its loss is ``target`` or
     lower, a probe length at a time (one more probe length than allowed when it never is)."""
     for block in range(1, HEAD_START_BLOCKS + 1):
         for step in range(block * steps, (block + 1) * steps):
             text.step(step)
-            on_progress(step + 1, total)
+            if on_progress is not None:
+                on_progress(step + 1, total)
         if text.loss() <= target:
             return block * steps
     return (HEAD_START_BLOCKS + 1) * steps

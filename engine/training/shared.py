@@ -7,7 +7,7 @@ so the shared prompt keeps what they have in common: it is the start offered to 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -52,8 +52,7 @@ class TaskPart(torch.nn.Module):
 
 
 def train_shared(host: ModelHost, method: PromptMethod, init: torch.Tensor,
-                 sources: Sequence[SharedSource], config: TrainConfig,
-                 on_step: Callable[[int, float], None] | None = None) -> torch.Tensor:
+                 sources: Sequence[SharedSource], config: TrainConfig) -> torch.Tensor:
     """The shared prompt after ``config.steps`` steps from ``init``; each step takes
     ``config.batch_size`` rows of every source, each source's mean loss weighing the same."""
     shared = torch.nn.Parameter(init.float().clone().to(host.device))
@@ -73,7 +72,7 @@ def train_shared(host: ModelHost, method: PromptMethod, init: torch.Tensor,
             rows += batch
             owners += [k] * len(batch)
             weights += [weight] * len(batch)
-        sums, grads = passes.run(Pass(rows, owners, weights))
+        _, grads = passes.run(Pass(rows, owners, weights))
         seen: set[int] = set()
         for param, grad in zip((p for part in parts for p in part.trainable()), grads,
                                strict=True):
@@ -85,6 +84,4 @@ def train_shared(host: ModelHost, method: PromptMethod, init: torch.Tensor,
             group["lr"] = lr_at(config, step, config.steps)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        if on_step is not None:
-            on_step(step + 1, float(sums.sum()))
     return shared.detach().cpu()

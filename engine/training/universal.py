@@ -21,7 +21,7 @@ from engine.errors import PromptbankError
 from engine.forward.breaks import layer_breaks
 from engine.library.records import Task
 from engine.model.chat import OnRows
-from engine.prompts.initial import initial_tensor
+from engine.prompts.initial import initial_tensor, is_mix
 from engine.training import continual
 from engine.training.batches import SourcesEval, capped_order, encode, eval_set, replay_sample
 from engine.training.config import TrainConfig
@@ -138,7 +138,7 @@ class UniversalJob(TrainingJob):
             raise PromptbankError(f"A task named '{name}' already exists.",
                                   hint="Choose another name, or update that universal prompt "
                                   f"with `promptbank universal update {name} --add TASK`.")
-        if config.init.partition(":")[0] == "mix":
+        if is_mix(config.init):
             raise PromptbankError("A universal prompt cannot start from a mix of prompts.",
                                   hint="Leave --init out (its instruction), or use text.")
         description = f"Universal prompt from {', '.join(names)}."

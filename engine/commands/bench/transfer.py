@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 STARTS = ("text", "universal", "shared", "suggested", "mix")
 #: The step budget within which a library start should reach text init's longest-run metric.
 GOAL_STEPS = 100
-#: The few-shot size whose average gain over text init is the second goal.
-GOAL_ROWS = 32
 
 
 def better(metric_name: str, a: float, b: float) -> bool:
